@@ -1,0 +1,51 @@
+// `npm run build`: bundles the workstation executable (CLI + daemon) and the in-cluster
+// bundle (traffic manager) with esbuild, and refuses an in-cluster bundle that pulls in
+// @kubernetes/client-node or outgrows the ConfigMap it ships in.
+import { build, type BuildOptions } from 'esbuild';
+import { chmod } from 'node:fs/promises';
+
+const common: BuildOptions = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  sourcemap: false,
+  logLevel: 'warning',
+  // Bundled CommonJS dependencies call require(); give the ESM bundle one.
+  banner: {
+    js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+  },
+};
+
+/** The in-cluster bundle must fit a ConfigMap comfortably (the limit is 1 MiB). */
+export const IN_CLUSTER_MAX_BYTES = 256 * 1024;
+
+await build({
+  ...common,
+  entryPoints: { telepod: 'src/cli/main.ts' },
+  outExtension: { '.js': '.mjs' },
+  outdir: 'dist',
+  // koffi loads a native library that cannot be bundled; it stays a runtime dependency.
+  external: ['koffi'],
+  banner: { js: `#!/usr/bin/env node\n${common.banner?.js ?? ''}` },
+});
+await chmod('dist/telepod.mjs', 0o755);
+
+const inCluster = await build({
+  ...common,
+  entryPoints: { manager: 'src/manager/main.ts' },
+  outExtension: { '.js': '.mjs' },
+  outdir: 'dist',
+  minify: true,
+  metafile: true,
+});
+for (const [file, output] of Object.entries(inCluster.metafile.outputs)) {
+  const forbidden = Object.keys(output.inputs).find((input) => input.includes('@kubernetes/client-node'));
+  if (forbidden) throw new Error(`${file} must not include @kubernetes/client-node (found ${forbidden})`);
+  if (output.bytes > IN_CLUSTER_MAX_BYTES) {
+    throw new Error(
+      `${file} is ${output.bytes} bytes, over the ${IN_CLUSTER_MAX_BYTES}-byte in-cluster budget`,
+    );
+  }
+  process.stdout.write(`${file}: ${(output.bytes / 1024).toFixed(1)} KiB\n`);
+}

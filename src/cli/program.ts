@@ -1,0 +1,27 @@
+// The telepod command line: global flags plus one registration call per command.
+import { Command } from '@commander-js/extra-typings';
+import { TELEPOD_VERSION } from '../protocol/version.ts';
+import { addVersionCommand } from './commands/version.ts';
+import { addGlobalOptions } from './globals.ts';
+
+function createBaseProgram() {
+  return addGlobalOptions(
+    new Command('telepod')
+      .description('develop one microservice on your machine against a remote Kubernetes cluster')
+      .version(TELEPOD_VERSION, '--version', 'print the version of telepod')
+      .helpCommand(false)
+      .exitOverride()
+      .configureOutput({
+        outputError: (message, write) => write(`telepod: ${message.replace(/^error: /, '')}`),
+      }),
+  );
+}
+
+/** The root command; subcommands read the global flags with `program.opts()`. */
+export type Program = ReturnType<typeof createBaseProgram>;
+
+export function createProgram(): Program {
+  const program = createBaseProgram();
+  addVersionCommand(program);
+  return program;
+}
