@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+export PATH=/usr/local/go/bin:$PATH
 # Builds the testbed's Go binaries (the Kubernetes+etcd multi-call binary and CoreDNS) into
 # $TPBED_STATE/bin, skipping each build whose stamp (hash of its module files and the Go
 # version) is unchanged. Sourced by testbed.sh; also runnable alone.

@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# placeholder until written
+smoke() { echo "smoke: todo"; }
