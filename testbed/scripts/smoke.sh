@@ -1,3 +1,102 @@
 #!/usr/bin/env bash
-# placeholder until written
-smoke() { echo "smoke: todo"; }
+# The testbed's smoke test: Services by ClusterIP and DNS, headless DNS, port-forward, exec and
+# logs through the API server, a mutating webhook round trip, and negative controls proving
+# that the workstation netns reaches nothing of the cluster but the API port. Sourced.
+
+SMOKE_NS=tpbed-smoke
+MANIFESTS=$(cd "$(dirname "${BASH_SOURCE[0]}")/../manifests" && pwd)
+
+check() { # DESC=... check CMD...: runs CMD, prints ok or fails the smoke test
+  if "$@" >/dev/null 2>&1; then echo "smoke: ok   ${DESC:-}"; else die "smoke test failed: ${DESC:-}"; fi
+}
+
+ws_unreachable() { # ws_unreachable IP PORT: a TCP connect from the workstation netns must fail
+  ! in_ws timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
+}
+ws_reachable() { in_ws timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+
+in_client() { kctl -n $SMOKE_NS exec client -- node -e "$1"; }
+fetch_js() { echo "fetch('$1').then(r => r.text()).then(t => { if (!t.startsWith('hello from web-')) process.exit(1) })"; }
+
+port_forward_works() { # kubectl port-forward from the workstation netns, as telepod's transport will
+  local pf out
+  in_ws "$BIN/kubectl" --kubeconfig "$WS_KUBECONFIG" -n $SMOKE_NS port-forward deploy/web 18080:8080 >/dev/null 2>&1 9<&- &
+  pf=$!
+  for _ in $(seq 1 40); do
+    out=$(in_ws curl -s --max-time 2 http://127.0.0.1:18080/ 2>/dev/null) && break
+    sleep 0.25
+  done
+  kill "$pf" 2>/dev/null; wait "$pf" 2>/dev/null || true
+  [[ "$out" == "hello from web-"* ]]
+}
+
+webhook_mutates() {
+  kctl -n $SMOKE_NS create configmap probe --from-literal=a=b >/dev/null &&
+    [ "$(kctl -n $SMOKE_NS get configmap probe -o jsonpath='{.data.mutated}')" = yes ]
+}
+
+headless_resolves_to_pods() {
+  local want got
+  want=$(kctl -n $SMOKE_NS get pods -l app=web -o jsonpath='{range .items[*]}{.status.podIP}{"\n"}{end}' | sort | paste -sd,)
+  got=$(in_client "require('dns').promises.resolve4('web-headless.$SMOKE_NS.svc.cluster.local').then(a => console.log(a.sort().join(',')))")
+  [ -n "$want" ] && [ "$want" = "$got" ]
+}
+
+install_webhook() {
+  local tmp
+  tmp=$(mktemp -d)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=tpbed-smoke-ca \
+    -keyout "$tmp/ca.key" -out "$tmp/ca.crt" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=hook -keyout "$tmp/tls.key" -out "$tmp/tls.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:hook.%s.svc\n' $SMOKE_NS >"$tmp/ext"
+  openssl x509 -req -in "$tmp/tls.csr" -CA "$tmp/ca.crt" -CAkey "$tmp/ca.key" -CAcreateserial -days 1 \
+    -extfile "$tmp/ext" -out "$tmp/tls.crt" 2>/dev/null
+  kctl -n $SMOKE_NS create secret tls hook-tls --cert "$tmp/tls.crt" --key "$tmp/tls.key" >/dev/null
+  kctl apply -f - >/dev/null <<YAML
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: { name: tpbed-smoke }
+webhooks:
+  - name: mutate.tpbed-smoke.test
+    admissionReviewVersions: [v1]
+    sideEffects: None
+    failurePolicy: Fail
+    timeoutSeconds: 5
+    clientConfig:
+      service: { namespace: $SMOKE_NS, name: hook, path: /mutate }
+      caBundle: $(base64 -w0 "$tmp/ca.crt")
+    namespaceSelector: { matchLabels: { kubernetes.io/metadata.name: $SMOKE_NS } }
+    rules: [{ operations: [CREATE], apiGroups: [''], apiVersions: [v1], resources: [configmaps] }]
+YAML
+  rm -rf "$tmp"
+}
+
+smoke_cleanup() {
+  kctl delete mutatingwebhookconfiguration tpbed-smoke --ignore-not-found >/dev/null 2>&1 || true
+  kctl delete namespace $SMOKE_NS --ignore-not-found --wait="${1:-true}" --timeout=60s >/dev/null 2>&1 || true
+}
+
+smoke() {
+  smoke_cleanup true
+  kctl apply -f "$MANIFESTS/smoke.yaml" >/dev/null
+  install_webhook
+  wait_for 90 "smoke workloads" kctl -n $SMOKE_NS wait --for=condition=Available deploy/web deploy/hook --timeout=5s
+  wait_for 60 "smoke client pod" kctl -n $SMOKE_NS wait --for=condition=Ready pod/client --timeout=5s
+  local cluster_ip pod_ip
+  cluster_ip=$(kctl -n $SMOKE_NS get svc web -o jsonpath='{.spec.clusterIP}')
+  pod_ip=$(kctl -n $SMOKE_NS get pods -l app=web -o jsonpath='{.items[0].status.podIP}')
+  DESC="Service by ClusterIP from a pod (exec)" check in_client "$(fetch_js "http://$cluster_ip/")"
+  DESC="Service by DNS name from a pod" check in_client "$(fetch_js "http://web.$SMOKE_NS.svc.cluster.local/")"
+  DESC="Service by short name from a pod" check in_client "$(fetch_js http://web/)"
+  DESC="headless Service resolves to the pod IPs" check headless_resolves_to_pods
+  DESC="kubectl logs" check bash -c "'$BIN/kubectl' --kubeconfig '$HOST_KUBECONFIG' -n $SMOKE_NS logs deploy/web | grep -q 'smoke-web listening'"
+  DESC="kubectl port-forward from the workstation netns" check port_forward_works
+  DESC="mutating webhook round trip" check webhook_mutates
+  DESC="workstation reaches the API port" check ws_reachable $WS_NODE_IP 6443
+  DESC="workstation cannot reach a ClusterIP" check ws_unreachable "$cluster_ip" 80
+  DESC="workstation cannot reach a pod IP" check ws_unreachable "$pod_ip" 8080
+  DESC="workstation cannot reach kube-dns" check ws_unreachable $DNS_IP 53
+  DESC="workstation cannot reach the kubelet" check ws_unreachable $WS_NODE_IP 10250
+  DESC="workstation cannot reach the node IP" check ws_unreachable $NODE_IP 10250
+  smoke_cleanup false
+}
