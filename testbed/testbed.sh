@@ -22,8 +22,8 @@ cmd_status() {
   local ready=false
   healthy && ready=true
   if [ "${1:-}" = --json ]; then
-    printf '{"ready":%s,"kubernetesVersion":"%s","kubeconfig":"%s","workstation":{"netns":"%s","kubeconfig":"%s"},"images":{"node":"%s"}}\n' \
-      "$ready" "$KUBE_VERSION" "$HOST_KUBECONFIG" "$WS_NS" "$WS_KUBECONFIG" "$NODE_IMAGE"
+    printf '{"ready":%s,"kubernetesVersion":"%s","kubeconfig":"%s","kubectl":"%s","workstation":{"netns":"%s","kubeconfig":"%s"},"images":{"node":"%s"}}\n' \
+      "$ready" "$KUBE_VERSION" "$HOST_KUBECONFIG" "$BIN/kubectl" "$WS_NS" "$WS_KUBECONFIG" "$NODE_IMAGE"
   else
     echo "ready: $ready; kubernetes $KUBE_VERSION; kubeconfig $HOST_KUBECONFIG; workstation netns $WS_NS (kubeconfig $WS_KUBECONFIG)"
   fi

@@ -1,0 +1,166 @@
+// Helpers for e2e tests on the testbed: bring it up (or reuse it), run commands in the
+// workstation netns, drive kubectl, and deploy the seed's sample services.
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { z } from 'zod';
+
+const run = promisify(execFile);
+const TESTBED_SCRIPT = fileURLToPath(new URL('../testbed.sh', import.meta.url));
+
+const statusSchema = z.object({
+  ready: z.boolean(),
+  kubernetesVersion: z.string(),
+  kubeconfig: z.string(),
+  kubectl: z.string(),
+  workstation: z.object({ netns: z.string(), kubeconfig: z.string() }),
+  images: z.object({ node: z.string() }),
+});
+export type TestbedStatus = z.infer<typeof statusSchema>;
+
+export async function testbedStatus(): Promise<TestbedStatus> {
+  const { stdout } = await run('bash', [TESTBED_SCRIPT, 'status', '--json']);
+  return statusSchema.parse(JSON.parse(stdout));
+}
+
+/** Brings the testbed up (a healthy one is reused in seconds) and returns its status. */
+export async function ensureTestbed(): Promise<TestbedStatus> {
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn('bash', [TESTBED_SCRIPT, 'up'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', reject).on('exit', resolve);
+  });
+  if (code !== 0) throw new Error(`testbed up failed with exit code ${code}`);
+  const status = await testbedStatus();
+  if (!status.ready) throw new Error('testbed up returned but the testbed is not ready');
+  return status;
+}
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function capture(file: string, args: readonly string[], input?: string): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+/**
+ * Runs a command in the workstation netns. nsenter --net keeps the shared mount namespace, so
+ * mounts made by telepod's daemon are visible to every workstation process (`ip netns exec`
+ * would give each command a private one).
+ */
+export function inWorkstation(tb: TestbedStatus, command: string, args: readonly string[] = []) {
+  return capture('nsenter', [`--net=/run/netns/${tb.workstation.netns}`, '--', command, ...args]);
+}
+
+/** kubectl against the testbed from the host side; throws with stderr on failure. */
+export async function kubectl(tb: TestbedStatus, args: readonly string[], input?: string): Promise<string> {
+  const result = await capture(tb.kubectl, ['--kubeconfig', tb.kubeconfig, ...args], input);
+  if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${result.stderr.trim()}`);
+  return result.stdout;
+}
+
+export async function applyManifest(tb: TestbedStatus, yaml: string): Promise<void> {
+  await kubectl(tb, ['apply', '-f', '-'], yaml);
+}
+
+export async function waitForRollout(
+  tb: TestbedStatus,
+  namespace: string,
+  deployment: string,
+): Promise<void> {
+  await kubectl(tb, ['-n', namespace, 'rollout', 'status', `deploy/${deployment}`, '--timeout=120s']);
+}
+
+/** A fresh namespace for one test file; deleted (without waiting) by the returned function. */
+export async function createNamespace(tb: TestbedStatus, name: string): Promise<() => Promise<void>> {
+  await kubectl(tb, ['delete', 'namespace', name, '--ignore-not-found', '--timeout=120s']);
+  await kubectl(tb, ['create', 'namespace', name]);
+  return async () => {
+    await kubectl(tb, ['delete', 'namespace', name, '--wait=false']);
+  };
+}
+
+function nodeServerManifest(tb: TestbedStatus, namespace: string, name: string, script: string): string {
+  const labels = `{ app: ${name} }`;
+  return `
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, namespace: ${namespace}, labels: ${labels} }
+spec:
+  selector: { matchLabels: ${labels} }
+  template:
+    metadata: { labels: ${labels} }
+    spec:
+      containers:
+        - name: ${name}
+          image: ${tb.images.node}
+          imagePullPolicy: IfNotPresent
+          command: [node, -e, ${JSON.stringify(script)}]
+          ports: [{ name: http, containerPort: 8000 }]
+          readinessProbe: { tcpSocket: { port: 8000 }, periodSeconds: 1 }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${namespace} }
+spec:
+  selector: ${labels}
+  ports: [{ name: http, port: 8000, targetPort: http }]
+`;
+}
+
+/** The seed's sample pair: service-b answers `Hello, world!`; service-a calls service-b. */
+export async function deploySeed(tb: TestbedStatus, namespace: string): Promise<void> {
+  const serviceB = `require('http').createServer((q, s) => s.end('Hello, world!\\n')).listen(8000)`;
+  const serviceA =
+    `require('http').createServer((q, s) => fetch('http://service-b:8000/').then((r) => r.text())` +
+    `.then((t) => s.end('service-a got: ' + t), (e) => { s.statusCode = 502; s.end(String(e)); })).listen(8000)`;
+  await applyManifest(
+    tb,
+    nodeServerManifest(tb, namespace, 'service-b', serviceB) +
+      '---' +
+      nodeServerManifest(tb, namespace, 'service-a', serviceA),
+  );
+  await waitForRollout(tb, namespace, 'service-b');
+  await waitForRollout(tb, namespace, 'service-a');
+  // Rollouts end when the pods are ready; kube-proxy programs the Services a moment later.
+  await waitUntil('service-a to reach service-b', 30_000, async () => {
+    const answer = await kubectl(tb, ['-n', namespace, 'exec', 'deploy/service-a', '--', ...SEED_PROBE]);
+    return answer === 'service-a got: Hello, world!\n';
+  });
+}
+
+/** The command that asks service-a (from inside its pod) to call service-b. */
+export const SEED_PROBE = [
+  'node',
+  '-e',
+  "fetch('http://localhost:8000/').then((r) => r.text()).then((t) => process.stdout.write(t))",
+] as const;
+
+export async function waitUntil(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<boolean>,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
+}
