@@ -1,6 +1,7 @@
 // The telepod command line: global flags plus one registration call per command.
 import { Command } from '@commander-js/extra-typings';
 import { TELEPOD_VERSION } from '../protocol/version.ts';
+import { addConnectCommands } from './commands/connect.ts';
 import { addVersionCommand } from './commands/version.ts';
 import { addGlobalOptions } from './globals.ts';
 
@@ -22,6 +23,7 @@ export type Program = ReturnType<typeof createBaseProgram>;
 
 export function createProgram(): Program {
   const program = createBaseProgram();
+  addConnectCommands(program);
   addVersionCommand(program);
   return program;
 }

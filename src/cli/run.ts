@@ -8,7 +8,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   const program = createProgram();
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return ExitCode.ok;
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander has already printed its message (or the help text).

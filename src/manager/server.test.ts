@@ -7,7 +7,7 @@ import { MANAGER_PATHS } from '../protocol/paths.ts';
 import { PROTOCOL_VERSION, TELEPOD_VERSION } from '../protocol/version.ts';
 import { createManagerServer } from './server.ts';
 
-const server = createManagerServer();
+const server = createManagerServer({ dnsServer: '127.0.0.1' });
 let client: http2.ClientHttp2Session;
 
 before(async () => {

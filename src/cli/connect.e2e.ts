@@ -1,0 +1,143 @@
+// e2e on the testbed: `telepod connect/status/quit/run` from the workstation netns make cluster
+// Services, pod IPs and DNS names reachable for any program, and undo everything afterwards.
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+import {
+  applyManifest,
+  createNamespace,
+  deploySeed,
+  ensureTestbed,
+  inWorkstation,
+  kubectl,
+  type TestbedStatus,
+} from '../../testbed/lib/testbed.ts';
+
+const NS = 'telepod-e2e-connect';
+const TELEPOD = fileURLToPath(new URL('../../dist/telepod.mjs', import.meta.url));
+let tb: TestbedStatus;
+let deleteNamespace: () => Promise<void>;
+let clusterIP: string;
+let podIP: string;
+
+const telepod = (...args: string[]) =>
+  inWorkstation(tb, process.execPath, [TELEPOD, '--kubeconfig', tb.workstation.kubeconfig, '-n', NS, ...args]);
+const curl = (url: string, ...extra: string[]) => inWorkstation(tb, 'curl', ['-s', '--max-time', '5', ...extra, url]);
+
+before(async () => {
+  tb = await ensureTestbed();
+  await telepod('quit');
+  deleteNamespace = await createNamespace(tb, NS);
+  await deploySeed(tb, NS);
+  await applyManifest(
+    tb,
+    `apiVersion: v1
+kind: Service
+metadata: { name: service-b-headless, namespace: ${NS} }
+spec: { clusterIP: None, selector: { app: service-b }, ports: [{ port: 8000 }] }
+`,
+  );
+  clusterIP = (await kubectl(tb, ['-n', NS, 'get', 'svc', 'service-b', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
+  podIP = (await kubectl(tb, ['-n', NS, 'get', 'pod', '-l', 'app=service-b', '-o', 'jsonpath={.items[0].status.podIP}'])).trim();
+});
+after(async () => {
+  await telepod('quit');
+  await deleteNamespace?.();
+});
+
+test('before connecting, the workstation reaches no cluster address', async () => {
+  assert.notEqual((await curl(`http://${clusterIP}:8000/`)).code, 0);
+  assert.notEqual((await curl('http://service-b:8000/')).code, 0);
+  assert.equal((await telepod('status')).stdout.trim(), 'not connected');
+});
+
+test('bad input exits 2 with a clear message and starts nothing', async () => {
+  const result = await telepod('connect', '--also-proxy', 'not-a-cidr');
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /"not-a-cidr" is not an IPv4 CIDR/);
+  assert.equal((await telepod('status')).stdout.trim(), 'not connected');
+});
+
+test('connect returns with a one-line summary of context, namespace and subnets', async () => {
+  const result = await telepod('connect');
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, new RegExp(`^connected to context \\S+, namespace ${NS}; routing .*10\\.96\\.0\\.0/16`));
+});
+
+test('service-b answers by short name, name.namespace, FQDN, ClusterIP and pod IP', async () => {
+  for (const url of [
+    'http://service-b:8000/',
+    `http://service-b.${NS}:8000/`,
+    `http://service-b.${NS}.svc.cluster.local:8000/`,
+    `http://${clusterIP}:8000/`,
+    `http://${podIP}:8000/`,
+  ]) {
+    const result = await curl(url);
+    assert.equal(result.stdout, 'Hello, world!\n', `${url}: ${result.stderr}`);
+  }
+});
+
+test('Services of other namespaces and headless Services resolve', async () => {
+  const api = await curl('https://kubernetes.default.svc:443/healthz', '-k');
+  assert.equal(api.stdout, 'ok');
+  const headless = await inWorkstation(tb, 'getent', ['ahostsv4', 'service-b-headless']);
+  assert.equal(headless.code, 0);
+  assert.equal(headless.stdout.split(/\s+/)[0], podIP);
+});
+
+test('Node and Python programs reach service-b unchanged', async () => {
+  const node = await inWorkstation(tb, process.execPath, [
+    '-e',
+    "fetch('http://service-b:8000/').then((r) => r.text()).then((t) => process.stdout.write(t))",
+  ]);
+  assert.equal(node.stdout, 'Hello, world!\n', node.stderr);
+  const python = await inWorkstation(tb, 'python3', [
+    '-c',
+    "import urllib.request; print(urllib.request.urlopen('http://service-b:8000/').read().decode(), end='')",
+  ]);
+  assert.equal(python.stdout, 'Hello, world!\n', python.stderr);
+});
+
+test('non-cluster names are not answered by the cluster', async () => {
+  const result = await inWorkstation(tb, 'getent', ['hosts', 'example.com']);
+  assert.notEqual(result.code, 0, result.stdout);
+});
+
+test('status -o json reports the session', async () => {
+  const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as Record<string, unknown>;
+  assert.equal(status.connected, true);
+  assert.equal(status.namespace, NS);
+  assert.equal(status.managerVersion, '0.1.0');
+  assert.ok((status.subnets as string[]).includes('10.96.0.0/16'));
+  assert.equal(typeof status.daemonPid, 'number');
+});
+
+test('quit undoes the nft table and routes, and the cluster is unreachable again', async () => {
+  const result = await telepod('quit');
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout.trim(), 'disconnected');
+  assert.doesNotMatch((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
+  assert.doesNotMatch((await inWorkstation(tb, 'ip', ['route'])).stdout, /telepod0/);
+  assert.notEqual((await curl(`http://${clusterIP}:8000/`)).code, 0);
+});
+
+test('run connects for one command, returns its exit code, and disconnects', async () => {
+  const ok = await telepod('run', '--', 'curl', '-s', '--max-time', '5', 'http://service-b:8000/');
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout, 'Hello, world!\n');
+  const failing = await telepod('run', '--', 'sh', '-c', 'exit 7');
+  assert.equal(failing.code, 7);
+  assert.equal((await telepod('status')).stdout.trim(), 'not connected');
+});
+
+test('a daemon killed with -9 leaves nothing the next daemon does not clear', async () => {
+  assert.equal((await telepod('connect')).code, 0);
+  const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as { daemonPid: number };
+  process.kill(status.daemonPid, 'SIGKILL');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.match((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
+  assert.equal((await telepod('connect')).code, 0);
+  assert.equal((await curl('http://service-b:8000/')).stdout, 'Hello, world!\n');
+  assert.equal((await telepod('quit')).code, 0);
+  assert.doesNotMatch((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
+});

@@ -1,0 +1,55 @@
+// The CLI's side of the daemon API: calls over the unix socket, and starting the root daemon
+// when none runs (through sudo when the user is not root, as Telepresence does).
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { DAEMON_SOCKET, type DaemonError } from '../protocol/daemon-api.ts';
+import { TelepodError } from '../protocol/errors.ts';
+
+export async function callDaemon<T>(path: string, body?: unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: DAEMON_SOCKET, path, method: 'POST' }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const value = JSON.parse(Buffer.concat(chunks).toString() || '{}') as T | DaemonError;
+        if (res.statusCode === 200) resolve(value as T);
+        else reject(new TelepodError((value as DaemonError).error, (value as DaemonError).exitCode));
+      });
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+export async function daemonRunning(): Promise<boolean> {
+  return callDaemon('/status').then(
+    () => true,
+    () => false,
+  );
+}
+
+export async function ensureDaemon(): Promise<void> {
+  if (await daemonRunning()) return;
+  const command = [process.execPath, process.argv[1]!, 'daemon'];
+  const root = process.getuid?.() === 0;
+  const [file, ...args] = root ? command : ['sudo', '--preserve-env=TELEPOD_LOG_LEVEL', ...command];
+  // sudo may prompt once, so it gets the terminal; the daemon itself logs to DAEMON_LOG.
+  const child = spawn(file!, args, { detached: true, stdio: root ? 'ignore' : ['inherit', 'ignore', 'inherit'] });
+  child.unref();
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (await daemonRunning()) return;
+    if (child.exitCode !== null && child.exitCode !== 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new TelepodError('the telepod daemon did not start (see /run/telepod/daemon.log)');
+}
+
+/** Asks the daemon to undo everything and exit; waits until it is gone. */
+export async function quitDaemon(): Promise<boolean> {
+  if (!(await daemonRunning())) return false;
+  await callDaemon('/quit');
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline && (await daemonRunning())) await new Promise((r) => setTimeout(r, 100));
+  return true;
+}

@@ -1,0 +1,49 @@
+// The root daemon: owns every change telepod makes on the workstation and undoes it on quit,
+// on SIGTERM/SIGINT, and (for a predecessor killed with -9) when it starts.
+import { pino } from 'pino';
+import { DAEMON_LOG, DAEMON_PATHS, DAEMON_SOCKET, type ConnectRequest, type DaemonStatus } from '../protocol/daemon-api.ts';
+import { TelepodError } from '../protocol/errors.ts';
+import { startControlServer } from './control.ts';
+import { removeCapture } from './nft.ts';
+import { Session } from './session.ts';
+import { rmSync } from 'node:fs';
+
+export async function runDaemon(): Promise<void> {
+  const log = pino({ level: process.env.TELEPOD_LOG_LEVEL ?? 'info', base: { proc: 'daemon' } }, pino.destination({ dest: DAEMON_LOG, mkdir: true }));
+  if (process.getuid?.() !== 0) throw new TelepodError('the telepod daemon must run as root');
+  await removeCapture(); // leftovers of a daemon that was killed
+  let session: Session | undefined;
+  let connecting: Promise<Session> | undefined;
+
+  const shutdown = async () => {
+    await session?.close().catch((err: Error) => log.error({ err: err.message }, 'cleanup failed'));
+    await removeCapture();
+    control.close();
+    rmSync(DAEMON_SOCKET, { force: true });
+    log.info('daemon stopped');
+    log.flush();
+    process.exit(0);
+  };
+
+  const control = await startControlServer({
+    [DAEMON_PATHS.status]: () =>
+      Promise.resolve(session?.status ?? ({ connected: false, daemonPid: process.pid } satisfies DaemonStatus)),
+    [DAEMON_PATHS.connect]: async (body) => {
+      if (session) return session.status;
+      connecting ??= Session.open(body as ConnectRequest, log);
+      try {
+        session = await connecting;
+        log.info(session.status, 'connected');
+        return session.status;
+      } finally {
+        connecting = undefined;
+      }
+    },
+    [DAEMON_PATHS.quit]: () => {
+      setImmediate(() => void shutdown());
+      return Promise.resolve({ quitting: true });
+    },
+  });
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => void shutdown());
+  log.info({ pid: process.pid }, 'daemon started');
+}

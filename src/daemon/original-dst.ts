@@ -1,0 +1,36 @@
+// Reads where a redirected TCP connection was going: getsockopt(SOL_IP, SO_ORIGINAL_DST) on the
+// accepted socket, called through koffi (the kernel keeps it in conntrack after nft's redirect).
+import koffi from 'koffi';
+import type { Socket } from 'node:net';
+
+const SOL_IP = 0;
+const SO_ORIGINAL_DST = 80;
+
+type GetSockOpt = (fd: number, level: number, name: number, value: Buffer, length: number[]) => number;
+let getsockopt: GetSockOpt | undefined;
+
+function bind(): GetSockOpt {
+  getsockopt ??= koffi
+    .load('libc.so.6')
+    .func(
+      'int getsockopt(int fd, int level, int name, _Out_ uint8_t *value, _Inout_ uint32_t *length)',
+    ) as unknown as GetSockOpt;
+  return getsockopt;
+}
+
+/** The descriptor behind a net.Socket; `_handle.fd` is internal but stable on POSIX for years. */
+function socketFd(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('socket has no file descriptor');
+  return fd;
+}
+
+export function originalDestination(socket: Socket): { host: string; port: number } {
+  const value = Buffer.alloc(16);
+  const length = [16];
+  if (bind()(socketFd(socket), SOL_IP, SO_ORIGINAL_DST, value, length) !== 0) {
+    throw new Error('getsockopt(SO_ORIGINAL_DST) failed: the connection was not redirected');
+  }
+  // struct sockaddr_in: family (2 bytes), port (network order), IPv4 address.
+  return { host: `${value[4]}.${value[5]}.${value[6]}.${value[7]}`, port: value.readUInt16BE(2) };
+}

@@ -1,0 +1,37 @@
+// The outbound listener: every TCP connection the nft table redirects here is carried to its
+// original destination through one CONNECT stream of the tunnel.
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { originalDestination } from './original-dst.ts';
+import type { Tunnel } from './tunnel.ts';
+
+export async function startOutboundListener(tunnel: () => Tunnel, log: Logger): Promise<net.Server> {
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    socket.on('error', () => socket.destroy());
+    let target: { host: string; port: number };
+    try {
+      target = originalDestination(socket);
+    } catch (err) {
+      log.warn({ err }, 'dropping a connection without an original destination');
+      socket.destroy();
+      return;
+    }
+    socket.pause();
+    tunnel()
+      .connect(target.host, target.port)
+      .then(
+        (stream) => {
+          stream.on('error', () => socket.destroy());
+          socket.pipe(stream);
+          stream.pipe(socket);
+          socket.resume();
+        },
+        (err: Error) => {
+          log.debug({ target, err: err.message }, 'outbound connect failed');
+          socket.resetAndDestroy();
+        },
+      );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}

@@ -1,0 +1,91 @@
+// One connected session of the daemon: manager ready, tunnel open, subnets known, outbound
+// listener, DNS server and capture rules in place. `close` undoes all of it.
+import { CoreV1Api } from '@kubernetes/client-node';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { isIPv4, type Server } from 'node:net';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+import { loadKubeConfig } from '../kube/config.ts';
+import { installManager, managerObjects, readManagerBundle, waitForManagerPod } from '../kube/manager-install.ts';
+import { openPortForward } from '../kube/portforward.ts';
+import { applyProxyFlags, discoverSubnets } from '../kube/subnets.ts';
+import type { ConnectRequest, DaemonStatus } from '../protocol/daemon-api.ts';
+import { MANAGER_PORT } from '../protocol/paths.ts';
+import { startDnsServer, type DnsServer } from './dns.ts';
+import { installCapture, removeCapture } from './nft.ts';
+import { startOutboundListener } from './outbound.ts';
+import { Tunnel } from './tunnel.ts';
+
+const run = promisify(execFile);
+const CLUSTER_DOMAIN = 'cluster.local';
+
+async function routed(address: string): Promise<boolean> {
+  return run('ip', ['route', 'get', address]).then(
+    () => true,
+    () => false,
+  );
+}
+
+export class Session {
+  private constructor(
+    readonly status: DaemonStatus,
+    private readonly tunnel: Tunnel,
+    private readonly outbound: Server,
+    private readonly dns: DnsServer,
+    private readonly renewal: NodeJS.Timeout,
+  ) {}
+
+  static async open(req: ConnectRequest, log: Logger): Promise<Session> {
+    const { kc, context, namespace } = loadKubeConfig(req);
+    const objects = managerObjects(readManagerBundle(), req.image, req.managerNamespace);
+    const changed = await installManager(kc, objects);
+    log.info({ changed }, 'traffic manager installed');
+    const pod = await waitForManagerPod(kc, req.managerNamespace, objects.configMap.metadata!.name!, 120_000);
+    const tunnel = await Tunnel.open(await openPortForward(kc, req.managerNamespace, pod, MANAGER_PORT));
+    const subnets = applyProxyFlags(await discoverSubnets(kc), req.alsoProxy, req.neverProxy);
+    const namespaces = new Set(
+      (await kc.makeApiClient(CoreV1Api).listNamespace()).items.map((n) => n.metadata?.name ?? ''),
+    );
+    const nameservers = [...readFileSync('/etc/resolv.conf', 'utf8').matchAll(/^nameserver\s+(\S+)/gm)]
+      .map((m) => m[1]!)
+      .filter((ip) => isIPv4(ip));
+    const upstream = nameservers[0] && (await routed(nameservers[0])) ? nameservers[0] : undefined;
+    const dns = await startDnsServer({
+      naming: { namespace, namespaces, domain: CLUSTER_DOMAIN },
+      tunnel: () => tunnel,
+      upstream,
+      log,
+    });
+    const outbound = await startOutboundListener(() => tunnel, log);
+    const apiHost = new URL(kc.getCurrentCluster()!.server).hostname;
+    await installCapture({
+      subnets,
+      exclude: isIPv4(apiHost) ? [apiHost] : [],
+      tcpPort: (outbound.address() as { port: number }).port,
+      dns: nameservers.length ? { servers: nameservers, port: dns.port, upstreamSourcePort: dns.upstreamSourcePort } : undefined,
+    });
+    const renewal = setInterval(() => {
+      tunnel.renewLease().catch((err: Error) => log.warn({ err: err.message }, 'lease renewal failed'));
+    }, 10_000);
+    const status: DaemonStatus = {
+      connected: true,
+      daemonPid: process.pid,
+      context,
+      namespace,
+      managerNamespace: req.managerNamespace,
+      managerVersion: tunnel.managerVersion,
+      subnets,
+      dns: { mode: nameservers.length ? 'nft-redirect' : 'none', clusterDomain: CLUSTER_DOMAIN },
+    };
+    return new Session(status, tunnel, outbound, dns, renewal);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.renewal);
+    await removeCapture();
+    this.dns.close();
+    this.outbound.close();
+    this.tunnel.close();
+  }
+}

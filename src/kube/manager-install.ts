@@ -1,0 +1,158 @@
+// Installs and finds the traffic manager: a Namespace, a ConfigMap holding the in-cluster bundle
+// (named by its content hash, so a new version rolls the Deployment) and a Deployment running
+// it on a stock Node image. The manager needs no Kubernetes API rights yet, so its
+// ServiceAccount is bound to no role.
+import {
+  AppsV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  type V1ConfigMap,
+  type V1Deployment,
+  type V1Namespace,
+  type V1ServiceAccount,
+} from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { TelepodError } from '../protocol/errors.ts';
+import { MANAGER_PORT } from '../protocol/paths.ts';
+
+export const DEFAULT_IMAGE = 'docker.io/library/node:22-bookworm-slim';
+export const DEFAULT_MANAGER_NAMESPACE = 'telepod';
+const NAME = 'telepod-manager';
+const LABELS = { 'app.kubernetes.io/name': NAME, 'app.kubernetes.io/part-of': 'telepod' };
+
+export function readManagerBundle(): string {
+  try {
+    return readFileSync(new URL('./manager.mjs', import.meta.url), 'utf8');
+  } catch {
+    throw new TelepodError('the in-cluster bundle manager.mjs is missing beside telepod: run `npm run build`');
+  }
+}
+
+export interface ManagerObjects {
+  namespace: V1Namespace;
+  serviceAccount: V1ServiceAccount;
+  configMap: V1ConfigMap;
+  deployment: V1Deployment;
+}
+
+export function managerObjects(bundle: string, image: string, namespace: string): ManagerObjects {
+  const hash = createHash('sha256').update(bundle).digest('hex').slice(0, 10);
+  const configMapName = `${NAME}-${hash}`;
+  return {
+    namespace: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: LABELS } },
+    serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: NAME, namespace, labels: LABELS } },
+    configMap: {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: configMapName, namespace, labels: LABELS },
+      immutable: true,
+      data: { 'manager.mjs': bundle },
+    },
+    deployment: {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: NAME, namespace, labels: LABELS },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: LABELS },
+        template: {
+          metadata: { labels: LABELS },
+          spec: {
+            serviceAccountName: NAME,
+            automountServiceAccountToken: false,
+            containers: [
+              {
+                name: 'manager',
+                image,
+                imagePullPolicy: 'IfNotPresent',
+                command: ['node', '/opt/telepod/manager.mjs'],
+                ports: [{ name: 'tunnel', containerPort: MANAGER_PORT }],
+                readinessProbe: { tcpSocket: { port: MANAGER_PORT }, periodSeconds: 1 },
+                securityContext: { runAsNonRoot: true, runAsUser: 1000, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false },
+                volumeMounts: [{ name: 'bundle', mountPath: '/opt/telepod', readOnly: true }],
+              },
+            ],
+            volumes: [{ name: 'bundle', configMap: { name: configMapName } }],
+          },
+        },
+      },
+    },
+  };
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as { code?: number }).code === 404;
+}
+
+/** Creates or updates the manager's objects; answers whether anything changed. */
+export async function installManager(kc: KubeConfig, objects: ManagerObjects): Promise<boolean> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const namespace = objects.namespace.metadata!.name!;
+  let changed = false;
+  const ensure = async (read: () => Promise<unknown>, create: () => Promise<unknown>) => {
+    try {
+      await read();
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await create();
+      changed = true;
+    }
+  };
+  await ensure(
+    () => core.readNamespace({ name: namespace }),
+    () => core.createNamespace({ body: objects.namespace }),
+  );
+  await ensure(
+    () => core.readNamespacedServiceAccount({ name: NAME, namespace }),
+    () => core.createNamespacedServiceAccount({ namespace, body: objects.serviceAccount }),
+  );
+  await ensure(
+    () => core.readNamespacedConfigMap({ name: objects.configMap.metadata!.name!, namespace }),
+    () => core.createNamespacedConfigMap({ namespace, body: objects.configMap }),
+  );
+  try {
+    const current = await apps.readNamespacedDeployment({ name: NAME, namespace });
+    const want = objects.deployment.spec!.template.spec!;
+    const have = current.spec?.template.spec;
+    if (
+      have?.volumes?.[0]?.configMap?.name !== want.volumes![0]!.configMap!.name ||
+      have?.containers[0]?.image !== want.containers[0]!.image
+    ) {
+      await apps.replaceNamespacedDeployment({ name: NAME, namespace, body: objects.deployment });
+      changed = true;
+    }
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await apps.createNamespacedDeployment({ namespace, body: objects.deployment });
+    changed = true;
+  }
+  return changed;
+}
+
+export async function uninstallManager(kc: KubeConfig, namespace: string): Promise<void> {
+  try {
+    await kc.makeApiClient(CoreV1Api).deleteNamespace({ name: namespace });
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+/** The name of a ready manager pod of the current version, waiting up to `timeoutMs`. */
+export async function waitForManagerPod(kc: KubeConfig, namespace: string, configMapName: string, timeoutMs: number) {
+  const core = kc.makeApiClient(CoreV1Api);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const pods = await core.listNamespacedPod({ namespace, labelSelector: `app.kubernetes.io/name=${NAME}` });
+    const ready = pods.items.find(
+      (p) =>
+        !p.metadata?.deletionTimestamp &&
+        p.spec?.volumes?.some((v) => v.configMap?.name === configMapName) &&
+        p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    );
+    if (ready?.metadata?.name) return ready.metadata.name;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new TelepodError(`the traffic manager in namespace ${namespace} did not become ready in ${timeoutMs / 1000} s`);
+}

@@ -1,0 +1,76 @@
+// A port-forward to one pod port as a Duplex stream: a WebSocket speaking v4.channel.k8s.io
+// (channel 0 carries data, channel 1 errors; each channel's first frame is the port number).
+// Own adapter instead of client-node's PortForward, which has no backpressure.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { RequestOptions } from 'node:https';
+import { Duplex } from 'node:stream';
+import WebSocket from 'ws';
+
+const DATA = 0;
+const ERROR = 1;
+
+export async function openPortForward(kc: KubeConfig, namespace: string, pod: string, port: number): Promise<Duplex> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('no current cluster in the kubeconfig');
+  const url = new URL(`/api/v1/namespaces/${namespace}/pods/${pod}/portforward?ports=${port}`, cluster.server);
+  url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
+  const options: RequestOptions = {};
+  await kc.applyToHTTPSOptions(options);
+  const ws = new WebSocket(url, ['v4.channel.k8s.io'], {
+    ca: options.ca,
+    cert: options.cert,
+    key: options.key,
+    headers: options.headers as Record<string, string> | undefined,
+    rejectUnauthorized: options.rejectUnauthorized,
+    perMessageDeflate: false,
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) =>
+      reject(new Error(`port-forward to ${namespace}/${pod}:${port} refused: HTTP ${res.statusCode}`)),
+    );
+  });
+  return websocketDuplex(ws);
+}
+
+function websocketDuplex(ws: WebSocket): Duplex {
+  const seenPortHeader = new Set<number>();
+  let errorText = '';
+  const duplex = new Duplex({
+    write(chunk: Buffer, _encoding, callback) {
+      ws.send(Buffer.concat([Buffer.of(DATA), chunk]), callback);
+    },
+    final(callback) {
+      ws.close(1000);
+      callback();
+    },
+    read() {
+      if (ws.isPaused) ws.resume();
+    },
+    destroy(err, callback) {
+      ws.terminate();
+      callback(err);
+    },
+  });
+  ws.on('message', (raw: Buffer) => {
+    const channel = raw[0];
+    let payload = raw.subarray(1);
+    if (channel === undefined) return;
+    if (!seenPortHeader.has(channel)) {
+      seenPortHeader.add(channel);
+      payload = payload.subarray(2);
+    }
+    if (channel === DATA) {
+      if (payload.length > 0 && !duplex.push(payload)) ws.pause();
+    } else if (channel === ERROR) {
+      errorText += payload.toString('utf8');
+    }
+  });
+  ws.on('close', () => {
+    if (errorText) duplex.destroy(new Error(`port-forward: ${errorText}`));
+    else duplex.push(null);
+  });
+  ws.on('error', (err) => duplex.destroy(err));
+  return duplex;
+}

@@ -1,0 +1,35 @@
+// The CLI ↔ root daemon API: JSON over HTTP on a unix socket that only root and the invoking
+// user may open.
+
+export const DAEMON_DIR = '/run/telepod';
+export const DAEMON_SOCKET = `${DAEMON_DIR}/daemon.sock`;
+export const DAEMON_LOG = `${DAEMON_DIR}/daemon.log`;
+
+export const DAEMON_PATHS = { connect: '/connect', status: '/status', quit: '/quit' } as const;
+
+export interface ConnectRequest {
+  kubeconfig?: string | undefined;
+  context?: string | undefined;
+  namespace?: string | undefined;
+  alsoProxy: string[];
+  neverProxy: string[];
+  managerNamespace: string;
+  image: string;
+}
+
+export interface DaemonStatus {
+  connected: boolean;
+  daemonPid: number;
+  context?: string;
+  namespace?: string;
+  managerNamespace?: string;
+  managerVersion?: string;
+  subnets?: string[];
+  dns?: { mode: string; clusterDomain: string };
+}
+
+/** How the daemon reports a failure; the CLI turns it back into a TelepodError. */
+export interface DaemonError {
+  error: string;
+  exitCode: number;
+}
