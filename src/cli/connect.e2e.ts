@@ -21,8 +21,16 @@ let clusterIP: string;
 let podIP: string;
 
 const telepod = (...args: string[]) =>
-  inWorkstation(tb, process.execPath, [TELEPOD, '--kubeconfig', tb.workstation.kubeconfig, '-n', NS, ...args]);
-const curl = (url: string, ...extra: string[]) => inWorkstation(tb, 'curl', ['-s', '--max-time', '5', ...extra, url]);
+  inWorkstation(tb, process.execPath, [
+    TELEPOD,
+    '--kubeconfig',
+    tb.workstation.kubeconfig,
+    '-n',
+    NS,
+    ...args,
+  ]);
+const curl = (url: string, ...extra: string[]) =>
+  inWorkstation(tb, 'curl', ['-s', '--max-time', '5', ...extra, url]);
 
 before(async () => {
   tb = await ensureTestbed();
@@ -37,8 +45,21 @@ metadata: { name: service-b-headless, namespace: ${NS} }
 spec: { clusterIP: None, selector: { app: service-b }, ports: [{ port: 8000 }] }
 `,
   );
-  clusterIP = (await kubectl(tb, ['-n', NS, 'get', 'svc', 'service-b', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
-  podIP = (await kubectl(tb, ['-n', NS, 'get', 'pod', '-l', 'app=service-b', '-o', 'jsonpath={.items[0].status.podIP}'])).trim();
+  clusterIP = (
+    await kubectl(tb, ['-n', NS, 'get', 'svc', 'service-b', '-o', 'jsonpath={.spec.clusterIP}'])
+  ).trim();
+  podIP = (
+    await kubectl(tb, [
+      '-n',
+      NS,
+      'get',
+      'pod',
+      '-l',
+      'app=service-b',
+      '-o',
+      'jsonpath={.items[0].status.podIP}',
+    ])
+  ).trim();
 });
 after(async () => {
   await telepod('quit');
@@ -61,7 +82,10 @@ test('bad input exits 2 with a clear message and starts nothing', async () => {
 test('connect returns with a one-line summary of context, namespace and subnets', async () => {
   const result = await telepod('connect');
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, new RegExp(`^connected to context \\S+, namespace ${NS}; routing .*10\\.96\\.0\\.0/16`));
+  assert.match(
+    result.stdout,
+    new RegExp(`^connected to context \\S+, namespace ${NS}; routing .*10\\.96\\.0\\.0/16`),
+  );
 });
 
 test('service-b answers by short name, name.namespace, FQDN, ClusterIP and pod IP', async () => {
@@ -131,12 +155,14 @@ test('run connects for one command, returns its exit code, and disconnects', asy
 });
 
 test('a daemon killed with -9 leaves nothing the next daemon does not clear', async () => {
-  assert.equal((await telepod('connect')).code, 0);
+  const first = await telepod('connect');
+  assert.equal(first.code, 0, first.stderr);
   const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as { daemonPid: number };
   process.kill(status.daemonPid, 'SIGKILL');
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.match((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
-  assert.equal((await telepod('connect')).code, 0);
+  const second = await telepod('connect');
+  assert.equal(second.code, 0, second.stderr);
   assert.equal((await curl('http://service-b:8000/')).stdout, 'Hello, world!\n');
   assert.equal((await telepod('quit')).code, 0);
   assert.doesNotMatch((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);

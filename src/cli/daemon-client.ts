@@ -1,8 +1,9 @@
 // The CLI's side of the daemon API: calls over the unix socket, and starting the root daemon
 // when none runs (through sudo when the user is not root, as Telepresence does).
 import { spawn } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
 import http from 'node:http';
-import { DAEMON_SOCKET, type DaemonError } from '../protocol/daemon-api.ts';
+import { DAEMON_DIR, DAEMON_LOG, DAEMON_SOCKET, type DaemonError } from '../protocol/daemon-api.ts';
 import { TelepodError } from '../protocol/errors.ts';
 
 export async function callDaemon<T>(path: string, body?: unknown): Promise<T> {
@@ -33,8 +34,14 @@ export async function ensureDaemon(): Promise<void> {
   const command = [process.execPath, process.argv[1]!, 'daemon'];
   const root = process.getuid?.() === 0;
   const [file, ...args] = root ? command : ['sudo', '--preserve-env=TELEPOD_LOG_LEVEL', ...command];
-  // sudo may prompt once, so it gets the terminal; the daemon itself logs to DAEMON_LOG.
-  const child = spawn(file!, args, { detached: true, stdio: root ? 'ignore' : ['inherit', 'ignore', 'inherit'] });
+  // sudo may prompt once, so it gets the terminal; a root CLI sends the daemon's stderr (a
+  // crash trace) to the daemon log.
+  let stderr: 'inherit' | number = 'inherit';
+  if (root) {
+    mkdirSync(DAEMON_DIR, { recursive: true, mode: 0o755 });
+    stderr = openSync(DAEMON_LOG, 'a');
+  }
+  const child = spawn(file!, args, { detached: true, stdio: ['ignore', 'ignore', stderr] });
   child.unref();
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {

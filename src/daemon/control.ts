@@ -19,7 +19,8 @@ export async function startControlServer(routes: Record<string, Handler>): Promi
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(value));
       };
-      if (!handler) return send(404, { error: `no such daemon call ${req.url}`, exitCode: 1 } satisfies DaemonError);
+      if (!handler)
+        return send(404, { error: `no such daemon call ${req.url}`, exitCode: 1 } satisfies DaemonError);
       const body: unknown = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
       handler(body).then(
         (value) => send(200, value ?? {}),

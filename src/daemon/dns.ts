@@ -43,7 +43,7 @@ async function askCluster(query: Packet, fqdn: string, asked: string, tunnel: Tu
     id: query.id,
     questions: (answer.questions ?? []).map((q) => ({ ...q, name: rename(q.name) })),
     answers: (answer.answers ?? []).map((a) => ({ ...a, name: rename(a.name) })),
-  } as Packet);
+  });
 }
 
 export async function startDnsServer(options: DnsOptions): Promise<DnsServer> {

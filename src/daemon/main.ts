@@ -1,7 +1,13 @@
 // The root daemon: owns every change telepod makes on the workstation and undoes it on quit,
 // on SIGTERM/SIGINT, and (for a predecessor killed with -9) when it starts.
 import { pino } from 'pino';
-import { DAEMON_LOG, DAEMON_PATHS, DAEMON_SOCKET, type ConnectRequest, type DaemonStatus } from '../protocol/daemon-api.ts';
+import {
+  DAEMON_LOG,
+  DAEMON_PATHS,
+  DAEMON_SOCKET,
+  type ConnectRequest,
+  type DaemonStatus,
+} from '../protocol/daemon-api.ts';
 import { TelepodError } from '../protocol/errors.ts';
 import { startControlServer } from './control.ts';
 import { removeCapture } from './nft.ts';
@@ -9,7 +15,10 @@ import { Session } from './session.ts';
 import { rmSync } from 'node:fs';
 
 export async function runDaemon(): Promise<void> {
-  const log = pino({ level: process.env.TELEPOD_LOG_LEVEL ?? 'info', base: { proc: 'daemon' } }, pino.destination({ dest: DAEMON_LOG, mkdir: true }));
+  const log = pino(
+    { level: process.env.TELEPOD_LOG_LEVEL ?? 'info', base: { proc: 'daemon' } },
+    pino.destination({ dest: DAEMON_LOG, mkdir: true }),
+  );
   if (process.getuid?.() !== 0) throw new TelepodError('the telepod daemon must run as root');
   await removeCapture(); // leftovers of a daemon that was killed
   let session: Session | undefined;
@@ -27,7 +36,9 @@ export async function runDaemon(): Promise<void> {
 
   const control = await startControlServer({
     [DAEMON_PATHS.status]: () =>
-      Promise.resolve(session?.status ?? ({ connected: false, daemonPid: process.pid } satisfies DaemonStatus)),
+      Promise.resolve(
+        session?.status ?? ({ connected: false, daemonPid: process.pid } satisfies DaemonStatus),
+      ),
     [DAEMON_PATHS.connect]: async (body) => {
       if (session) return session.status;
       connecting ??= Session.open(body as ConnectRequest, log);
@@ -45,5 +56,9 @@ export async function runDaemon(): Promise<void> {
     },
   });
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => void shutdown());
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'daemon failed; undoing its changes');
+    void shutdown();
+  });
   log.info({ pid: process.pid }, 'daemon started');
 }

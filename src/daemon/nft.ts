@@ -30,7 +30,11 @@ export function rulesetFor(rules: CaptureRules): string {
       `    ip daddr { ${servers} } udp dport 53 udp sport != ${rules.dns.upstreamSourcePort} redirect to :${rules.dns.port}`,
     );
   }
-  lines.push(`    ip daddr { ${rules.subnets.join(', ')} } meta l4proto tcp redirect to :${rules.tcpPort}`, '  }', '}');
+  lines.push(
+    `    ip daddr { ${rules.subnets.join(', ')} } meta l4proto tcp redirect to :${rules.tcpPort}`,
+    '  }',
+    '}',
+  );
   return `${lines.join('\n')}\n`;
 }
 

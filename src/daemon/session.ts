@@ -7,7 +7,12 @@ import { isIPv4, type Server } from 'node:net';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { loadKubeConfig } from '../kube/config.ts';
-import { installManager, managerObjects, readManagerBundle, waitForManagerPod } from '../kube/manager-install.ts';
+import {
+  installManager,
+  managerObjects,
+  readManagerBundle,
+  waitForManagerPod,
+} from '../kube/manager-install.ts';
 import { openPortForward } from '../kube/portforward.ts';
 import { applyProxyFlags, discoverSubnets } from '../kube/subnets.ts';
 import type { ConnectRequest, DaemonStatus } from '../protocol/daemon-api.ts';
@@ -63,7 +68,9 @@ export class Session {
       subnets,
       exclude: isIPv4(apiHost) ? [apiHost] : [],
       tcpPort: (outbound.address() as { port: number }).port,
-      dns: nameservers.length ? { servers: nameservers, port: dns.port, upstreamSourcePort: dns.upstreamSourcePort } : undefined,
+      dns: nameservers.length
+        ? { servers: nameservers, port: dns.port, upstreamSourcePort: dns.upstreamSourcePort }
+        : undefined,
     });
     const renewal = setInterval(() => {
       tunnel.renewLease().catch((err: Error) => log.warn({ err: err.message }, 'lease renewal failed'));

@@ -2,7 +2,12 @@
 // flow-control windows. Opens a CONNECT stream per TCP connection and carries DNS queries.
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { DNS_MESSAGE_TYPE, MANAGER_PATHS, SESSION_TOKEN_HEADER, type SessionGrant } from '../protocol/paths.ts';
+import {
+  DNS_MESSAGE_TYPE,
+  MANAGER_PATHS,
+  SESSION_TOKEN_HEADER,
+  type SessionGrant,
+} from '../protocol/paths.ts';
 
 export class Tunnel {
   private constructor(
@@ -22,9 +27,12 @@ export class Tunnel {
       session.once('error', reject);
     });
     session.setLocalWindowSize(64 << 20);
-    const version = (JSON.parse((await request(session, 'GET', MANAGER_PATHS.version)).toString()) as { version: string })
-      .version;
-    const grant = JSON.parse((await request(session, 'POST', MANAGER_PATHS.sessions)).toString()) as SessionGrant;
+    const version = (
+      JSON.parse((await request(session, 'GET', MANAGER_PATHS.version)).toString()) as { version: string }
+    ).version;
+    const grant = JSON.parse(
+      (await request(session, 'POST', MANAGER_PATHS.sessions)).toString(),
+    ) as SessionGrant;
     return new Tunnel(session, grant, version);
   }
 
@@ -63,7 +71,9 @@ export class Tunnel {
   }
 
   async renewLease(): Promise<void> {
-    await request(this.session, 'POST', MANAGER_PATHS.lease, undefined, { [SESSION_TOKEN_HEADER]: this.grant.token });
+    await request(this.session, 'POST', MANAGER_PATHS.lease, undefined, {
+      [SESSION_TOKEN_HEADER]: this.grant.token,
+    });
   }
 
   close(): void {
@@ -85,6 +95,7 @@ async function request(
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   const data = Buffer.concat(chunks);
-  if (status !== 200) throw new Error(`manager answered ${path} with HTTP ${status}: ${data.toString().trim()}`);
+  if (status !== 200)
+    throw new Error(`manager answered ${path} with HTTP ${status}: ${data.toString().trim()}`);
   return data;
 }

@@ -21,7 +21,9 @@ export function loadKubeConfig(selection: KubeSelection): LoadedKubeConfig {
     if (selection.kubeconfig) kc.loadFromFile(selection.kubeconfig);
     else kc.loadFromDefault();
   } catch (err) {
-    throw usageError(`cannot read the kubeconfig ${selection.kubeconfig ?? ''}: ${(err as Error).message}`.trim());
+    throw usageError(
+      `cannot read the kubeconfig ${selection.kubeconfig ?? ''}: ${(err as Error).message}`.trim(),
+    );
   }
   if (selection.context) {
     if (!kc.getContextObject(selection.context)) {
@@ -30,7 +32,8 @@ export function loadKubeConfig(selection: KubeSelection): LoadedKubeConfig {
     kc.setCurrentContext(selection.context);
   }
   const context = kc.getCurrentContext();
-  if (!context || !kc.getCurrentCluster()) throw usageError('the kubeconfig names no current context or cluster');
+  if (!context || !kc.getCurrentCluster())
+    throw usageError('the kubeconfig names no current context or cluster');
   const namespace = selection.namespace ?? kc.getContextObject(context)?.namespace ?? 'default';
   return { kc, context, namespace };
 }

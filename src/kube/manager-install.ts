@@ -25,7 +25,9 @@ export function readManagerBundle(): string {
   try {
     return readFileSync(new URL('./manager.mjs', import.meta.url), 'utf8');
   } catch {
-    throw new TelepodError('the in-cluster bundle manager.mjs is missing beside telepod: run `npm run build`');
+    throw new TelepodError(
+      'the in-cluster bundle manager.mjs is missing beside telepod: run `npm run build`',
+    );
   }
 }
 
@@ -41,7 +43,11 @@ export function managerObjects(bundle: string, image: string, namespace: string)
   const configMapName = `${NAME}-${hash}`;
   return {
     namespace: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: LABELS } },
-    serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: NAME, namespace, labels: LABELS } },
+    serviceAccount: {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: NAME, namespace, labels: LABELS },
+    },
     configMap: {
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -69,7 +75,12 @@ export function managerObjects(bundle: string, image: string, namespace: string)
                 command: ['node', '/opt/telepod/manager.mjs'],
                 ports: [{ name: 'tunnel', containerPort: MANAGER_PORT }],
                 readinessProbe: { tcpSocket: { port: MANAGER_PORT }, periodSeconds: 1 },
-                securityContext: { runAsNonRoot: true, runAsUser: 1000, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false },
+                securityContext: {
+                  runAsNonRoot: true,
+                  runAsUser: 1000,
+                  readOnlyRootFilesystem: true,
+                  allowPrivilegeEscalation: false,
+                },
                 volumeMounts: [{ name: 'bundle', mountPath: '/opt/telepod', readOnly: true }],
               },
             ],
@@ -140,7 +151,12 @@ export async function uninstallManager(kc: KubeConfig, namespace: string): Promi
 }
 
 /** The name of a ready manager pod of the current version, waiting up to `timeoutMs`. */
-export async function waitForManagerPod(kc: KubeConfig, namespace: string, configMapName: string, timeoutMs: number) {
+export async function waitForManagerPod(
+  kc: KubeConfig,
+  namespace: string,
+  configMapName: string,
+  timeoutMs: number,
+) {
   const core = kc.makeApiClient(CoreV1Api);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -154,5 +170,7 @@ export async function waitForManagerPod(kc: KubeConfig, namespace: string, confi
     if (ready?.metadata?.name) return ready.metadata.name;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  throw new TelepodError(`the traffic manager in namespace ${namespace} did not become ready in ${timeoutMs / 1000} s`);
+  throw new TelepodError(
+    `the traffic manager in namespace ${namespace} did not become ready in ${timeoutMs / 1000} s`,
+  );
 }

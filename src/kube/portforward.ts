@@ -9,10 +9,18 @@ import WebSocket from 'ws';
 const DATA = 0;
 const ERROR = 1;
 
-export async function openPortForward(kc: KubeConfig, namespace: string, pod: string, port: number): Promise<Duplex> {
+export async function openPortForward(
+  kc: KubeConfig,
+  namespace: string,
+  pod: string,
+  port: number,
+): Promise<Duplex> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('no current cluster in the kubeconfig');
-  const url = new URL(`/api/v1/namespaces/${namespace}/pods/${pod}/portforward?ports=${port}`, cluster.server);
+  const url = new URL(
+    `/api/v1/namespaces/${namespace}/pods/${pod}/portforward?ports=${port}`,
+    cluster.server,
+  );
   url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
   const options: RequestOptions = {};
   await kc.applyToHTTPSOptions(options);

@@ -49,7 +49,7 @@ function contains(outer: string, inner: string): boolean {
   const ob = Number(oBits ?? 32);
   if (Number(iBits ?? 32) < ob) return false;
   const mask = ob === 0 ? 0 : (~0 << (32 - ob)) >>> 0;
-  return ((toInt(oIp!) & mask) >>> 0) === ((toInt(iIp!) & mask) >>> 0);
+  return (toInt(oIp!) & mask) >>> 0 === (toInt(iIp!) & mask) >>> 0;
 }
 
 export function isCidr(value: string): boolean {

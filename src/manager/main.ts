@@ -6,7 +6,9 @@ import { createManagerServer } from './server.ts';
 const nameserver = /^nameserver\s+(\S+)/m.exec(readFileSync('/etc/resolv.conf', 'utf8'))?.[1] ?? '127.0.0.1';
 const port = Number(process.env.TELEPOD_MANAGER_PORT ?? MANAGER_PORT);
 const server = createManagerServer({ dnsServer: nameserver });
-server.listen(port, () => process.stdout.write(`telepod traffic manager on :${port}, DNS via ${nameserver}\n`));
+server.listen(port, () =>
+  process.stdout.write(`telepod traffic manager on :${port}, DNS via ${nameserver}\n`),
+);
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => server.close(() => process.exit(0)));
 }

@@ -62,14 +62,20 @@ export function createManagerServer(options: ManagerOptions): http2.Http2Server 
     const path = headers[':path'];
     if (method === 'CONNECT' || path === MANAGER_PATHS.dnsQuery || path === MANAGER_PATHS.lease) {
       const token = headers[SESSION_TOKEN_HEADER];
-      if (!sessions.touch(typeof token === 'string' ? token : undefined)) return reply(stream, 401, 'no session\n');
+      if (!sessions.touch(typeof token === 'string' ? token : undefined))
+        return reply(stream, 401, 'no session\n');
       if (method === 'CONNECT') return connectStream(stream, headers[':authority'] ?? '');
       if (path === MANAGER_PATHS.lease) return reply(stream, 200, 'renewed\n');
       return dnsQuery(stream, options.dnsServer);
     }
     if (path === MANAGER_PATHS.health) return reply(stream, 200, 'ok\n');
     if (path === MANAGER_PATHS.version) {
-      return reply(stream, 200, JSON.stringify({ version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION }), 'application/json');
+      return reply(
+        stream,
+        200,
+        JSON.stringify({ version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION }),
+        'application/json',
+      );
     }
     if (path === MANAGER_PATHS.sessions && method === 'POST') {
       return reply(stream, 200, JSON.stringify(sessions.open()), 'application/json');

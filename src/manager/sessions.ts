@@ -11,7 +11,11 @@ export class Sessions {
   constructor(private readonly now: () => number = Date.now) {}
 
   open(): SessionGrant {
-    const grant = { id: randomUUID(), token: randomBytes(32).toString('base64url'), leaseSeconds: LEASE_SECONDS };
+    const grant = {
+      id: randomUUID(),
+      token: randomBytes(32).toString('base64url'),
+      leaseSeconds: LEASE_SECONDS,
+    };
     this.expiries.set(grant.token, this.now() + LEASE_SECONDS * 1000);
     return grant;
   }

@@ -17,10 +17,20 @@ const collect = (value: string, previous: string[]) => {
 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander's own generic shape
-function connectOptions<A extends any[], O extends OptionValues, G extends OptionValues>(command: Command<A, O, G>) {
+function connectOptions<A extends any[], O extends OptionValues, G extends OptionValues>(
+  command: Command<A, O, G>,
+) {
   return command
-    .addOption(new Option('--also-proxy <cidr>', 'also route this subnet to the cluster (repeatable)').argParser(collect).default([] as string[]))
-    .addOption(new Option('--never-proxy <cidr>', 'never route this subnet to the cluster (repeatable)').argParser(collect).default([] as string[]))
+    .addOption(
+      new Option('--also-proxy <cidr>', 'also route this subnet to the cluster (repeatable)')
+        .argParser(collect)
+        .default([] as string[]),
+    )
+    .addOption(
+      new Option('--never-proxy <cidr>', 'never route this subnet to the cluster (repeatable)')
+        .argParser(collect)
+        .default([] as string[]),
+    )
     .option('--manager-namespace <ns>', 'namespace of the traffic manager', DEFAULT_MANAGER_NAMESPACE)
     .option('--image <image>', 'image with node for the in-cluster side', DEFAULT_IMAGE);
 }
@@ -29,7 +39,10 @@ function summary(s: DaemonStatus): string {
   return `connected to context ${s.context}, namespace ${s.namespace}; routing ${s.subnets?.join(', ')}`;
 }
 
-async function connect(program: Program, opts: { alsoProxy: string[]; neverProxy: string[]; managerNamespace: string; image: string }) {
+async function connect(
+  program: Program,
+  opts: { alsoProxy: string[]; neverProxy: string[]; managerNamespace: string; image: string },
+) {
   const globals = program.opts();
   const request: ConnectRequest = {
     kubeconfig: globals.kubeconfig ?? process.env.KUBECONFIG ?? `${homedir()}/.kube/config`,
@@ -46,10 +59,12 @@ async function connect(program: Program, opts: { alsoProxy: string[]; neverProxy
 }
 
 export function addConnectCommands(program: Program): void {
-  connectOptions(program.command('connect').description('connect the workstation to the cluster')).action(async (opts) => {
-    const status = await connect(program, opts);
-    printResult(program.opts().output, status, () => summary(status));
-  });
+  connectOptions(program.command('connect').description('connect the workstation to the cluster')).action(
+    async (opts) => {
+      const status = await connect(program, opts);
+      printResult(program.opts().output, status, () => summary(status));
+    },
+  );
 
   program
     .command('status')
