@@ -1,6 +1,11 @@
 // e2e on the testbed: `telepod connect/status/quit/run` from the workstation netns make cluster
 // Services, pod IPs and DNS names reachable for any program, and undo everything afterwards.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import {
@@ -13,6 +18,7 @@ import {
   type TestbedStatus,
 } from '../../testbed/lib/testbed.ts';
 
+const run = promisify(execFile);
 const NS = 'telepod-e2e-connect';
 const TELEPOD = fileURLToPath(new URL('../../dist/telepod.mjs', import.meta.url));
 let tb: TestbedStatus;
@@ -120,6 +126,32 @@ test('Node and Python programs reach service-b unchanged', async () => {
     "import urllib.request; print(urllib.request.urlopen('http://service-b:8000/').read().decode(), end='')",
   ]);
   assert.equal(python.stdout, 'Hello, world!\n', python.stderr);
+});
+
+test('a static Go binary (own resolver, no libc) reaches service-b', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'telepod-go-'));
+  await writeFile(
+    join(dir, 'main.go'),
+    `package main
+
+import ("fmt"; "io"; "net/http"; "os")
+
+func main() {
+	r, err := http.Get("http://service-b:8000/")
+	if err != nil { fmt.Fprintln(os.Stderr, err); os.Exit(1) }
+	b, _ := io.ReadAll(r.Body)
+	fmt.Print(string(b))
+}
+`,
+  );
+  await run('go', ['mod', 'init', 'probe'], { cwd: dir });
+  await run('go', ['build', '-o', 'probe', '.'], {
+    cwd: dir,
+    env: { ...process.env, CGO_ENABLED: '0', GOTOOLCHAIN: 'local' },
+  });
+  const result = await inWorkstation(tb, join(dir, 'probe'));
+  await rm(dir, { recursive: true, force: true });
+  assert.equal(result.stdout, 'Hello, world!\n', result.stderr);
 });
 
 test('non-cluster names are not answered by the cluster', async () => {

@@ -1,8 +1,12 @@
-// How commands print results: `-o text` for people, `-o json` for scripts (one JSON document).
+// How commands print results: `-o text` for people, `-o json` or `-o yaml` for scripts (one
+// document).
+import { stringify } from 'yaml';
 
-export const OUTPUT_FORMATS = ['text', 'json'] as const;
+export const OUTPUT_FORMATS = ['text', 'json', 'yaml'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 export function printResult(format: OutputFormat, value: unknown, text: () => string): void {
-  process.stdout.write(format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
+  if (format === 'json') process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  else if (format === 'yaml') process.stdout.write(stringify(value));
+  else process.stdout.write(`${text()}\n`);
 }

@@ -2,6 +2,7 @@
 import { Command } from '@commander-js/extra-typings';
 import { TELEPOD_VERSION } from '../protocol/version.ts';
 import { addConnectCommands } from './commands/connect.ts';
+import { addInstallCommands } from './commands/install.ts';
 import { addVersionCommand } from './commands/version.ts';
 import { addGlobalOptions } from './globals.ts';
 
@@ -24,6 +25,7 @@ export type Program = ReturnType<typeof createBaseProgram>;
 export function createProgram(): Program {
   const program = createBaseProgram();
   addConnectCommands(program);
+  addInstallCommands(program);
   addVersionCommand(program);
   return program;
 }

@@ -40,9 +40,9 @@ test('an unknown flag exits 2 with one clear line and no stack trace', () => {
 });
 
 test('a bad flag value exits 2 and names the allowed values', () => {
-  const { code, stderr } = telepod('version', '-o', 'yaml');
+  const { code, stderr } = telepod('version', '-o', 'xml');
   assert.equal(code, 2);
-  assert.match(stderr, /Allowed choices are text, json/);
+  assert.match(stderr, /Allowed choices are text, json, yaml/);
   assert.doesNotMatch(stderr, /\n\s+at /);
 });
 

@@ -98,6 +98,18 @@ function isNotFound(err: unknown): boolean {
 
 /** Creates or updates the manager's objects; answers whether anything changed. */
 export async function installManager(kc: KubeConfig, objects: ManagerObjects): Promise<boolean> {
+  try {
+    return await applyManagerObjects(kc, objects);
+  } catch (err) {
+    if ((err as { code?: number }).code !== 403) throw err;
+    throw new TelepodError(
+      `you may not install the traffic manager in namespace ${objects.namespace.metadata!.name!}; ` +
+        'ask a cluster admin to run `telepod install`',
+    );
+  }
+}
+
+async function applyManagerObjects(kc: KubeConfig, objects: ManagerObjects): Promise<boolean> {
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   const namespace = objects.namespace.metadata!.name!;

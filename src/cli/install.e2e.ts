@@ -1,0 +1,55 @@
+// e2e on the testbed: `telepod install` (also --dry-run) and `uninstall` of the traffic manager.
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { ensureTestbed, inWorkstation, kubectl, type TestbedStatus } from '../../testbed/lib/testbed.ts';
+
+const MNS = 'telepod-e2e-install';
+const TELEPOD = fileURLToPath(new URL('../../dist/telepod.mjs', import.meta.url));
+let tb: TestbedStatus;
+
+const telepod = (...args: string[]) =>
+  inWorkstation(tb, process.execPath, [TELEPOD, '--kubeconfig', tb.workstation.kubeconfig, ...args]);
+const namespaceExists = async () =>
+  (await kubectl(tb, ['get', 'namespace', MNS, '--ignore-not-found', '-o', 'name'])).trim() !== '';
+
+before(async () => {
+  tb = await ensureTestbed();
+  await kubectl(tb, ['delete', 'namespace', MNS, '--ignore-not-found', '--timeout=120s']);
+});
+after(async () => {
+  await kubectl(tb, ['delete', 'namespace', MNS, '--ignore-not-found', '--wait=false']);
+});
+
+test('install --dry-run -o yaml prints the manifests and changes nothing', async () => {
+  const result = await telepod('install', '--manager-namespace', MNS, '--dry-run', '-o', 'yaml');
+  assert.equal(result.code, 0, result.stderr);
+  const kinds = parseAllDocuments(result.stdout).map((d) => (d.toJS() as { kind: string }).kind);
+  assert.deepEqual(kinds, ['Namespace', 'ServiceAccount', 'ConfigMap', 'Deployment']);
+  assert.match(result.stdout, /image: docker\.io\/library\/node:22-bookworm-slim/);
+  assert.equal(await namespaceExists(), false);
+});
+
+test('install creates a manager that becomes ready; a second install is a no-op', async () => {
+  const first = await telepod('install', '--manager-namespace', MNS);
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(first.stdout.trim(), `traffic manager installed in namespace ${MNS}`);
+  await kubectl(tb, ['-n', MNS, 'rollout', 'status', 'deploy/telepod-manager', '--timeout=120s']);
+  const second = await telepod('install', '--manager-namespace', MNS);
+  assert.equal(second.stdout.trim(), `traffic manager in namespace ${MNS} is up to date`);
+});
+
+test('uninstall deletes the manager namespace', async () => {
+  const result = await telepod('uninstall', '--manager-namespace', MNS);
+  assert.equal(result.code, 0, result.stderr);
+  const phase = await kubectl(tb, [
+    'get',
+    'namespace',
+    MNS,
+    '--ignore-not-found',
+    '-o',
+    'jsonpath={.status.phase}',
+  ]);
+  assert.ok(phase === '' || phase === 'Terminating', phase);
+});
