@@ -186,6 +186,17 @@ test('run connects for one command, returns its exit code, and disconnects', asy
   assert.equal((await telepod('status')).stdout.trim(), 'not connected');
 });
 
+test('--never-proxy keeps a subnet off the tunnel, --also-proxy adds one', async () => {
+  const result = await telepod('connect', '--never-proxy', '10.244.0.0/16', '--also-proxy', '10.91.0.0/30');
+  assert.equal(result.code, 0, result.stderr);
+  const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as { subnets: string[] };
+  assert.ok(!status.subnets.includes('10.244.0.0/16'), status.subnets.join());
+  assert.ok(status.subnets.includes('10.91.0.0/30'), status.subnets.join());
+  assert.equal((await curl(`http://${clusterIP}:8000/`)).stdout, 'Hello, world!\n');
+  assert.notEqual((await curl(`http://${podIP}:8000/`)).code, 0);
+  assert.equal((await telepod('quit')).code, 0);
+});
+
 test('a daemon killed with -9 leaves nothing the next daemon does not clear', async () => {
   const first = await telepod('connect');
   assert.equal(first.code, 0, first.stderr);

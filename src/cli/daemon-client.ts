@@ -3,7 +3,14 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import http from 'node:http';
-import { DAEMON_DIR, DAEMON_LOG, DAEMON_SOCKET, type DaemonError } from '../protocol/daemon-api.ts';
+import {
+  DAEMON_DIR,
+  DAEMON_LOG,
+  DAEMON_PATHS,
+  DAEMON_SOCKET,
+  type DaemonError,
+  type DaemonStatus,
+} from '../protocol/daemon-api.ts';
 import { TelepodError } from '../protocol/errors.ts';
 
 export async function callDaemon<T>(path: string, body?: unknown): Promise<T> {
@@ -23,7 +30,7 @@ export async function callDaemon<T>(path: string, body?: unknown): Promise<T> {
 }
 
 export async function daemonRunning(): Promise<boolean> {
-  return callDaemon('/status').then(
+  return callDaemon(DAEMON_PATHS.status).then(
     () => true,
     () => false,
   );
@@ -52,11 +59,26 @@ export async function ensureDaemon(): Promise<void> {
   throw new TelepodError('the telepod daemon did not start (see /run/telepod/daemon.log)');
 }
 
-/** Asks the daemon to undo everything and exit; waits until it is gone. */
+/** Asks the daemon to undo everything and exit; waits until its process is gone. */
 export async function quitDaemon(): Promise<boolean> {
-  if (!(await daemonRunning())) return false;
-  await callDaemon('/quit');
+  let pid: number;
+  try {
+    pid = (await callDaemon<DaemonStatus>(DAEMON_PATHS.status)).daemonPid;
+  } catch {
+    return false;
+  }
+  await callDaemon(DAEMON_PATHS.quit);
   const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline && (await daemonRunning())) await new Promise((r) => setTimeout(r, 100));
+  while (Date.now() < deadline && processAlive(pid)) await new Promise((r) => setTimeout(r, 50));
+  if (processAlive(pid)) throw new TelepodError(`the telepod daemon (pid ${pid}) did not stop within 15 s`);
   return true;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, but root's
+  }
 }

@@ -12,7 +12,6 @@ import { TelepodError } from '../protocol/errors.ts';
 import { startControlServer } from './control.ts';
 import { removeCapture } from './nft.ts';
 import { Session } from './session.ts';
-import { rmSync } from 'node:fs';
 
 export async function runDaemon(): Promise<void> {
   const log = pino(
@@ -27,8 +26,7 @@ export async function runDaemon(): Promise<void> {
   const shutdown = async () => {
     await session?.close().catch((err: Error) => log.error({ err: err.message }, 'cleanup failed'));
     await removeCapture();
-    control.close();
-    rmSync(DAEMON_SOCKET, { force: true });
+    await new Promise((resolve) => control.close(resolve)); // also unlinks the socket
     log.info('daemon stopped');
     log.flush();
     process.exit(0);

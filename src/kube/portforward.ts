@@ -39,10 +39,10 @@ export async function openPortForward(
       reject(new Error(`port-forward to ${namespace}/${pod}:${port} refused: HTTP ${res.statusCode}`)),
     );
   });
-  return websocketDuplex(ws);
+  return websocketDuplex(ws, port);
 }
 
-function websocketDuplex(ws: WebSocket): Duplex {
+function websocketDuplex(ws: WebSocket, port: number): Duplex {
   const seenPortHeader = new Set<number>();
   let errorText = '';
   const duplex = new Duplex({
@@ -65,9 +65,12 @@ function websocketDuplex(ws: WebSocket): Duplex {
     const channel = raw[0];
     let payload = raw.subarray(1);
     if (channel === undefined) return;
-    if (!seenPortHeader.has(channel)) {
+    // The first frame of each channel starts with the port (uint16 little-endian); seen on this
+    // testbed, the API server sometimes sends data on a channel before (or without) it, so
+    // strip it only where it really is the port.
+    if (!seenPortHeader.has(channel) && payload.length >= 2) {
       seenPortHeader.add(channel);
-      payload = payload.subarray(2);
+      if (payload.readUInt16LE(0) === port) payload = payload.subarray(2);
     }
     if (channel === DATA) {
       if (payload.length > 0 && !duplex.push(payload)) ws.pause();
