@@ -1,31 +1,30 @@
 // `npm run demo`: the main job end to end on the testbed — service-b in the cluster, then, from
 // the workstation netns, `telepod connect`, `curl http://service-b:8000/`, `telepod quit`.
-import { fileURLToPath } from 'node:url';
-import { createNamespace, deploySeed, ensureTestbed, inWorkstation } from '../testbed/lib/testbed.ts';
+import {
+  createNamespace,
+  deploySeed,
+  ensureTestbed,
+  inWorkstation,
+  telepodInWorkstation,
+  type CommandResult,
+} from '../testbed/lib/testbed.ts';
 
 const NS = 'demo';
-const TELEPOD = fileURLToPath(new URL('../dist/telepod.mjs', import.meta.url));
 
 const tb = await ensureTestbed();
 process.stdout.write(`\n== deploying the seed's service-b and service-a in namespace ${NS}\n`);
 await createNamespace(tb, NS);
 await deploySeed(tb, NS);
 
-async function step(title: string, command: string, args: string[]): Promise<number> {
+async function step(title: string, command: Promise<CommandResult>): Promise<number> {
   process.stdout.write(`\n== [workstation] $ ${title}\n`);
-  const result = await inWorkstation(tb, command, args);
+  const result = await command;
   process.stdout.write(result.stdout + result.stderr);
   return result.code;
 }
 
-const telepod = (...args: string[]) =>
-  step(`telepod ${args.join(' ')}`, process.execPath, [
-    TELEPOD,
-    '--kubeconfig',
-    tb.workstation.kubeconfig,
-    ...args,
-  ]);
-const curl = (url: string) => step(`curl ${url}`, 'curl', ['-sS', '--max-time', '5', url]);
+const telepod = (...args: string[]) => step(`telepod ${args.join(' ')}`, telepodInWorkstation(tb, ...args));
+const curl = (url: string) => step(`curl ${url}`, inWorkstation(tb, 'curl', ['-sS', '--max-time', '5', url]));
 
 await curl('http://service-b:8000/'); // before: the workstation reaches nothing of the cluster
 const connected = await telepod('-n', NS, 'connect');

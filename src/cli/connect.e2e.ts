@@ -6,7 +6,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import {
   applyManifest,
@@ -15,26 +14,18 @@ import {
   ensureTestbed,
   inWorkstation,
   kubectl,
+  telepodInWorkstation,
   type TestbedStatus,
 } from '../../testbed/lib/testbed.ts';
 
 const run = promisify(execFile);
 const NS = 'telepod-e2e-connect';
-const TELEPOD = fileURLToPath(new URL('../../dist/telepod.mjs', import.meta.url));
 let tb: TestbedStatus;
 let deleteNamespace: () => Promise<void>;
 let clusterIP: string;
 let podIP: string;
 
-const telepod = (...args: string[]) =>
-  inWorkstation(tb, process.execPath, [
-    TELEPOD,
-    '--kubeconfig',
-    tb.workstation.kubeconfig,
-    '-n',
-    NS,
-    ...args,
-  ]);
+const telepod = (...args: string[]) => telepodInWorkstation(tb, '-n', NS, ...args);
 const curl = (url: string, ...extra: string[]) =>
   inWorkstation(tb, 'curl', ['-s', '--max-time', '5', ...extra, url]);
 

@@ -1,16 +1,18 @@
 // e2e on the testbed: `telepod install` (also --dry-run) and `uninstall` of the traffic manager.
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { ensureTestbed, inWorkstation, kubectl, type TestbedStatus } from '../../testbed/lib/testbed.ts';
+import {
+  ensureTestbed,
+  kubectl,
+  telepodInWorkstation,
+  type TestbedStatus,
+} from '../../testbed/lib/testbed.ts';
 
 const MNS = 'telepod-e2e-install';
-const TELEPOD = fileURLToPath(new URL('../../dist/telepod.mjs', import.meta.url));
 let tb: TestbedStatus;
 
-const telepod = (...args: string[]) =>
-  inWorkstation(tb, process.execPath, [TELEPOD, '--kubeconfig', tb.workstation.kubeconfig, ...args]);
+const telepod = (...args: string[]) => telepodInWorkstation(tb, ...args);
 const namespaceExists = async () =>
   (await kubectl(tb, ['get', 'namespace', MNS, '--ignore-not-found', '-o', 'name'])).trim() !== '';
 

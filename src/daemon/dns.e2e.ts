@@ -7,9 +7,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { ensureTestbed, inWorkstation, type TestbedStatus } from '../../testbed/lib/testbed.ts';
+import {
+  ensureTestbed,
+  inWorkstation,
+  telepodInWorkstation,
+  type TestbedStatus,
+} from '../../testbed/lib/testbed.ts';
 
-const TELEPOD = fileURLToPath(new URL('../../dist/telepod.mjs', import.meta.url));
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const NAMESERVER = /^nameserver\s+(\d+\.\d+\.\d+\.\d+)/m.exec(readFileSync('/etc/resolv.conf', 'utf8'))?.[1];
 const OUTSIDE_NAME = 'www.telepod-e2e.test';
@@ -34,15 +38,7 @@ let tb: TestbedStatus;
 let resolver: ChildProcess;
 const asked: string[] = [];
 
-const telepod = (...args: string[]) =>
-  inWorkstation(tb, process.execPath, [
-    TELEPOD,
-    '--kubeconfig',
-    tb.workstation.kubeconfig,
-    '-n',
-    'default',
-    ...args,
-  ]);
+const telepod = (...args: string[]) => telepodInWorkstation(tb, '-n', 'default', ...args);
 const lookup = async (name: string) => {
   const result = await inWorkstation(tb, 'getent', ['ahostsv4', name]);
   return result.code === 0 ? result.stdout.split(/\s+/)[0] : undefined;

@@ -1,13 +1,7 @@
 // The root daemon: owns every change telepod makes on the workstation and undoes it on quit,
 // on SIGTERM/SIGINT, and (for a predecessor killed with -9) when it starts.
 import { pino } from 'pino';
-import {
-  DAEMON_LOG,
-  DAEMON_PATHS,
-  DAEMON_SOCKET,
-  type ConnectRequest,
-  type DaemonStatus,
-} from '../protocol/daemon-api.ts';
+import { DAEMON_LOG, DAEMON_PATHS, type ConnectRequest, type DaemonStatus } from '../protocol/daemon-api.ts';
 import { TelepodError } from '../protocol/errors.ts';
 import { startControlServer } from './control.ts';
 import { removeCapture } from './nft.ts';

@@ -63,6 +63,13 @@ export function inWorkstation(tb: TestbedStatus, command: string, args: readonly
   return capture('nsenter', [`--net=/run/netns/${tb.workstation.netns}`, '--', command, ...args]);
 }
 
+const TELEPOD = fileURLToPath(new URL('../../dist/telepod.mjs', import.meta.url));
+
+/** The built `telepod` (run `npm run build` first) in the workstation netns, with its kubeconfig. */
+export function telepodInWorkstation(tb: TestbedStatus, ...args: string[]) {
+  return inWorkstation(tb, process.execPath, [TELEPOD, '--kubeconfig', tb.workstation.kubeconfig, ...args]);
+}
+
 /** kubectl against the testbed from the host side; throws with stderr on failure. */
 export async function kubectl(tb: TestbedStatus, args: readonly string[], input?: string): Promise<string> {
   const result = await capture(tb.kubectl, ['--kubeconfig', tb.kubeconfig, ...args], input);
