@@ -1,7 +1,8 @@
 // e2e on the testbed: `telepod connect/status/quit/run` from the workstation netns make cluster
 // Services, pod IPs and DNS names reachable for any program, and undo everything afterwards.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,11 +16,13 @@ import {
   inWorkstation,
   kubectl,
   telepodInWorkstation,
+  waitUntil,
   type TestbedStatus,
 } from '../../testbed/lib/testbed.ts';
 
 const run = promisify(execFile);
 const NS = 'telepod-e2e-connect';
+const TELEPOD = fileURLToPath(new URL('../../dist/telepod.mjs', import.meta.url));
 let tb: TestbedStatus;
 let deleteNamespace: () => Promise<void>;
 let clusterIP: string;
@@ -188,16 +191,95 @@ test('--never-proxy keeps a subnet off the tunnel, --also-proxy adds one', async
   assert.equal((await telepod('quit')).code, 0);
 });
 
-test('a daemon killed with -9 leaves nothing the next daemon does not clear', async () => {
+test('a daemon killed with -9 leaves rules that the next status removes', async () => {
   const first = await telepod('connect');
   assert.equal(first.code, 0, first.stderr);
   const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as { daemonPid: number };
   process.kill(status.daemonPid, 'SIGKILL');
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.match((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
-  const second = await telepod('connect');
-  assert.equal(second.code, 0, second.stderr);
-  assert.equal((await curl('http://service-b:8000/')).stdout, 'Hello, world!\n');
-  assert.equal((await telepod('quit')).code, 0);
+  const after = await telepod('status');
+  assert.equal(after.stdout.trim(), 'not connected');
+  assert.match(after.stderr, /removed the rules a crashed daemon had left behind/);
+  assert.doesNotMatch((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
+  assert.doesNotMatch((await inWorkstation(tb, 'ip', ['route'])).stdout, /telepod0/);
+});
+
+test('SIGTERM to the daemon undoes everything', async () => {
+  assert.equal((await telepod('connect')).code, 0);
+  const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as { daemonPid: number };
+  process.kill(status.daemonPid, 'SIGTERM');
+  await waitUntil('the daemon to exit', 15_000, () => Promise.resolve(!processAlive(status.daemonPid)));
+  assert.doesNotMatch((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
+  assert.equal((await telepod('status')).stdout.trim(), 'not connected');
+});
+
+test('Ctrl-C during connect leaves nothing behind', async () => {
+  const child = spawn(
+    'nsenter',
+    [
+      `--net=/run/netns/${tb.workstation.netns}`,
+      '--',
+      process.execPath,
+      TELEPOD,
+      '--kubeconfig',
+      tb.workstation.kubeconfig,
+      '-n',
+      NS,
+      'connect',
+    ],
+    { stdio: 'ignore' },
+  );
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  assert.notEqual(code, 0);
+  await waitUntil(
+    'no daemon',
+    15_000,
+    async () => (await telepod('status')).stdout.trim() === 'not connected',
+  );
   assert.doesNotMatch((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
 });
+
+test('unknown context or namespace: clear message, exit 2, nothing changed', async () => {
+  const context = await telepod('--context', 'nope', 'connect');
+  assert.equal(context.code, 2);
+  assert.match(context.stderr, /context "nope" is not in the kubeconfig/);
+  const namespace = await telepodInWorkstation(tb, '-n', 'no-such-namespace', 'connect');
+  assert.equal(namespace.code, 2, namespace.stderr);
+  assert.match(namespace.stderr, /namespace "no-such-namespace" not found/);
+  assert.doesNotMatch((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
+  await telepod('quit');
+});
+
+test('the tunnel comes back by itself when the manager pod is deleted', async () => {
+  assert.equal((await telepod('connect')).code, 0);
+  await kubectl(tb, [
+    '-n',
+    'telepod',
+    'delete',
+    'pod',
+    '-l',
+    'app.kubernetes.io/name=telepod-manager',
+    '--wait=false',
+  ]);
+  await waitUntil(
+    'service-b through a new tunnel',
+    60_000,
+    async () => (await curl('http://service-b:8000/')).stdout === 'Hello, world!\n',
+  );
+  process.stdout.write(
+    `# tunnel back ${((Date.now() - started) / 1000).toFixed(1)} s after the manager pod was deleted\n`,
+  );
+  assert.equal((await telepod('quit')).code, 0);
+});
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

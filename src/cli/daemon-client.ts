@@ -1,9 +1,10 @@
 // The CLI's side of the daemon API: calls over the unix socket, and starting the root daemon
 // when none runs (through sudo when the user is not root, as Telepresence does).
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync } from 'node:fs';
 import http from 'node:http';
 import {
+  CAPTURE_MARKER,
   DAEMON_DIR,
   DAEMON_LOG,
   DAEMON_PATHS,
@@ -81,4 +82,15 @@ function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, but root's
   }
+}
+
+/**
+ * After a daemon was killed (kill -9), its capture rules are still installed and its marker file
+ * says so: start a daemon, which removes them as it starts, and stop it again.
+ */
+export async function clearStaleState(): Promise<boolean> {
+  if (!existsSync(CAPTURE_MARKER) || (await daemonRunning())) return false;
+  await ensureDaemon();
+  await quitDaemon();
+  return true;
 }

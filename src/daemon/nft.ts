@@ -3,7 +3,9 @@
 // server, plus a port-less bridge carrying routes for subnets the machine has no route to.
 // Everything has a fixed name, so a daemon after a crash removes what the last one left.
 import { execFile, spawn } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { CAPTURE_MARKER } from '../protocol/daemon-api.ts';
 
 const run = promisify(execFile);
 export const TABLE = 'telepod';
@@ -71,10 +73,12 @@ export async function installCapture(rules: CaptureRules): Promise<void> {
     for (const cidr of unrouted) await run('ip', ['route', 'add', cidr, 'dev', BRIDGE]);
   }
   await nft(rulesetFor(rules));
+  writeFileSync(CAPTURE_MARKER, `${process.pid}\n`, { mode: 0o644 });
 }
 
 /** Removes the table and the bridge (with its routes); nothing to remove is fine. */
 export async function removeCapture(): Promise<void> {
   await run('nft', ['delete', 'table', 'ip', TABLE]).catch(() => undefined);
   await run('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
+  rmSync(CAPTURE_MARKER, { force: true });
 }

@@ -4,6 +4,8 @@
 export const DAEMON_DIR = '/run/telepod';
 export const DAEMON_SOCKET = `${DAEMON_DIR}/daemon.sock`;
 export const DAEMON_LOG = `${DAEMON_DIR}/daemon.log`;
+/** Exists while the daemon's capture rules are installed; left behind only by a crash. */
+export const CAPTURE_MARKER = `${DAEMON_DIR}/capture-installed`;
 
 export const DAEMON_PATHS = { connect: '/connect', status: '/status', quit: '/quit' } as const;
 
@@ -25,6 +27,8 @@ export interface DaemonStatus {
   managerNamespace?: string;
   managerVersion?: string;
   subnets?: string[];
+  /** How often the tunnel to the manager was re-established. */
+  reconnects?: number;
   dns?: { mode: string; clusterDomain: string };
 }
 

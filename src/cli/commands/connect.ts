@@ -7,7 +7,8 @@ import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-ins
 import { isCidr } from '../../kube/subnets.ts';
 import { DAEMON_PATHS, type ConnectRequest, type DaemonStatus } from '../../protocol/daemon-api.ts';
 import { usageError } from '../../protocol/errors.ts';
-import { callDaemon, daemonRunning, ensureDaemon, quitDaemon } from '../daemon-client.ts';
+import { callDaemon, clearStaleState, daemonRunning, ensureDaemon, quitDaemon } from '../daemon-client.ts';
+import { loadKubeConfig } from '../../kube/config.ts';
 import { printResult } from '../output.ts';
 import type { Program } from '../program.ts';
 
@@ -35,6 +36,10 @@ function connectOptions<A extends any[], O extends OptionValues, G extends Optio
     .option('--image <image>', 'image with node for the in-cluster side', DEFAULT_IMAGE);
 }
 
+function warnStale(): void {
+  process.stderr.write('telepod: removed the rules a crashed daemon had left behind\n');
+}
+
 function summary(s: DaemonStatus): string {
   return `connected to context ${s.context}, namespace ${s.namespace}; routing ${s.subnets?.join(', ')}`;
 }
@@ -53,9 +58,20 @@ async function connect(
     managerNamespace: opts.managerNamespace,
     image: opts.image,
   };
+  loadKubeConfig(request); // a bad kubeconfig or context fails here, before anything starts
+  if (await clearStaleState()) warnStale();
   if (globals.output === 'text') process.stderr.write('telepod: starting the daemon and connecting ...\n');
-  await ensureDaemon();
-  return callDaemon<DaemonStatus>(DAEMON_PATHS.connect, request);
+  // Ctrl-C while connecting: undo whatever the daemon did so far and stop it.
+  const interrupted = () => {
+    void quitDaemon().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  try {
+    await ensureDaemon();
+    return await callDaemon<DaemonStatus>(DAEMON_PATHS.connect, request);
+  } finally {
+    process.off('SIGINT', interrupted);
+  }
 }
 
 export function addConnectCommands(program: Program): void {
@@ -70,12 +86,14 @@ export function addConnectCommands(program: Program): void {
     .command('status')
     .description('show whether telepod is connected, and to what')
     .action(async () => {
+      if (await clearStaleState()) warnStale();
       const status: DaemonStatus = (await daemonRunning())
         ? await callDaemon<DaemonStatus>(DAEMON_PATHS.status)
         : { connected: false, daemonPid: 0 };
       printResult(program.opts().output, status, () =>
         status.connected
-          ? `${summary(status)}\nmanager ${status.managerVersion} in ${status.managerNamespace}; DNS ${status.dns?.mode}; daemon pid ${status.daemonPid}`
+          ? `${summary(status)}\nmanager ${status.managerVersion} in ${status.managerNamespace}; ` +
+            `DNS ${status.dns?.mode}; tunnel reconnects ${status.reconnects}; daemon pid ${status.daemonPid}`
           : 'not connected',
       );
     });
@@ -84,7 +102,9 @@ export function addConnectCommands(program: Program): void {
     .command('quit')
     .description('disconnect, undo every change on this machine and stop the daemon')
     .action(async () => {
-      const stopped = await quitDaemon();
+      const stale = await clearStaleState();
+      if (stale) warnStale();
+      const stopped = (await quitDaemon()) || stale;
       printResult(program.opts().output, { stopped }, () => (stopped ? 'disconnected' : 'not connected'));
     });
 
