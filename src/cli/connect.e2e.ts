@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -249,6 +249,38 @@ test('unknown context or namespace: clear message, exit 2, nothing changed', asy
   const namespace = await telepodInWorkstation(tb, '-n', 'no-such-namespace', 'connect');
   assert.equal(namespace.code, 2, namespace.stderr);
   assert.match(namespace.stderr, /namespace "no-such-namespace" not found/);
+  assert.doesNotMatch((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
+  await telepod('quit');
+});
+
+test('an unreachable API server or missing rights: clear message, non-zero exit, nothing changed', async () => {
+  const wsConfig = await readFile(tb.workstation.kubeconfig, 'utf8');
+  const dir = await mkdtemp(join(tmpdir(), 'telepod-kc-'));
+  const unreachable = join(dir, 'unreachable.conf');
+  await writeFile(unreachable, wsConfig.replace(/server: \S+/, 'server: https://127.0.0.1:1'));
+  const down = await telepodInWorkstation(tb, '--kubeconfig', unreachable, '-n', NS, 'connect');
+  assert.equal(down.code, 1, down.stderr);
+  assert.match(down.stderr, /cannot reach the API server https:\/\/127\.0\.0\.1:1/);
+
+  await kubectl(tb, ['-n', NS, 'create', 'serviceaccount', 'nobody']);
+  const token = (await kubectl(tb, ['-n', NS, 'create', 'token', 'nobody'])).trim();
+  const ca = /certificate-authority-data: (\S+)/.exec(wsConfig)![1]!;
+  const server = /server: (\S+)/.exec(wsConfig)![1]!;
+  const nobody = join(dir, 'nobody.conf');
+  await writeFile(
+    nobody,
+    `apiVersion: v1
+kind: Config
+clusters: [{ name: tb, cluster: { server: "${server}", certificate-authority-data: ${ca} } }]
+users: [{ name: nobody, user: { token: "${token}" } }]
+contexts: [{ name: nobody, context: { cluster: tb, user: nobody } }]
+current-context: nobody
+`,
+  );
+  const forbidden = await telepodInWorkstation(tb, '--kubeconfig', nobody, '-n', NS, 'connect');
+  await rm(dir, { recursive: true, force: true });
+  assert.equal(forbidden.code, 1, forbidden.stderr);
+  assert.match(forbidden.stderr, /not allowed: .*cannot get resource "namespaces"/);
   assert.doesNotMatch((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
   await telepod('quit');
 });

@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { isIPv4, type Server } from 'node:net';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import { loadKubeConfig } from '../kube/config.ts';
+import { loadKubeConfig, type LoadedKubeConfig } from '../kube/config.ts';
+import { explainKubeError } from '../kube/errors.ts';
 import {
   installManager,
   managerObjects,
@@ -53,7 +54,15 @@ export class Session {
   ) {}
 
   static async open(req: ConnectRequest, log: Logger): Promise<Session> {
-    const { kc, context, namespace } = loadKubeConfig(req);
+    const loaded = loadKubeConfig(req);
+    const server = loaded.kc.getCurrentCluster()!.server;
+    return Session.connect(req, loaded, log).catch((err: unknown) => {
+      throw explainKubeError(err, server);
+    });
+  }
+
+  private static async connect(req: ConnectRequest, loaded: LoadedKubeConfig, log: Logger): Promise<Session> {
+    const { kc, context, namespace } = loaded;
     await requireNamespace(kc, namespace);
     const objects = managerObjects(readManagerBundle(), req.image, req.managerNamespace);
     const changed = await installManager(kc, objects);

@@ -32,18 +32,27 @@ export async function openPortForward(
     rejectUnauthorized: options.rejectUnauthorized,
     perMessageDeflate: false,
   });
+  // Listen before the handshake completes: the server may send frames in the same packet as
+  // its handshake answer, and they are emitted before an awaiting caller would resume.
+  const duplex = websocketDuplex(ws, port);
+  const untilOpen = () => undefined; // failures before `open` are reported by the rejection below
+  duplex.on('error', untilOpen);
   await new Promise<void>((resolve, reject) => {
     ws.once('open', resolve);
     ws.once('error', reject);
     ws.once('unexpected-response', (_req, res) =>
       reject(new Error(`port-forward to ${namespace}/${pod}:${port} refused: HTTP ${res.statusCode}`)),
     );
+  }).catch((err: unknown) => {
+    ws.terminate();
+    throw err;
   });
-  return websocketDuplex(ws, port);
+  duplex.off('error', untilOpen);
+  return duplex;
 }
 
 function websocketDuplex(ws: WebSocket, port: number): Duplex {
-  const seenPortHeader = new Set<number>();
+  const portAnnounced = new Set<number>();
   let errorText = '';
   const duplex = new Duplex({
     write(chunk: Buffer, _encoding, callback) {
@@ -65,12 +74,11 @@ function websocketDuplex(ws: WebSocket, port: number): Duplex {
     const channel = raw[0];
     let payload = raw.subarray(1);
     if (channel === undefined) return;
-    // The first frame of each channel starts with the port (uint16 little-endian); seen on this
-    // testbed, the API server sometimes sends data on a channel before (or without) it, so
-    // strip it only where it really is the port.
-    if (!seenPortHeader.has(channel) && payload.length >= 2) {
-      seenPortHeader.add(channel);
-      if (payload.readUInt16LE(0) === port) payload = payload.subarray(2);
+    // Each channel announces its port (uint16 little-endian) once, normally in its first frame;
+    // it is recognised by its value rather than its position, and never passed on as data.
+    if (!portAnnounced.has(channel) && payload.length >= 2 && payload.readUInt16LE(0) === port) {
+      portAnnounced.add(channel);
+      payload = payload.subarray(2);
     }
     if (channel === DATA) {
       if (payload.length > 0 && !duplex.push(payload)) ws.pause();
