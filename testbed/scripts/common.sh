@@ -30,12 +30,13 @@ die() { echo "testbed: $*" >&2; exit 1; }
 _phase_name="" _phase_start=0
 phase() { # phase NAME: ends the previous phase (printing its time) and starts the next
   phase_end
-  _phase_name=$1 _phase_start=$(date +%s.%N)
+  _phase_name=$1 _phase_start=${EPOCHREALTIME/./}
   echo "testbed: $1 ..."
 }
 phase_end() {
   [ -n "$_phase_name" ] || return 0
-  printf 'testbed: %s done (%.1f s)\n' "$_phase_name" "$(echo "$(date +%s.%N) - $_phase_start" | bc)"
+  local tenths=$(((${EPOCHREALTIME/./} - _phase_start) / 100000))
+  echo "testbed: $_phase_name done ($((tenths / 10)).$((tenths % 10)) s)"
   _phase_name=""
 }
 

@@ -3,7 +3,7 @@
 # machine (network namespaces, veths, guard rules, sysctls, mount propagation, cgroups),
 # each with its undo. Sourced by testbed.sh.
 
-APT_PACKAGES="containerd runc containernetworking-plugins iptables nftables conntrack catatonit busybox-static openssl curl bc iproute2 util-linux"
+APT_PACKAGES="containerd runc containernetworking-plugins iptables nftables conntrack catatonit busybox-static openssl curl iproute2 util-linux"
 SYSCTLS_TOUCHED="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes fs.inotify.max_user_instances fs.inotify.max_user_watches"
 
 preflight() {
