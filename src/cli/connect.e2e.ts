@@ -278,9 +278,35 @@ current-context: nobody
 `,
   );
   const forbidden = await telepodInWorkstation(tb, '--kubeconfig', nobody, '-n', NS, 'connect');
-  await rm(dir, { recursive: true, force: true });
   assert.equal(forbidden.code, 1, forbidden.stderr);
   assert.match(forbidden.stderr, /not allowed: .*cannot get resource "namespaces"/);
+
+  // Allowed to read (the built-in `view` role) but not to install the manager.
+  await kubectl(tb, ['delete', 'clusterrolebinding', 'telepod-e2e-nobody-view', '--ignore-not-found']);
+  await kubectl(tb, [
+    'create',
+    'clusterrolebinding',
+    'telepod-e2e-nobody-view',
+    '--clusterrole=view',
+    `--serviceaccount=${NS}:nobody`,
+  ]);
+  const notInstallable = await telepodInWorkstation(
+    tb,
+    '--kubeconfig',
+    nobody,
+    '-n',
+    NS,
+    'connect',
+    '--manager-namespace',
+    'telepod-e2e-absent',
+  );
+  await kubectl(tb, ['delete', 'clusterrolebinding', 'telepod-e2e-nobody-view']);
+  await rm(dir, { recursive: true, force: true });
+  assert.equal(notInstallable.code, 1, notInstallable.stderr);
+  assert.match(
+    notInstallable.stderr,
+    /you may not install the traffic manager in namespace telepod-e2e-absent \(not allowed: .*cannot create resource "namespaces".*ask a cluster admin to run `telepod install`/,
+  );
   assert.doesNotMatch((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
   await telepod('quit');
 });

@@ -14,6 +14,7 @@ import {
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { TelepodError } from '../protocol/errors.ts';
+import { explainKubeError } from './errors.ts';
 import { MANAGER_PORT } from '../protocol/paths.ts';
 
 export const DEFAULT_IMAGE = 'docker.io/library/node:22-bookworm-slim';
@@ -103,8 +104,8 @@ export async function installManager(kc: KubeConfig, objects: ManagerObjects): P
   } catch (err) {
     if ((err as { code?: number }).code !== 403) throw err;
     throw new TelepodError(
-      `you may not install the traffic manager in namespace ${objects.namespace.metadata!.name!}; ` +
-        'ask a cluster admin to run `telepod install`',
+      `you may not install the traffic manager in namespace ${objects.namespace.metadata!.name!} ` +
+        `(${explainKubeError(err, '').message}); ask a cluster admin to run \`telepod install\``,
     );
   }
 }
