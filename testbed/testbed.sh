@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # telepod's testbed: a real one-node Kubernetes (upstream, built from Go modules) in its own
 # network namespace, plus a "workstation" netns that reaches only the API server.
-# Usage: testbed.sh up | down | status [--json] | smoke | build      (see testbed/README.md)
+# Usage: testbed.sh up | down | status [--json] | smoke | build | restart-apiserver     (see testbed/README.md)
 set -euo pipefail
 export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin:$PATH GOTOOLCHAIN=local
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -72,6 +72,7 @@ case "${1:-}" in
   down) [ "$(id -u)" = 0 ] || die "must run as root"; teardown; echo "testbed: down" ;;
   status) cmd_status "${2:-}" ;;
   smoke) smoke ;;
+  restart-apiserver) restart_apiserver ;;
   build) preflight; build_all; build_images ;;
-  *) echo "usage: npm run testbed -- up|down|status [--json]|smoke|build" >&2; exit 2 ;;
+  *) echo "usage: npm run testbed -- up|down|status [--json]|smoke|build|restart-apiserver" >&2; exit 2 ;;
 esac

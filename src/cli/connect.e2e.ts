@@ -15,6 +15,7 @@ import {
   ensureTestbed,
   inWorkstation,
   kubectl,
+  restartApiServer,
   telepodInWorkstation,
   waitUntil,
   type TestbedStatus,
@@ -322,6 +323,16 @@ test('the tunnel comes back by itself when the manager pod is deleted', async ()
     'app.kubernetes.io/name=telepod-manager',
     '--wait=false',
   ]);
+  await waitUntil('a reconnected tunnel', 60_000, async () => {
+    const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as { reconnects: number };
+    return status.reconnects >= 1 && (await curl('http://service-b:8000/')).stdout === 'Hello, world!\n';
+  });
+  assert.equal((await telepod('quit')).code, 0);
+});
+
+test('the tunnel comes back by itself after the API server restarts', async () => {
+  assert.equal((await telepod('connect')).code, 0);
+  await restartApiServer();
   await waitUntil('a reconnected tunnel', 60_000, async () => {
     const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as { reconnects: number };
     return status.reconnects >= 1 && (await curl('http://service-b:8000/')).stdout === 'Hello, world!\n';

@@ -18,6 +18,11 @@ const statusSchema = z.object({
 });
 export type TestbedStatus = z.infer<typeof statusSchema>;
 
+/** Stops and starts the API server (clients' long-lived streams through it all drop). */
+export async function restartApiServer(): Promise<void> {
+  await run('bash', [TESTBED_SCRIPT, 'restart-apiserver']);
+}
+
 export async function testbedStatus(): Promise<TestbedStatus> {
   const { stdout } = await run('bash', [TESTBED_SCRIPT, 'status', '--json']);
   return statusSchema.parse(JSON.parse(stdout));

@@ -34,12 +34,7 @@ component_alive() {
 
 apiserver_ready() { "$BIN/kubectl" --kubeconfig "$KC/super-admin.conf" --server "https://$HOST_NODE_IP:6443" get --raw /readyz; }
 
-start_control_plane() {
-  start_component etcd "$BIN/etcd" --name tpbed --data-dir "$TPBED_ETCD" \
-    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
-    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-    --initial-cluster tpbed=http://127.0.0.1:2380 --unsafe-no-fsync --log-level warn
-  wait_for 30 etcd in_node curl -sf http://127.0.0.1:2379/health
+start_apiserver() {
   start_component kube-apiserver "$BIN/kube-apiserver" \
     --advertise-address=$NODE_IP --bind-address=0.0.0.0 --secure-port=6443 \
     --etcd-servers=http://127.0.0.1:2379 --service-cluster-ip-range=$SERVICE_CIDR --allow-privileged=true \
@@ -53,6 +48,15 @@ start_control_plane() {
     --requestheader-client-ca-file=$PKI/front-proxy-ca.crt --requestheader-allowed-names=front-proxy-client \
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
     --requestheader-extra-headers-prefix=X-Remote-Extra-
+}
+
+start_control_plane() {
+  start_component etcd "$BIN/etcd" --name tpbed --data-dir "$TPBED_ETCD" \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster tpbed=http://127.0.0.1:2380 --unsafe-no-fsync --log-level warn
+  wait_for 30 etcd in_node curl -sf http://127.0.0.1:2379/health
+  start_apiserver
   wait_for 90 kube-apiserver apiserver_ready
   # kubeadm's phases issue admin.conf for the group kubeadm:cluster-admins; `kubeadm init` would
   # bind it, the phases do not (without it port-forward, exec and logs are forbidden).
@@ -94,4 +98,10 @@ start_node() {
 start_dns() {
   kctl apply -f "$(dirname "$CONFIG_DIR")/manifests/coredns.yaml" >/dev/null
   wait_for 120 "CoreDNS to be ready" kctl -n kube-system rollout status deploy/coredns --timeout=5s
+}
+
+restart_apiserver() { # for e2e tests of clients that must survive an API server restart
+  stop_pid "$(cat "$TPBED_RUN/kube-apiserver.pid")"
+  start_apiserver
+  wait_for 90 kube-apiserver apiserver_ready
 }
