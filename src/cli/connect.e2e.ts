@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -338,6 +338,39 @@ test('the tunnel comes back by itself after the API server restarts', async () =
     return status.reconnects >= 1 && (await curl('http://service-b:8000/')).stdout === 'Hello, world!\n';
   });
   assert.equal((await telepod('quit')).code, 0);
+});
+
+test('a user who is not root connects through sudo, and only they can use the daemon socket', async () => {
+  const user = 'telepod-e2e';
+  await run('userdel', [user]).catch(() => undefined);
+  await run('useradd', ['--no-create-home', '--shell', '/bin/sh', user]);
+  await writeFile('/etc/sudoers.d/telepod-e2e', `${user} ALL=(root) NOPASSWD: ALL\n`, { mode: 0o440 });
+  const asUser = (...args: string[]) =>
+    inWorkstation(tb, 'su', [
+      user,
+      '-s',
+      '/bin/sh',
+      '-c',
+      [process.execPath, TELEPOD, '--kubeconfig', tb.workstation.kubeconfig, '-n', NS, ...args].join(' '),
+    ]);
+  try {
+    const connected = await asUser('connect');
+    assert.equal(connected.code, 0, connected.stderr);
+    const { uid } = await stat('/run/telepod/daemon.sock');
+    const owner = (await run('id', ['-u', user])).stdout.trim();
+    assert.equal(String(uid), owner);
+    assert.equal((await stat('/run/telepod/daemon.sock')).mode & 0o777, 0o600);
+    const daemon = JSON.parse((await asUser('status', '-o', 'json')).stdout) as { daemonPid: number };
+    assert.equal((await run('ps', ['-o', 'user=', '-p', String(daemon.daemonPid)])).stdout.trim(), 'root');
+    assert.equal((await curl('http://service-b:8000/')).stdout, 'Hello, world!\n');
+    const quit = await asUser('quit');
+    assert.equal(quit.stdout.trim(), 'disconnected', quit.stderr);
+    assert.doesNotMatch((await inWorkstation(tb, 'nft', ['list', 'tables'])).stdout, /telepod/);
+  } finally {
+    await telepod('quit');
+    await rm('/etc/sudoers.d/telepod-e2e', { force: true });
+    await run('userdel', [user]).catch(() => undefined);
+  }
 });
 
 function processAlive(pid: number): boolean {

@@ -1,6 +1,6 @@
 // The CLI's side of the daemon API: calls over the unix socket, and starting the root daemon
 // when none runs (through sudo when the user is not root, as Telepresence does).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync } from 'node:fs';
 import http from 'node:http';
 import {
@@ -41,14 +41,18 @@ export async function ensureDaemon(): Promise<void> {
   if (await daemonRunning()) return;
   const command = [process.execPath, process.argv[1]!, 'daemon'];
   const root = process.getuid?.() === 0;
-  const [file, ...args] = root ? command : ['sudo', '--preserve-env=TELEPOD_LOG_LEVEL', ...command];
-  // sudo may prompt once, so it gets the terminal; a root CLI sends the daemon's stderr (a
-  // crash trace) to the daemon log.
-  let stderr: 'inherit' | number = 'inherit';
+  let stderr: 'ignore' | number = 'ignore';
   if (root) {
+    // A root CLI sends the daemon's stderr (a crash trace) to the daemon log.
     mkdirSync(DAEMON_DIR, { recursive: true, mode: 0o755 });
     stderr = openSync(DAEMON_LOG, 'a');
+  } else {
+    // sudo asks for the password once, in the foreground, on the terminal; the daemon is then
+    // started without a prompt and holds none of this process's descriptors.
+    const validated = spawnSync('sudo', ['-v'], { stdio: 'inherit' });
+    if (validated.status !== 0) throw new TelepodError('telepod needs root for its daemon, and sudo refused');
   }
+  const [file, ...args] = root ? command : ['sudo', '-n', '--preserve-env=TELEPOD_LOG_LEVEL', ...command];
   const child = spawn(file!, args, { detached: true, stdio: ['ignore', 'ignore', stderr] });
   child.unref();
   const deadline = Date.now() + 15_000;
