@@ -1,8 +1,9 @@
 // Global flags in kubectl's shape, shared by every command and accepted before or after the
 // command name (commander keeps program options active after the subcommand).
 import { Option, type Command } from '@commander-js/extra-typings';
-import { LOG_LEVELS } from './log.ts';
 import { OUTPUT_FORMATS } from './output.ts';
+
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 
 export function addGlobalOptions<C extends Command>(program: C) {
   return program
