@@ -1,5 +1,5 @@
 // `npm run build`: bundles the workstation executable (CLI + daemon) and the in-cluster
-// bundle (traffic manager) with esbuild, and refuses an in-cluster bundle that pulls in
+// bundles (traffic manager, agent) with esbuild, and refuses an in-cluster bundle that pulls in
 // @kubernetes/client-node or outgrows the ConfigMap it ships in.
 import { build, type BuildOptions } from 'esbuild';
 import { chmod } from 'node:fs/promises';
@@ -33,7 +33,7 @@ await chmod('dist/telepod.mjs', 0o755);
 
 const inCluster = await build({
   ...common,
-  entryPoints: { manager: 'src/manager/main.ts' },
+  entryPoints: { manager: 'src/manager/main.ts', agent: 'src/agent/main.ts' },
   outExtension: { '.js': '.mjs' },
   outdir: 'dist',
   minify: true,

@@ -73,9 +73,10 @@ export async function quitDaemon(): Promise<boolean> {
     return false;
   }
   await callDaemon(DAEMON_PATHS.quit);
-  const deadline = Date.now() + 15_000;
+  // Quitting ends the session, and the manager restores what its intercepts changed first.
+  const deadline = Date.now() + 60_000;
   while (Date.now() < deadline && processAlive(pid)) await new Promise((r) => setTimeout(r, 50));
-  if (processAlive(pid)) throw new TelepodError(`the telepod daemon (pid ${pid}) did not stop within 15 s`);
+  if (processAlive(pid)) throw new TelepodError(`the telepod daemon (pid ${pid}) did not stop within 60 s`);
   return true;
 }
 

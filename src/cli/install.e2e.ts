@@ -22,13 +22,27 @@ before(async () => {
 });
 after(async () => {
   await kubectl(tb, ['delete', 'namespace', MNS, '--ignore-not-found', '--wait=false']);
+  await kubectl(tb, [
+    'delete',
+    'clusterrole,clusterrolebinding',
+    `telepod-manager-${MNS}`,
+    '--ignore-not-found',
+  ]);
 });
 
 test('install --dry-run -o yaml prints the manifests and changes nothing', async () => {
   const result = await telepod('install', '--manager-namespace', MNS, '--dry-run', '-o', 'yaml');
   assert.equal(result.code, 0, result.stderr);
   const kinds = parseAllDocuments(result.stdout).map((d) => (d.toJS() as { kind: string }).kind);
-  assert.deepEqual(kinds, ['Namespace', 'ServiceAccount', 'ConfigMap', 'Deployment']);
+  assert.deepEqual(kinds, [
+    'Namespace',
+    'ServiceAccount',
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'ConfigMap',
+    'Service',
+    'Deployment',
+  ]);
   assert.match(result.stdout, /image: docker\.io\/library\/node:22-bookworm-slim/);
   assert.equal(await namespaceExists(), false);
 });
@@ -42,9 +56,11 @@ test('install creates a manager that becomes ready; a second install is a no-op'
   assert.equal(second.stdout.trim(), `traffic manager in namespace ${MNS} is up to date`);
 });
 
-test('uninstall deletes the manager namespace', async () => {
+test('uninstall deletes the manager namespace and its ClusterRole', async () => {
   const result = await telepod('uninstall', '--manager-namespace', MNS);
   assert.equal(result.code, 0, result.stderr);
+  const roles = await kubectl(tb, ['get', 'clusterrole,clusterrolebinding', '-o', 'name']);
+  assert.doesNotMatch(roles, new RegExp(`telepod-manager-${MNS}`));
   const phase = await kubectl(tb, [
     'get',
     'namespace',

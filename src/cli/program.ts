@@ -3,6 +3,7 @@ import { Command } from '@commander-js/extra-typings';
 import { TELEPOD_VERSION } from '../protocol/version.ts';
 import { addConnectCommands } from './commands/connect.ts';
 import { addInstallCommands } from './commands/install.ts';
+import { addInterceptCommands } from './commands/intercept.ts';
 import { addVersionCommand } from './commands/version.ts';
 import { addGlobalOptions } from './globals.ts';
 
@@ -25,6 +26,7 @@ export type Program = ReturnType<typeof createBaseProgram>;
 export function createProgram(): Program {
   const program = createBaseProgram();
   addConnectCommands(program);
+  addInterceptCommands(program);
   addInstallCommands(program);
   addVersionCommand(program);
   return program;

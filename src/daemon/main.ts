@@ -1,7 +1,14 @@
 // The root daemon: owns every change telepod makes on the workstation and undoes it on quit,
 // on SIGTERM/SIGINT, and (for a predecessor killed with -9) when it starts.
 import { pino } from 'pino';
-import { DAEMON_LOG, DAEMON_PATHS, type ConnectRequest, type DaemonStatus } from '../protocol/daemon-api.ts';
+import {
+  DAEMON_LOG,
+  DAEMON_PATHS,
+  type ConnectRequest,
+  type DaemonInterceptRequest,
+  type DaemonStatus,
+  type LeaveRequest,
+} from '../protocol/daemon-api.ts';
 import { TelepodError } from '../protocol/errors.ts';
 import { startControlServer } from './control.ts';
 import { removeCapture } from './nft.ts';
@@ -16,6 +23,11 @@ export async function runDaemon(): Promise<void> {
   await removeCapture(); // leftovers of a daemon that was killed
   let session: Session | undefined;
   let connecting: Promise<Session> | undefined;
+
+  const connected = (): Session => {
+    if (!session) throw new TelepodError('not connected: run `telepod connect` first');
+    return session;
+  };
 
   const shutdown = async () => {
     await session?.close().catch((err: Error) => log.error({ err: err.message }, 'cleanup failed'));
@@ -42,6 +54,9 @@ export async function runDaemon(): Promise<void> {
         connecting = undefined;
       }
     },
+    [DAEMON_PATHS.intercept]: (body) => connected().intercept(body as DaemonInterceptRequest),
+    [DAEMON_PATHS.leave]: (body) => connected().leave(body as LeaveRequest),
+    [DAEMON_PATHS.list]: (body) => connected().list((body as { namespace?: string } | undefined)?.namespace),
     [DAEMON_PATHS.quit]: () => {
       setImmediate(() => void shutdown());
       return Promise.resolve({ quitting: true });

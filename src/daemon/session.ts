@@ -4,6 +4,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { isIPv4, type Server } from 'node:net';
+import { hostname } from 'node:os';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { loadKubeConfig, type LoadedKubeConfig } from '../kube/config.ts';
@@ -16,10 +17,17 @@ import {
 } from '../kube/manager-install.ts';
 import { openPortForward } from '../kube/portforward.ts';
 import { applyProxyFlags, discoverSubnets } from '../kube/subnets.ts';
-import type { ConnectRequest, DaemonStatus } from '../protocol/daemon-api.ts';
+import type {
+  ConnectRequest,
+  DaemonInterceptRequest,
+  DaemonStatus,
+  LeaveRequest,
+} from '../protocol/daemon-api.ts';
 import { usageError } from '../protocol/errors.ts';
-import { MANAGER_PORT } from '../protocol/paths.ts';
+import type { InterceptInfo, WorkloadInfo } from '../protocol/intercept.ts';
+import { MANAGER_PATHS, MANAGER_PORT } from '../protocol/paths.ts';
 import { startDnsServer, type DnsServer } from './dns.ts';
+import { InboundHandler } from './inbound.ts';
 import { installCapture, removeCapture } from './nft.ts';
 import { startOutboundListener } from './outbound.ts';
 import { Tunnel } from './tunnel.ts';
@@ -44,6 +52,11 @@ async function requireNamespace(kc: KubeConfig, namespace: string): Promise<void
   }
 }
 
+/** Who holds this session's intercepts, as other developers see it. */
+function holder(): string {
+  return `${process.env.SUDO_USER ?? process.env.USER ?? 'root'}@${hostname()}`;
+}
+
 export class Session {
   private constructor(
     private readonly connected: DaemonStatus,
@@ -51,6 +64,9 @@ export class Session {
     private readonly outbound: Server,
     private readonly dns: DnsServer,
     private readonly renewal: NodeJS.Timeout,
+    private readonly inbound: InboundHandler,
+    private readonly image: string,
+    private readonly log: Logger,
   ) {}
 
   static async open(req: ConnectRequest, log: Logger): Promise<Session> {
@@ -67,16 +83,20 @@ export class Session {
     const objects = managerObjects(readManagerBundle(), req.image, req.managerNamespace);
     const changed = await installManager(kc, objects);
     log.info({ changed }, 'traffic manager installed');
-    const dial = async () => {
+    const dial = async (resumeToken?: string) => {
       const pod = await waitForManagerPod(
         kc,
         req.managerNamespace,
         objects.configMap.metadata!.name!,
         120_000,
       );
-      return Tunnel.open(await openPortForward(kc, req.managerNamespace, pod, MANAGER_PORT));
+      const transport = await openPortForward(kc, req.managerNamespace, pod, MANAGER_PORT);
+      return Tunnel.open(transport, { holder: holder(), ...(resumeToken ? { resumeToken } : {}) });
     };
     const tunnel = await TunnelKeeper.start(dial, log);
+    const inbound = new InboundHandler(log);
+    inbound.follow(tunnel.current);
+    tunnel.onTunnel = (next) => inbound.follow(next);
     const subnets = applyProxyFlags(await discoverSubnets(kc), req.alsoProxy, req.neverProxy);
     const namespaces = new Set(
       (await kc.makeApiClient(CoreV1Api).listNamespace()).items.map((n) => n.metadata?.name ?? ''),
@@ -116,15 +136,53 @@ export class Session {
       subnets,
       dns: { mode: nameservers.length ? 'nft-redirect' : 'none', clusterDomain: CLUSTER_DOMAIN },
     };
-    return new Session(status, tunnel, outbound, dns, renewal);
+    return new Session(status, tunnel, outbound, dns, renewal, inbound, req.image, log);
   }
 
   get status(): DaemonStatus {
-    return { ...this.connected, reconnects: this.tunnel.reconnects };
+    return { ...this.connected, reconnects: this.tunnel.reconnects, intercepts: this.inbound.all };
+  }
+
+  async intercept(request: DaemonInterceptRequest): Promise<InterceptInfo> {
+    const info = await this.tunnel.current.call<InterceptInfo>(MANAGER_PATHS.intercepts, {
+      ...request,
+      namespace: request.namespace ?? this.connected.namespace,
+      agentImage: request.agentImage ?? this.image,
+    });
+    this.inbound.add(info);
+    return info;
+  }
+
+  async leave(request: LeaveRequest): Promise<InterceptInfo> {
+    const namespace = request.namespace ?? this.connected.namespace;
+    const info = this.inbound.all.find((i) =>
+      request.id ? i.id === request.id : i.workload === request.name && i.namespace === namespace,
+    );
+    if (!info) {
+      const names = this.inbound.all.map((i) => `${i.workload} (${i.namespace})`).join(', ') || 'none';
+      throw usageError(
+        `no intercept of ${request.name ?? request.id} in namespace ${namespace} (intercepts: ${names})`,
+      );
+    }
+    await this.tunnel.current.call(MANAGER_PATHS.leave, { id: info.id });
+    this.inbound.remove(info.id);
+    return info;
+  }
+
+  list(namespace?: string): Promise<WorkloadInfo[]> {
+    return this.tunnel.current.call<WorkloadInfo[]>(MANAGER_PATHS.workloads, {
+      namespace: namespace ?? this.connected.namespace,
+    });
   }
 
   async close(): Promise<void> {
     clearInterval(this.renewal);
+    // Ending the session makes the manager restore what its intercepts changed.
+    await this.tunnel.current
+      .end()
+      .catch((err: Error) =>
+        this.log.warn({ err: err.message }, 'ending the session failed; its lease will expire'),
+      );
     await removeCapture();
     this.dns.close();
     this.outbound.close();

@@ -1,6 +1,7 @@
 // Keeps the daemon's tunnel up: when the port-forward drops (manager pod deleted, API server
 // restarted), it dials again until it succeeds, so new connections work once the manager is
-// back; connections that were open on the old tunnel end with it.
+// back; connections that were open on the old tunnel end with it. A redial presents the
+// session's token, so a manager that still knows the session keeps it (and its intercepts).
 import type { Logger } from 'pino';
 import type { Tunnel } from './tunnel.ts';
 
@@ -8,15 +9,18 @@ export class TunnelKeeper {
   reconnects = 0;
   private closed = false;
 
+  /** Called with every new tunnel, the first one included. */
+  onTunnel: (tunnel: Tunnel) => void = () => undefined;
+
   private constructor(
     private tunnel: Tunnel,
-    private readonly dial: () => Promise<Tunnel>,
+    private readonly dial: (resumeToken?: string) => Promise<Tunnel>,
     private readonly log: Logger,
   ) {
     this.watch();
   }
 
-  static async start(dial: () => Promise<Tunnel>, log: Logger): Promise<TunnelKeeper> {
+  static async start(dial: (resumeToken?: string) => Promise<Tunnel>, log: Logger): Promise<TunnelKeeper> {
     return new TunnelKeeper(await dial(), dial, log);
   }
 
@@ -32,10 +36,13 @@ export class TunnelKeeper {
     this.log.warn('tunnel to the traffic manager closed; reconnecting');
     while (!this.closed) {
       try {
-        this.tunnel = await this.dial();
+        const previous = this.tunnel.grant;
+        this.tunnel = await this.dial(previous.token);
         this.reconnects++;
-        this.log.info({ reconnects: this.reconnects }, 'tunnel reconnected');
+        const resumed = this.tunnel.grant.id === previous.id;
+        this.log.info({ reconnects: this.reconnects, resumed }, 'tunnel reconnected');
         this.watch();
+        this.onTunnel(this.tunnel);
         return;
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'reconnect failed; retrying');

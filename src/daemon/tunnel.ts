@@ -1,12 +1,17 @@
 // The daemon's tunnel to the traffic manager: HTTP/2 over one port-forward stream, with large
-// flow-control windows. Opens a CONNECT stream per TCP connection and carries DNS queries.
+// flow-control windows. Opens a CONNECT stream per TCP connection, carries DNS queries, the
+// session's requests (intercepts) and its inbound connections.
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { TelepodError } from '../protocol/errors.ts';
+import { INBOUND_HEADER } from '../protocol/intercept.ts';
 import {
   DNS_MESSAGE_TYPE,
   MANAGER_PATHS,
   SESSION_TOKEN_HEADER,
+  type ManagerError,
   type SessionGrant,
+  type SessionRequest,
 } from '../protocol/paths.ts';
 
 export class Tunnel {
@@ -16,7 +21,7 @@ export class Tunnel {
     readonly managerVersion: string,
   ) {}
 
-  static async open(transport: Duplex): Promise<Tunnel> {
+  static async open(transport: Duplex, sessionRequest: SessionRequest): Promise<Tunnel> {
     const session = http2.connect('http://telepod-manager', {
       createConnection: () => transport,
       settings: { initialWindowSize: 8 << 20 },
@@ -31,7 +36,9 @@ export class Tunnel {
       JSON.parse((await request(session, 'GET', MANAGER_PATHS.version)).toString()) as { version: string }
     ).version;
     const grant = JSON.parse(
-      (await request(session, 'POST', MANAGER_PATHS.sessions)).toString(),
+      (
+        await request(session, 'POST', MANAGER_PATHS.sessions, Buffer.from(JSON.stringify(sessionRequest)))
+      ).toString(),
     ) as SessionGrant;
     return new Tunnel(session, grant, version);
   }
@@ -70,8 +77,66 @@ export class Tunnel {
     });
   }
 
+  /** A session request with a JSON body and answer; the manager's refusals become TelepodErrors. */
+  async call<T>(path: string, body: unknown): Promise<T> {
+    const stream = this.session.request({
+      ':method': 'POST',
+      ':path': path,
+      'content-type': 'application/json',
+      [SESSION_TOKEN_HEADER]: this.grant.token,
+    });
+    let status = 0;
+    stream.once('response', (h) => (status = Number(h[':status'])));
+    stream.end(JSON.stringify(body));
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString();
+    if (status === 200) return JSON.parse(text) as T;
+    if (text.startsWith('{')) {
+      const refusal = JSON.parse(text) as ManagerError;
+      throw new TelepodError(refusal.error, refusal.exitCode);
+    }
+    throw new TelepodError(`the traffic manager answered ${path} with HTTP ${status}: ${text.trim()}`);
+  }
+
+  /** The session's stream of inbound-connection events (JSON lines), until the tunnel closes. */
+  inboundEvents(): http2.ClientHttp2Stream {
+    return this.session.request({
+      ':path': MANAGER_PATHS.inboundEvents,
+      [SESSION_TOKEN_HEADER]: this.grant.token,
+    });
+  }
+
+  /** The stream for one inbound connection, once the manager has spliced it to the agent's. */
+  inbound(conn: string): Promise<http2.ClientHttp2Stream> {
+    const stream = this.session.request(
+      {
+        ':method': 'CONNECT',
+        ':authority': 'inbound:0',
+        [INBOUND_HEADER]: conn,
+        [SESSION_TOKEN_HEADER]: this.grant.token,
+      },
+      { endStream: false },
+    );
+    return new Promise((resolve, reject) => {
+      stream.once('response', (headers) => {
+        if (headers[':status'] === 200) return resolve(stream);
+        stream.destroy();
+        reject(new Error(`inbound connection ${conn} is gone (HTTP ${headers[':status']})`));
+      });
+      stream.once('error', reject);
+    });
+  }
+
   async renewLease(): Promise<void> {
     await request(this.session, 'POST', MANAGER_PATHS.lease, undefined, {
+      [SESSION_TOKEN_HEADER]: this.grant.token,
+    });
+  }
+
+  /** Ends the session at the manager, which restores everything the session changed. */
+  async end(): Promise<void> {
+    await request(this.session, 'POST', MANAGER_PATHS.sessionEnd, undefined, {
       [SESSION_TOKEN_HEADER]: this.grant.token,
     });
   }

@@ -1,14 +1,18 @@
-// Installs and finds the traffic manager: a Namespace, a ConfigMap holding the in-cluster bundle
-// (named by its content hash, so a new version rolls the Deployment) and a Deployment running
-// it on a stock Node image. The manager needs no Kubernetes API rights yet, so its
-// ServiceAccount is bound to no role.
+// Installs and finds the traffic manager: a Namespace, a ConfigMap holding the in-cluster
+// bundles (named by their content hash, so a new version rolls the Deployment), a Deployment
+// running them on a stock Node image, a Service agents reach it by, and a ClusterRole that
+// lets it change workloads and Services for intercepts and put them back.
 import {
   AppsV1Api,
   CoreV1Api,
+  RbacAuthorizationV1Api,
   type KubeConfig,
+  type V1ClusterRole,
+  type V1ClusterRoleBinding,
   type V1ConfigMap,
   type V1Deployment,
   type V1Namespace,
+  type V1Service,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
@@ -22,25 +26,57 @@ export const DEFAULT_MANAGER_NAMESPACE = 'telepod';
 const NAME = 'telepod-manager';
 const LABELS = { 'app.kubernetes.io/name': NAME, 'app.kubernetes.io/part-of': 'telepod' };
 
-export function readManagerBundle(): string {
-  try {
-    return readFileSync(new URL('./manager.mjs', import.meta.url), 'utf8');
-  } catch {
-    throw new TelepodError(
-      'the in-cluster bundle manager.mjs is missing beside telepod: run `npm run build`',
-    );
+/** The in-cluster bundles, by file name (manager.mjs, agent.mjs), read from beside telepod. */
+export type InClusterBundles = Record<string, string>;
+
+export function readManagerBundle(): InClusterBundles {
+  const bundles: InClusterBundles = {};
+  for (const file of ['manager.mjs', 'agent.mjs']) {
+    try {
+      bundles[file] = readFileSync(new URL(`./${file}`, import.meta.url), 'utf8');
+    } catch {
+      throw new TelepodError(
+        `the in-cluster bundle ${file} is missing beside telepod: run \`npm run build\``,
+      );
+    }
   }
+  return bundles;
 }
 
 export interface ManagerObjects {
   namespace: V1Namespace;
   serviceAccount: V1ServiceAccount;
+  clusterRole: V1ClusterRole;
+  clusterRoleBinding: V1ClusterRoleBinding;
   configMap: V1ConfigMap;
   deployment: V1Deployment;
+  service: V1Service;
 }
 
-export function managerObjects(bundle: string, image: string, namespace: string): ManagerObjects {
-  const hash = createHash('sha256').update(bundle).digest('hex').slice(0, 10);
+/** What the manager may do: change workloads and Services for intercepts, and restore them. */
+const MANAGER_RULES = [
+  {
+    apiGroups: ['apps'],
+    resources: ['deployments', 'statefulsets', 'replicasets'],
+    verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+  },
+  {
+    apiGroups: [''],
+    resources: ['services', 'configmaps'],
+    verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
+  },
+  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'delete'] },
+  { apiGroups: ['apps'], resources: ['daemonsets'], verbs: ['get'] },
+  { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get'] },
+];
+
+/** Cluster-scoped names carry the namespace, so managers in two namespaces do not collide. */
+function clusterScopedName(namespace: string): string {
+  return `${NAME}-${namespace}`;
+}
+
+export function managerObjects(bundles: InClusterBundles, image: string, namespace: string): ManagerObjects {
+  const hash = createHash('sha256').update(JSON.stringify(bundles)).digest('hex').slice(0, 10);
   const configMapName = `${NAME}-${hash}`;
   return {
     namespace: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: LABELS } },
@@ -49,12 +85,35 @@ export function managerObjects(bundle: string, image: string, namespace: string)
       kind: 'ServiceAccount',
       metadata: { name: NAME, namespace, labels: LABELS },
     },
+    clusterRole: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: clusterScopedName(namespace), labels: LABELS },
+      rules: MANAGER_RULES,
+    },
+    clusterRoleBinding: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: clusterScopedName(namespace), labels: LABELS },
+      roleRef: {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+        name: clusterScopedName(namespace),
+      },
+      subjects: [{ kind: 'ServiceAccount', name: NAME, namespace }],
+    },
     configMap: {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: configMapName, namespace, labels: LABELS },
       immutable: true,
-      data: { 'manager.mjs': bundle },
+      data: bundles,
+    },
+    service: {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: NAME, namespace, labels: LABELS },
+      spec: { selector: LABELS, ports: [{ name: 'tunnel', port: MANAGER_PORT, targetPort: MANAGER_PORT }] },
     },
     deployment: {
       apiVersion: 'apps/v1',
@@ -62,18 +121,23 @@ export function managerObjects(bundle: string, image: string, namespace: string)
       metadata: { name: NAME, namespace, labels: LABELS },
       spec: {
         replicas: 1,
+        // Never two managers at once: a starting manager restores what the previous one changed.
+        strategy: { type: 'Recreate' },
         selector: { matchLabels: LABELS },
         template: {
           metadata: { labels: LABELS },
           spec: {
             serviceAccountName: NAME,
-            automountServiceAccountToken: false,
+            automountServiceAccountToken: true,
+            // Service links would name the manager's own Service as TELEPOD_MANAGER_* variables.
+            enableServiceLinks: false,
             containers: [
               {
                 name: 'manager',
                 image,
                 imagePullPolicy: 'IfNotPresent',
                 command: ['node', '/opt/telepod/manager.mjs'],
+                env: [{ name: 'TELEPOD_IMAGE', value: image }],
                 ports: [{ name: 'tunnel', containerPort: MANAGER_PORT }],
                 readinessProbe: { tcpSocket: { port: MANAGER_PORT }, periodSeconds: 1 },
                 securityContext: {
@@ -132,6 +196,19 @@ async function applyManagerObjects(kc: KubeConfig, objects: ManagerObjects): Pro
     () => core.readNamespacedServiceAccount({ name: NAME, namespace }),
     () => core.createNamespacedServiceAccount({ namespace, body: objects.serviceAccount }),
   );
+  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  await ensure(
+    () => rbac.readClusterRole({ name: objects.clusterRole.metadata!.name! }),
+    () => rbac.createClusterRole({ body: objects.clusterRole }),
+  );
+  await ensure(
+    () => rbac.readClusterRoleBinding({ name: objects.clusterRoleBinding.metadata!.name! }),
+    () => rbac.createClusterRoleBinding({ body: objects.clusterRoleBinding }),
+  );
+  await ensure(
+    () => core.readNamespacedService({ name: NAME, namespace }),
+    () => core.createNamespacedService({ namespace, body: objects.service }),
+  );
   await ensure(
     () => core.readNamespacedConfigMap({ name: objects.configMap.metadata!.name!, namespace }),
     () => core.createNamespacedConfigMap({ namespace, body: objects.configMap }),
@@ -156,10 +233,18 @@ async function applyManagerObjects(kc: KubeConfig, objects: ManagerObjects): Pro
 }
 
 export async function uninstallManager(kc: KubeConfig, namespace: string): Promise<void> {
-  try {
-    await kc.makeApiClient(CoreV1Api).deleteNamespace({ name: namespace });
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
+  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  const name = clusterScopedName(namespace);
+  for (const remove of [
+    () => kc.makeApiClient(CoreV1Api).deleteNamespace({ name: namespace }),
+    () => rbac.deleteClusterRoleBinding({ name }),
+    () => rbac.deleteClusterRole({ name }),
+  ]) {
+    try {
+      await remove();
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
   }
 }
 

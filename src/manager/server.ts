@@ -1,23 +1,34 @@
-// The traffic manager's HTTP/2 endpoint (cleartext h2, reached only through a port-forward):
-// health and version, sessions, one CONNECT stream per outbound TCP connection of a
-// workstation, and DNS queries in RFC 8484 wire format forwarded to the cluster's resolver.
+// The traffic manager's HTTP/2 endpoint (cleartext h2): for daemons (through a port-forward)
+// health, version, sessions, one CONNECT stream per outbound TCP connection, DNS queries in
+// RFC 8484 wire format, intercept requests and inbound connections; for agents (in the
+// cluster) the watch of intercepted ports and one stream per intercepted connection.
 import dgram from 'node:dgram';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { DNS_MESSAGE_TYPE, MANAGER_PATHS, SESSION_TOKEN_HEADER } from '../protocol/paths.ts';
+import {
+  AGENT_PORT_HEADER,
+  AGENT_TOKEN_HEADER,
+  INBOUND_HEADER,
+  type InterceptRequest,
+} from '../protocol/intercept.ts';
+import {
+  DNS_MESSAGE_TYPE,
+  MANAGER_PATHS,
+  SESSION_TOKEN_HEADER,
+  type SessionRequest,
+} from '../protocol/paths.ts';
 import { PROTOCOL_VERSION, TELEPOD_VERSION } from '../protocol/version.ts';
-import { Sessions } from './sessions.ts';
+import { Inbound } from './inbound.ts';
+import type { Intercepts } from './intercepts.ts';
+import { readJson, reply, replyError, replyJson } from './reply.ts';
+import { Sessions, type SessionRecord } from './sessions.ts';
 
 export interface ManagerOptions {
   /** Where DNS queries go: the cluster resolver (from the pod's /etc/resolv.conf). */
   dnsServer: string;
   sessions?: Sessions;
-}
-
-function reply(stream: http2.ServerHttp2Stream, status: number, body: string | Buffer, type = 'text/plain') {
-  if (stream.destroyed) return;
-  stream.respond({ ':status': status, 'content-type': type });
-  stream.end(body);
+  /** Absent when the manager has no Kubernetes API access (unit tests): intercepts are refused. */
+  intercepts?: Intercepts;
 }
 
 function connectStream(stream: http2.ServerHttp2Stream, authority: string) {
@@ -53,34 +64,117 @@ function dnsQuery(stream: http2.ServerHttp2Stream, server: string) {
   });
 }
 
+function header(headers: http2.IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
 export function createManagerServer(options: ManagerOptions): http2.Http2Server {
   const sessions = options.sessions ?? new Sessions();
+  const { intercepts } = options;
+  const inbound = intercepts && new Inbound(intercepts);
+  if (intercepts) {
+    sessions.onExpired = (session) =>
+      void intercepts
+        .endSession(session.id)
+        .catch((err: Error) =>
+          process.stderr.write(`restoring for session ${session.id} failed: ${err.message}\n`),
+        );
+  }
   const server = http2.createServer({ settings: { initialWindowSize: 8 << 20 } });
   server.on('session', (session) => session.setLocalWindowSize(64 << 20));
-  server.on('stream', (stream, headers) => {
+
+  /** Requests that need the cluster side (intercepts); answered with JSON or an error. */
+  const clusterRequest = (
+    stream: http2.ServerHttp2Stream,
+    work: (i: Intercepts, inb: Inbound) => Promise<unknown>,
+  ) => {
+    if (!intercepts || !inbound) return reply(stream, 503, 'this manager has no Kubernetes API access\n');
+    work(intercepts, inbound).then(
+      (value) => replyJson(stream, value ?? {}),
+      (err: unknown) => replyError(stream, err),
+    );
+  };
+
+  const sessionStream = (
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    session: SessionRecord,
+  ) => {
     const method = headers[':method'];
     const path = headers[':path'];
-    if (method === 'CONNECT' || path === MANAGER_PATHS.dnsQuery || path === MANAGER_PATHS.lease) {
-      const token = headers[SESSION_TOKEN_HEADER];
-      if (!sessions.touch(typeof token === 'string' ? token : undefined))
-        return reply(stream, 401, 'no session\n');
-      if (method === 'CONNECT') return connectStream(stream, headers[':authority'] ?? '');
-      if (path === MANAGER_PATHS.lease) return reply(stream, 200, 'renewed\n');
-      return dnsQuery(stream, options.dnsServer);
+    if (method === 'CONNECT') {
+      const conn = header(headers, INBOUND_HEADER);
+      if (conn)
+        return inbound
+          ? inbound.daemonConnect(stream, session.id, conn)
+          : reply(stream, 404, 'no intercepts\n');
+      return connectStream(stream, headers[':authority'] ?? '');
+    }
+    switch (path) {
+      case MANAGER_PATHS.lease:
+        return reply(stream, 200, 'renewed\n');
+      case MANAGER_PATHS.dnsQuery:
+        return dnsQuery(stream, options.dnsServer);
+      case MANAGER_PATHS.sessionEnd:
+        sessions.end(header(headers, SESSION_TOKEN_HEADER)!);
+        if (!intercepts) return reply(stream, 200, 'ended\n');
+        return clusterRequest(stream, (i) => i.endSession(session.id));
+      case MANAGER_PATHS.intercepts:
+        return clusterRequest(stream, async (i) =>
+          i.create(await readJson<InterceptRequest>(stream), session),
+        );
+      case MANAGER_PATHS.leave:
+        return clusterRequest(stream, async (i) => ({
+          left: await i.leave((await readJson<{ id: string }>(stream)).id, session.id),
+        }));
+      case MANAGER_PATHS.workloads:
+        return clusterRequest(stream, async (i) =>
+          i.list((await readJson<{ namespace: string }>(stream)).namespace),
+        );
+      case MANAGER_PATHS.inboundEvents:
+        return inbound ? inbound.events(stream, session.id) : reply(stream, 503, 'no intercepts\n');
+      case MANAGER_PATHS.inboundRefused:
+        return clusterRequest(stream, async (_, inb) => {
+          const { conn, reason } = await readJson<{ conn: string; reason: string }>(stream);
+          inb.refused(session.id, conn, reason);
+        });
+    }
+    reply(stream, 404, 'not found\n');
+  };
+
+  server.on('stream', (stream, headers) => {
+    stream.on('error', () => undefined); // a reset by the peer; the stream's owner cleans up
+    const path = headers[':path'];
+    const agentToken = header(headers, AGENT_TOKEN_HEADER);
+    if (agentToken !== undefined) {
+      const injection = intercepts?.agentByToken(agentToken);
+      if (!injection || !inbound) return reply(stream, 401, 'unknown agent\n');
+      if (headers[':method'] === 'CONNECT') {
+        return inbound.agentConnect(stream, injection, Number(header(headers, AGENT_PORT_HEADER)));
+      }
+      if (path === MANAGER_PATHS.agentWatch) return inbound.agentWatch(stream, injection);
+      return reply(stream, 404, 'not found\n');
+    }
+    const token = header(headers, SESSION_TOKEN_HEADER);
+    if (token !== undefined) {
+      const session = sessions.touch(token);
+      if (!session) return reply(stream, 401, 'no session\n');
+      return sessionStream(stream, headers, session);
     }
     if (path === MANAGER_PATHS.health) return reply(stream, 200, 'ok\n');
     if (path === MANAGER_PATHS.version) {
-      return reply(
-        stream,
-        200,
-        JSON.stringify({ version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION }),
-        'application/json',
+      return replyJson(stream, { version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION });
+    }
+    if (path === MANAGER_PATHS.sessions && headers[':method'] === 'POST') {
+      return void readJson<SessionRequest>(stream).then((body) =>
+        replyJson(stream, sessions.open(body.holder ?? 'unknown', body.resumeToken)),
       );
     }
-    if (path === MANAGER_PATHS.sessions && method === 'POST') {
-      return reply(stream, 200, JSON.stringify(sessions.open()), 'application/json');
-    }
+    if (headers[':method'] === 'CONNECT' || path === MANAGER_PATHS.dnsQuery)
+      return reply(stream, 401, 'no session\n');
     reply(stream, 404, 'not found\n');
   });
+  server.on('close', () => sessions.close());
   return server;
 }

@@ -1,5 +1,6 @@
 // The CLI ↔ root daemon API: JSON over HTTP on a unix socket that only root and the invoking
 // user may open.
+import type { InterceptInfo, InterceptRequest } from './intercept.ts';
 
 export const DAEMON_DIR = '/run/telepod';
 export const DAEMON_SOCKET = `${DAEMON_DIR}/daemon.sock`;
@@ -7,7 +8,27 @@ export const DAEMON_LOG = `${DAEMON_DIR}/daemon.log`;
 /** Exists while the daemon's capture rules are installed; left behind only by a crash. */
 export const CAPTURE_MARKER = `${DAEMON_DIR}/capture-installed`;
 
-export const DAEMON_PATHS = { connect: '/connect', status: '/status', quit: '/quit' } as const;
+export const DAEMON_PATHS = {
+  connect: '/connect',
+  status: '/status',
+  quit: '/quit',
+  /** {@link DaemonInterceptRequest} → InterceptInfo */
+  intercept: '/intercept',
+  /** {@link LeaveRequest} → InterceptInfo of the ended intercept */
+  leave: '/leave',
+  /** {namespace?} → WorkloadInfo[] */
+  list: '/list',
+} as const;
+
+/** An intercept request as the CLI sends it: the namespace defaults to the session's. */
+export type DaemonInterceptRequest = Omit<InterceptRequest, 'namespace'> & { namespace?: string | undefined };
+
+/** Which intercept to end: by id, or by workload name (and namespace). */
+export interface LeaveRequest {
+  id?: string;
+  name?: string;
+  namespace?: string | undefined;
+}
 
 export interface ConnectRequest {
   kubeconfig?: string | undefined;
@@ -30,6 +51,7 @@ export interface DaemonStatus {
   /** How often the tunnel to the manager was re-established. */
   reconnects?: number;
   dns?: { mode: string; clusterDomain: string };
+  intercepts?: InterceptInfo[];
 }
 
 /** How the daemon reports a failure; the CLI turns it back into a TelepodError. */

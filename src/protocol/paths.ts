@@ -3,25 +3,52 @@
 export const MANAGER_PATHS = {
   health: '/healthz',
   version: '/version',
-  /** POST: opens a session; answers {@link SessionGrant}. */
+  /** POST {@link SessionRequest}: opens (or resumes) a session; answers {@link SessionGrant}. */
   sessions: '/sessions',
+  /** POST with the session token: ends the session now, undoing its intercepts. */
+  sessionEnd: '/sessions/end',
   /** POST an RFC 8484 wire-format DNS query; the answer is the wire-format response. */
   dnsQuery: '/dns-query',
   /** POST with the session token: renews the session's lease. */
   lease: '/lease',
+  /** POST an InterceptRequest; answers InterceptInfo once the agent is ready. */
+  intercepts: '/intercepts',
+  /** POST {id}: ends one intercept of the session. */
+  leave: '/intercepts/leave',
+  /** POST {namespace}: answers WorkloadInfo[]. */
+  workloads: '/workloads',
+  /** GET: a long-lived stream of InboundEvent JSON lines for the session. */
+  inboundEvents: '/inbound/events',
+  /** POST {conn, reason}: the workstation could not take an inbound connection. */
+  inboundRefused: '/inbound/refused',
+  /** GET with the agent token: JSON lines of the agent's intercepted ports, on every change. */
+  agentWatch: '/agent/watch',
 } as const;
 
 /** The port the traffic manager listens on inside its pod. */
 export const MANAGER_PORT = 8081;
 
-/** Every tunnel stream (CONNECT, DNS) carries the session token in this header. */
+/** Every tunnel stream (CONNECT, DNS, requests) carries the session token in this header. */
 export const SESSION_TOKEN_HEADER = 'x-telepod-session';
 
 export const DNS_MESSAGE_TYPE = 'application/dns-message';
+
+export interface SessionRequest {
+  /** `user@host` of the workstation, shown to other developers. */
+  holder: string;
+  /** A reconnecting daemon presents its token to keep its session (and intercepts). */
+  resumeToken?: string;
+}
 
 export interface SessionGrant {
   id: string;
   token: string;
   /** Seconds the session lives without being renewed. */
   leaseSeconds: number;
+}
+
+/** How the manager reports a refused request (HTTP 4xx/5xx with a JSON body). */
+export interface ManagerError {
+  error: string;
+  exitCode: number;
 }

@@ -1,12 +1,14 @@
 // `telepod connect`, `status`, `quit` and `run`: the outbound half of telepod — cluster
 // Services, pod IPs and DNS names reachable from every process on the workstation.
 import { Option, type Command, type OptionValues } from '@commander-js/extra-typings';
-import { spawn } from 'node:child_process';
 import { homedir } from 'node:os';
 import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-install.ts';
 import { isCidr } from '../../kube/subnets.ts';
 import { DAEMON_PATHS, type ConnectRequest, type DaemonStatus } from '../../protocol/daemon-api.ts';
 import { usageError } from '../../protocol/errors.ts';
+import type { InterceptInfo, PortRequest } from '../../protocol/intercept.ts';
+import { runChild } from '../child.ts';
+import { portCollector } from '../ports.ts';
 import { callDaemon, clearStaleState, daemonRunning, ensureDaemon, quitDaemon } from '../daemon-client.ts';
 import { loadKubeConfig } from '../../kube/config.ts';
 import { printResult } from '../output.ts';
@@ -18,7 +20,7 @@ const collect = (value: string, previous: string[]) => {
 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander's own generic shape
-function connectOptions<A extends any[], O extends OptionValues, G extends OptionValues>(
+export function connectOptions<A extends any[], O extends OptionValues, G extends OptionValues>(
   command: Command<A, O, G>,
 ) {
   return command
@@ -44,10 +46,26 @@ function summary(s: DaemonStatus): string {
   return `connected to context ${s.context}, namespace ${s.namespace}; routing ${s.subnets?.join(', ')}`;
 }
 
-async function connect(
-  program: Program,
-  opts: { alsoProxy: string[]; neverProxy: string[]; managerNamespace: string; image: string },
-) {
+export function describeIntercept(i: InterceptInfo): string {
+  const ports = i.ports.map((p) => `${p.remote} -> localhost:${p.local}`).join(', ');
+  const verb = { intercept: 'intercepted', replace: 'replaced', swap: 'swapped', expose: 'exposed' }[i.mode];
+  return `${verb} ${i.kind} ${i.namespace}/${i.workload}: ${ports || 'no ports'} (ready in ${i.readySeconds?.toFixed(1)} s)`;
+}
+
+function interceptLines(s: DaemonStatus): string {
+  return (s.intercepts ?? [])
+    .map((i) => `\n${describeIntercept(i)}${i.warning ? `\n  warning: ${i.warning}` : ''}`)
+    .join('');
+}
+
+export interface ConnectFlags {
+  alsoProxy: string[];
+  neverProxy: string[];
+  managerNamespace: string;
+  image: string;
+}
+
+export async function connect(program: Program, opts: ConnectFlags) {
   const globals = program.opts();
   const request: ConnectRequest = {
     kubeconfig: globals.kubeconfig ?? process.env.KUBECONFIG ?? `${homedir()}/.kube/config`,
@@ -93,7 +111,8 @@ export function addConnectCommands(program: Program): void {
       printResult(program.opts().output, status, () =>
         status.connected
           ? `${summary(status)}\nmanager ${status.managerVersion} in ${status.managerNamespace}; ` +
-            `DNS ${status.dns?.mode}; tunnel reconnects ${status.reconnects}; daemon pid ${status.daemonPid}`
+            `DNS ${status.dns?.mode}; tunnel reconnects ${status.reconnects}; daemon pid ${status.daemonPid}` +
+            interceptLines(status)
           : 'not connected',
       );
     });
@@ -113,20 +132,41 @@ export function addConnectCommands(program: Program): void {
       .command('run')
       .description('connect, run a command (default: your shell), then disconnect')
       .argument('[command...]', 'the command and its arguments, after --'),
-  ).action(async (command, opts) => {
-    await connect(program, opts);
-    const [file, ...args] = command.length ? command : [process.env.SHELL ?? '/bin/sh'];
-    try {
-      const code = await new Promise<number>((resolve, reject) => {
-        const child = spawn(file!, args, { stdio: 'inherit' });
-        child.on('error', (err) => reject(usageError(`cannot run ${file}: ${err.message}`)));
-        child.on('exit', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
-      });
-      process.exitCode = code;
-    } finally {
-      await quitDaemon();
-    }
-  });
+  )
+    .option(
+      '--swap-deployment <deployment[:container]>',
+      'replace the deployment by a proxy that sends its traffic here (scaled back on exit)',
+    )
+    .addOption(
+      new Option(
+        '--expose <local[:remote]>',
+        "send the cluster's connections to <remote> to this local port (repeatable)",
+      )
+        .argParser(portCollector('--expose', true))
+        .default([] as PortRequest[]),
+    )
+    .action(async (command, opts) => {
+      const swap = opts.swapDeployment?.split(':');
+      if (swap && (!swap[0] || swap.length > 2)) {
+        throw usageError(`--swap-deployment ${opts.swapDeployment}: expected <deployment>[:<container>]`);
+      }
+      await connect(program, opts);
+      try {
+        if (swap || opts.expose.length) {
+          const info = await callDaemon<InterceptInfo>(DAEMON_PATHS.intercept, {
+            mode: swap ? 'swap' : 'expose',
+            workload: swap?.[0] ?? '',
+            container: swap?.[1],
+            ports: opts.expose,
+            namespace: program.opts().namespace,
+          });
+          if (program.opts().output === 'text') process.stderr.write(`telepod: ${describeIntercept(info)}\n`);
+        }
+        process.exitCode = await runChild(command);
+      } finally {
+        await quitDaemon();
+      }
+    });
 
   program
     .command('daemon', { hidden: true })

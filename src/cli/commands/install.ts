@@ -22,7 +22,15 @@ export function addInstallCommands(program: Program): void {
     .addOption(new Option('--dry-run', 'print the manifests instead of applying them'))
     .action(async (opts) => {
       const objects = managerObjects(readManagerBundle(), opts.image, opts.managerNamespace);
-      const list = [objects.namespace, objects.serviceAccount, objects.configMap, objects.deployment];
+      const list = [
+        objects.namespace,
+        objects.serviceAccount,
+        objects.clusterRole,
+        objects.clusterRoleBinding,
+        objects.configMap,
+        objects.service,
+        objects.deployment,
+      ];
       if (opts.dryRun) {
         const json = program.opts().output === 'json';
         process.stdout.write(
@@ -40,7 +48,7 @@ export function addInstallCommands(program: Program): void {
 
   program
     .command('uninstall')
-    .description('remove the traffic manager and its namespace from the cluster')
+    .description('remove the traffic manager, its namespace and its ClusterRole from the cluster')
     .option('--manager-namespace <ns>', 'namespace of the traffic manager', DEFAULT_MANAGER_NAMESPACE)
     .action(async (opts) => {
       await uninstallManager(loadKubeConfig(program.opts()).kc, opts.managerNamespace);

@@ -1,0 +1,114 @@
+// The agent: runs in an intercepted workload's pod (as a sidecar, or in place of the app
+// container) from the in-cluster bundle. It listens on its ports; a connection to a port that a
+// session intercepts goes to the manager as one HTTP/2 stream (and on to the workstation), any
+// other goes to the app's own port in the pod, unchanged. Per-request routing (headers, paths)
+// would sit in `route`, which sees each connection before it is piped anywhere.
+import http2 from 'node:http2';
+import net from 'node:net';
+import {
+  AGENT_CONFIG_ENV,
+  AGENT_PORT_HEADER,
+  AGENT_TOKEN_HEADER,
+  type AgentConfig,
+  type AgentPort,
+} from '../protocol/intercept.ts';
+import { MANAGER_PATHS } from '../protocol/paths.ts';
+
+const config = JSON.parse(process.env[AGENT_CONFIG_ENV] ?? '{}') as AgentConfig;
+const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${message}\n`);
+let manager: http2.ClientHttp2Session | undefined;
+let intercepted = new Set<number>();
+let listening = false;
+
+function toApp(socket: net.Socket, port: AgentPort): void {
+  if (port.forward === undefined) return void socket.resetAndDestroy();
+  const app = net.connect({ host: '127.0.0.1', port: port.forward, noDelay: true, allowHalfOpen: true });
+  app.once('connect', () => {
+    socket.pipe(app);
+    app.pipe(socket);
+  });
+  app.once('error', () => socket.resetAndDestroy());
+  socket.once('error', () => app.destroy());
+  socket.once('close', () => app.destroy());
+}
+
+function toWorkstation(socket: net.Socket, port: AgentPort): void {
+  if (!manager || manager.destroyed) return toApp(socket, port);
+  const stream = manager.request(
+    {
+      ':method': 'CONNECT',
+      ':authority': `agent:${port.listen}`,
+      [AGENT_TOKEN_HEADER]: config.token,
+      [AGENT_PORT_HEADER]: String(port.listen),
+    },
+    { endStream: false },
+  );
+  stream.once('response', (headers) => {
+    const status = headers[':status'];
+    if (status === 200) {
+      socket.pipe(stream);
+      stream.pipe(socket);
+      return;
+    }
+    stream.destroy();
+    // Not (or no longer) intercepted: the app serves it; refused by the workstation: reset.
+    if (status === 404) toApp(socket, port);
+    else socket.resetAndDestroy();
+  });
+  stream.once('error', () => socket.resetAndDestroy());
+  stream.once('close', () => {
+    if (stream.rstCode) socket.resetAndDestroy();
+  });
+  socket.once('error', () => stream.close(http2.constants.NGHTTP2_CANCEL));
+}
+
+function route(socket: net.Socket, port: AgentPort): void {
+  socket.setNoDelay(true);
+  if (intercepted.has(port.listen)) toWorkstation(socket, port);
+  else toApp(socket, port);
+}
+
+function listen(): void {
+  listening = true;
+  for (const port of config.ports) {
+    net
+      .createServer({ allowHalfOpen: true }, (socket) => route(socket, port))
+      .listen(port.listen, () =>
+        log(`listening on :${port.listen}${port.forward ? ` (app on :${port.forward})` : ''}`),
+      );
+  }
+}
+
+/** Connects to the manager and follows the intercepted ports; reconnects when it drops. */
+function connect(): void {
+  const session = http2.connect(`http://${config.manager}`, { settings: { initialWindowSize: 8 << 20 } });
+  session.on('error', (err: Error) => log(`manager connection: ${err.message}`));
+  session.once('connect', () => session.setLocalWindowSize(64 << 20));
+  session.once('close', () => {
+    intercepted = new Set();
+    manager = undefined;
+    setTimeout(connect, 1000);
+  });
+  const watch = session.request({ ':path': MANAGER_PATHS.agentWatch, [AGENT_TOKEN_HEADER]: config.token });
+  watch.setEncoding('utf8');
+  let buffered = '';
+  watch.on('response', (headers) => {
+    if (headers[':status'] !== 200) log(`the manager refused this agent (HTTP ${headers[':status']})`);
+  });
+  watch.on('data', (chunk: string) => {
+    buffered += chunk;
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      intercepted = new Set((JSON.parse(line) as { intercepted: number[] }).intercepted);
+      log(`intercepted ports: ${[...intercepted].join(', ') || 'none'}`);
+      manager = session;
+      if (!listening) listen();
+    }
+  });
+  watch.once('close', () => session.destroy());
+}
+
+connect();
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => process.exit(0));

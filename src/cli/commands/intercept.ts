@@ -1,0 +1,130 @@
+// `telepod list`, `intercept`, `replace` and `leave`: a workload's cluster traffic to the
+// workstation. Each connects first when no session exists; with `-- cmd` the intercept lasts
+// as long as the command (and a connection made for it ends with it too).
+import { Option } from '@commander-js/extra-typings';
+import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-install.ts';
+import { DAEMON_PATHS, type DaemonInterceptRequest, type DaemonStatus } from '../../protocol/daemon-api.ts';
+import { usageError } from '../../protocol/errors.ts';
+import type { InterceptInfo, PortRequest, WorkloadInfo } from '../../protocol/intercept.ts';
+import { runChild } from '../child.ts';
+import { callDaemon, daemonRunning, quitDaemon } from '../daemon-client.ts';
+import { printResult } from '../output.ts';
+import { portCollector } from '../ports.ts';
+import type { Program } from '../program.ts';
+import { connect, describeIntercept } from './connect.ts';
+
+/** Connects with default settings unless connected; answers whether this call connected. */
+async function ensureConnected(program: Program): Promise<boolean> {
+  if ((await daemonRunning()) && (await callDaemon<DaemonStatus>(DAEMON_PATHS.status)).connected)
+    return false;
+  await connect(program, {
+    alsoProxy: [],
+    neverProxy: [],
+    managerNamespace: DEFAULT_MANAGER_NAMESPACE,
+    image: DEFAULT_IMAGE,
+  });
+  return true;
+}
+
+function workloadLines(workloads: WorkloadInfo[]): string {
+  if (!workloads.length) return 'no workloads';
+  return workloads
+    .map((w) => {
+      const services = w.services
+        .map(
+          (s) =>
+            `${s.name}(${s.ports.map((p) => `${p.port}${p.name ? `/${p.name}` : ''}->${p.targetPort}`).join(',')})`,
+        )
+        .join(' ');
+      const state = w.intercepts.length
+        ? w.intercepts.map((i) => `${i.mode} by ${i.holder}: ${i.ports.join(', ')}`).join('; ')
+        : 'not intercepted';
+      return `${w.kind.padEnd(11)} ${w.name.padEnd(24)} ${(services || 'no Service').padEnd(32)} ${state}`;
+    })
+    .join('\n');
+}
+
+function addInterceptCommand(program: Program, name: 'intercept' | 'replace', description: string): void {
+  program
+    .command(name)
+    .description(description)
+    .argument('<workload>', 'Deployment, StatefulSet or ReplicaSet name')
+    .argument('[command...]', 'run this command (after --) for as long as the intercept lasts')
+    .addOption(
+      new Option(
+        '--port <local[:remote]>',
+        'local port to receive on, and the Service port name or number (repeatable)',
+      )
+        .argParser(portCollector('--port'))
+        .default([] as PortRequest[]),
+    )
+    .option('--service <name>', 'the Service whose port to take, when several select the workload')
+    .option('--container <name>', 'the app container (default: the one serving the port)')
+    .option('--agent-image <image>', 'image for the agent (default: the connect --image)')
+    .option('--timeout <seconds>', 'how long to wait for the workload to roll out', '120')
+    .action(async (workload, command, opts) => {
+      const connectedHere = await ensureConnected(program);
+      const request: DaemonInterceptRequest = {
+        mode: name,
+        workload,
+        namespace: program.opts().namespace,
+        ports: opts.port,
+        service: opts.service,
+        container: opts.container,
+        agentImage: opts.agentImage,
+        timeoutSeconds: Number(opts.timeout),
+      };
+      let info: InterceptInfo;
+      try {
+        info = await callDaemon<InterceptInfo>(DAEMON_PATHS.intercept, request);
+      } catch (err) {
+        if (connectedHere) await quitDaemon();
+        throw err;
+      }
+      if (!command.length) return printResult(program.opts().output, info, () => describeIntercept(info));
+      if (program.opts().output === 'text') process.stderr.write(`telepod: ${describeIntercept(info)}\n`);
+      try {
+        process.exitCode = await runChild(command);
+      } finally {
+        await callDaemon(DAEMON_PATHS.leave, { id: info.id });
+        if (connectedHere) await quitDaemon();
+      }
+    });
+}
+
+export function addInterceptCommands(program: Program): void {
+  program
+    .command('list')
+    .description("the namespace's workloads, their Services, and who intercepts them")
+    .action(async () => {
+      await ensureConnected(program);
+      const workloads = await callDaemon<WorkloadInfo[]>(DAEMON_PATHS.list, {
+        namespace: program.opts().namespace,
+      });
+      printResult(program.opts().output, workloads, () => workloadLines(workloads));
+    });
+
+  addInterceptCommand(
+    program,
+    'intercept',
+    "send a workload's connections on some Service ports to local ports",
+  );
+  addInterceptCommand(
+    program,
+    'replace',
+    "replace a workload's app container; its ports' traffic comes here",
+  );
+
+  program
+    .command('leave')
+    .description('end an intercept (or replace); the workload is restored')
+    .argument('<workload>', 'the intercepted workload')
+    .action(async (workload) => {
+      if (!(await daemonRunning())) throw usageError('not connected: there is no intercept to leave');
+      const info = await callDaemon<InterceptInfo>(DAEMON_PATHS.leave, {
+        name: workload,
+        namespace: program.opts().namespace,
+      });
+      printResult(program.opts().output, info, () => `left ${info.kind} ${info.namespace}/${info.workload}`);
+    });
+}

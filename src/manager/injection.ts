@@ -1,0 +1,189 @@
+// How a pod template changes so that the agent receives a workload's traffic, as pure
+// functions over the objects (unit-tested): the sidecar plan for `intercept`, and the
+// container swap used by `replace`, `swap` and `expose`. No NET_ADMIN, no privileged pods:
+// a Service that targets a port by name gets it from the agent by renaming; one that targets a
+// number is pointed at the agent's port (and pointed back on restore).
+import { AGENT_CONFIG_ENV, type AgentConfig, type AgentPort } from '../protocol/intercept.ts';
+import type { Container, ContainerPort, PodTemplate, Service, ServicePort, Workload } from './workloads.ts';
+import { targetOf } from './workloads.ts';
+
+export const AGENT_CONTAINER = 'telepod-agent';
+const BUNDLE_VOLUME = 'telepod-agent-bundle';
+const BUNDLE_DIR = '/opt/telepod-agent';
+/** Agent ports of a sidecar start here, skipping any port the pod declares. */
+const FIRST_AGENT_PORT = 19000;
+
+export interface AgentSpec {
+  image: string;
+  configMap: string;
+  config: AgentConfig;
+  ports: ContainerPort[];
+  /** Copied from a replaced container so that env and mounts stay what the app had. */
+  inherit?: Container;
+}
+
+export function agentContainer(spec: AgentSpec): Container {
+  const inherited = spec.inherit ?? { name: '' };
+  const firstPort = spec.ports[0]?.containerPort;
+  return {
+    name: AGENT_CONTAINER,
+    image: spec.image,
+    imagePullPolicy: 'IfNotPresent',
+    command: ['node', `${BUNDLE_DIR}/agent.mjs`],
+    ...(spec.ports.length ? { ports: spec.ports } : {}),
+    env: [
+      ...((inherited.env as unknown[] | undefined) ?? []),
+      { name: AGENT_CONFIG_ENV, value: JSON.stringify(spec.config) },
+    ],
+    ...(inherited.envFrom ? { envFrom: inherited.envFrom } : {}),
+    volumeMounts: [
+      ...((inherited.volumeMounts as unknown[] | undefined) ?? []),
+      { name: BUNDLE_VOLUME, mountPath: BUNDLE_DIR, readOnly: true },
+    ],
+    // The agent listens only once it is registered with the manager.
+    ...(firstPort ? { readinessProbe: { tcpSocket: { port: firstPort }, periodSeconds: 1 } } : {}),
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+    },
+  };
+}
+
+function withAgentVolume(template: PodTemplate, configMap: string): PodTemplate['spec'] {
+  return {
+    ...template.spec,
+    volumes: [...(template.spec.volumes ?? []), { name: BUNDLE_VOLUME, configMap: { name: configMap } }],
+  };
+}
+
+export interface SidecarPlan {
+  template: PodTemplate;
+  /** Services whose numeric targetPorts move to the agent: the new port lists. */
+  services: { name: string; ports: ServicePort[] }[];
+  /** Every port the agent listens on, and the app port behind it. */
+  agentPorts: Required<AgentPort>[];
+}
+
+/** A container port name for the app's renamed port (names are at most 15 characters). */
+function renamed(name: string): string {
+  return `tp-${name}`.slice(0, 15);
+}
+
+function renameProbePorts(container: Container, from: string, to: string): Container {
+  const probes = ['livenessProbe', 'readinessProbe', 'startupProbe'] as const;
+  const copy: Container = { ...container };
+  for (const key of probes) {
+    const probe = container[key] as Record<string, { port?: unknown }> | undefined;
+    if (!probe) continue;
+    copy[key] = Object.fromEntries(
+      Object.entries(probe).map(([k, v]) =>
+        v && typeof v === 'object' && v.port === from ? [k, { ...v, port: to }] : [k, v],
+      ),
+    );
+  }
+  return copy;
+}
+
+/**
+ * The sidecar plan: the agent takes over every TCP port the Services send traffic to, so a later
+ * intercept of another port of the same workload needs no new rollout.
+ */
+export function sidecarPlan(
+  workload: Workload,
+  services: Service[],
+  agent: Omit<AgentSpec, 'ports' | 'config'> & { config: Omit<AgentConfig, 'ports'> },
+): SidecarPlan {
+  const declared = new Set(
+    workload.spec.template.spec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)),
+  );
+  const agentPortOf = new Map<number, number>();
+  const namedTargets = new Map<string, number>();
+  let next = FIRST_AGENT_PORT;
+  const allocate = (appPort: number) => {
+    let port = agentPortOf.get(appPort);
+    if (port === undefined) {
+      while (declared.has(next)) next++;
+      port = next++;
+      agentPortOf.set(appPort, port);
+    }
+    return port;
+  };
+  const patchedServices: SidecarPlan['services'] = [];
+  for (const service of services) {
+    let changed = false;
+    const ports = (service.spec.ports ?? []).map((p) => {
+      if ((p.protocol ?? 'TCP') !== 'TCP') return p;
+      const target = targetOf(workload, p);
+      const agentPort = allocate(target.number);
+      if (target.name) {
+        namedTargets.set(target.name, agentPort);
+        return p;
+      }
+      changed = true;
+      return { ...p, targetPort: agentPort };
+    });
+    if (changed) patchedServices.push({ name: service.metadata!.name!, ports });
+  }
+  const containers = workload.spec.template.spec.containers.map((container) => {
+    let copy: Container = { ...container };
+    for (const [name] of namedTargets) {
+      if (!copy.ports?.some((p) => p.name === name)) continue;
+      copy = renameProbePorts(copy, name, renamed(name));
+      copy.ports = copy.ports!.map((p) => (p.name === name ? { ...p, name: renamed(name) } : p));
+    }
+    return copy;
+  });
+  const agentPorts = [...agentPortOf].map(([forward, listen]) => ({ listen, forward }));
+  const nameOf = new Map([...namedTargets].map(([name, port]) => [port, name]));
+  const sidecar = agentContainer({
+    ...agent,
+    config: { ...agent.config, ports: agentPorts },
+    ports: agentPorts.map(({ listen }) => ({
+      ...(nameOf.has(listen) ? { name: nameOf.get(listen)! } : {}),
+      containerPort: listen,
+    })),
+  });
+  return {
+    template: {
+      ...workload.spec.template,
+      spec: {
+        ...withAgentVolume(workload.spec.template, agent.configMap),
+        containers: [...containers, sidecar],
+      },
+    },
+    services: patchedServices,
+    agentPorts,
+  };
+}
+
+/**
+ * The template with `container` replaced by the agent, which declares the same ports (plus
+ * `extraPorts`) and inherits its env and mounts: used by replace, swap and expose.
+ */
+export function replacementTemplate(
+  template: PodTemplate,
+  container: string,
+  extraPorts: number[],
+  agent: Omit<AgentSpec, 'ports' | 'config' | 'inherit'> & { config: Omit<AgentConfig, 'ports'> },
+): { template: PodTemplate; agentPorts: AgentPort[] } {
+  const replaced = template.spec.containers.find((c) => c.name === container);
+  const ports: ContainerPort[] = [...(replaced?.ports ?? [])].filter((p) => (p.protocol ?? 'TCP') === 'TCP');
+  for (const port of extraPorts) {
+    if (!ports.some((p) => p.containerPort === port)) ports.push({ containerPort: port });
+  }
+  const agentPorts = ports.map((p) => ({ listen: p.containerPort }));
+  const sidecar = agentContainer({
+    ...agent,
+    config: { ...agent.config, ports: agentPorts },
+    ports,
+    ...(replaced ? { inherit: replaced } : {}),
+  });
+  const containers = template.spec.containers.map((c) => (c.name === container ? sidecar : c));
+  if (!replaced) containers.push(sidecar);
+  return {
+    template: { ...template, spec: { ...withAgentVolume(template, agent.configMap), containers } },
+    agentPorts,
+  };
+}

@@ -1,0 +1,613 @@
+// The manager's intercept registry: which workloads carry an agent (an "injection"), which
+// sessions intercept which of its ports, and the cluster changes behind them. Requests for one
+// workload run one at a time; the last intercept of a workload to end restores it.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { TelepodError, usageError } from '../protocol/errors.ts';
+import {
+  SESSION_LABEL,
+  UNDO_ANNOTATION,
+  type AgentConfig,
+  type AgentPort,
+  type InterceptInfo,
+  type InterceptRequest,
+  type InterceptedPort,
+  type WorkloadInfo,
+} from '../protocol/intercept.ts';
+import { AGENT_CONTAINER, replacementTemplate, sidecarPlan, type SidecarPlan } from './injection.ts';
+import type { KubeApi, KubeObject } from './kube-api.ts';
+import { applyChange, recordedUndo, restore, type UndoRecord } from './undo.ts';
+import {
+  findContainer,
+  findWorkload,
+  podSelector,
+  resolveServicePorts,
+  selectingServices,
+  servicePath,
+  SUPPORTED_KINDS,
+  workloadPath,
+  type FoundWorkload,
+  type PodTemplate,
+  type ResolvedPort,
+  type Service,
+  type Workload,
+} from './workloads.ts';
+
+/** Refused because another intercept holds what was asked for (HTTP 409). */
+export class ConflictError extends TelepodError {
+  readonly status = 409;
+}
+
+interface Active {
+  info: InterceptInfo;
+  sessionId: string;
+}
+
+export interface Injection {
+  key: string;
+  namespace: string;
+  name: string;
+  kind: string;
+  mode: InterceptInfo['mode'];
+  token: string;
+  agentPorts: AgentPort[];
+  undo: UndoRecord;
+  intercepts: Map<string, Active>;
+  /** One callback per connected agent (one per pod): tells it the intercepted ports. */
+  agents: Set<(intercepted: number[]) => void>;
+}
+
+export interface InterceptsOptions {
+  api: KubeApi;
+  agentBundle: string;
+  /** How agents reach the manager, host:port. */
+  managerAddress: string;
+  defaultImage: string;
+}
+
+const FAILING_REASONS = new Set([
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'CrashLoopBackOff',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+]);
+const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'telepod' };
+
+interface Pod extends KubeObject {
+  spec: { containers: { name: string }[] };
+  status?: {
+    containerStatuses?: { name: string; state?: { waiting?: { reason?: string; message?: string } } }[];
+  };
+}
+interface Condition {
+  type: string;
+  status: string;
+  message?: string;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function describePort(r: ResolvedPort): string {
+  const name = r.servicePort.name ? `/${r.servicePort.name}` : '';
+  return `${r.service.metadata?.name}:${r.servicePort.port}${name}`;
+}
+
+function remotePort(value: string | undefined, local: number): number {
+  const port = value === undefined ? local : Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw usageError(`"${value}" is not a port number (1-65535)`);
+  }
+  return port;
+}
+
+type AgentBase = { image: string; configMap: string; config: Omit<AgentConfig, 'ports'> };
+
+export class Intercepts {
+  private readonly injections = new Map<string, Injection>();
+  private readonly byToken = new Map<string, Injection>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly options: InterceptsOptions) {}
+
+  private get api(): KubeApi {
+    return this.options.api;
+  }
+
+  /** Runs `work` after every earlier request for the same key has finished. */
+  private serialized<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const next = (this.locks.get(key) ?? Promise.resolve()).then(work, work);
+    this.locks.set(
+      key,
+      next.catch(() => undefined),
+    );
+    return next;
+  }
+
+  agentByToken(token: string | undefined): Injection | undefined {
+    return token ? this.byToken.get(token) : undefined;
+  }
+
+  /** The intercept that holds an agent port, if any. */
+  interceptOn(injection: Injection, agentPort: number): Active | undefined {
+    return [...injection.intercepts.values()].find((a) =>
+      a.info.ports.some((p) => p.agentPort === agentPort),
+    );
+  }
+
+  interceptedPorts(injection: Injection): number[] {
+    return [...injection.intercepts.values()].flatMap((a) => a.info.ports.map((p) => p.agentPort));
+  }
+
+  async create(request: InterceptRequest, session: { id: string; holder: string }): Promise<InterceptInfo> {
+    if (!request.ports.length && request.mode !== 'swap')
+      throw usageError('give at least one port with --port');
+    if (request.mode === 'expose') {
+      const name = `telepod-expose-${session.id.slice(0, 8)}`;
+      const key = `${request.namespace}/expose/${name}`;
+      return this.serialized(key, () => this.expose(request, session, name, key));
+    }
+    const found = await findWorkload(this.api, request.namespace, request.workload);
+    const key = `${request.namespace}/${found.resource}/${request.workload}`;
+    return this.serialized(key, () => this.createFor(found, key, request, session));
+  }
+
+  private async createFor(
+    found: FoundWorkload,
+    key: string,
+    request: InterceptRequest,
+    session: { id: string; holder: string },
+  ): Promise<InterceptInfo> {
+    const started = Date.now();
+    const existing = this.injections.get(key);
+    if (existing && (existing.mode !== 'intercept' || request.mode !== 'intercept')) {
+      const holder = [...existing.intercepts.values()][0]?.info.holder ?? 'another session';
+      throw new ConflictError(
+        `${found.object.kind} ${request.workload} is already under a ${existing.mode} by ${holder}`,
+      );
+    }
+    if (request.mode === 'swap') return this.swap(found, key, request, session, started);
+    if (request.container) findContainer(found.object, request.container);
+    const all = await selectingServices(this.api, request.namespace, found.object);
+    const services = request.service
+      ? await selectingServices(this.api, request.namespace, found.object, request.service)
+      : all;
+    const resolved = resolveServicePorts(found.object, services, request.ports);
+    if (request.mode === 'replace') {
+      const container = request.container ?? this.containerServing(found.object, resolved[0]!.containerPort);
+      const injection = await this.inject(found, key, request, all, (agent) => {
+        const plan = replacementTemplate(found.object.spec.template, container, [], agent);
+        return { template: plan.template, services: [], agentPorts: plan.agentPorts };
+      });
+      const ports = resolved.map((r) => ({
+        local: r.local,
+        remote: describePort(r),
+        agentPort: r.containerPort,
+      }));
+      return this.register(injection, request, session, ports, started);
+    }
+    // The sidecar takes every port of every selecting Service, so that intercepting another
+    // port later needs no second rollout.
+    const injection =
+      existing ?? (await this.inject(found, key, request, all, (a) => sidecarPlan(found.object, all, a)));
+    try {
+      const ports = resolved.map((r) => this.sidecarPort(injection, found.object, r));
+      return this.register(injection, request, session, ports, started);
+    } catch (err) {
+      if (!injection.intercepts.size) await this.release(injection);
+      throw err;
+    }
+  }
+
+  private sidecarPort(injection: Injection, workload: Workload, r: ResolvedPort): InterceptedPort {
+    const agentPort = injection.agentPorts.find((p) => p.forward === r.containerPort)?.listen;
+    if (agentPort === undefined) {
+      throw new TelepodError(
+        `the agent of ${injection.name} does not serve port ${r.containerPort} (the Services changed): ` +
+          'leave every intercept of it and intercept again',
+      );
+    }
+    const holder = this.interceptOn(injection, agentPort);
+    if (holder) {
+      throw new ConflictError(
+        `port ${describePort(r)} of ${workload.kind} ${injection.name} is already intercepted by ${holder.info.holder}`,
+      );
+    }
+    return { local: r.local, remote: describePort(r), agentPort };
+  }
+
+  private containerServing(workload: Workload, port: number): string {
+    const containers = workload.spec.template.spec.containers;
+    return (containers.find((c) => c.ports?.some((p) => p.containerPort === port)) ?? containers[0]!).name;
+  }
+
+  private agentBase(request: InterceptRequest, owner: string): AgentBase & { token: string } {
+    const token = randomBytes(24).toString('base64url');
+    return {
+      token,
+      image: request.agentImage ?? this.options.defaultImage,
+      configMap: `telepod-agent-${owner}`.slice(0, 253),
+      config: { manager: this.options.managerAddress, token },
+    };
+  }
+
+  private configMapPath(namespace: string, name: string): string {
+    return `/api/v1/namespaces/${namespace}/configmaps/${name}`;
+  }
+
+  private async createAgentConfigMap(namespace: string, name: string): Promise<void> {
+    await this.api.remove(this.configMapPath(namespace, name)).catch(() => undefined);
+    await this.api.create(`/api/v1/namespaces/${namespace}/configmaps`, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, namespace, labels: MANAGED_BY },
+      data: { 'agent.mjs': this.options.agentBundle },
+    });
+  }
+
+  private track(
+    key: string,
+    request: InterceptRequest,
+    name: string,
+    kind: string,
+    mode: Injection['mode'],
+    token: string,
+    agentPorts: AgentPort[],
+    undo: UndoRecord,
+  ): Injection {
+    const injection: Injection = {
+      key,
+      namespace: request.namespace,
+      name,
+      kind,
+      mode,
+      token,
+      agentPorts,
+      undo,
+      intercepts: new Map(),
+      agents: new Set(),
+    };
+    this.injections.set(key, injection);
+    this.byToken.set(token, injection);
+    return injection;
+  }
+
+  /** Changes the workload's own template (sidecar or replacement) and waits for its rollout. */
+  private async inject(
+    found: FoundWorkload,
+    key: string,
+    request: InterceptRequest,
+    services: Service[],
+    build: (
+      agent: AgentBase,
+    ) => Pick<SidecarPlan, 'services'> & { template: PodTemplate; agentPorts: AgentPort[] },
+  ): Promise<Injection> {
+    const { namespace } = request;
+    const { token, ...agent } = this.agentBase(request, request.workload);
+    const plan = build(agent);
+    const path = workloadPath(namespace, found.resource, request.workload);
+    const original = (name: string) => services.find((s) => s.metadata?.name === name)!.spec.ports ?? [];
+    const undo: UndoRecord = {
+      workload: path,
+      template: found.object.spec.template,
+      services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: original(s.name) })),
+      deletes: [this.configMapPath(namespace, agent.configMap)],
+      ...(found.object.kind === 'ReplicaSet'
+        ? { podsToRoll: { namespace, selector: podSelector(found.object) } }
+        : {}),
+    };
+    const mode = request.mode === 'replace' ? 'replace' : 'intercept';
+    const injection = this.track(
+      key,
+      request,
+      request.workload,
+      found.object.kind,
+      mode,
+      token,
+      plan.agentPorts,
+      undo,
+    );
+    try {
+      await this.createAgentConfigMap(namespace, agent.configMap);
+      await applyChange(this.api, undo, {
+        template: plan.template,
+        services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
+      });
+      await this.waitReady(injection, path, found.object.kind, request);
+    } catch (err) {
+      await this.release(injection).catch(() => undefined);
+      throw err;
+    }
+    return injection;
+  }
+
+  /** `--swap-deployment`: a proxy Deployment with the original's labels; the original scaled to 0. */
+  private async swap(
+    found: FoundWorkload,
+    key: string,
+    request: InterceptRequest,
+    session: { id: string; holder: string },
+    started: number,
+  ): Promise<InterceptInfo> {
+    const original = found.object;
+    if (original.kind !== 'Deployment') {
+      throw usageError(`--swap-deployment needs a Deployment; ${request.workload} is a ${original.kind}`);
+    }
+    const container = findContainer(original, request.container).name;
+    const remotes = request.ports.map((p) => remotePort(p.remote, p.local));
+    const { namespace } = request;
+    const proxyName = `telepod-swap-${request.workload}`.slice(0, 63);
+    const { token, ...agent } = this.agentBase(request, proxyName);
+    const plan = replacementTemplate(original.spec.template, container, remotes, agent);
+    const swapLabel = { 'telepod.io/swap': request.workload };
+    const proxyPath = workloadPath(namespace, 'deployments', proxyName);
+    const originalPath = workloadPath(namespace, 'deployments', request.workload);
+    const undo: UndoRecord = {
+      workload: originalPath,
+      replicas: original.spec.replicas ?? 1,
+      services: [],
+      deletes: [proxyPath, this.configMapPath(namespace, agent.configMap)],
+    };
+    const injection = this.track(
+      key,
+      request,
+      request.workload,
+      'Deployment',
+      'swap',
+      token,
+      plan.agentPorts,
+      undo,
+    );
+    try {
+      await this.createAgentConfigMap(namespace, agent.configMap);
+      await applyChange(this.api, undo, { services: [] }); // records the undo before anything else
+      await this.api.create(workloadPath(namespace, 'deployments'), {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: proxyName, namespace, labels: { ...MANAGED_BY, [SESSION_LABEL]: session.id } },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { ...original.spec.selector.matchLabels, ...swapLabel } },
+          template: {
+            ...plan.template,
+            metadata: {
+              ...plan.template.metadata,
+              labels: { ...plan.template.metadata?.labels, ...swapLabel },
+            },
+          },
+        },
+      });
+      await this.waitReady(injection, proxyPath, 'Deployment', request);
+      await this.api.mergePatch(originalPath, { spec: { replicas: 0 } });
+    } catch (err) {
+      await this.release(injection).catch(() => undefined);
+      throw err;
+    }
+    const ports = request.ports.map((p, i) => ({
+      local: p.local,
+      remote: String(remotes[i]),
+      agentPort: remotes[i]!,
+    }));
+    return this.register(injection, request, session, ports, started);
+  }
+
+  /** `run --expose` without a swap: a new proxy Deployment and Service named after the session. */
+  private async expose(
+    request: InterceptRequest,
+    session: { id: string; holder: string },
+    name: string,
+    key: string,
+  ): Promise<InterceptInfo> {
+    const started = Date.now();
+    if (this.injections.has(key)) throw new ConflictError(`this session already exposes ports as ${name}`);
+    const { namespace } = request;
+    const remotes = request.ports.map((p) => remotePort(p.remote, p.local));
+    const { token, ...agent } = this.agentBase(request, name);
+    const labels = { ...MANAGED_BY, [SESSION_LABEL]: session.id, 'telepod.io/expose': name };
+    const plan = replacementTemplate({ metadata: { labels }, spec: { containers: [] } }, '', remotes, agent);
+    const path = workloadPath(namespace, 'deployments', name);
+    const undo: UndoRecord = {
+      workload: path,
+      services: [],
+      deletes: [path, servicePath(namespace, name), this.configMapPath(namespace, agent.configMap)],
+    };
+    const injection = this.track(key, request, name, 'Deployment', 'expose', token, plan.agentPorts, undo);
+    try {
+      await this.createAgentConfigMap(namespace, agent.configMap);
+      await this.api.create(workloadPath(namespace, 'deployments'), {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name, namespace, labels, annotations: { [UNDO_ANNOTATION]: JSON.stringify(undo) } },
+        spec: { replicas: 1, selector: { matchLabels: labels }, template: plan.template },
+      });
+      await this.api.create(servicePath(namespace), {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name, namespace, labels },
+        spec: {
+          selector: labels,
+          ports: remotes.map((port) => ({ name: `tcp-${port}`, port, targetPort: port })),
+        },
+      });
+      await this.waitReady(injection, path, 'Deployment', { ...request, workload: name });
+    } catch (err) {
+      await this.release(injection).catch(() => undefined);
+      throw err;
+    }
+    const ports = request.ports.map((p, i) => ({
+      local: p.local,
+      remote: `${name}:${remotes[i]}`,
+      agentPort: remotes[i]!,
+    }));
+    return this.register(injection, { ...request, workload: name }, session, ports, started);
+  }
+
+  private register(
+    injection: Injection,
+    request: InterceptRequest,
+    session: { id: string; holder: string },
+    ports: InterceptedPort[],
+    started: number,
+  ): InterceptInfo {
+    const info: InterceptInfo = {
+      id: randomUUID(),
+      mode: request.mode,
+      namespace: request.namespace,
+      workload: request.workload,
+      kind: injection.kind,
+      ports,
+      holder: session.holder,
+      readySeconds: (Date.now() - started) / 1000,
+    };
+    injection.intercepts.set(info.id, { info, sessionId: session.id });
+    this.notifyAgents(injection);
+    return info;
+  }
+
+  private notifyAgents(injection: Injection): void {
+    const ports = this.interceptedPorts(injection);
+    for (const tell of injection.agents) tell(ports);
+  }
+
+  /** Polls until the rollout is done and every new pod's agent is connected; fails early on a broken pod. */
+  private async waitReady(injection: Injection, path: string, kind: string, request: InterceptRequest) {
+    const timeout = (request.timeoutSeconds ?? 120) * 1000;
+    const deadline = Date.now() + timeout;
+    while (Date.now() < deadline) {
+      const object = await this.api.get<Workload>(path);
+      const failure = (await this.podFailure(injection.namespace, object)) ?? replicaFailure(object);
+      if (failure) throw new TelepodError(`${kind} ${request.workload} did not become ready: ${failure}`);
+      const desired = object.spec.replicas ?? 1;
+      if (rolledOut(object, kind, desired) && injection.agents.size >= desired) return;
+      await sleep(300);
+    }
+    throw new TelepodError(`${kind} ${request.workload} did not become ready in ${timeout / 1000} s`);
+  }
+
+  private async podFailure(namespace: string, workload: Workload): Promise<string | undefined> {
+    const selector = encodeURIComponent(podSelector(workload));
+    const pods = await this.api.list<Pod>(`/api/v1/namespaces/${namespace}/pods?labelSelector=${selector}`);
+    for (const pod of pods) {
+      if (!pod.spec.containers.some((c) => c.name === AGENT_CONTAINER)) continue;
+      for (const status of pod.status?.containerStatuses ?? []) {
+        const waiting = status.state?.waiting;
+        if (waiting?.reason && FAILING_REASONS.has(waiting.reason)) {
+          return `pod ${pod.metadata?.name} container ${status.name}: ${waiting.reason}: ${waiting.message ?? ''}`.trim();
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /** Ends one intercept of a session; the last one of a workload restores it. */
+  async leave(id: string, sessionId: string): Promise<boolean> {
+    const injection = [...this.injections.values()].find(
+      (i) => i.intercepts.get(id)?.sessionId === sessionId,
+    );
+    if (!injection) return false;
+    await this.serialized(injection.key, async () => {
+      injection.intercepts.delete(id);
+      this.notifyAgents(injection);
+      if (!injection.intercepts.size) await this.release(injection);
+    });
+    return true;
+  }
+
+  /** Ends every intercept of a session (it left, or its lease expired). */
+  async endSession(sessionId: string): Promise<void> {
+    const ids = [...this.injections.values()].flatMap((i) =>
+      [...i.intercepts].filter(([, a]) => a.sessionId === sessionId).map(([id]) => id),
+    );
+    for (const id of ids) await this.leave(id, sessionId);
+  }
+
+  private async release(injection: Injection): Promise<void> {
+    this.injections.delete(injection.key);
+    this.byToken.delete(injection.token);
+    await restore(this.api, injection.undo);
+  }
+
+  /** A manager that starts restores what an earlier one left changed (its sessions are gone). */
+  async restoreLeftovers(): Promise<string[]> {
+    const restored: string[] = [];
+    for (const { kind, resource } of SUPPORTED_KINDS) {
+      for (const object of await this.api.list<Workload>(`/apis/apps/v1/${resource}`)) {
+        const undo = recordedUndo(object);
+        if (!undo) continue;
+        await restore(this.api, undo);
+        restored.push(`${kind} ${object.metadata?.namespace}/${object.metadata?.name}`);
+      }
+    }
+    return restored;
+  }
+
+  /** The namespace's workloads, their Services and who intercepts them. */
+  async list(namespace: string): Promise<WorkloadInfo[]> {
+    const services = await this.api.list<Service>(servicePath(namespace));
+    const result: WorkloadInfo[] = [];
+    for (const { kind, resource } of SUPPORTED_KINDS) {
+      for (const object of await this.api.list<Workload>(workloadPath(namespace, resource))) {
+        const workload = { ...object, kind };
+        const name = object.metadata?.name ?? '';
+        if (object.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment')) continue;
+        if (object.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'telepod') continue;
+        const labels = workload.spec.template.metadata?.labels ?? {};
+        const selecting = services.filter((s) => {
+          const selector = Object.entries(s.spec.selector ?? {});
+          return selector.length > 0 && selector.every(([k, v]) => labels[k] === v);
+        });
+        const injection = this.injections.get(`${namespace}/${resource}/${name}`);
+        result.push({
+          kind,
+          name,
+          namespace,
+          services: selecting.map((s) => ({
+            name: s.metadata?.name ?? '',
+            ports: (s.spec.ports ?? []).map((p) => ({
+              ...(p.name ? { name: p.name } : {}),
+              port: p.port,
+              targetPort: String(
+                injection?.undo.services
+                  .find((u) => u.path.endsWith(`/${s.metadata?.name}`))
+                  ?.ports.find((o) => o.port === p.port)?.targetPort ??
+                  p.targetPort ??
+                  p.port,
+              ),
+            })),
+          })),
+          intercepts: [...(injection?.intercepts.values() ?? [])].map((a) => ({
+            mode: a.info.mode,
+            holder: a.info.holder,
+            ports: a.info.ports.map((p) => `${p.remote} -> localhost:${p.local}`),
+          })),
+        });
+      }
+    }
+    return result;
+  }
+}
+
+function rolledOut(object: Workload, kind: string, desired: number): boolean {
+  const status = (object.status ?? {}) as Record<string, number | string | undefined>;
+  const observed = Number(status.observedGeneration ?? 0) >= (object.metadata?.generation ?? 0);
+  if (kind === 'Deployment') {
+    return (
+      observed && Number(status.updatedReplicas ?? 0) >= desired && status.replicas === status.updatedReplicas
+    );
+  }
+  if (kind === 'StatefulSet') {
+    return (
+      observed &&
+      status.updateRevision === status.currentRevision &&
+      Number(status.readyReplicas ?? 0) >= desired
+    );
+  }
+  return observed;
+}
+
+function replicaFailure(object: Workload): string | undefined {
+  const conditions = (object.status?.conditions ?? []) as Condition[];
+  const failed = conditions.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
+  return failed?.message;
+}

@@ -1,0 +1,110 @@
+// The traffic manager's own small Kubernetes API client: JSON over HTTPS with the pod's
+// service-account token. Hand-written because @kubernetes/client-node would multiply the
+// in-cluster bundle (which ships in a ConfigMap) by a hundred; the manager needs a handful of
+// verbs on a handful of resources.
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+
+const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export class KubeApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type KubeObject = Record<string, unknown> & {
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    resourceVersion?: string;
+    generation?: number;
+    ownerReferences?: { kind: string; name: string }[];
+  };
+};
+
+/** The verbs the manager uses; a fake stands in for it in unit tests. */
+export interface KubeApi {
+  get<T extends KubeObject>(path: string): Promise<T>;
+  list<T extends KubeObject>(path: string): Promise<T[]>;
+  create<T extends KubeObject>(path: string, body: KubeObject): Promise<T>;
+  replace<T extends KubeObject>(path: string, body: KubeObject): Promise<T>;
+  mergePatch<T extends KubeObject>(path: string, patch: unknown): Promise<T>;
+  remove(path: string): Promise<void>;
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof KubeApiError && err.status === 404;
+}
+
+export class InClusterKubeApi implements KubeApi {
+  private readonly agent = new https.Agent({ ca: readFileSync(`${SA_DIR}/ca.crt`), keepAlive: true });
+  private readonly host = process.env.KUBERNETES_SERVICE_HOST ?? 'kubernetes.default.svc';
+  private readonly port = Number(process.env.KUBERNETES_SERVICE_PORT ?? 443);
+
+  private request<T>(method: string, path: string, body?: unknown, type = 'application/json'): Promise<T> {
+    // Projected tokens rotate: read it for every request.
+    const token = readFileSync(`${SA_DIR}/token`, 'utf8').trim();
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return new Promise((resolve, reject) => {
+      const req = https.request(
+        {
+          host: this.host,
+          port: this.port,
+          path,
+          method,
+          agent: this.agent,
+          headers: {
+            authorization: `Bearer ${token}`,
+            accept: 'application/json',
+            ...(payload ? { 'content-type': type, 'content-length': payload.length } : {}),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString();
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) return resolve((text ? JSON.parse(text) : {}) as T);
+            const message = (() => {
+              try {
+                return (JSON.parse(text) as { message?: string }).message ?? text;
+              } catch {
+                return text;
+              }
+            })();
+            reject(new KubeApiError(status, `${method} ${path}: ${message}`));
+          });
+        },
+      );
+      req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  get<T extends KubeObject>(path: string) {
+    return this.request<T>('GET', path);
+  }
+  async list<T extends KubeObject>(path: string) {
+    return (await this.request<{ items: T[] }>('GET', path)).items;
+  }
+  create<T extends KubeObject>(path: string, body: KubeObject) {
+    return this.request<T>('POST', path, body);
+  }
+  replace<T extends KubeObject>(path: string, body: KubeObject) {
+    return this.request<T>('PUT', path, body);
+  }
+  mergePatch<T extends KubeObject>(path: string, patch: unknown) {
+    return this.request<T>('PATCH', path, patch, 'application/merge-patch+json');
+  }
+  async remove(path: string) {
+    await this.request('DELETE', path, { propagationPolicy: 'Background' });
+  }
+}

@@ -1,0 +1,95 @@
+// What crosses between CLI, daemon, manager and agent about intercepts: the request a developer
+// makes, what the manager reports back, the agent's configuration, and the headers and
+// annotations that tie streams and cluster objects to sessions.
+
+/** intercept: a sidecar agent takes some ports over; replace: the agent replaces the app
+ *  container; swap: a proxy Deployment stands in for a scaled-down one; expose: a new proxy
+ *  Deployment + Service named after the session. */
+export const INTERCEPT_MODES = ['intercept', 'replace', 'swap', 'expose'] as const;
+export type InterceptMode = (typeof INTERCEPT_MODES)[number];
+
+export interface PortRequest {
+  /** The workstation port that receives the traffic. */
+  local: number;
+  /** Service port name or number (intercept/replace), container port (swap/expose). */
+  remote?: string | undefined;
+}
+
+export interface InterceptRequest {
+  mode: InterceptMode;
+  namespace: string;
+  /** The workload's name; unused for `expose`. */
+  workload: string;
+  ports: PortRequest[];
+  service?: string | undefined;
+  container?: string | undefined;
+  /** Image for the agent; the session's in-cluster image by default. */
+  agentImage?: string | undefined;
+  /** How long to wait for the workload's rollout before restoring it. */
+  timeoutSeconds?: number | undefined;
+}
+
+export interface InterceptedPort {
+  local: number;
+  /** e.g. `service-b:8000/http`, or the container port for swap/expose. */
+  remote: string;
+  /** The port the agent listens on in the pod. */
+  agentPort: number;
+}
+
+export interface InterceptInfo {
+  id: string;
+  mode: InterceptMode;
+  namespace: string;
+  workload: string;
+  kind: string;
+  ports: InterceptedPort[];
+  /** Who holds it: `user@host` of the session. */
+  holder: string;
+  /** Seconds from the request to the agent being ready. */
+  readySeconds?: number;
+  /** Set by the daemon: the last problem delivering a connection to the workstation. */
+  warning?: string;
+}
+
+export interface WorkloadInfo {
+  kind: string;
+  name: string;
+  namespace: string;
+  services: { name: string; ports: { name?: string; port: number; targetPort: string }[] }[];
+  intercepts: { mode: InterceptMode; holder: string; ports: string[] }[];
+}
+
+/** One port of an agent: where it listens, and where traffic goes when it is not intercepted. */
+export interface AgentPort {
+  listen: number;
+  /** The app's own port in the same pod; absent when the agent replaces the app. */
+  forward?: number;
+}
+
+/** The agent's configuration, passed as JSON in {@link AGENT_CONFIG_ENV}. */
+export interface AgentConfig {
+  manager: string;
+  token: string;
+  ports: AgentPort[];
+}
+
+export const AGENT_CONFIG_ENV = 'TELEPOD_AGENT_CONFIG';
+/** Agent streams to the manager carry the agent's token in this header. */
+export const AGENT_TOKEN_HEADER = 'x-telepod-agent';
+/** The agent port an inbound connection arrived on. */
+export const AGENT_PORT_HEADER = 'x-telepod-port';
+/** The daemon's CONNECT for an inbound connection names it with this header. */
+export const INBOUND_HEADER = 'x-telepod-inbound';
+
+/** A line on the daemon's inbound event stream: a cluster connection waits for the workstation. */
+export interface InboundEvent {
+  conn: string;
+  intercept: string;
+  local: number;
+}
+
+/** Annotation on a changed workload: what to restore (JSON written and read by the manager). */
+export const UNDO_ANNOTATION = 'telepod.io/undo';
+/** Label on objects telepod created for a session (proxy Deployments and Services). */
+export const SESSION_LABEL = 'telepod.io/session';
