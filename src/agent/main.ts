@@ -70,6 +70,7 @@ function route(socket: net.Socket, port: AgentPort): void {
 
 function listen(): void {
   listening = true;
+  net.createServer((socket) => socket.end()).listen(config.health);
   for (const port of config.ports) {
     net
       .createServer({ allowHalfOpen: true }, (socket) => route(socket, port))

@@ -42,10 +42,12 @@ export class InboundHandler {
   }
 
   private refuse(tunnel: Tunnel, event: InboundEvent, reason: string): void {
+    this.log.debug({ conn: event.conn, reason }, 'inbound connection refused');
     tunnel.call(MANAGER_PATHS.inboundRefused, { conn: event.conn, reason }).catch(() => undefined);
   }
 
   private accept(tunnel: Tunnel, event: InboundEvent): void {
+    this.log.debug(event, 'inbound connection');
     const info = this.intercepts.get(event.intercept);
     if (!info?.ports.some((p) => p.local === event.local)) {
       return this.refuse(tunnel, event, `port ${event.local} is not intercepted by this workstation`);

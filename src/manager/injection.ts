@@ -24,7 +24,6 @@ export interface AgentSpec {
 
 export function agentContainer(spec: AgentSpec): Container {
   const inherited = spec.inherit ?? { name: '' };
-  const firstPort = spec.ports[0]?.containerPort;
   return {
     name: AGENT_CONTAINER,
     image: spec.image,
@@ -40,8 +39,9 @@ export function agentContainer(spec: AgentSpec): Container {
       ...((inherited.volumeMounts as unknown[] | undefined) ?? []),
       { name: BUNDLE_VOLUME, mountPath: BUNDLE_DIR, readOnly: true },
     ],
-    // The agent listens only once it is registered with the manager.
-    ...(firstPort ? { readinessProbe: { tcpSocket: { port: firstPort }, periodSeconds: 1 } } : {}),
+    // The health port opens once the agent is registered with the manager. Probing an
+    // intercepted port instead would send the kubelet's probes to the workstation.
+    readinessProbe: { tcpSocket: { port: spec.config.health }, periodSeconds: 1 },
     securityContext: {
       runAsNonRoot: true,
       runAsUser: 1000,
@@ -56,6 +56,18 @@ function withAgentVolume(template: PodTemplate, configMap: string): PodTemplate[
     ...template.spec,
     volumes: [...(template.spec.volumes ?? []), { name: BUNDLE_VOLUME, configMap: { name: configMap } }],
   };
+}
+
+/** The first port from `from` up that the pod does not use. */
+function freePort(used: Set<number>, from = FIRST_AGENT_PORT): number {
+  let port = from;
+  while (used.has(port)) port++;
+  used.add(port);
+  return port;
+}
+
+function declaredPorts(template: PodTemplate): Set<number> {
+  return new Set(template.spec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)));
 }
 
 export interface SidecarPlan {
@@ -93,19 +105,15 @@ function renameProbePorts(container: Container, from: string, to: string): Conta
 export function sidecarPlan(
   workload: Workload,
   services: Service[],
-  agent: Omit<AgentSpec, 'ports' | 'config'> & { config: Omit<AgentConfig, 'ports'> },
+  agent: Omit<AgentSpec, 'ports' | 'config'> & { config: Omit<AgentConfig, 'ports' | 'health'> },
 ): SidecarPlan {
-  const declared = new Set(
-    workload.spec.template.spec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)),
-  );
+  const used = declaredPorts(workload.spec.template);
   const agentPortOf = new Map<number, number>();
   const namedTargets = new Map<string, number>();
-  let next = FIRST_AGENT_PORT;
   const allocate = (appPort: number) => {
     let port = agentPortOf.get(appPort);
     if (port === undefined) {
-      while (declared.has(next)) next++;
-      port = next++;
+      port = freePort(used);
       agentPortOf.set(appPort, port);
     }
     return port;
@@ -139,7 +147,7 @@ export function sidecarPlan(
   const nameOf = new Map([...namedTargets].map(([name, port]) => [port, name]));
   const sidecar = agentContainer({
     ...agent,
-    config: { ...agent.config, ports: agentPorts },
+    config: { ...agent.config, ports: agentPorts, health: freePort(used) },
     ports: agentPorts.map(({ listen }) => ({
       ...(nameOf.has(listen) ? { name: nameOf.get(listen)! } : {}),
       containerPort: listen,
@@ -166,7 +174,7 @@ export function replacementTemplate(
   template: PodTemplate,
   container: string,
   extraPorts: number[],
-  agent: Omit<AgentSpec, 'ports' | 'config' | 'inherit'> & { config: Omit<AgentConfig, 'ports'> },
+  agent: Omit<AgentSpec, 'ports' | 'config' | 'inherit'> & { config: Omit<AgentConfig, 'ports' | 'health'> },
 ): { template: PodTemplate; agentPorts: AgentPort[] } {
   const replaced = template.spec.containers.find((c) => c.name === container);
   const ports: ContainerPort[] = [...(replaced?.ports ?? [])].filter((p) => (p.protocol ?? 'TCP') === 'TCP');
@@ -174,9 +182,10 @@ export function replacementTemplate(
     if (!ports.some((p) => p.containerPort === port)) ports.push({ containerPort: port });
   }
   const agentPorts = ports.map((p) => ({ listen: p.containerPort }));
+  const used = new Set([...declaredPorts(template), ...extraPorts]);
   const sidecar = agentContainer({
     ...agent,
-    config: { ...agent.config, ports: agentPorts },
+    config: { ...agent.config, ports: agentPorts, health: freePort(used) },
     ports,
     ...(replaced ? { inherit: replaced } : {}),
   });

@@ -76,7 +76,7 @@ const FAILING_REASONS = new Set([
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'telepod' };
 
 interface Pod extends KubeObject {
-  spec: { containers: { name: string }[] };
+  spec: { containers: { name: string; env?: { name: string; value?: string }[] }[] };
   status?: {
     containerStatuses?: { name: string; state?: { waiting?: { reason?: string; message?: string } } }[];
   };
@@ -102,7 +102,7 @@ function remotePort(value: string | undefined, local: number): number {
   return port;
 }
 
-type AgentBase = { image: string; configMap: string; config: Omit<AgentConfig, 'ports'> };
+type AgentBase = { image: string; configMap: string; config: Omit<AgentConfig, 'ports' | 'health'> };
 
 export class Intercepts {
   private readonly injections = new Map<string, Injection>();
@@ -163,17 +163,21 @@ export class Intercepts {
     const existing = this.injections.get(key);
     if (existing && (existing.mode !== 'intercept' || request.mode !== 'intercept')) {
       const holder = [...existing.intercepts.values()][0]?.info.holder ?? 'another session';
+      const state = { intercept: 'intercepted', replace: 'replaced', swap: 'swapped', expose: 'exposed' };
       throw new ConflictError(
-        `${found.object.kind} ${request.workload} is already under a ${existing.mode} by ${holder}`,
+        `${found.object.kind} ${request.workload} is already ${state[existing.mode]} by ${holder}`,
       );
     }
     if (request.mode === 'swap') return this.swap(found, key, request, session, started);
-    if (request.container) findContainer(found.object, request.container);
-    const all = await selectingServices(this.api, request.namespace, found.object);
+    // With an agent in place, ports resolve against what the workload and Services were before.
+    const workload = existing ? asBefore(found.object, existing.undo) : found.object;
+    if (request.container) findContainer(workload, request.container);
+    const before = (list: Service[]) => (existing ? list.map((s) => serviceBefore(s, existing.undo)) : list);
+    const all = before(await selectingServices(this.api, request.namespace, workload));
     const services = request.service
-      ? await selectingServices(this.api, request.namespace, found.object, request.service)
+      ? before(await selectingServices(this.api, request.namespace, workload, request.service))
       : all;
-    const resolved = resolveServicePorts(found.object, services, request.ports);
+    const resolved = resolveServicePorts(workload, services, request.ports);
     if (request.mode === 'replace') {
       const container = request.container ?? this.containerServing(found.object, resolved[0]!.containerPort);
       const injection = await this.inject(found, key, request, all, (agent) => {
@@ -476,7 +480,7 @@ export class Intercepts {
     const deadline = Date.now() + timeout;
     while (Date.now() < deadline) {
       const object = await this.api.get<Workload>(path);
-      const failure = (await this.podFailure(injection.namespace, object)) ?? replicaFailure(object);
+      const failure = (await this.podFailure(injection, object)) ?? replicaFailure(object);
       if (failure) throw new TelepodError(`${kind} ${request.workload} did not become ready: ${failure}`);
       const desired = object.spec.replicas ?? 1;
       if (rolledOut(object, kind, desired) && injection.agents.size >= desired) return;
@@ -485,11 +489,18 @@ export class Intercepts {
     throw new TelepodError(`${kind} ${request.workload} did not become ready in ${timeout / 1000} s`);
   }
 
-  private async podFailure(namespace: string, workload: Workload): Promise<string | undefined> {
+  private async podFailure(injection: Injection, workload: Workload): Promise<string | undefined> {
     const selector = encodeURIComponent(podSelector(workload));
-    const pods = await this.api.list<Pod>(`/api/v1/namespaces/${namespace}/pods?labelSelector=${selector}`);
-    for (const pod of pods) {
-      if (!pod.spec.containers.some((c) => c.name === AGENT_CONTAINER)) continue;
+    const pods = await this.api.list<Pod>(
+      `/api/v1/namespaces/${injection.namespace}/pods?labelSelector=${selector}`,
+    );
+    // Only pods of this injection: an earlier, failed one may still be terminating.
+    const ours = (pod: Pod) =>
+      !(pod.metadata as { deletionTimestamp?: string } | undefined)?.deletionTimestamp &&
+      pod.spec.containers.some(
+        (c) => c.name === AGENT_CONTAINER && c.env?.some((e) => e.value?.includes(injection.token)),
+      );
+    for (const pod of pods.filter(ours)) {
       for (const status of pod.status?.containerStatuses ?? []) {
         const waiting = status.state?.waiting;
         if (waiting?.reason && FAILING_REASONS.has(waiting.reason)) {
@@ -534,7 +545,9 @@ export class Intercepts {
     for (const { kind, resource } of SUPPORTED_KINDS) {
       for (const object of await this.api.list<Workload>(`/apis/apps/v1/${resource}`)) {
         const undo = recordedUndo(object);
-        if (!undo) continue;
+        // ReplicaSets inherit their Deployment's annotations: only the changed object itself counts.
+        const path = workloadPath(object.metadata?.namespace ?? '', resource, object.metadata?.name);
+        if (!undo || undo.workload !== path) continue;
         await restore(this.api, undo);
         restored.push(`${kind} ${object.metadata?.namespace}/${object.metadata?.name}`);
       }
@@ -562,20 +575,16 @@ export class Intercepts {
           kind,
           name,
           namespace,
-          services: selecting.map((s) => ({
-            name: s.metadata?.name ?? '',
-            ports: (s.spec.ports ?? []).map((p) => ({
-              ...(p.name ? { name: p.name } : {}),
-              port: p.port,
-              targetPort: String(
-                injection?.undo.services
-                  .find((u) => u.path.endsWith(`/${s.metadata?.name}`))
-                  ?.ports.find((o) => o.port === p.port)?.targetPort ??
-                  p.targetPort ??
-                  p.port,
-              ),
+          services: selecting
+            .map((s) => (injection ? serviceBefore(s, injection.undo) : s))
+            .map((s) => ({
+              name: s.metadata?.name ?? '',
+              ports: (s.spec.ports ?? []).map((p) => ({
+                ...(p.name ? { name: p.name } : {}),
+                port: p.port,
+                targetPort: String(p.targetPort ?? p.port),
+              })),
             })),
-          })),
           intercepts: [...(injection?.intercepts.values() ?? [])].map((a) => ({
             mode: a.info.mode,
             holder: a.info.holder,
@@ -586,6 +595,15 @@ export class Intercepts {
     }
     return result;
   }
+}
+
+function asBefore(workload: Workload, undo: UndoRecord): Workload {
+  return undo.template ? { ...workload, spec: { ...workload.spec, template: undo.template } } : workload;
+}
+
+function serviceBefore(service: Service, undo: UndoRecord): Service {
+  const recorded = undo.services.find((u) => u.path.endsWith(`/services/${service.metadata?.name}`));
+  return recorded ? { ...service, spec: { ...service.spec, ports: recorded.ports } } : service;
 }
 
 function rolledOut(object: Workload, kind: string, desired: number): boolean {

@@ -72,6 +72,8 @@ export interface AgentConfig {
   manager: string;
   token: string;
   ports: AgentPort[];
+  /** A port never intercepted, for the kubelet's readiness probe; open once registered. */
+  health: number;
 }
 
 export const AGENT_CONFIG_ENV = 'TELEPOD_AGENT_CONFIG';

@@ -134,9 +134,11 @@ spec:
 
 /** The seed's sample pair: service-b answers `Hello, world!`; service-a calls service-b. */
 export async function deploySeed(tb: TestbedStatus, namespace: string): Promise<void> {
-  const serviceB = `require('http').createServer((q, s) => s.end('Hello, world!\\n')).listen(8000)`;
+  // Like most apps, both stop on SIGTERM (node as PID 1 would otherwise ignore it for 30 s).
+  const onTerm = `process.on('SIGTERM', () => process.exit(0));`;
+  const serviceB = `${onTerm}require('http').createServer((q, s) => s.end('Hello, world!\\n')).listen(8000)`;
   const serviceA =
-    `require('http').createServer((q, s) => fetch('http://service-b:8000/').then((r) => r.text())` +
+    `${onTerm}require('http').createServer((q, s) => fetch('http://service-b:8000/').then((r) => r.text())` +
     `.then((t) => s.end('service-a got: ' + t), (e) => { s.statusCode = 502; s.end(String(e)); })).listen(8000)`;
   await applyManifest(
     tb,

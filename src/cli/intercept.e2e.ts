@@ -1,0 +1,458 @@
+// e2e on the testbed: `telepod intercept / replace / leave / list` and `run --swap-deployment /
+// --expose` send service-a's real requests to a server in the workstation netns, and put every
+// workload and Service back exactly as it was — on leave, on exit, and after a kill -9.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { loadKubeConfig } from '../kube/config.ts';
+import { openPortForward } from '../kube/portforward.ts';
+import { Tunnel } from '../daemon/tunnel.ts';
+import { MANAGER_PATHS, MANAGER_PORT } from '../protocol/paths.ts';
+import type { InterceptInfo } from '../protocol/intercept.ts';
+import type { DaemonStatus } from '../protocol/daemon-api.ts';
+import {
+  applyManifest,
+  createNamespace,
+  deploySeed,
+  ensureTestbed,
+  inWorkstation,
+  kubectl,
+  telepodInWorkstation,
+  waitForRollout,
+  waitUntil,
+  type TestbedStatus,
+} from '../../testbed/lib/testbed.ts';
+
+const NS = 'telepod-e2e-intercept';
+const MARKER = `local-${process.pid}`;
+let tb: TestbedStatus;
+let deleteNamespace: () => Promise<void>;
+let localServer: ChildProcess | undefined;
+
+const telepod = (...args: string[]) => telepodInWorkstation(tb, '-n', NS, ...args);
+
+/** What service-a's pod gets from `url` (service-a itself calls service-b). */
+async function fromCluster(url: string): Promise<string> {
+  const script = `fetch(${JSON.stringify(url)}).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => process.stdout.write('error: ' + e.cause?.code))`;
+  return kubectl(tb, ['-n', NS, 'exec', 'deploy/service-a', '--', 'node', '-e', script]);
+}
+
+/**
+ * Waits for service-a's pod to get `expected` from `url`. Right after a rollout, a connection
+ * kept alive to a terminating pod or a kube-proxy rule a moment old can still serve one request
+ * the old way; Kubernetes makes no stronger promise, so neither does telepod.
+ */
+async function untilFromCluster(url: string, expected: string): Promise<void> {
+  await waitUntil(
+    `${url} to answer ${JSON.stringify(expected)}`,
+    15_000,
+    async () => (await fromCluster(url)) === expected,
+  );
+}
+
+async function snapshot(kind: string, name: string): Promise<unknown> {
+  const object = JSON.parse(await kubectl(tb, ['-n', NS, 'get', kind, name, '-o', 'json'])) as {
+    spec: unknown;
+    metadata: { annotations?: Record<string, string> };
+  };
+  const { 'deployment.kubernetes.io/revision': _revision, ...annotations } =
+    object.metadata.annotations ?? {};
+  return { spec: object.spec, annotations };
+}
+
+/** A server in the workstation netns answering every request with the marker. */
+function startLocalServer(port: number): ChildProcess {
+  const script = `require('http').createServer((q, s) => s.end('${MARKER}:' + q.url + '\\n')).listen(${port})`;
+  return spawn('nsenter', [`--net=/run/netns/${tb.workstation.netns}`, process.execPath, '-e', script], {
+    stdio: 'ignore',
+  });
+}
+
+async function workloadsState(): Promise<unknown[]> {
+  return Promise.all([
+    snapshot('deploy', 'service-b'),
+    snapshot('svc', 'service-b'),
+    snapshot('deploy', 'numeric'),
+    snapshot('svc', 'numeric'),
+  ]);
+}
+let original: unknown[];
+
+before(async () => {
+  tb = await ensureTestbed();
+  await telepod('quit');
+  deleteNamespace = await createNamespace(tb, NS);
+  await deploySeed(tb, NS);
+  // "numeric": a Service that targets container ports by number; the app serves 8000 and 9000.
+  const labels = '{ app: numeric }';
+  await applyManifest(
+    tb,
+    `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: numeric, namespace: ${NS} }
+spec:
+  selector: { matchLabels: ${labels} }
+  template:
+    metadata: { labels: ${labels} }
+    spec:
+      containers:
+        - name: app
+          image: ${tb.images.node}
+          imagePullPolicy: IfNotPresent
+          command: [node, -e, "for (const p of [8000, 9000]) require('http').createServer((q, s) => s.end('numeric app ' + p + '\\\\n')).listen(p)"]
+          readinessProbe: { tcpSocket: { port: 8000 }, periodSeconds: 1 }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: numeric, namespace: ${NS} }
+spec:
+  selector: ${labels}
+  ports: [{ name: web, port: 80, targetPort: 8000 }, { name: admin, port: 9000, targetPort: 9000 }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: lonely, namespace: ${NS} }
+spec:
+  selector: { matchLabels: { app: lonely } }
+  template:
+    metadata: { labels: { app: lonely } }
+    spec:
+      containers: [{ name: app, image: ${tb.images.node}, imagePullPolicy: IfNotPresent, command: [sleep, infinity] }]
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: bare, namespace: ${NS} }
+spec:
+  containers: [{ name: app, image: ${tb.images.node}, imagePullPolicy: IfNotPresent, command: [sleep, infinity] }]
+`,
+  );
+  await waitForRollout(tb, NS, 'numeric');
+  await waitUntil(
+    'numeric to answer',
+    30_000,
+    async () => (await fromCluster('http://numeric/')) === 'numeric app 8000\n',
+  );
+  original = await workloadsState();
+  localServer = startLocalServer(8000);
+  const connected = await telepod('connect');
+  assert.equal(connected.code, 0, connected.stderr);
+});
+
+after(async () => {
+  localServer?.kill();
+  await telepod('quit');
+  await deleteNamespace?.();
+});
+
+/** After leave/exit: service-a gets the cluster's answers again and every spec is the original. */
+async function assertRestored(): Promise<void> {
+  await waitUntil('service-a to get the cluster answer', 60_000, async () => {
+    return (await fromCluster('http://localhost:8000/')) === 'service-a got: Hello, world!\n';
+  });
+  assert.deepEqual(await workloadsState(), original);
+  assert.equal(
+    (await kubectl(tb, ['-n', NS, 'get', 'configmap', '-o', 'name'])).trim(),
+    'configmap/kube-root-ca.crt',
+  );
+}
+
+test('list shows the workloads, their Services, and that nothing is intercepted', async () => {
+  const result = await telepod('list', '-o', 'json');
+  assert.equal(result.code, 0, result.stderr);
+  const list = JSON.parse(result.stdout) as {
+    name: string;
+    services: { name: string }[];
+    intercepts: unknown[];
+  }[];
+  const serviceB = list.find((w) => w.name === 'service-b');
+  assert.deepEqual(
+    serviceB?.services.map((s) => s.name),
+    ['service-b'],
+  );
+  assert.deepEqual(serviceB?.intercepts, []);
+  assert.deepEqual(list.map((w) => w.name).sort(), ['lonely', 'numeric', 'service-a', 'service-b']);
+});
+
+test('intercept of a named targetPort: service-a reaches the local server; leave restores', async () => {
+  const started = Date.now();
+  const result = await telepod('intercept', 'service-b', '--port', '8000:http', '-o', 'json');
+  assert.equal(result.code, 0, result.stderr);
+  const info = JSON.parse(result.stdout) as InterceptInfo;
+  await untilFromCluster('http://localhost:8000/', `service-a got: ${MARKER}:/\n`);
+  const firstRequest = (Date.now() - started) / 1000;
+  process.stdout.write(
+    `# intercept to first intercepted request: ${firstRequest.toFixed(1)} s (agent ready in ${info.readySeconds} s)\n`,
+  );
+  // The Service is untouched: its named port now names the agent's port.
+  assert.deepEqual(await snapshot('svc', 'service-b'), original[1]);
+  const listed = JSON.parse((await telepod('list', '-o', 'json')).stdout) as {
+    name: string;
+    intercepts: { holder: string }[];
+  }[];
+  assert.equal(listed.find((w) => w.name === 'service-b')?.intercepts.length, 1);
+  const left = await telepod('leave', 'service-b');
+  assert.equal(left.code, 0, left.stderr);
+  await assertRestored();
+});
+
+test('intercept of a numeric targetPort moves only that port; the other stays with the app', async () => {
+  const result = await telepod('intercept', 'numeric', '--port', '8000:web');
+  assert.equal(result.code, 0, result.stderr);
+  await untilFromCluster('http://numeric/x', `${MARKER}:/x\n`);
+  assert.equal(await fromCluster('http://numeric:9000/'), 'numeric app 9000\n');
+  const left = await telepod('leave', 'numeric');
+  assert.equal(left.code, 0, left.stderr);
+  await waitUntil(
+    'numeric to answer from the app',
+    60_000,
+    async () => (await fromCluster('http://numeric/')) === 'numeric app 8000\n',
+  );
+  assert.deepEqual(await workloadsState(), original);
+});
+
+test('intercept -- cmd lasts as long as the command', async () => {
+  const result = await telepod(
+    'intercept',
+    'service-b',
+    '--port',
+    '8000',
+    '--',
+    'sh',
+    '-c',
+    // Asks service-a (through telepod) until its answer comes from here; at most 15 s.
+    `for i in $(seq 30); do r=$(curl -s http://service-a:8000/); case $r in *${MARKER}*) echo "$r"; exit 7;; esac; sleep 0.5; done; exit 1`,
+  );
+  assert.equal(result.code, 7, result.stderr);
+  assert.equal(result.stdout, `service-a got: ${MARKER}:/\n`);
+  await assertRestored();
+});
+
+test('replace: the app container is gone while replaced; traffic comes here; leave restores', async () => {
+  const result = await telepod('replace', 'service-b', '--port', '8000', '-o', 'json');
+  assert.equal(result.code, 0, result.stderr);
+  await untilFromCluster('http://localhost:8000/', `service-a got: ${MARKER}:/\n`);
+  const containers = await kubectl(tb, [
+    '-n',
+    NS,
+    'get',
+    'deploy',
+    'service-b',
+    '-o',
+    'jsonpath={.spec.template.spec.containers[*].name}',
+  ]);
+  assert.equal(containers, 'telepod-agent');
+  {
+    const r = await telepod('leave', 'service-b');
+    assert.equal(r.code, 0, r.stderr);
+  }
+  await assertRestored();
+});
+
+test('run --swap-deployment --expose: a proxy takes the traffic, the original is scaled back on exit', async () => {
+  // The command itself serves on 8001 and asks service-a (through telepod) until the answer
+  // comes from here (at most 15 s), then three more times.
+  const script =
+    `const s = require('http').createServer((q, r) => r.end('swapped-${MARKER}\\n')).listen(8001, async () => {` +
+    `const ask = async () => (await fetch('http://service-a:8000/')).text();` +
+    `for (let i = 0; i < 30 && !(await ask()).includes('${MARKER}'); i++) await new Promise((r) => setTimeout(r, 500));` +
+    `for (let i = 0; i < 3; i++) process.stdout.write(await ask());` +
+    `s.close(); });`;
+  const result = await telepod(
+    'run',
+    '--swap-deployment',
+    'service-b',
+    '--expose',
+    '8001:8000',
+    '--',
+    process.execPath,
+    '-e',
+    script,
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, `service-a got: swapped-${MARKER}\n`.repeat(3));
+  assert.equal(
+    (await kubectl(tb, ['-n', NS, 'get', 'deploy', '-o', 'name'])).includes('telepod-swap'),
+    false,
+  );
+  await telepod('connect');
+  await assertRestored();
+});
+
+test('run --expose: the cluster reaches a local port through a proxy named after the session', async () => {
+  const script =
+    `const s = require('http').createServer((q, r) => r.end('exposed-${MARKER}\\n')).listen(8002, async () => {` +
+    `const st = JSON.parse(require('child_process').execFileSync(process.execPath, [process.argv[1], '--kubeconfig', process.argv[2], 'status', '-o', 'json']));` +
+    `const remote = st.intercepts[0].ports[0].remote.replace(':', '.${NS}:');` +
+    // A new Service: kube-proxy programs it within a moment; ask for at most 15 s.
+    `for (let i = 0; i < 30; i++) { try { process.stdout.write(await (await fetch('http://' + remote + '/')).text()); break; }` +
+    ` catch { await new Promise((r) => setTimeout(r, 500)); } } s.close(); });`;
+  const telepodPath = new URL('../../dist/telepod.mjs', import.meta.url).pathname;
+  const result = await telepod(
+    'run',
+    '--expose',
+    '8002',
+    '--',
+    process.execPath,
+    '-e',
+    script,
+    telepodPath,
+    tb.workstation.kubeconfig,
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, `exposed-${MARKER}\n`);
+  const leftovers = await kubectl(tb, [
+    '-n',
+    NS,
+    'get',
+    'deploy,svc,configmap',
+    '-l',
+    'app.kubernetes.io/managed-by=telepod',
+    '-o',
+    'name',
+  ]);
+  assert.equal(leftovers.trim(), '');
+  await telepod('connect');
+});
+
+test('bad input: a clear message, a non-zero exit, and nothing changed', async () => {
+  const cases: [string[], RegExp][] = [
+    [['intercept', 'nope', '--port', '8000'], /no Deployment, StatefulSet or ReplicaSet named nope/],
+    [['intercept', 'lonely', '--port', '8000'], /no Service selects the pods of Deployment lonely/],
+    [
+      ['intercept', 'service-b', '--port', '8000:9999'],
+      /port 9999 is not exposed by the Services of service-b \(service-b:8000\/http\)/,
+    ],
+    [['intercept', 'numeric', '--port', '8000'], /numeric is reached on several ports .* choose one/],
+    [['intercept', 'bare', '--port', '8000'], /Pod bare cannot be intercepted/],
+    [
+      ['intercept', 'service-b', '--port', '8000', '--container', 'nope'],
+      /container nope not found in Deployment service-b \(containers: service-b\)/,
+    ],
+    [['intercept', 'service-b', '--port', 'x'], /--port x: "x" is not a port number/],
+    [['run', '--swap-deployment', 'numeric:nope', '--', 'true'], /container nope not found/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await telepod(...args);
+    assert.notEqual(result.code, 0, args.join(' '));
+    assert.match(result.stderr, message, args.join(' '));
+  }
+  await telepod('connect');
+  assert.deepEqual(await workloadsState(), original);
+});
+
+// The registry is the node's own loopback, where nothing listens: the pull fails at once and
+// no packet leaves the VM.
+test('a failing rollout restores the workload and shows the reason from the cluster', async () => {
+  const result = await telepod(
+    'intercept',
+    'service-b',
+    '--port',
+    '8000',
+    '--agent-image',
+    '127.0.0.1:1/no/such:image',
+  );
+  assert.equal(result.code, 1);
+  assert.match(
+    result.stderr,
+    /did not become ready: pod \S+ container telepod-agent: (ErrImagePull|ImagePullBackOff)/,
+  );
+  await assertRestored();
+});
+
+test('nothing listening locally: the cluster client is reset at once, and status warns', async () => {
+  {
+    const r = await telepod('intercept', 'service-b', '--port', '8999:8000');
+    assert.equal(r.code, 0, r.stderr);
+  }
+  await waitUntil('a reset from the intercepted port', 15_000, async () => {
+    const started = Date.now();
+    const answer = await fromCluster('http://service-b:8000/');
+    assert.ok(Date.now() - started < 5000, 'the refused connection did not hang');
+    return /^error: (ECONNRESET|UND_ERR_SOCKET)$/.test(answer);
+  });
+  const status = await telepod('status');
+  assert.match(status.stdout, /warning: nothing accepts connections on localhost:8999/);
+  {
+    const r = await telepod('leave', 'service-b');
+    assert.equal(r.code, 0, r.stderr);
+  }
+  await assertRestored();
+});
+
+test('a second session cannot take an intercepted port, and is told who holds it', async () => {
+  {
+    const r = await telepod('intercept', 'service-b', '--port', '8000');
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const { kc } = loadKubeConfig({ kubeconfig: tb.kubeconfig });
+  const pod = (
+    await kubectl(tb, [
+      '-n',
+      'telepod',
+      'get',
+      'pod',
+      '-l',
+      'app.kubernetes.io/name=telepod-manager',
+      '-o',
+      'jsonpath={.items[0].metadata.name}',
+    ])
+  ).trim();
+  const rival = await Tunnel.open(await openPortForward(kc, 'telepod', pod, MANAGER_PORT), {
+    holder: 'rival@elsewhere',
+  });
+  try {
+    await assert.rejects(
+      rival.call(MANAGER_PATHS.intercepts, {
+        mode: 'intercept',
+        namespace: NS,
+        workload: 'service-b',
+        ports: [{ local: 8000 }],
+      }),
+      /port service-b:8000\/http of Deployment service-b is already intercepted by \S+@\S+/,
+    );
+    await assert.rejects(
+      rival.call(MANAGER_PATHS.intercepts, {
+        mode: 'replace',
+        namespace: NS,
+        workload: 'service-b',
+        ports: [{ local: 8000 }],
+      }),
+      /Deployment service-b is already intercepted by \S+@\S+/,
+    );
+  } finally {
+    await rival.end();
+    rival.close();
+  }
+  await untilFromCluster('http://localhost:8000/', `service-a got: ${MARKER}:/\n`);
+  {
+    const r = await telepod('leave', 'service-b');
+    assert.equal(r.code, 0, r.stderr);
+  }
+  await assertRestored();
+});
+
+test('kill -9 of the daemon: the manager restores the workload within 60 s', async () => {
+  {
+    const r = await telepod('intercept', 'service-b', '--port', '8000');
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as DaemonStatus;
+  process.kill(status.daemonPid, 'SIGKILL');
+  const killed = Date.now();
+  await waitUntil('the manager to restore service-b', 60_000, async () => {
+    const annotations = await kubectl(tb, [
+      '-n',
+      NS,
+      'get',
+      'deploy',
+      'service-b',
+      '-o',
+      'jsonpath={.metadata.annotations}',
+    ]);
+    return !annotations.includes('telepod.io/undo');
+  });
+  process.stdout.write(`# restored ${((Date.now() - killed) / 1000).toFixed(1)} s after kill -9\n`);
+  await telepod('quit'); // clears the capture rules the killed daemon left
+  await assertRestored();
+  assert.equal((await inWorkstation(tb, 'nft', ['list', 'table', 'ip', 'telepod'])).code, 1);
+});

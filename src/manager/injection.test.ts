@@ -1,0 +1,112 @@
+// Proves the pod-template changes: a named targetPort is taken over by renaming the app's port,
+// a numeric one by pointing the Service at the agent, probes follow renamed ports, and the
+// replacement keeps the app container's ports, env and mounts.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { AGENT_CONFIG_ENV, type AgentConfig } from '../protocol/intercept.ts';
+import { AGENT_CONTAINER, replacementTemplate, sidecarPlan } from './injection.ts';
+import type { Container, Service, Workload } from './workloads.ts';
+
+const agent = { image: 'node:22', configMap: 'telepod-agent-web', config: { manager: 'm:8081', token: 't' } };
+
+function workload(): Workload {
+  return {
+    kind: 'Deployment',
+    metadata: { name: 'web' },
+    spec: {
+      selector: { matchLabels: { app: 'web' } },
+      template: {
+        metadata: { labels: { app: 'web' } },
+        spec: {
+          containers: [
+            {
+              name: 'app',
+              ports: [{ name: 'http', containerPort: 8080 }, { containerPort: 9090 }],
+              readinessProbe: { httpGet: { port: 'http', path: '/' } },
+              env: [{ name: 'A', value: '1' }],
+              volumeMounts: [{ name: 'data', mountPath: '/data' }],
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+const service: Service = {
+  metadata: { name: 'web' },
+  spec: {
+    selector: { app: 'web' },
+    ports: [
+      { name: 'web', port: 80, targetPort: 'http' },
+      { name: 'metrics', port: 9090, targetPort: 9090 },
+    ],
+  },
+};
+
+function agentOf(containers: Container[]): Container & { ports: { name?: string; containerPort: number }[] } {
+  return containers.find((c) => c.name === AGENT_CONTAINER) as never;
+}
+
+function configOf(container: Container): AgentConfig {
+  const env = container.env as { name: string; value: string }[];
+  return JSON.parse(env.find((e) => e.name === AGENT_CONFIG_ENV)!.value) as AgentConfig;
+}
+
+test('sidecar: named port renamed to the agent, numeric Service port moved, probe follows', () => {
+  const plan = sidecarPlan(workload(), [service], agent);
+  const [app] = plan.template.spec.containers;
+  assert.deepEqual(app!.ports, [{ name: 'tp-http', containerPort: 8080 }, { containerPort: 9090 }]);
+  assert.deepEqual(app!.readinessProbe, { httpGet: { port: 'tp-http', path: '/' } });
+  const sidecar = agentOf(plan.template.spec.containers);
+  assert.deepEqual(sidecar.ports, [{ name: 'http', containerPort: 19000 }, { containerPort: 19001 }]);
+  assert.deepEqual(plan.agentPorts, [
+    { listen: 19000, forward: 8080 },
+    { listen: 19001, forward: 9090 },
+  ]);
+  assert.deepEqual(plan.services, [
+    {
+      name: 'web',
+      ports: [
+        { name: 'web', port: 80, targetPort: 'http' },
+        { name: 'metrics', port: 9090, targetPort: 19001 },
+      ],
+    },
+  ]);
+  const config = configOf(sidecar);
+  assert.equal(config.health, 19002);
+  assert.deepEqual(sidecar.readinessProbe, { tcpSocket: { port: 19002 }, periodSeconds: 1 });
+  assert.ok(plan.template.spec.volumes?.some((v) => (v as { name: string }).name === 'telepod-agent-bundle'));
+});
+
+test('the original workload object is not modified by planning', () => {
+  const original = workload();
+  const copy = structuredClone(original);
+  sidecarPlan(original, [service], agent);
+  replacementTemplate(original.spec.template, 'app', [7000], agent);
+  assert.deepEqual(original, copy);
+});
+
+test('replacement: the agent takes the app container place, ports, env and mounts', () => {
+  const { template, agentPorts } = replacementTemplate(workload().spec.template, 'app', [7000], agent);
+  assert.deepEqual(
+    template.spec.containers.map((c) => c.name),
+    [AGENT_CONTAINER],
+  );
+  const sidecar = agentOf(template.spec.containers);
+  assert.deepEqual(sidecar.ports, [
+    { name: 'http', containerPort: 8080 },
+    { containerPort: 9090 },
+    { containerPort: 7000 },
+  ]);
+  assert.deepEqual(agentPorts, [{ listen: 8080 }, { listen: 9090 }, { listen: 7000 }]);
+  assert.deepEqual(
+    (sidecar.env as { name: string }[]).map((e) => e.name),
+    ['A', AGENT_CONFIG_ENV],
+  );
+  assert.deepEqual(
+    (sidecar.volumeMounts as { name: string }[]).map((v) => v.name),
+    ['data', 'telepod-agent-bundle'],
+  );
+  assert.equal(configOf(sidecar).health, 19000);
+});
