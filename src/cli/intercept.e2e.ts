@@ -55,8 +55,9 @@ async function snapshot(kind: string, name: string): Promise<unknown> {
     spec: unknown;
     metadata: { annotations?: Record<string, string> };
   };
-  const { 'deployment.kubernetes.io/revision': _revision, ...annotations } =
-    object.metadata.annotations ?? {};
+  // The controller counts revisions up with every rollout; everything else must be as it was.
+  const annotations = { ...object.metadata.annotations };
+  delete annotations['deployment.kubernetes.io/revision'];
   return { spec: object.spec, annotations };
 }
 
