@@ -63,6 +63,8 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
     .option('--agent-image <image>', 'image for the agent (default: the connect --image)')
     .option('--timeout <seconds>', 'how long to wait for the workload to roll out', '120')
     .action(async (workload, command, opts) => {
+      const timeout = Number(opts.timeout);
+      if (!(timeout > 0)) throw usageError(`--timeout ${opts.timeout}: expected a number of seconds above 0`);
       const connectedHere = await ensureConnected(program);
       const request: DaemonInterceptRequest = {
         mode: name,
@@ -72,7 +74,7 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
         service: opts.service,
         container: opts.container,
         agentImage: opts.agentImage,
-        timeoutSeconds: Number(opts.timeout),
+        timeoutSeconds: timeout,
       };
       let info: InterceptInfo;
       try {
