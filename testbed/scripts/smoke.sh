@@ -20,7 +20,10 @@ fetch_js() { echo "fetch('$1').then(r => r.text()).then(t => { if (!t.startsWith
 
 port_forward_works() { # kubectl port-forward from the workstation netns, as telepod's transport will
   local pf out
-  in_ws "$BIN/kubectl" --kubeconfig "$WS_KUBECONFIG" -n $SMOKE_NS port-forward deploy/web 18080:8080 >/dev/null 2>&1 9<&- &
+  # nsenter itself (not the in_ws function's subshell) in the background: nsenter execs kubectl,
+  # so $! is kubectl's pid and the kill below ends it instead of orphaning it.
+  nsenter --net=/run/netns/$WS_NS -- "$BIN/kubectl" --kubeconfig "$WS_KUBECONFIG" -n $SMOKE_NS \
+    port-forward deploy/web 18080:8080 >/dev/null 2>&1 9<&- &
   pf=$!
   for _ in $(seq 1 40); do
     out=$(in_ws curl -s --max-time 2 http://127.0.0.1:18080/ 2>/dev/null) && break

@@ -1,0 +1,479 @@
+// `npm run bench [-- --quick]`: one run on the testbed measuring telepod against
+// `kubectl port-forward` to the same pod from the same workstation netns (and the node netns
+// straight to the pod IP as the physical limit). Prints a table and writes
+// bench/results/latest.json. Absolute times on a shared VM are noise; the ratios are the figures.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { OUTSIDE_NAME, startFakeResolver } from '../testbed/lib/fake-resolver.ts';
+import {
+  applyManifest,
+  createNamespace,
+  ensureTestbed,
+  kubectl,
+  telepodInWorkstation,
+  waitForRollout,
+  waitUntil,
+  type TestbedStatus,
+} from '../testbed/lib/testbed.ts';
+import { serverScript } from './pattern.ts';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const NS = 'telepod-bench';
+const NODE_NETNS = 'tpbed-node';
+const KUBE_DNS = '10.96.0.10';
+const quick = process.argv.includes('--quick');
+const size = quick
+  ? { bulkBytes: 16 << 20, reps: 1, sequential: 100, concurrent: 100, dns: 50, connects: 1 }
+  : { bulkBytes: 256 << 20, reps: 3, sequential: 1000, concurrent: 1000, dns: 1000, connects: 3 };
+const CONCURRENT_BYTES = 64 << 10;
+
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+const round = (value: number, digits = 2) => Number(value.toFixed(digits));
+const latency = (samples: number[]) => ({
+  p50: round(percentile(samples, 50)),
+  p99: round(percentile(samples, 99)),
+});
+
+/** Runs one measurement of bench/client.ts in a network namespace. */
+function client<T>(netns: string, ...args: (string | number)[]): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'nsenter',
+      [
+        `--net=/run/netns/${netns}`,
+        '--',
+        process.execPath,
+        '--import',
+        'tsx',
+        'bench/client.ts',
+        ...args.map(String),
+      ],
+      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(JSON.parse(stdout) as T)
+        : reject(new Error(`client ${args.join(' ')}: ${stderr.trim()}`)),
+    );
+  });
+}
+
+async function timed(what: () => Promise<{ code: number; stderr: string }>): Promise<number> {
+  const start = process.hrtime.bigint();
+  const result = await what();
+  if (result.code !== 0) throw new Error(result.stderr);
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** A process's resident memory (MB) and CPU time so far (s), from /proc. */
+function processUsage(pid: number): { rssMB: number; cpuS: number } {
+  const rssKB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { rssMB: round(rssKB / 1024, 1), cpuS: (Number(fields[11]) + Number(fields[12])) / 100 };
+}
+
+async function pidOf(pattern: string): Promise<number> {
+  const { stdout } = await new Promise<{ stdout: string }>((resolve) => {
+    const child = spawn('pgrep', ['-f', pattern], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.on('close', () => resolve({ stdout: out }));
+  });
+  const pid = Number(stdout.split('\n')[0]);
+  if (!pid) throw new Error(`no process matches ${pattern}`);
+  return pid;
+}
+
+function deployManifest(tb: TestbedStatus, name: string, ports: number[]): string {
+  return `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, namespace: ${NS} }
+spec:
+  selector: { matchLabels: { app: ${name} } }
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec:
+      containers:
+        - name: server
+          image: ${tb.images.node}
+          imagePullPolicy: IfNotPresent
+          command: [node, -e, ${JSON.stringify(serverScript)}]
+          readinessProbe: { tcpSocket: { port: 8000 }, periodSeconds: 1 }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${NS} }
+spec:
+  selector: { app: ${name} }
+  ports: [${ports.map((p) => `{ name: p${p}, port: ${p}, targetPort: ${p} }`).join(', ')}]
+`;
+}
+
+/** `kubectl port-forward` in the workstation netns, ready when it says it is forwarding. */
+async function startPortForward(tb: TestbedStatus, pod: string, localPort: number): Promise<ChildProcess> {
+  const child = spawn(
+    'nsenter',
+    [
+      `--net=/run/netns/${tb.workstation.netns}`,
+      '--',
+      tb.kubectl,
+      '--kubeconfig',
+      tb.workstation.kubeconfig,
+      '-n',
+      NS,
+      'port-forward',
+      `pod/${pod}`,
+      `${localPort}:8000`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (c: string) => c.includes('Forwarding from') && resolve());
+    child.once('exit', (code) => reject(new Error(`kubectl port-forward exited with ${code}`)));
+  });
+  return child;
+}
+
+/** A server in the workstation netns answering `text` (the target of the intercepts). */
+function startLocalServer(tb: TestbedStatus, port: number, text: string): ChildProcess {
+  const script = `process.on('SIGTERM', () => process.exit(0)); require('http').createServer((q, s) => s.end(${JSON.stringify(text)})).listen(${port})`;
+  return spawn(
+    'nsenter',
+    [`--net=/run/netns/${tb.workstation.netns}`, '--', process.execPath, '-e', script],
+    {
+      stdio: 'ignore',
+    },
+  );
+}
+
+async function main(): Promise<void> {
+  const tb = await ensureTestbed();
+  const telepod = (...args: string[]) => telepodInWorkstation(tb, '-n', NS, ...args);
+  const ws = tb.workstation.netns;
+  await telepod('quit');
+  const deleteNamespace = await createNamespace(tb, NS);
+  await applyManifest(
+    tb,
+    deployManifest(tb, 'bench', [8000]) + '---\n' + deployManifest(tb, 'bench-target', [8000, 8001]),
+  );
+  await waitForRollout(tb, NS, 'bench');
+  await waitForRollout(tb, NS, 'bench-target');
+  const pod = (
+    await kubectl(tb, ['-n', NS, 'get', 'pod', '-l', 'app=bench', '-o', 'jsonpath={.items[0].metadata.name}'])
+  ).trim();
+  const podIP = (await kubectl(tb, ['-n', NS, 'get', 'pod', pod, '-o', 'jsonpath={.status.podIP}'])).trim();
+  const resolver = await startFakeResolver(tb);
+  const children: ChildProcess[] = [];
+  try {
+    log('DNS to the machine resolver, without telepod');
+    const outsideDirect = await client<{ samples: number[] }>(
+      ws,
+      'dns',
+      resolver.nameserver,
+      OUTSIDE_NAME,
+      size.dns,
+    );
+
+    log('connect, cold (manager not installed) and warm');
+    await telepod('uninstall');
+    await waitUntil(
+      'the manager namespace to be gone',
+      120_000,
+      async () =>
+        (await kubectl(tb, ['get', 'namespace', 'telepod', '--ignore-not-found', '-o', 'name'])).trim() ===
+        '',
+    );
+    const cold = await timed(() => telepod('connect'));
+    const warmRuns: number[] = [];
+    for (let i = 0; i < size.connects; i++) {
+      await telepod('quit');
+      warmRuns.push(await timed(() => telepod('connect')));
+    }
+    const daemonPid = (JSON.parse((await telepod('status', '-o', 'json')).stdout) as { daemonPid: number })
+      .daemonPid;
+    const managerPid = await pidOf('node /opt/telepod/manager.mjs');
+    const rest = { daemon: processUsage(daemonPid), manager: processUsage(managerPid) };
+
+    const portForward = await startPortForward(tb, pod, 18090);
+    children.push(portForward);
+    const targets = {
+      telepod: { netns: ws, url: `http://bench:8000` },
+      telepodPodIP: { netns: ws, url: `http://${podIP}:8000` },
+      portForward: { netns: ws, url: 'http://127.0.0.1:18090' },
+      direct: { netns: NODE_NETNS, url: `http://${podIP}:8000` },
+    };
+    const throughput: Record<'download' | 'upload', Record<string, number>> = { download: {}, upload: {} };
+    let loadCpu = { daemon: 0, manager: 0, seconds: 0 };
+    let loadRss = { daemon: 0, manager: 0 };
+    for (const [path, target] of Object.entries(targets)) {
+      for (const direction of ['download', 'upload'] as const) {
+        log(`${direction} ${size.bulkBytes >> 20} MiB x${size.reps} via ${path}`);
+        const before = { daemon: processUsage(daemonPid), manager: processUsage(managerPid), at: Date.now() };
+        const runs: number[] = [];
+        for (let i = 0; i < size.reps; i++) {
+          runs.push(
+            (await client<{ MBps: number }>(target.netns, direction, target.url, size.bulkBytes)).MBps,
+          );
+        }
+        throughput[direction][path] = round(median(runs), 1);
+        if (path === 'telepod') {
+          const after = { daemon: processUsage(daemonPid), manager: processUsage(managerPid) };
+          loadCpu = {
+            daemon: loadCpu.daemon + after.daemon.cpuS - before.daemon.cpuS,
+            manager: loadCpu.manager + after.manager.cpuS - before.manager.cpuS,
+            seconds: loadCpu.seconds + (Date.now() - before.at) / 1000,
+          };
+          loadRss = {
+            daemon: Math.max(loadRss.daemon, after.daemon.rssMB),
+            manager: Math.max(loadRss.manager, after.manager.rssMB),
+          };
+        }
+      }
+    }
+
+    log(`time to first byte, ${size.sequential} sequential new connections each`);
+    const ttfbTelepod = await client<{ samples: number[] }>(ws, 'ttfb', targets.telepod.url, size.sequential);
+    const ttfbPortForward = await client<{ samples: number[] }>(
+      ws,
+      'ttfb',
+      targets.portForward.url,
+      size.sequential,
+    );
+
+    log(`${size.concurrent} concurrent connections through the tunnel`);
+    const concurrency = await client<{ errors: number; MBps: number }>(
+      ws,
+      'concurrent',
+      targets.telepod.url,
+      size.concurrent,
+      CONCURRENT_BYTES,
+    );
+
+    log(`DNS, ${size.dns} lookups each`);
+    const fqdn = `bench.${NS}.svc.cluster.local`;
+    const dnsTelepod = await client<{ samples: number[] }>(ws, 'dns', resolver.nameserver, fqdn, size.dns);
+    const dnsDirect = await client<{ samples: number[] }>(NODE_NETNS, 'dns', KUBE_DNS, fqdn, size.dns);
+    const outsideTelepod = await client<{ samples: number[] }>(
+      ws,
+      'dns',
+      resolver.nameserver,
+      OUTSIDE_NAME,
+      size.dns,
+    );
+
+    log('intercept: with a rollout, then a second port with the agent present');
+    children.push(startLocalServer(tb, 18100, 'first'), startLocalServer(tb, 18101, 'second'));
+    const first = process.hrtime.bigint();
+    const intercepted = await telepod('intercept', 'bench-target', '--port', '18100:8000');
+    if (intercepted.code !== 0) throw new Error(intercepted.stderr);
+    await client(ws, 'until', 'http://bench-target:8000/', 'first', 60_000);
+    const withRollout = Number(process.hrtime.bigint() - first) / 1e9;
+    const second = process.hrtime.bigint();
+    const again = await telepod('intercept', 'bench-target', '--port', '18101:8001');
+    if (again.code !== 0) throw new Error(again.stderr);
+    await client(ws, 'until', 'http://bench-target:8001/', 'second', 60_000);
+    const agentPresent = Number(process.hrtime.bigint() - second) / 1e9;
+    const agentPid = await pidOf('telepod-agent/agent.mjs');
+    const agentRest = processUsage(agentPid);
+    const interceptedTtfb = await client<{ samples: number[] }>(
+      ws,
+      'ttfb',
+      'http://bench-target:8000/',
+      size.sequential,
+    );
+    const clusterTtfb = ttfbTelepod;
+    await telepod('leave', 'bench-target');
+    await telepod('leave', 'bench-target');
+    await telepod('quit');
+
+    const ratio = (a: number, b: number) => round(a / b);
+    const downloadRatio = ratio(throughput.download.telepod!, throughput.download.portForward!);
+    const uploadRatio = ratio(throughput.upload.telepod!, throughput.upload.portForward!);
+    const results = {
+      kubernetesVersion: tb.kubernetesVersion,
+      date: new Date().toISOString(),
+      quick,
+      sizes: { ...size, concurrentBytes: CONCURRENT_BYTES },
+      throughput: {
+        downloadMBps: throughput.download,
+        uploadMBps: throughput.upload,
+        ratioVsPortForward: Math.min(downloadRatio, uploadRatio),
+        ratioVsPortForwardByDirection: { download: downloadRatio, upload: uploadRatio },
+        ratioVsDirect: {
+          download: ratio(throughput.download.telepod!, throughput.download.direct!),
+          upload: ratio(throughput.upload.telepod!, throughput.upload.direct!),
+        },
+      },
+      ttfbMs: { telepod: latency(ttfbTelepod.samples), portForward: latency(ttfbPortForward.samples) },
+      concurrency: {
+        connections: size.concurrent,
+        errors: concurrency.errors,
+        aggregateMBps: round(concurrency.MBps, 1),
+      },
+      dnsMs: {
+        telepod: latency(dnsTelepod.samples),
+        direct: latency(dnsDirect.samples),
+        nonCluster: { telepod: latency(outsideTelepod.samples), direct: latency(outsideDirect.samples) },
+      },
+      connectS: { warm: round(median(warmRuns)), cold: round(cold) },
+      interceptS: { withRollout: round(withRollout), agentPresent: round(agentPresent) },
+      interceptTtfbMs: {
+        intercepted: latency(interceptedTtfb.samples),
+        servedInCluster: latency(clusterTtfb.samples),
+      },
+      rssMB: { daemon: rest.daemon.rssMB, manager: rest.manager.rssMB, agent: agentRest.rssMB },
+      underLoad: {
+        rssMB: loadRss,
+        cpuPercent: {
+          daemon: round((100 * loadCpu.daemon) / loadCpu.seconds, 1),
+          manager: round((100 * loadCpu.manager) / loadCpu.seconds, 1),
+        },
+      },
+      goals: {
+        throughputVsPortForward: { goal: '>= 0.9', met: Math.min(downloadRatio, uploadRatio) >= 0.9 },
+        ttfbP50VsPortForward: {
+          goal: '<= port-forward',
+          met: percentile(ttfbTelepod.samples, 50) <= percentile(ttfbPortForward.samples, 50),
+        },
+        dnsP50VsDirect: {
+          goal: '<= 2x direct',
+          met: percentile(dnsTelepod.samples, 50) <= 2 * percentile(dnsDirect.samples, 50),
+        },
+        connectWarm: { goal: '<= 2 s', met: median(warmRuns) <= 2 },
+        connectCold: { goal: '<= 20 s', met: cold <= 20 },
+        concurrencyErrors: { goal: '0', met: concurrency.errors === 0 },
+      },
+    };
+    await mkdir(new URL('results/', import.meta.url), { recursive: true });
+    await writeFile(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+    process.stdout.write(table(results));
+  } finally {
+    for (const child of children) child.kill();
+    await telepod('quit');
+    await resolver.stop();
+    await deleteNamespace();
+  }
+}
+
+function table(r: {
+  throughput: { downloadMBps: Record<string, number>; uploadMBps: Record<string, number> };
+  ttfbMs: Record<'telepod' | 'portForward', { p50: number; p99: number }>;
+  dnsMs: {
+    telepod: { p50: number; p99: number };
+    direct: { p50: number; p99: number };
+    nonCluster: Record<'telepod' | 'direct', { p50: number }>;
+  };
+  concurrency: { connections: number; errors: number; aggregateMBps: number };
+  connectS: { warm: number; cold: number };
+  interceptS: { withRollout: number; agentPresent: number };
+  interceptTtfbMs: { intercepted: { p50: number }; servedInCluster: { p50: number } };
+  rssMB: Record<string, number>;
+  goals: Record<string, { goal: string; met: boolean }>;
+  kubernetesVersion: string;
+  quick: boolean;
+}): string {
+  const d = r.throughput.downloadMBps;
+  const u = r.throughput.uploadMBps;
+  const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+  const rows: string[][] = [
+    ['metric', 'telepod', 'port-forward', 'direct', 'telepod / port-forward'],
+    [
+      'download MB/s (Service name)',
+      `${d.telepod}`,
+      `${d.portForward}`,
+      `${d.direct}`,
+      x(d.telepod!, d.portForward!),
+    ],
+    ['download MB/s (pod IP)', `${d.telepodPodIP}`, '', '', x(d.telepodPodIP!, d.portForward!)],
+    [
+      'upload MB/s (Service name)',
+      `${u.telepod}`,
+      `${u.portForward}`,
+      `${u.direct}`,
+      x(u.telepod!, u.portForward!),
+    ],
+    ['upload MB/s (pod IP)', `${u.telepodPodIP}`, '', '', x(u.telepodPodIP!, u.portForward!)],
+    [
+      'new connection TTFB p50 ms',
+      `${r.ttfbMs.telepod.p50}`,
+      `${r.ttfbMs.portForward.p50}`,
+      '',
+      x(r.ttfbMs.telepod.p50, r.ttfbMs.portForward.p50),
+    ],
+    [
+      'new connection TTFB p99 ms',
+      `${r.ttfbMs.telepod.p99}`,
+      `${r.ttfbMs.portForward.p99}`,
+      '',
+      x(r.ttfbMs.telepod.p99, r.ttfbMs.portForward.p99),
+    ],
+    [
+      'cluster DNS p50 / p99 ms',
+      `${r.dnsMs.telepod.p50} / ${r.dnsMs.telepod.p99}`,
+      '',
+      `${r.dnsMs.direct.p50} / ${r.dnsMs.direct.p99}`,
+      `${x(r.dnsMs.telepod.p50, r.dnsMs.direct.p50)} of direct`,
+    ],
+    [
+      'outside-name DNS p50 ms',
+      `${r.dnsMs.nonCluster.telepod.p50}`,
+      '',
+      `${r.dnsMs.nonCluster.direct.p50}`,
+      `${x(r.dnsMs.nonCluster.telepod.p50, r.dnsMs.nonCluster.direct.p50)} of direct`,
+    ],
+    [
+      `${r.concurrency.connections} concurrent: errors, MB/s`,
+      `${r.concurrency.errors}, ${r.concurrency.aggregateMBps}`,
+      '',
+      '',
+      '',
+    ],
+    ['connect warm / cold s', `${r.connectS.warm} / ${r.connectS.cold}`, '', '', ''],
+    [
+      'intercept → first request s (rollout / agent present)',
+      `${r.interceptS.withRollout} / ${r.interceptS.agentPresent}`,
+      '',
+      '',
+      '',
+    ],
+    [
+      'intercepted TTFB p50 ms (vs served in cluster)',
+      `${r.interceptTtfbMs.intercepted.p50}`,
+      '',
+      `${r.interceptTtfbMs.servedInCluster.p50}`,
+      '',
+    ],
+    [
+      'RSS MB daemon / manager / agent',
+      `${r.rssMB.daemon} / ${r.rssMB.manager} / ${r.rssMB.agent}`,
+      '',
+      '',
+      '',
+    ],
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const lines = rows.map((row) => `| ${row.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`);
+  lines.splice(1, 0, `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`);
+  const goals = Object.entries(r.goals).map(([name, g]) => `${name} ${g.goal}: ${g.met ? 'met' : 'NOT met'}`);
+  return `\nKubernetes ${r.kubernetesVersion}${r.quick ? ' (quick)' : ''}\n${lines.join('\n')}\n\ngoals: ${goals.join('; ')}\n`;
+}
+
+await main();
