@@ -1,7 +1,7 @@
 // The benchmark's client, run inside a network namespace (workstation or node) by the driver:
 // one measurement per call, its result as JSON on stdout.
 //   download <url> <bytes> | upload <url> <bytes> | ttfb <url> <count> | concurrent <url> <count> <bytes>
-//   dns <server> <name> <count> | until <url> <text> <timeoutMs>
+//   dns <server> <name, {i} = the lookup's number> <count> | until <url> <text> <timeoutMs>
 import { Resolver } from 'node:dns/promises';
 import http from 'node:http';
 import { createHash } from 'node:crypto';
@@ -94,7 +94,10 @@ async function dns(server: string, name: string, count: number) {
   const samples: number[] = [];
   for (let i = 0; i < count; i++) {
     const start = process.hrtime.bigint();
-    await resolver.resolve4(name);
+    // `{i}` in the name makes every lookup a new name (no cache helps); those do not exist.
+    await resolver.resolve4(name.replace('{i}', String(i))).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOTFOUND') throw err;
+    });
     samples.push(elapsedMs(start));
   }
   return { samples };

@@ -191,6 +191,21 @@ async function main(): Promise<void> {
       OUTSIDE_NAME,
       size.dns,
     );
+    const missing = `bench-missing-{i}.${NS}.svc.cluster.local`;
+    const uncachedTelepod = await client<{ samples: number[] }>(
+      ws,
+      'dns',
+      resolver.nameserver,
+      missing,
+      size.dns,
+    );
+    const uncachedDirect = await client<{ samples: number[] }>(
+      NODE_NETNS,
+      'dns',
+      KUBE_DNS,
+      missing,
+      size.dns,
+    );
 
     log('connect, cold (manager not installed) and warm');
     await telepod('uninstall');
@@ -331,6 +346,7 @@ async function main(): Promise<void> {
       dnsMs: {
         telepod: latency(dnsTelepod.samples),
         direct: latency(dnsDirect.samples),
+        uncached: { telepod: latency(uncachedTelepod.samples), direct: latency(uncachedDirect.samples) },
         nonCluster: { telepod: latency(outsideTelepod.samples), direct: latency(outsideDirect.samples) },
       },
       connectS: { warm: round(median(warmRuns)), cold: round(cold) },
@@ -379,6 +395,7 @@ function table(r: {
   dnsMs: {
     telepod: { p50: number; p99: number };
     direct: { p50: number; p99: number };
+    uncached: Record<'telepod' | 'direct', { p50: number; p99: number }>;
     nonCluster: Record<'telepod' | 'direct', { p50: number }>;
   };
   concurrency: { connections: number; errors: number; aggregateMBps: number };
@@ -431,6 +448,13 @@ function table(r: {
       '',
       `${r.dnsMs.direct.p50} / ${r.dnsMs.direct.p99}`,
       `${x(r.dnsMs.telepod.p50, r.dnsMs.direct.p50)} of direct`,
+    ],
+    [
+      'cluster DNS, a new name each time, p50 / p99 ms',
+      `${r.dnsMs.uncached.telepod.p50} / ${r.dnsMs.uncached.telepod.p99}`,
+      '',
+      `${r.dnsMs.uncached.direct.p50} / ${r.dnsMs.uncached.direct.p99}`,
+      `${x(r.dnsMs.uncached.telepod.p50, r.dnsMs.uncached.direct.p50)} of direct`,
     ],
     [
       'outside-name DNS p50 ms',

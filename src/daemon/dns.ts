@@ -1,10 +1,12 @@
-// The daemon's DNS server (UDP): cluster names go through the tunnel to the cluster's resolver,
+// The daemon's DNS server (UDP): cluster names go through the tunnel to the cluster's resolver
+// (answers cached for their TTL),
 // every other query to the resolver the machine used before, from one fixed source port that
 // the nft table leaves alone. Answers keep the name that was asked.
 import dgram from 'node:dgram';
 import dnsPacket, { type Packet } from 'dns-packet';
 import type { Logger } from 'pino';
 import { clusterName, type ClusterNaming } from './cluster-names.ts';
+import { DnsCache } from './dns-cache.ts';
 import type { Tunnel } from './tunnel.ts';
 
 export interface DnsServer {
@@ -31,13 +33,24 @@ function failure(query: Packet, rcode: 'SERVFAIL' | 'NXDOMAIN'): Buffer {
   } as Packet);
 }
 
-async function askCluster(query: Packet, fqdn: string, asked: string, tunnel: Tunnel): Promise<Buffer> {
+async function askCluster(
+  query: Packet,
+  fqdn: string,
+  asked: string,
+  tunnel: Tunnel,
+  cache: DnsCache,
+): Promise<Buffer> {
   const rename = (n: string) => (n.toLowerCase() === fqdn ? asked : n);
-  const forwarded = dnsPacket.encode({
-    ...query,
-    questions: (query.questions ?? []).map((q) => ({ ...q, name: fqdn })),
-  });
-  const answer = dnsPacket.decode(await tunnel.dns(forwarded));
+  const type = query.questions?.[0]?.type ?? 'A';
+  let answer = cache.get(fqdn, type);
+  if (!answer) {
+    const forwarded = dnsPacket.encode({
+      ...query,
+      questions: (query.questions ?? []).map((q) => ({ ...q, name: fqdn })),
+    });
+    answer = dnsPacket.decode(await tunnel.dns(forwarded));
+    cache.put(fqdn, type, answer);
+  }
   return dnsPacket.encode({
     ...answer,
     id: query.id,
@@ -50,6 +63,7 @@ export async function startDnsServer(options: DnsOptions): Promise<DnsServer> {
   const server = dgram.createSocket('udp4');
   const upstream = dgram.createSocket('udp4');
   const pending = new Map<number, { port: number; address: string; id: number }>();
+  const cache = new DnsCache();
   let nextId = 1;
 
   upstream.on('message', (msg) => {
@@ -71,7 +85,7 @@ export async function startDnsServer(options: DnsOptions): Promise<DnsServer> {
     const fqdn = clusterName(asked, options.naming);
     const send = (answer: Buffer) => server.send(answer, from.port, from.address);
     if (fqdn) {
-      askCluster(query, fqdn, asked, options.tunnel()).then(send, (err: Error) => {
+      askCluster(query, fqdn, asked, options.tunnel(), cache).then(send, (err: Error) => {
         options.log.debug({ name: asked, err: err.message }, 'cluster DNS query failed');
         send(failure(query, 'SERVFAIL'));
       });

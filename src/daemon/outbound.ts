@@ -16,21 +16,23 @@ export async function startOutboundListener(tunnel: () => Tunnel, log: Logger): 
       socket.destroy();
       return;
     }
-    socket.pause();
-    tunnel()
-      .connect(target.host, target.port)
-      .then(
-        (stream) => {
-          stream.on('error', () => socket.destroy());
-          socket.pipe(stream);
-          stream.pipe(socket);
-          socket.resume();
-        },
-        (err: Error) => {
-          log.debug({ target, err: err.message }, 'outbound connect failed');
-          socket.resetAndDestroy();
-        },
-      );
+    let opened: ReturnType<Tunnel['connect']>;
+    try {
+      opened = tunnel().connect(target.host, target.port);
+    } catch (err) {
+      log.debug({ target, err: (err as Error).message }, 'outbound connect failed');
+      return void socket.resetAndDestroy();
+    }
+    const { stream, connected } = opened;
+    stream.on('error', () => socket.destroy());
+    socket.pipe(stream); // the request goes out now, not after the manager has connected
+    connected.then(
+      () => stream.pipe(socket),
+      (err: Error) => {
+        log.debug({ target, err: err.message }, 'outbound connect failed');
+        socket.resetAndDestroy();
+      },
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;

@@ -51,15 +51,19 @@ export class Tunnel {
     this.session.once('close', listener);
   }
 
-  /** A stream to host:port in the cluster; rejects when the manager cannot connect. */
-  connect(host: string, port: number): Promise<http2.ClientHttp2Stream> {
+  /**
+   * A stream to host:port in the cluster. It may be written at once (the manager buffers until
+   * its connection is up, sparing a round trip before the first byte); `connected` settles
+   * when the manager has connected, or could not.
+   */
+  connect(host: string, port: number): { stream: http2.ClientHttp2Stream; connected: Promise<void> } {
     const stream = this.session.request(
       { ':method': 'CONNECT', ':authority': `${host}:${port}`, [SESSION_TOKEN_HEADER]: this.grant.token },
       { endStream: false },
     );
-    return new Promise((resolve, reject) => {
+    const connected = new Promise<void>((resolve, reject) => {
       stream.once('response', (headers) => {
-        if (headers[':status'] === 200) resolve(stream);
+        if (headers[':status'] === 200) resolve();
         else {
           stream.destroy();
           reject(new Error(`manager could not connect to ${host}:${port} (HTTP ${headers[':status']})`));
@@ -67,6 +71,7 @@ export class Tunnel {
       });
       stream.once('error', reject);
     });
+    return { stream, connected };
   }
 
   /** One DNS query in wire format, answered by the cluster's resolver. */
