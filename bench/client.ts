@@ -94,10 +94,14 @@ async function dns(server: string, name: string, count: number) {
   const samples: number[] = [];
   for (let i = 0; i < count; i++) {
     const start = process.hrtime.bigint();
-    // `{i}` in the name makes every lookup a new name (no cache helps); those do not exist.
-    await resolver.resolve4(name.replace('{i}', String(i))).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOTFOUND') throw err;
-    });
+    // `{i}` in the name makes every lookup a new name (no cache helps); those must not exist.
+    const lookup = resolver.resolve4(name.replace('{i}', String(i)));
+    if (name.includes('{i}')) {
+      await lookup.then(
+        () => Promise.reject(new Error(`${name} exists`)),
+        (err: NodeJS.ErrnoException) => (err.code === 'ENOTFOUND' ? undefined : Promise.reject(err)),
+      );
+    } else await lookup;
     samples.push(elapsedMs(start));
   }
   return { samples };

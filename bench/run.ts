@@ -191,21 +191,6 @@ async function main(): Promise<void> {
       OUTSIDE_NAME,
       size.dns,
     );
-    const missing = `bench-missing-{i}.${NS}.svc.cluster.local`;
-    const uncachedTelepod = await client<{ samples: number[] }>(
-      ws,
-      'dns',
-      resolver.nameserver,
-      missing,
-      size.dns,
-    );
-    const uncachedDirect = await client<{ samples: number[] }>(
-      NODE_NETNS,
-      'dns',
-      KUBE_DNS,
-      missing,
-      size.dns,
-    );
 
     log('connect, cold (manager not installed) and warm');
     await telepod('uninstall');
@@ -293,6 +278,24 @@ async function main(): Promise<void> {
       OUTSIDE_NAME,
       size.dns,
     );
+    const missing = `bench-missing-{i}.${NS}.svc.cluster.local`;
+    const uncachedTelepod = await client<{ samples: number[] }>(
+      ws,
+      'dns',
+      resolver.nameserver,
+      missing,
+      size.dns,
+    );
+    const uncachedDirect = await client<{ samples: number[] }>(
+      NODE_NETNS,
+      'dns',
+      KUBE_DNS,
+      missing,
+      size.dns,
+    );
+    const leaked = resolver.asked.filter((name) => name.endsWith('.cluster.local'));
+    if (leaked.length)
+      throw new Error(`cluster names reached the machine's resolver: ${leaked.slice(0, 3).join(', ')}`);
 
     log('intercept: with a rollout, then a second port with the agent present');
     children.push(startLocalServer(tb, 18100, 'first'), startLocalServer(tb, 18101, 'second'));

@@ -23,12 +23,13 @@ export interface DnsOptions {
   log: Logger;
 }
 
-function failure(query: Packet, rcode: 'SERVFAIL' | 'NXDOMAIN'): Buffer {
+/** A SERVFAIL answer (dns-packet takes the rcode from the low bits of `flags`). */
+function servfail(query: Packet): Buffer {
+  const SERVFAIL = 2;
   return dnsPacket.encode({
     id: query.id,
     type: 'response',
-    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE,
-    rcode,
+    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | SERVFAIL,
     questions: query.questions,
   } as Packet);
 }
@@ -85,10 +86,19 @@ export async function startDnsServer(options: DnsOptions): Promise<DnsServer> {
     const fqdn = clusterName(asked, options.naming);
     const send = (answer: Buffer) => server.send(answer, from.port, from.address);
     if (fqdn) {
-      askCluster(query, fqdn, asked, options.tunnel(), cache).then(send, (err: Error) => {
-        options.log.debug({ name: asked, err: err.message }, 'cluster DNS query failed');
-        send(failure(query, 'SERVFAIL'));
-      });
+      askCluster(query, fqdn, asked, options.tunnel(), cache).then(
+        (answer) => {
+          options.log.debug(
+            { name: asked, rcode: (dnsPacket.decode(answer) as { rcode?: string }).rcode },
+            'cluster DNS answer',
+          );
+          send(answer);
+        },
+        (err: Error) => {
+          options.log.debug({ name: asked, err: err.message }, 'cluster DNS query failed');
+          send(servfail(query));
+        },
+      );
     } else if (options.upstream) {
       const id = nextId++ & 0xffff;
       pending.set(id, { port: from.port, address: from.address, id: query.id ?? 0 });
@@ -97,7 +107,7 @@ export async function startDnsServer(options: DnsOptions): Promise<DnsServer> {
       copy.writeUInt16BE(id, 0);
       upstream.send(copy, 53, options.upstream);
     } else {
-      send(failure(query, 'SERVFAIL'));
+      send(servfail(query));
     }
   });
 

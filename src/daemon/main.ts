@@ -17,7 +17,8 @@ import { Session } from './session.ts';
 export async function runDaemon(): Promise<void> {
   const log = pino(
     { level: process.env.TELEPOD_LOG_LEVEL ?? 'info', base: { proc: 'daemon' } },
-    pino.destination({ dest: DAEMON_LOG, mkdir: true }),
+    // Synchronous: the daemon logs little, and its last lines must survive process.exit().
+    pino.destination({ dest: DAEMON_LOG, mkdir: true, sync: true }),
   );
   if (process.getuid?.() !== 0) throw new TelepodError('the telepod daemon must run as root');
   await removeCapture(); // leftovers of a daemon that was killed

@@ -58,6 +58,10 @@ function websocketDuplex(ws: WebSocket, port: number): Duplex {
   const portAnnounced = new Set<number>();
   let errorText = '';
   const duplex = new Duplex({
+    // Room for a few large HTTP/2 frames each way: with the 16 KiB default, the WebSocket was
+    // paused and resumed many times per megabyte.
+    readableHighWaterMark: 1 << 20,
+    writableHighWaterMark: 1 << 20,
     // Chunks written together (HTTP/2 writes a frame header and its payload separately) go
     // out as one WebSocket message.
     writev(chunks, callback) {

@@ -17,7 +17,8 @@ s.on('message', (m, from) => {
   const q = packet.decode(m); const name = q.questions[0].name; const type = q.questions[0].type;
   console.log(name);
   const ours = name.endsWith('telepod-e2e.test');
-  s.send(packet.encode({ id: q.id, type: 'response', flags: packet.RECURSION_AVAILABLE, rcode: ours ? 'NOERROR' : 'NXDOMAIN',
+  // dns-packet takes the rcode from the low bits of flags (3 = NXDOMAIN), not from an rcode field.
+  s.send(packet.encode({ id: q.id, type: 'response', flags: packet.RECURSION_AVAILABLE | (ours ? 0 : 3),
     questions: q.questions, answers: ours && type === 'A' ? [{ name, type: 'A', ttl: 1, data: '${OUTSIDE_ADDRESS}' }] : [] }),
     from.port, from.address);
 });
