@@ -12,7 +12,7 @@ import {
   type AgentConfig,
   type AgentPort,
 } from '../protocol/intercept.ts';
-import { MANAGER_PATHS } from '../protocol/paths.ts';
+import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
 
 const config = JSON.parse(process.env[AGENT_CONFIG_ENV] ?? '{}') as AgentConfig;
 const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${message}\n`);
@@ -82,9 +82,9 @@ function listen(): void {
 
 /** Connects to the manager and follows the intercepted ports; reconnects when it drops. */
 function connect(): void {
-  const session = http2.connect(`http://${config.manager}`, { settings: { initialWindowSize: 8 << 20 } });
+  const session = http2.connect(`http://${config.manager}`, { settings: HTTP2_SETTINGS });
   session.on('error', (err: Error) => log(`manager connection: ${err.message}`));
-  session.once('connect', () => session.setLocalWindowSize(64 << 20));
+  session.once('connect', () => session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW));
   session.once('close', () => {
     intercepted = new Set();
     manager = undefined;

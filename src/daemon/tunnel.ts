@@ -12,6 +12,8 @@ import {
   type ManagerError,
   type SessionGrant,
   type SessionRequest,
+  HTTP2_CONNECTION_WINDOW,
+  HTTP2_SETTINGS,
 } from '../protocol/paths.ts';
 
 export class Tunnel {
@@ -24,14 +26,14 @@ export class Tunnel {
   static async open(transport: Duplex, sessionRequest: SessionRequest): Promise<Tunnel> {
     const session = http2.connect('http://telepod-manager', {
       createConnection: () => transport,
-      settings: { initialWindowSize: 8 << 20 },
+      settings: HTTP2_SETTINGS,
     });
     session.on('error', () => undefined); // surfaced through the requests that fail
     await new Promise<void>((resolve, reject) => {
       session.once('connect', () => resolve());
       session.once('error', reject);
     });
-    session.setLocalWindowSize(64 << 20);
+    session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW);
     const version = (
       JSON.parse((await request(session, 'GET', MANAGER_PATHS.version)).toString()) as { version: string }
     ).version;

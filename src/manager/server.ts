@@ -16,6 +16,8 @@ import {
   MANAGER_PATHS,
   SESSION_TOKEN_HEADER,
   type SessionRequest,
+  HTTP2_CONNECTION_WINDOW,
+  HTTP2_SETTINGS,
 } from '../protocol/paths.ts';
 import { PROTOCOL_VERSION, TELEPOD_VERSION } from '../protocol/version.ts';
 import { Inbound } from './inbound.ts';
@@ -81,8 +83,8 @@ export function createManagerServer(options: ManagerOptions): http2.Http2Server 
           process.stderr.write(`restoring for session ${session.id} failed: ${err.message}\n`),
         );
   }
-  const server = http2.createServer({ settings: { initialWindowSize: 8 << 20 } });
-  server.on('session', (session) => session.setLocalWindowSize(64 << 20));
+  const server = http2.createServer({ settings: HTTP2_SETTINGS });
+  server.on('session', (session) => session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW));
 
   /** Requests that need the cluster side (intercepts); answered with JSON or an error. */
   const clusterRequest = (

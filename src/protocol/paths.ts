@@ -28,6 +28,15 @@ export const MANAGER_PATHS = {
 /** The port the traffic manager listens on inside its pod. */
 export const MANAGER_PORT = 8081;
 
+/**
+ * HTTP/2 settings of every telepod connection (daemon ↔ manager, agent ↔ manager): large
+ * stream windows so one bulk transfer is not limited by round trips, and large frames so a
+ * megabyte takes a handful of frames (and WebSocket messages) rather than sixty-four.
+ */
+export const HTTP2_SETTINGS = { initialWindowSize: 8 << 20, maxFrameSize: 256 << 10 } as const;
+/** The connection-level receive window, set on each side once connected. */
+export const HTTP2_CONNECTION_WINDOW = 64 << 20;
+
 /** Every tunnel stream (CONNECT, DNS, requests) carries the session token in this header. */
 export const SESSION_TOKEN_HEADER = 'x-telepod-session';
 
