@@ -31,7 +31,7 @@ function servfail(query: Packet): Buffer {
     type: 'response',
     flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | SERVFAIL,
     questions: query.questions,
-  } as Packet);
+  });
 }
 
 async function askCluster(
