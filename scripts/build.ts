@@ -27,7 +27,9 @@ await build({
   outdir: 'dist',
   // koffi loads a native library that cannot be bundled; it stays a runtime dependency.
   external: ['koffi'],
-  banner: { js: `#!/usr/bin/env node\n${common.banner?.js ?? ''}` },
+  // `--`: node reads `--env-file <path>` anywhere in its arguments (Node 20 and 24 alike) unless
+  // they are separated from the script; `telepod intercept --env-file` is telepod's flag.
+  banner: { js: `#!/usr/bin/env -S node --\n${common.banner?.js ?? ''}` },
 });
 await chmod('dist/telepod.mjs', 0o755);
 

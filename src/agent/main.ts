@@ -9,7 +9,9 @@ import {
   AGENT_CONFIG_ENV,
   AGENT_PORT_HEADER,
   AGENT_TOKEN_HEADER,
+  UNREPORTED_ENV,
   type AgentConfig,
+  type AgentHello,
   type AgentPort,
 } from '../protocol/intercept.ts';
 import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
@@ -19,6 +21,15 @@ const log = (message: string) => process.stdout.write(`${new Date().toISOString(
 let manager: http2.ClientHttp2Session | undefined;
 let intercepted = new Set<number>();
 let listening = false;
+
+/** This container's environment, which the kubelet resolved from the app container's sources. */
+function reportedEnv(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      (entry): entry is [string, string] => entry[1] !== undefined && !UNREPORTED_ENV.has(entry[0]),
+    ),
+  );
+}
 
 function toApp(socket: net.Socket, port: AgentPort): void {
   if (port.forward === undefined) return void socket.resetAndDestroy();
@@ -90,7 +101,12 @@ function connect(): void {
     manager = undefined;
     setTimeout(connect, 1000);
   });
-  const watch = session.request({ ':path': MANAGER_PATHS.agentWatch, [AGENT_TOKEN_HEADER]: config.token });
+  const watch = session.request({
+    ':method': 'POST',
+    ':path': MANAGER_PATHS.agentWatch,
+    [AGENT_TOKEN_HEADER]: config.token,
+  });
+  watch.end(JSON.stringify({ env: reportedEnv() } satisfies AgentHello));
   watch.setEncoding('utf8');
   let buffered = '';
   watch.on('response', (headers) => {

@@ -3,13 +3,14 @@
 import { spawn } from 'node:child_process';
 import { usageError } from '../protocol/errors.ts';
 
-export async function runChild(command: string[]): Promise<number> {
+/** Runs `command` with the workstation's environment plus `env` (the pod's values win). */
+export async function runChild(command: string[], env: Record<string, string> = {}): Promise<number> {
   const [file, ...args] = command.length ? command : [process.env.SHELL ?? '/bin/sh'];
   const ignore = () => undefined;
   process.on('SIGINT', ignore);
   try {
     return await new Promise<number>((resolve, reject) => {
-      const child = spawn(file!, args, { stdio: 'inherit' });
+      const child = spawn(file!, args, { stdio: 'inherit', env: { ...process.env, ...env } });
       child.on('error', (err) => reject(usageError(`cannot run ${file}: ${err.message}`)));
       child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
     });

@@ -3,6 +3,9 @@
 // workload and Service back exactly as it was — on leave, on exit, and after a kill -9.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadKubeConfig } from '../kube/config.ts';
 import { openPortForward } from '../kube/portforward.ts';
@@ -127,6 +130,8 @@ spec:
   containers: [{ name: app, image: ${tb.images.node}, imagePullPolicy: IfNotPresent, command: [sleep, infinity] }]
 `,
   );
+  await applyManifest(tb, envyManifest(tb));
+  await waitForRollout(tb, NS, 'envy');
   await waitForRollout(tb, NS, 'numeric');
   await waitUntil(
     'numeric to answer',
@@ -145,16 +150,55 @@ after(async () => {
   await deleteNamespace?.();
 });
 
+const SECRET = `s3cr3t-${process.pid}`;
+
+/** "envy": env from a ConfigMap key, a Secret key, fieldRefs, envFrom with a prefix, a literal. */
+function envyManifest(tb: TestbedStatus): string {
+  return `apiVersion: v1
+kind: ConfigMap
+metadata: { name: envy-config, namespace: ${NS} }
+data: { GREETING: hello-from-configmap, EXTRA: from-envfrom }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: envy-secret, namespace: ${NS} }
+stringData: { PASSWORD: ${SECRET} }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: envy, namespace: ${NS} }
+spec:
+  selector: { matchLabels: { app: envy } }
+  template:
+    metadata: { labels: { app: envy } }
+    spec:
+      containers:
+        - name: app
+          image: ${tb.images.node}
+          imagePullPolicy: IfNotPresent
+          command: [node, -e, "process.on('SIGTERM', () => process.exit(0)); require('http').createServer((q, s) => s.end('envy')).listen(8000)"]
+          env:
+            - { name: LITERAL, value: plain }
+            - { name: GREETING, valueFrom: { configMapKeyRef: { name: envy-config, key: GREETING } } }
+            - { name: PASSWORD, valueFrom: { secretKeyRef: { name: envy-secret, key: PASSWORD } } }
+            - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
+            - { name: POD_NAMESPACE, valueFrom: { fieldRef: { fieldPath: metadata.namespace } } }
+          envFrom: [{ prefix: CFG_, configMapRef: { name: envy-config } }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: envy, namespace: ${NS} }
+spec: { selector: { app: envy }, ports: [{ port: 8000 }] }
+`;
+}
+
 /** After leave/exit: service-a gets the cluster's answers again and every spec is the original. */
 async function assertRestored(): Promise<void> {
   await waitUntil('service-a to get the cluster answer', 60_000, async () => {
     return (await fromCluster('http://localhost:8000/')) === 'service-a got: Hello, world!\n';
   });
   assert.deepEqual(await workloadsState(), original);
-  assert.equal(
-    (await kubectl(tb, ['-n', NS, 'get', 'configmap', '-o', 'name'])).trim(),
-    'configmap/kube-root-ca.crt',
-  );
+  assert.doesNotMatch(await kubectl(tb, ['-n', NS, 'get', 'configmap', '-o', 'name']), /telepod-agent/);
 }
 
 test('list shows the workloads, their Services, and that nothing is intercepted', async () => {
@@ -171,7 +215,7 @@ test('list shows the workloads, their Services, and that nothing is intercepted'
     ['service-b'],
   );
   assert.deepEqual(serviceB?.intercepts, []);
-  assert.deepEqual(list.map((w) => w.name).sort(), ['lonely', 'numeric', 'service-a', 'service-b']);
+  assert.deepEqual(list.map((w) => w.name).sort(), ['envy', 'lonely', 'numeric', 'service-a', 'service-b']);
 });
 
 test('intercept of a named targetPort: service-a reaches the local server; leave restores', async () => {
@@ -200,7 +244,7 @@ test('intercept of a numeric targetPort moves only that port; the other stays wi
   const result = await telepod('intercept', 'numeric', '--port', '8000:web');
   assert.equal(result.code, 0, result.stderr);
   await untilFromCluster('http://numeric/x', `${MARKER}:/x\n`);
-  assert.equal(await fromCluster('http://numeric:9000/'), 'numeric app 9000\n');
+  await untilFromCluster('http://numeric:9000/', 'numeric app 9000\n');
   const left = await telepod('leave', 'numeric');
   assert.equal(left.code, 0, left.stderr);
   await waitUntil(
@@ -457,4 +501,53 @@ test('kill -9 of the daemon: the manager restores the workload within 60 s', asy
   await telepod('quit'); // clears the capture rules the killed daemon left
   await assertRestored();
   assert.equal((await inWorkstation(tb, 'nft', ['list', 'table', 'ip', 'telepod'])).code, 1);
+});
+
+test("the intercepted container's environment reaches -- cmd and the env files (mode 0600), and never status", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'telepod-env-e2e-'));
+  const envFile = join(dir, 'envy.env');
+  const envJson = join(dir, 'envy.json');
+  const result = await telepod(
+    'intercept',
+    'envy',
+    '--port',
+    '8003:8000',
+    '--env-file',
+    envFile,
+    '--env-json',
+    envJson,
+    '--',
+    'sh',
+    '-c',
+    'printf "%s|%s|%s|%s|%s|%s" "$LITERAL" "$GREETING" "$PASSWORD" "$POD_NAMESPACE" "$CFG_EXTRA" "$POD_NAME"',
+  );
+  assert.equal(result.code, 0, result.stderr);
+  const [literal, greeting, password, namespace, extra, podName] = result.stdout.split('|');
+  assert.deepEqual(
+    [literal, greeting, password, namespace, extra],
+    ['plain', 'hello-from-configmap', SECRET, NS, 'from-envfrom'],
+  );
+  assert.match(podName!, /^envy-[a-z0-9]+-[a-z0-9]+$/);
+  const json = JSON.parse(await readFile(envJson, 'utf8')) as Record<string, string>;
+  assert.equal(json.PASSWORD, SECRET);
+  assert.equal(json.CFG_GREETING, 'hello-from-configmap');
+  assert.match(json.ENVY_SERVICE_HOST ?? '', /^10\.96\./); // the Service link variables
+  assert.equal(json.PATH, undefined); // the image's own variables are not the pod's
+  assert.match(await readFile(envFile, 'utf8'), new RegExp(`^PASSWORD=${SECRET}$`, 'm'));
+  for (const file of [envFile, envJson]) assert.equal((await stat(file)).mode & 0o777, 0o600);
+  const status = await telepod('status', '-o', 'json');
+  assert.doesNotMatch(status.stdout + result.stderr, new RegExp(SECRET));
+  assert.doesNotMatch(await readFile('/run/telepod/daemon.log', 'utf8'), new RegExp(SECRET));
+  await waitUntil('envy to be restored', 60_000, async () => {
+    const annotations = await kubectl(tb, [
+      '-n',
+      NS,
+      'get',
+      'deploy',
+      'envy',
+      '-o',
+      'jsonpath={.metadata.annotations}',
+    ]);
+    return !annotations.includes('telepod.io/undo');
+  });
 });

@@ -57,6 +57,7 @@ export async function runDaemon(): Promise<void> {
     },
     [DAEMON_PATHS.intercept]: (body) => connected().intercept(body as DaemonInterceptRequest),
     [DAEMON_PATHS.leave]: (body) => connected().leave(body as LeaveRequest),
+    [DAEMON_PATHS.env]: (body) => connected().env((body as { id: string }).id),
     [DAEMON_PATHS.list]: (body) => connected().list((body as { namespace?: string } | undefined)?.namespace),
     [DAEMON_PATHS.quit]: () => {
       setImmediate(() => void shutdown());

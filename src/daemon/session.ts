@@ -169,6 +169,10 @@ export class Session {
     return info;
   }
 
+  env(id: string): Promise<Record<string, string>> {
+    return this.tunnel.current.call<Record<string, string>>(MANAGER_PATHS.interceptEnv, { id });
+  }
+
   list(namespace?: string): Promise<WorkloadInfo[]> {
     return this.tunnel.current.call<WorkloadInfo[]>(MANAGER_PATHS.workloads, {
       namespace: namespace ?? this.connected.namespace,

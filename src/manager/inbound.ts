@@ -5,9 +5,9 @@
 // intercepted, so connections to other ports never leave the pod.
 import { randomUUID } from 'node:crypto';
 import type http2 from 'node:http2';
-import type { InboundEvent } from '../protocol/intercept.ts';
+import type { AgentHello, InboundEvent } from '../protocol/intercept.ts';
 import type { Injection, Intercepts } from './intercepts.ts';
-import { reply, splice } from './reply.ts';
+import { readJson, reply, splice } from './reply.ts';
 
 /** How long a cluster connection waits for the workstation to pick it up. */
 const PICKUP_TIMEOUT_MS = 10_000;
@@ -34,7 +34,9 @@ export class Inbound {
     });
   }
 
-  agentWatch(stream: http2.ServerHttp2Stream, injection: Injection): void {
+  async agentWatch(stream: http2.ServerHttp2Stream, injection: Injection): Promise<void> {
+    const hello = await readJson<AgentHello>(stream);
+    injection.env ??= hello.env ?? {};
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
     const tell = (intercepted: number[]) => stream.write(`${JSON.stringify({ intercepted })}\n`);
     tell(this.intercepts.interceptedPorts(injection));

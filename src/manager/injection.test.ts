@@ -54,7 +54,7 @@ function configOf(container: Container): AgentConfig {
 }
 
 test('sidecar: named port renamed to the agent, numeric Service port moved, probe follows', () => {
-  const plan = sidecarPlan(workload(), [service], agent);
+  const plan = sidecarPlan(workload(), [service], agent, 'app');
   const [app] = plan.template.spec.containers;
   assert.deepEqual(app!.ports, [{ name: 'tp-http', containerPort: 8080 }, { containerPort: 9090 }]);
   assert.deepEqual(app!.readinessProbe, { httpGet: { port: 'tp-http', path: '/' } });
@@ -75,6 +75,14 @@ test('sidecar: named port renamed to the agent, numeric Service port moved, prob
   ]);
   const config = configOf(sidecar);
   assert.equal(config.health, 19002);
+  assert.deepEqual(
+    (sidecar.env as { name: string }[]).map((e) => e.name),
+    ['A', AGENT_CONFIG_ENV],
+  );
+  assert.deepEqual(
+    (sidecar.volumeMounts as { name: string }[]).map((v) => v.name),
+    ['data', 'telepod-agent-bundle'],
+  );
   assert.deepEqual(sidecar.readinessProbe, { tcpSocket: { port: 19002 }, periodSeconds: 1 });
   assert.ok(plan.template.spec.volumes?.some((v) => (v as { name: string }).name === 'telepod-agent-bundle'));
 });
@@ -82,7 +90,7 @@ test('sidecar: named port renamed to the agent, numeric Service port moved, prob
 test('the original workload object is not modified by planning', () => {
   const original = workload();
   const copy = structuredClone(original);
-  sidecarPlan(original, [service], agent);
+  sidecarPlan(original, [service], agent, 'app');
   replacementTemplate(original.spec.template, 'app', [7000], agent);
   assert.deepEqual(original, copy);
 });

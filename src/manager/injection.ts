@@ -100,12 +100,14 @@ function renameProbePorts(container: Container, from: string, to: string): Conta
 
 /**
  * The sidecar plan: the agent takes over every TCP port the Services send traffic to, so a later
- * intercept of another port of the same workload needs no new rollout.
+ * intercept of another port of the same workload needs no new rollout. `app` names the
+ * container whose environment and mounts the agent shares.
  */
 export function sidecarPlan(
   workload: Workload,
   services: Service[],
   agent: Omit<AgentSpec, 'ports' | 'config'> & { config: Omit<AgentConfig, 'ports' | 'health'> },
+  app: string,
 ): SidecarPlan {
   const used = declaredPorts(workload.spec.template);
   const agentPortOf = new Map<number, number>();
@@ -145,8 +147,12 @@ export function sidecarPlan(
   });
   const agentPorts = [...agentPortOf].map(([forward, listen]) => ({ listen, forward }));
   const nameOf = new Map([...namedTargets].map(([name, port]) => [port, name]));
+  // The sidecar gets the app container's env sources and mounts, so that the kubelet resolves
+  // them for it too and it can report them (#6).
+  const inherit = workload.spec.template.spec.containers.find((c) => c.name === app);
   const sidecar = agentContainer({
     ...agent,
+    ...(inherit ? { inherit } : {}),
     config: { ...agent.config, ports: agentPorts, health: freePort(used) },
     ports: agentPorts.map(({ listen }) => ({
       ...(nameOf.has(listen) ? { name: nameOf.get(listen)! } : {}),

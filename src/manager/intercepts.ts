@@ -52,6 +52,8 @@ export interface Injection {
   agentPorts: AgentPort[];
   undo: UndoRecord;
   intercepts: Map<string, Active>;
+  /** The app container's environment, as the first agent to register reported it. */
+  env?: Record<string, string>;
   /** One callback per connected agent (one per pod): tells it the intercepted ports. */
   agents: Set<(intercepted: number[]) => void>;
 }
@@ -193,8 +195,10 @@ export class Intercepts {
     }
     // The sidecar takes every port of every selecting Service, so that intercepting another
     // port later needs no second rollout.
+    const app = request.container ?? this.containerServing(found.object, resolved[0]!.containerPort);
     const injection =
-      existing ?? (await this.inject(found, key, request, all, (a) => sidecarPlan(found.object, all, a)));
+      existing ??
+      (await this.inject(found, key, request, all, (a) => sidecarPlan(found.object, all, a, app)));
     try {
       const ports = resolved.map((r) => this.sidecarPort(injection, found.object, r));
       return this.register(injection, request, session, ports, started);
@@ -509,6 +513,15 @@ export class Intercepts {
       }
     }
     return undefined;
+  }
+
+  /** The environment behind one of the session's intercepts. */
+  env(id: string, sessionId: string): Record<string, string> {
+    const injection = [...this.injections.values()].find(
+      (i) => i.intercepts.get(id)?.sessionId === sessionId,
+    );
+    if (!injection) throw usageError(`no intercept ${id} in this session`);
+    return injection.env ?? {};
   }
 
   /** Ends one intercept of a session; the last one of a workload restores it. */

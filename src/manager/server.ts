@@ -126,6 +126,10 @@ export function createManagerServer(options: ManagerOptions): http2.Http2Server 
         return clusterRequest(stream, async (i) =>
           i.create(await readJson<InterceptRequest>(stream), session),
         );
+      case MANAGER_PATHS.interceptEnv:
+        return clusterRequest(stream, async (i) =>
+          i.env((await readJson<{ id: string }>(stream)).id, session.id),
+        );
       case MANAGER_PATHS.leave:
         return clusterRequest(stream, async (i) => ({
           left: await i.leave((await readJson<{ id: string }>(stream)).id, session.id),
@@ -155,7 +159,9 @@ export function createManagerServer(options: ManagerOptions): http2.Http2Server 
       if (headers[':method'] === 'CONNECT') {
         return inbound.agentConnect(stream, injection, Number(header(headers, AGENT_PORT_HEADER)));
       }
-      if (path === MANAGER_PATHS.agentWatch) return inbound.agentWatch(stream, injection);
+      if (path === MANAGER_PATHS.agentWatch) {
+        return void inbound.agentWatch(stream, injection).catch((err: unknown) => replyError(stream, err));
+      }
       return reply(stream, 404, 'not found\n');
     }
     const token = header(headers, SESSION_TOKEN_HEADER);

@@ -18,6 +18,8 @@ export const DAEMON_PATHS = {
   leave: '/leave',
   /** {namespace?} → WorkloadInfo[] */
   list: '/list',
+  /** {id} → the intercepted container's environment (secrets: never logged or shown in status) */
+  env: '/env',
 } as const;
 
 /** An intercept request as the CLI sends it: the namespace defaults to the session's. */

@@ -77,6 +77,31 @@ export interface AgentConfig {
 }
 
 export const AGENT_CONFIG_ENV = 'TELEPOD_AGENT_CONFIG';
+
+/** What an agent reports when it registers (the body of its watch request). */
+export interface AgentHello {
+  /** The environment the kubelet resolved for the app container, as the agent received it. */
+  env: Record<string, string>;
+}
+
+/**
+ * Variables an agent does not report: the image's and the shell's own (the node image sets
+ * PATH, HOME, NODE_VERSION, YARN_VERSION), which would override the workstation's, and the
+ * agent's configuration.
+ */
+export const UNREPORTED_ENV = new Set([
+  'PATH',
+  'HOME',
+  'HOSTNAME',
+  'TERM',
+  'SHELL',
+  'USER',
+  'PWD',
+  'SHLVL',
+  'NODE_VERSION',
+  'YARN_VERSION',
+  AGENT_CONFIG_ENV,
+]);
 /** Agent streams to the manager carry the agent's token in this header. */
 export const AGENT_TOKEN_HEADER = 'x-telepod-agent';
 /** The agent port an inbound connection arrived on. */

@@ -13,6 +13,8 @@ export const MANAGER_PATHS = {
   lease: '/lease',
   /** POST an InterceptRequest; answers InterceptInfo once the agent is ready. */
   intercepts: '/intercepts',
+  /** POST {id}: the intercepted container's environment (secrets included: never logged). */
+  interceptEnv: '/intercepts/env',
   /** POST {id}: ends one intercept of the session. */
   leave: '/intercepts/leave',
   /** POST {namespace}: answers WorkloadInfo[]. */
@@ -21,7 +23,7 @@ export const MANAGER_PATHS = {
   inboundEvents: '/inbound/events',
   /** POST {conn, reason}: the workstation could not take an inbound connection. */
   inboundRefused: '/inbound/refused',
-  /** GET with the agent token: JSON lines of the agent's intercepted ports, on every change. */
+  /** POST an AgentHello with the agent token: answers JSON lines of the agent's intercepted ports, on every change. */
   agentWatch: '/agent/watch',
 } as const;
 

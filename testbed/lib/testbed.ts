@@ -73,7 +73,14 @@ const TELEPOD = fileURLToPath(new URL('../../dist/telepod.mjs', import.meta.url)
 
 /** The built `telepod` (run `npm run build` first) in the workstation netns, with its kubeconfig. */
 export function telepodInWorkstation(tb: TestbedStatus, ...args: string[]) {
-  return inWorkstation(tb, process.execPath, [TELEPOD, '--kubeconfig', tb.workstation.kubeconfig, ...args]);
+  // `--` keeps node from taking telepod's `--env-file` as its own option.
+  return inWorkstation(tb, process.execPath, [
+    '--',
+    TELEPOD,
+    '--kubeconfig',
+    tb.workstation.kubeconfig,
+    ...args,
+  ]);
 }
 
 /** kubectl against the testbed from the host side; throws with stderr on failure. */

@@ -8,6 +8,7 @@ import { DAEMON_PATHS, type ConnectRequest, type DaemonStatus } from '../../prot
 import { usageError } from '../../protocol/errors.ts';
 import type { InterceptInfo, PortRequest } from '../../protocol/intercept.ts';
 import { runChild } from '../child.ts';
+import { envOptions, podEnvironment } from '../pod-env.ts';
 import { portCollector } from '../ports.ts';
 import { callDaemon, clearStaleState, daemonRunning, ensureDaemon, quitDaemon } from '../daemon-client.ts';
 import { loadKubeConfig } from '../../kube/config.ts';
@@ -127,11 +128,13 @@ export function addConnectCommands(program: Program): void {
       printResult(program.opts().output, { stopped }, () => (stopped ? 'disconnected' : 'not connected'));
     });
 
-  connectOptions(
-    program
-      .command('run')
-      .description('connect, run a command (default: your shell), then disconnect')
-      .argument('[command...]', 'the command and its arguments, after --'),
+  envOptions(
+    connectOptions(
+      program
+        .command('run')
+        .description('connect, run a command (default: your shell), then disconnect')
+        .argument('[command...]', 'the command and its arguments, after --'),
+    ),
   )
     .option(
       '--swap-deployment <deployment[:container]>',
@@ -150,7 +153,13 @@ export function addConnectCommands(program: Program): void {
       if (swap && (!swap[0] || swap.length > 2)) {
         throw usageError(`--swap-deployment ${opts.swapDeployment}: expected <deployment>[:<container>]`);
       }
+      if ((opts.envFile || opts.envJson) && !swap && !opts.expose.length) {
+        throw usageError(
+          '--env-file and --env-json need --swap-deployment or --expose: a pod to read them from',
+        );
+      }
       await connect(program, opts);
+      let env: Record<string, string> = {};
       try {
         if (swap || opts.expose.length) {
           const info = await callDaemon<InterceptInfo>(DAEMON_PATHS.intercept, {
@@ -161,8 +170,9 @@ export function addConnectCommands(program: Program): void {
             namespace: program.opts().namespace,
           });
           if (program.opts().output === 'text') process.stderr.write(`telepod: ${describeIntercept(info)}\n`);
+          env = await podEnvironment(info, opts, true);
         }
-        process.exitCode = await runChild(command);
+        process.exitCode = await runChild(command, env);
       } finally {
         await quitDaemon();
       }

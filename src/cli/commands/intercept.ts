@@ -9,6 +9,7 @@ import type { InterceptInfo, PortRequest, WorkloadInfo } from '../../protocol/in
 import { runChild } from '../child.ts';
 import { callDaemon, daemonRunning, quitDaemon } from '../daemon-client.ts';
 import { printResult } from '../output.ts';
+import { podEnvironment, envOptions } from '../pod-env.ts';
 import { portCollector } from '../ports.ts';
 import type { Program } from '../program.ts';
 import { connect, describeIntercept } from './connect.ts';
@@ -45,7 +46,7 @@ function workloadLines(workloads: WorkloadInfo[]): string {
 }
 
 function addInterceptCommand(program: Program, name: 'intercept' | 'replace', description: string): void {
-  program
+  const intercept = program
     .command(name)
     .description(description)
     .argument('<workload>', 'Deployment, StatefulSet or ReplicaSet name')
@@ -61,37 +62,49 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
     .option('--service <name>', 'the Service whose port to take, when several select the workload')
     .option('--container <name>', 'the app container (default: the one serving the port)')
     .option('--agent-image <image>', 'image for the agent (default: the connect --image)')
-    .option('--timeout <seconds>', 'how long to wait for the workload to roll out', '120')
-    .action(async (workload, command, opts) => {
-      const timeout = Number(opts.timeout);
-      if (!(timeout > 0)) throw usageError(`--timeout ${opts.timeout}: expected a number of seconds above 0`);
-      const connectedHere = await ensureConnected(program);
-      const request: DaemonInterceptRequest = {
-        mode: name,
-        workload,
-        namespace: program.opts().namespace,
-        ports: opts.port,
-        service: opts.service,
-        container: opts.container,
-        agentImage: opts.agentImage,
-        timeoutSeconds: timeout,
-      };
-      let info: InterceptInfo;
-      try {
-        info = await callDaemon<InterceptInfo>(DAEMON_PATHS.intercept, request);
-      } catch (err) {
-        if (connectedHere) await quitDaemon();
-        throw err;
-      }
-      if (!command.length) return printResult(program.opts().output, info, () => describeIntercept(info));
-      if (program.opts().output === 'text') process.stderr.write(`telepod: ${describeIntercept(info)}\n`);
-      try {
-        process.exitCode = await runChild(command);
-      } finally {
-        await callDaemon(DAEMON_PATHS.leave, { id: info.id });
-        if (connectedHere) await quitDaemon();
-      }
-    });
+    .option('--timeout <seconds>', 'how long to wait for the workload to roll out', '120');
+  envOptions(intercept).action(async (workload, command, opts) => {
+    const timeout = Number(opts.timeout);
+    if (!(timeout > 0)) throw usageError(`--timeout ${opts.timeout}: expected a number of seconds above 0`);
+    const connectedHere = await ensureConnected(program);
+    const request: DaemonInterceptRequest = {
+      mode: name,
+      workload,
+      namespace: program.opts().namespace,
+      ports: opts.port,
+      service: opts.service,
+      container: opts.container,
+      agentImage: opts.agentImage,
+      timeoutSeconds: timeout,
+    };
+    let info: InterceptInfo;
+    try {
+      info = await callDaemon<InterceptInfo>(DAEMON_PATHS.intercept, request);
+    } catch (err) {
+      if (connectedHere) await quitDaemon();
+      throw err;
+    }
+    const oneShot = command.length > 0;
+    // Ends what this command started: the intercept of a one-shot, and a connection made for it.
+    const end = async () => {
+      await callDaemon(DAEMON_PATHS.leave, { id: info.id });
+      if (connectedHere) await quitDaemon();
+    };
+    let env: Record<string, string>;
+    try {
+      env = await podEnvironment(info, opts, oneShot);
+    } catch (err) {
+      await end(); // e.g. an unwritable --env-file: nothing stays changed
+      throw err;
+    }
+    if (!oneShot) return printResult(program.opts().output, info, () => describeIntercept(info));
+    if (program.opts().output === 'text') process.stderr.write(`telepod: ${describeIntercept(info)}\n`);
+    try {
+      process.exitCode = await runChild(command, env);
+    } finally {
+      await end();
+    }
+  });
 }
 
 export function addInterceptCommands(program: Program): void {
