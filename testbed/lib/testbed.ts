@@ -7,6 +7,7 @@ import { z } from 'zod';
 
 const run = promisify(execFile);
 const TESTBED_SCRIPT = fileURLToPath(new URL('../testbed.sh', import.meta.url));
+const KUBE_DNS = '10.96.0.10';
 
 const statusSchema = z.object({
   ready: z.boolean(),
@@ -18,9 +19,40 @@ const statusSchema = z.object({
 });
 export type TestbedStatus = z.infer<typeof statusSchema>;
 
-/** Stops and starts the API server (clients' long-lived streams through it all drop). */
+/**
+ * Stops and starts the API server (clients' long-lived streams through it all drop), then waits
+ * until the cluster sees new Services again. Right after a start, the API server refuses
+ * kube-proxy's and CoreDNS's watches as forbidden until its RBAC caches are warm; their
+ * informers then back off for up to 30 s, and a Service created meanwhile stays unreachable.
+ */
 export async function restartApiServer(): Promise<void> {
   await run('bash', [TESTBED_SCRIPT, 'restart-apiserver']);
+  const tb = await testbedStatus();
+  const name = `restart-probe-${Date.now()}`;
+  await applyManifest(
+    tb,
+    `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: default }
+spec: { ports: [{ port: 80 }] }
+`,
+  );
+  const clusterIP = (
+    await kubectl(tb, ['-n', 'default', 'get', 'service', name, '-o', 'jsonpath={.spec.clusterIP}'])
+  ).trim();
+  // From the node netns: kube-dns answers the new name, and kube-proxy has a rule for its IP.
+  const resolve = `const r = new (require('dns').promises.Resolver)(); r.setServers(['${KUBE_DNS}']);
+    r.resolve4('${name}.default.svc.cluster.local').then((a) => process.stdout.write(a.join()), () => {})`;
+  const node = ['--net=/run/netns/tpbed-node', '--'];
+  try {
+    await waitUntil('kube-dns and kube-proxy to see a new Service after the restart', 180_000, async () => {
+      const dns = await capture('nsenter', [...node, process.execPath, '-e', resolve]);
+      const rules = await capture('nsenter', [...node, 'iptables-save']);
+      return dns.stdout === clusterIP && rules.stdout.includes(clusterIP);
+    });
+  } finally {
+    await kubectl(tb, ['-n', 'default', 'delete', 'service', name, '--wait=false']);
+  }
 }
 
 export async function testbedStatus(): Promise<TestbedStatus> {
