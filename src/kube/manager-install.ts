@@ -66,6 +66,7 @@ const MANAGER_RULES = [
     verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
   },
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'delete'] },
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list'] },
   { apiGroups: ['apps'], resources: ['daemonsets'], verbs: ['get'] },
   { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get'] },
 ];
@@ -197,8 +198,16 @@ async function applyManagerObjects(kc: KubeConfig, objects: ManagerObjects): Pro
     () => core.createNamespacedServiceAccount({ namespace, body: objects.serviceAccount }),
   );
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  // The role's rules change with telepod's version: an older role is replaced.
+  const roleName = objects.clusterRole.metadata!.name!;
   await ensure(
-    () => rbac.readClusterRole({ name: objects.clusterRole.metadata!.name! }),
+    async () => {
+      const role = await rbac.readClusterRole({ name: roleName });
+      if (JSON.stringify(role.rules) !== JSON.stringify(objects.clusterRole.rules)) {
+        await rbac.replaceClusterRole({ name: roleName, body: objects.clusterRole });
+        changed = true;
+      }
+    },
     () => rbac.createClusterRole({ body: objects.clusterRole }),
   );
   await ensure(

@@ -83,6 +83,9 @@ interface Pod extends KubeObject {
     containerStatuses?: { name: string; state?: { waiting?: { reason?: string; message?: string } } }[];
   };
 }
+interface EndpointSlice extends KubeObject {
+  endpoints?: { conditions?: { ready?: boolean }; targetRef?: { name?: string } }[];
+}
 interface Condition {
   type: string;
   status: string;
@@ -322,7 +325,13 @@ export class Intercepts {
         template: plan.template,
         services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
       });
-      await this.waitReady(injection, path, found.object.kind, request);
+      await this.waitReady(
+        injection,
+        path,
+        found.object.kind,
+        request,
+        services.map((s) => s.metadata!.name!),
+      );
     } catch (err) {
       await this.release(injection).catch(() => undefined);
       throw err;
@@ -478,8 +487,18 @@ export class Intercepts {
     for (const tell of injection.agents) tell(ports);
   }
 
-  /** Polls until the rollout is done and every new pod's agent is connected; fails early on a broken pod. */
-  private async waitReady(injection: Injection, path: string, kind: string, request: InterceptRequest) {
+  /**
+   * Polls until the rollout is done, every new pod's agent is connected and, for `services`,
+   * the EndpointSlices route to new pods only (kube-proxy follows them within its sync
+   * period); fails early on a broken pod.
+   */
+  private async waitReady(
+    injection: Injection,
+    path: string,
+    kind: string,
+    request: InterceptRequest,
+    services: string[] = [],
+  ) {
     const timeout = (request.timeoutSeconds ?? 120) * 1000;
     const deadline = Date.now() + timeout;
     while (Date.now() < deadline) {
@@ -487,24 +506,54 @@ export class Intercepts {
       const failure = (await this.podFailure(injection, object)) ?? replicaFailure(object);
       if (failure) throw new TelepodError(`${kind} ${request.workload} did not become ready: ${failure}`);
       const desired = object.spec.replicas ?? 1;
-      if (rolledOut(object, kind, desired) && injection.agents.size >= desired) return;
+      if (
+        rolledOut(object, kind, desired) &&
+        injection.agents.size >= desired &&
+        (await this.endpointsOnlyOurs(injection, object, services))
+      ) {
+        return;
+      }
       await sleep(300);
     }
     throw new TelepodError(`${kind} ${request.workload} did not become ready in ${timeout / 1000} s`);
   }
 
-  private async podFailure(injection: Injection, workload: Workload): Promise<string | undefined> {
+  /** True when every ready endpoint of `services` is a pod of this injection. */
+  private async endpointsOnlyOurs(
+    injection: Injection,
+    workload: Workload,
+    services: string[],
+  ): Promise<boolean> {
+    if (!services.length) return true;
+    const ours = new Set((await this.injectionPods(injection, workload)).map((p) => p.metadata?.name));
+    for (const service of services) {
+      const selector = encodeURIComponent(`kubernetes.io/service-name=${service}`);
+      const slices = await this.api.list<EndpointSlice>(
+        `/apis/discovery.k8s.io/v1/namespaces/${injection.namespace}/endpointslices?labelSelector=${selector}`,
+      );
+      const ready = slices.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
+      if (!ready.length || ready.some((e) => !ours.has(e.targetRef?.name))) return false;
+    }
+    return true;
+  }
+
+  /** The workload's pods that carry this injection's agent (not terminating). */
+  private async injectionPods(injection: Injection, workload: Workload): Promise<Pod[]> {
     const selector = encodeURIComponent(podSelector(workload));
     const pods = await this.api.list<Pod>(
       `/api/v1/namespaces/${injection.namespace}/pods?labelSelector=${selector}`,
     );
-    // Only pods of this injection: an earlier, failed one may still be terminating.
-    const ours = (pod: Pod) =>
-      !(pod.metadata as { deletionTimestamp?: string } | undefined)?.deletionTimestamp &&
-      pod.spec.containers.some(
-        (c) => c.name === AGENT_CONTAINER && c.env?.some((e) => e.value?.includes(injection.token)),
-      );
-    for (const pod of pods.filter(ours)) {
+    return pods.filter(
+      (pod) =>
+        !(pod.metadata as { deletionTimestamp?: string } | undefined)?.deletionTimestamp &&
+        pod.spec.containers.some(
+          (c) => c.name === AGENT_CONTAINER && c.env?.some((e) => e.value?.includes(injection.token)),
+        ),
+    );
+  }
+
+  private async podFailure(injection: Injection, workload: Workload): Promise<string | undefined> {
+    for (const pod of await this.injectionPods(injection, workload)) {
       for (const status of pod.status?.containerStatuses ?? []) {
         const waiting = status.state?.waiting;
         if (waiting?.reason && FAILING_REASONS.has(waiting.reason)) {
