@@ -10,6 +10,7 @@ import {
 } from '../../testbed/lib/testbed.ts';
 
 const MNS = 'telepod-e2e-install';
+const BAD_MNS = 'telepod-e2e-badimage';
 let tb: TestbedStatus;
 
 const telepod = (...args: string[]) => telepodInWorkstation(tb, ...args);
@@ -22,6 +23,7 @@ before(async () => {
 });
 after(async () => {
   await kubectl(tb, ['delete', 'namespace', MNS, '--ignore-not-found', '--wait=false']);
+  await telepod('uninstall', '--manager-namespace', BAD_MNS);
   await kubectl(tb, [
     'delete',
     'clusterrole,clusterrolebinding',
@@ -70,4 +72,28 @@ test('uninstall deletes the manager namespace and its ClusterRole', async () => 
     'jsonpath={.status.phase}',
   ]);
   assert.ok(phase === '' || phase === 'Terminating', phase);
+});
+
+// The image's registry is the node's own loopback, where nothing listens: no packet leaves the VM.
+test('a manager that cannot start fails connect quickly with the reason from the cluster', async () => {
+  const started = Date.now();
+  const result = await telepod(
+    '-n',
+    'default',
+    'connect',
+    '--manager-namespace',
+    BAD_MNS,
+    '--image',
+    '127.0.0.1:1/no/such:image',
+  );
+  await telepod('quit');
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(
+    result.stderr,
+    new RegExp(
+      `the traffic manager in namespace ${BAD_MNS} cannot start: pod \\S+: (ErrImagePull|ImagePullBackOff)`,
+    ),
+  );
+  assert.ok(Date.now() - started < 60_000, 'connect waited for the full timeout');
+  assert.equal((await telepod('status')).stdout.trim(), 'not connected');
 });

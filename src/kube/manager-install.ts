@@ -20,6 +20,7 @@ import { readFileSync } from 'node:fs';
 import { TelepodError } from '../protocol/errors.ts';
 import { explainKubeError } from './errors.ts';
 import { MANAGER_PORT } from '../protocol/paths.ts';
+import { FAILING_WAIT_REASONS } from '../protocol/pod-failures.ts';
 
 export const DEFAULT_IMAGE = 'docker.io/library/node:22-bookworm-slim';
 export const DEFAULT_MANAGER_NAMESPACE = 'telepod';
@@ -275,6 +276,19 @@ export async function waitForManagerPod(
         p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
     );
     if (ready?.metadata?.name) return ready.metadata.name;
+    for (const pod of pods.items.filter((p) => !p.metadata?.deletionTimestamp)) {
+      if (!pod.spec?.volumes?.some((v) => v.configMap?.name === configMapName)) continue;
+      const stuck = pod.status?.containerStatuses?.find((c) =>
+        FAILING_WAIT_REASONS.has(c.state?.waiting?.reason ?? ''),
+      );
+      const waiting = stuck?.state?.waiting;
+      if (waiting) {
+        throw new TelepodError(
+          `the traffic manager in namespace ${namespace} cannot start: pod ${pod.metadata?.name}: ` +
+            `${waiting.reason}: ${waiting.message ?? ''}`.trim(),
+        );
+      }
+    }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
   throw new TelepodError(

@@ -3,6 +3,7 @@
 // workload run one at a time; the last intercept of a workload to end restores it.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { TelepodError, usageError } from '../protocol/errors.ts';
+import { FAILING_WAIT_REASONS } from '../protocol/pod-failures.ts';
 import {
   SESSION_LABEL,
   UNDO_ANNOTATION,
@@ -66,15 +67,6 @@ export interface InterceptsOptions {
   defaultImage: string;
 }
 
-const FAILING_REASONS = new Set([
-  'ErrImagePull',
-  'ImagePullBackOff',
-  'InvalidImageName',
-  'CrashLoopBackOff',
-  'CreateContainerConfigError',
-  'CreateContainerError',
-  'RunContainerError',
-]);
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'telepod' };
 
 interface Pod extends KubeObject {
@@ -556,7 +548,7 @@ export class Intercepts {
     for (const pod of await this.injectionPods(injection, workload)) {
       for (const status of pod.status?.containerStatuses ?? []) {
         const waiting = status.state?.waiting;
-        if (waiting?.reason && FAILING_REASONS.has(waiting.reason)) {
+        if (waiting?.reason && FAILING_WAIT_REASONS.has(waiting.reason)) {
           return `pod ${pod.metadata?.name} container ${status.name}: ${waiting.reason}: ${waiting.message ?? ''}`.trim();
         }
       }
