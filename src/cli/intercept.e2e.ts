@@ -34,6 +34,13 @@ let localServer: ChildProcess | undefined;
 
 const telepod = (...args: string[]) => telepodInWorkstation(tb, '-n', NS, ...args);
 
+/** Runs telepod and asserts it exited 0 (its stderr is the failure message). */
+async function telepodOk(...args: string[]) {
+  const result = await telepod(...args);
+  assert.equal(result.code, 0, result.stderr);
+  return result;
+}
+
 /** What service-a's pod gets from `url` (service-a itself calls service-b). */
 async function fromCluster(url: string): Promise<string> {
   const script = `fetch(${JSON.stringify(url)}).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => process.stdout.write('error: ' + e.cause?.code))`;
@@ -286,10 +293,7 @@ test('replace: the app container is gone while replaced; traffic comes here; lea
     'jsonpath={.spec.template.spec.containers[*].name}',
   ]);
   assert.equal(containers, 'telepod-agent');
-  {
-    const r = await telepod('leave', 'service-b');
-    assert.equal(r.code, 0, r.stderr);
-  }
+  await telepodOk('leave', 'service-b');
   await assertRestored();
 });
 
@@ -406,10 +410,7 @@ test('a failing rollout restores the workload and shows the reason from the clus
 });
 
 test('nothing listening locally: the cluster client is reset at once, and status warns', async () => {
-  {
-    const r = await telepod('intercept', 'service-b', '--port', '8999:8000');
-    assert.equal(r.code, 0, r.stderr);
-  }
+  await telepodOk('intercept', 'service-b', '--port', '8999:8000');
   await waitUntil('a reset from the intercepted port', 15_000, async () => {
     const started = Date.now();
     const answer = await fromCluster('http://service-b:8000/');
@@ -418,18 +419,12 @@ test('nothing listening locally: the cluster client is reset at once, and status
   });
   const status = await telepod('status');
   assert.match(status.stdout, /warning: nothing accepts connections on localhost:8999/);
-  {
-    const r = await telepod('leave', 'service-b');
-    assert.equal(r.code, 0, r.stderr);
-  }
+  await telepodOk('leave', 'service-b');
   await assertRestored();
 });
 
 test('a second session cannot take an intercepted port, and is told who holds it', async () => {
-  {
-    const r = await telepod('intercept', 'service-b', '--port', '8000');
-    assert.equal(r.code, 0, r.stderr);
-  }
+  await telepodOk('intercept', 'service-b', '--port', '8000');
   const { kc } = loadKubeConfig({ kubeconfig: tb.kubeconfig });
   const pod = (
     await kubectl(tb, [
@@ -470,18 +465,12 @@ test('a second session cannot take an intercepted port, and is told who holds it
     rival.close();
   }
   await untilFromCluster('http://localhost:8000/', `service-a got: ${MARKER}:/\n`);
-  {
-    const r = await telepod('leave', 'service-b');
-    assert.equal(r.code, 0, r.stderr);
-  }
+  await telepodOk('leave', 'service-b');
   await assertRestored();
 });
 
 test('kill -9 of the daemon: the manager restores the workload within 60 s', async () => {
-  {
-    const r = await telepod('intercept', 'service-b', '--port', '8000');
-    assert.equal(r.code, 0, r.stderr);
-  }
+  await telepodOk('intercept', 'service-b', '--port', '8000');
   const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as DaemonStatus;
   process.kill(status.daemonPid, 'SIGKILL');
   const killed = Date.now();
