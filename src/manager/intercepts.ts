@@ -495,13 +495,14 @@ export class Intercepts {
     const deadline = Date.now() + timeout;
     while (Date.now() < deadline) {
       const object = await this.api.get<Workload>(path);
-      const failure = (await this.podFailure(injection, object)) ?? replicaFailure(object);
+      const pods = await this.injectionPods(injection, object); // listed once per poll
+      const failure = podFailure(pods) ?? replicaFailure(object);
       if (failure) throw new TelepodError(`${kind} ${request.workload} did not become ready: ${failure}`);
       const desired = object.spec.replicas ?? 1;
       if (
         rolledOut(object, kind, desired) &&
         injection.agents.size >= desired &&
-        (await this.endpointsOnlyOurs(injection, object, services))
+        (await this.endpointsOnlyOurs(injection, pods, services))
       ) {
         return;
       }
@@ -511,13 +512,9 @@ export class Intercepts {
   }
 
   /** True when every ready endpoint of `services` is a pod of this injection. */
-  private async endpointsOnlyOurs(
-    injection: Injection,
-    workload: Workload,
-    services: string[],
-  ): Promise<boolean> {
+  private async endpointsOnlyOurs(injection: Injection, pods: Pod[], services: string[]): Promise<boolean> {
     if (!services.length) return true;
-    const ours = new Set((await this.injectionPods(injection, workload)).map((p) => p.metadata?.name));
+    const ours = new Set(pods.map((p) => p.metadata?.name));
     for (const service of services) {
       const selector = encodeURIComponent(`kubernetes.io/service-name=${service}`);
       const slices = await this.api.list<EndpointSlice>(
@@ -542,18 +539,6 @@ export class Intercepts {
           (c) => c.name === AGENT_CONTAINER && c.env?.some((e) => e.value?.includes(injection.token)),
         ),
     );
-  }
-
-  private async podFailure(injection: Injection, workload: Workload): Promise<string | undefined> {
-    for (const pod of await this.injectionPods(injection, workload)) {
-      for (const status of pod.status?.containerStatuses ?? []) {
-        const waiting = status.state?.waiting;
-        if (waiting?.reason && FAILING_WAIT_REASONS.has(waiting.reason)) {
-          return `pod ${pod.metadata?.name} container ${status.name}: ${waiting.reason}: ${waiting.message ?? ''}`.trim();
-        }
-      }
-    }
-    return undefined;
   }
 
   /** The environment behind one of the session's intercepts. */
@@ -658,6 +643,19 @@ function asBefore(workload: Workload, undo: UndoRecord): Workload {
 function serviceBefore(service: Service, undo: UndoRecord): Service {
   const recorded = undo.services.find((u) => u.path.endsWith(`/services/${service.metadata?.name}`));
   return recorded ? { ...service, spec: { ...service.spec, ports: recorded.ports } } : service;
+}
+
+/** The first of these pods stuck in a waiting reason that will not resolve by itself. */
+function podFailure(pods: Pod[]): string | undefined {
+  for (const pod of pods) {
+    for (const status of pod.status?.containerStatuses ?? []) {
+      const waiting = status.state?.waiting;
+      if (waiting?.reason && FAILING_WAIT_REASONS.has(waiting.reason)) {
+        return `pod ${pod.metadata?.name} container ${status.name}: ${waiting.reason}: ${waiting.message ?? ''}`.trim();
+      }
+    }
+  }
+  return undefined;
 }
 
 function rolledOut(object: Workload, kind: string, desired: number): boolean {
