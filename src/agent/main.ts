@@ -2,19 +2,24 @@
 // container) from the in-cluster bundle. It listens on its ports; a connection to a port that a
 // session intercepts goes to the manager as one HTTP/2 stream (and on to the workstation), any
 // other goes to the app's own port in the pod, unchanged. Per-request routing (headers, paths)
-// would sit in `route`, which sees each connection before it is piped anywhere.
+// would sit in `route`, which sees each connection before it is piped anywhere. On request it
+// also serves the container's volume mounts over SFTP (sftp-server.ts).
 import http2 from 'node:http2';
 import net from 'node:net';
 import {
   AGENT_CONFIG_ENV,
+  AGENT_POD_ENV,
   AGENT_PORT_HEADER,
   AGENT_TOKEN_HEADER,
   UNREPORTED_ENV,
+  VOLUMES_HEADER,
   type AgentConfig,
   type AgentHello,
+  type AgentMessage,
   type AgentPort,
 } from '../protocol/intercept.ts';
 import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
+import { serveVolumes } from './sftp-server.ts';
 
 const config = JSON.parse(process.env[AGENT_CONFIG_ENV] ?? '{}') as AgentConfig;
 const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${message}\n`);
@@ -73,6 +78,33 @@ function toWorkstation(socket: net.Socket, port: AgentPort): void {
   socket.once('error', () => stream.close(http2.constants.NGHTTP2_CANCEL));
 }
 
+/** Opens the stream the manager asked for and serves the volume mounts on it over SFTP. */
+function openVolumes(session: http2.ClientHttp2Session, conn: string, mounts: string[]): void {
+  const stream = session.request(
+    {
+      ':method': 'CONNECT',
+      ':authority': 'agent:volumes',
+      [AGENT_TOKEN_HEADER]: config.token,
+      [VOLUMES_HEADER]: conn,
+    },
+    { endStream: false },
+  );
+  stream.on('error', (err: Error) => log(`volume stream: ${err.message}`));
+  stream.once('response', (headers) => {
+    if (headers[':status'] !== 200) return void stream.destroy();
+    log(`serving volumes ${mounts.join(', ')}`);
+    serveVolumes(stream, mounts);
+  });
+}
+
+function handle(session: http2.ClientHttp2Session, message: AgentMessage): void {
+  if ('sftp' in message) return openVolumes(session, message.sftp, message.mounts);
+  intercepted = new Set(message.intercepted);
+  log(`intercepted ports: ${[...intercepted].join(', ') || 'none'}`);
+  manager = session;
+  if (!listening) listen();
+}
+
 function route(socket: net.Socket, port: AgentPort): void {
   socket.setNoDelay(true);
   if (intercepted.has(port.listen)) toWorkstation(socket, port);
@@ -106,7 +138,9 @@ function connect(): void {
     ':path': MANAGER_PATHS.agentWatch,
     [AGENT_TOKEN_HEADER]: config.token,
   });
-  watch.end(JSON.stringify({ env: reportedEnv() } satisfies AgentHello));
+  watch.end(
+    JSON.stringify({ env: reportedEnv(), pod: process.env[AGENT_POD_ENV] ?? '' } satisfies AgentHello),
+  );
   watch.setEncoding('utf8');
   let buffered = '';
   watch.on('response', (headers) => {
@@ -118,10 +152,7 @@ function connect(): void {
     while ((newline = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, newline);
       buffered = buffered.slice(newline + 1);
-      intercepted = new Set((JSON.parse(line) as { intercepted: number[] }).intercepted);
-      log(`intercepted ports: ${[...intercepted].join(', ') || 'none'}`);
-      manager = session;
-      if (!listening) listen();
+      handle(session, JSON.parse(line) as AgentMessage);
     }
   });
   watch.once('close', () => session.destroy());

@@ -1,12 +1,7 @@
-// The intercepted container's environment on the workstation: given to `-- cmd` (and the
-// default subshell), and written with `--env-file` (docker/dotenv, or sh/json with
-// `--env-syntax`) and `--env-json`. The files hold secrets, so they are created with mode 0600.
-import { Option, type Command, type OptionValues } from '@commander-js/extra-typings';
+// The pod's environment in files: `--env-file` (docker/dotenv, or sh/json with `--env-syntax`)
+// and `--env-json`. The files hold secrets, so they are created with mode 0600.
 import { chmod, writeFile } from 'node:fs/promises';
-import { DAEMON_PATHS } from '../protocol/daemon-api.ts';
 import { usageError } from '../protocol/errors.ts';
-import type { InterceptInfo } from '../protocol/intercept.ts';
-import { callDaemon } from './daemon-client.ts';
 
 export const ENV_SYNTAXES = ['docker', 'sh', 'json'] as const;
 export type EnvSyntax = (typeof ENV_SYNTAXES)[number];
@@ -15,20 +10,6 @@ export interface EnvFlags {
   envFile?: string | undefined;
   envSyntax: EnvSyntax;
   envJson?: string | undefined;
-}
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander's own generic shape
-export function envOptions<A extends any[], O extends OptionValues, G extends OptionValues>(
-  command: Command<A, O, G>,
-) {
-  return command
-    .option('--env-file <path>', "write the pod's environment to this file (mode 0600)")
-    .addOption(
-      new Option('--env-syntax <syntax>', 'syntax of --env-file')
-        .choices(ENV_SYNTAXES)
-        .default<EnvSyntax>('docker'),
-    )
-    .option('--env-json <path>', "write the pod's environment as JSON to this file (mode 0600)");
 }
 
 const shQuote = (value: string) => `'${value.replaceAll("'", `'\\''`)}'`;
@@ -70,19 +51,4 @@ export async function writeEnvFiles(env: Record<string, string>, flags: EnvFlags
     }
   }
   if (flags.envJson) await writeSecretFile(flags.envJson, formatEnv(env, 'json').text);
-}
-
-/**
- * Fetches the intercepted container's environment when a command will run or a file is asked
- * for, writes the files, and answers the environment for the command.
- */
-export async function podEnvironment(
-  info: InterceptInfo,
-  flags: EnvFlags,
-  forCommand: boolean,
-): Promise<Record<string, string>> {
-  if (!forCommand && !flags.envFile && !flags.envJson) return {};
-  const env = await callDaemon<Record<string, string>>(DAEMON_PATHS.env, { id: info.id });
-  await writeEnvFiles(env, flags);
-  return env;
 }

@@ -11,6 +11,7 @@ import {
 } from '../protocol/daemon-api.ts';
 import { TelepodError } from '../protocol/errors.ts';
 import { startControlServer } from './control.ts';
+import { Mounts } from './mounts.ts';
 import { removeCapture } from './nft.ts';
 import { Session } from './session.ts';
 
@@ -22,6 +23,7 @@ export async function runDaemon(): Promise<void> {
   );
   if (process.getuid?.() !== 0) throw new TelepodError('the telepod daemon must run as root');
   await removeCapture(); // leftovers of a daemon that was killed
+  await Mounts.clearLeftovers(log);
   let session: Session | undefined;
   let connecting: Promise<Session> | undefined;
 
@@ -46,7 +48,7 @@ export async function runDaemon(): Promise<void> {
       ),
     [DAEMON_PATHS.connect]: async (body) => {
       if (session) return session.status;
-      connecting ??= Session.open(body as ConnectRequest, log);
+      connecting ??= Session.open(body as ConnectRequest, new Mounts(log), log);
       try {
         session = await connecting;
         log.info(session.status, 'connected');
@@ -57,7 +59,7 @@ export async function runDaemon(): Promise<void> {
     },
     [DAEMON_PATHS.intercept]: (body) => connected().intercept(body as DaemonInterceptRequest),
     [DAEMON_PATHS.leave]: (body) => connected().leave(body as LeaveRequest),
-    [DAEMON_PATHS.env]: (body) => connected().env((body as { id: string }).id),
+    [DAEMON_PATHS.context]: (body) => connected().context((body as { id: string }).id),
     [DAEMON_PATHS.list]: (body) => connected().list((body as { namespace?: string } | undefined)?.namespace),
     [DAEMON_PATHS.quit]: () => {
       setImmediate(() => void shutdown());

@@ -1,5 +1,6 @@
 // One connected session of the daemon: manager ready, tunnel open, subnets known, outbound
-// listener, DNS server and capture rules in place. `close` undoes all of it.
+// listener, DNS server and capture rules in place, and the intercepts' volume mounts. `close`
+// undoes all of it.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -24,10 +25,11 @@ import type {
   LeaveRequest,
 } from '../protocol/daemon-api.ts';
 import { usageError } from '../protocol/errors.ts';
-import type { InterceptInfo, WorkloadInfo } from '../protocol/intercept.ts';
+import type { InterceptInfo, PodContext, WorkloadInfo } from '../protocol/intercept.ts';
 import { MANAGER_PATHS, MANAGER_PORT } from '../protocol/paths.ts';
 import { startDnsServer, type DnsServer } from './dns.ts';
 import { InboundHandler } from './inbound.ts';
+import type { Mounts } from './mounts.ts';
 import { installCapture, removeCapture } from './nft.ts';
 import { startOutboundListener } from './outbound.ts';
 import { Tunnel } from './tunnel.ts';
@@ -66,18 +68,24 @@ export class Session {
     private readonly renewal: NodeJS.Timeout,
     private readonly inbound: InboundHandler,
     private readonly image: string,
+    private readonly mounts: Mounts,
     private readonly log: Logger,
   ) {}
 
-  static async open(req: ConnectRequest, log: Logger): Promise<Session> {
+  static async open(req: ConnectRequest, mounts: Mounts, log: Logger): Promise<Session> {
     const loaded = loadKubeConfig(req);
     const server = loaded.kc.getCurrentCluster()!.server;
-    return Session.connect(req, loaded, log).catch((err: unknown) => {
+    return Session.connect(req, loaded, mounts, log).catch((err: unknown) => {
       throw explainKubeError(err, server);
     });
   }
 
-  private static async connect(req: ConnectRequest, loaded: LoadedKubeConfig, log: Logger): Promise<Session> {
+  private static async connect(
+    req: ConnectRequest,
+    loaded: LoadedKubeConfig,
+    mounts: Mounts,
+    log: Logger,
+  ): Promise<Session> {
     const { kc, context, namespace } = loaded;
     await requireNamespace(kc, namespace);
     const objects = managerObjects(readManagerBundle(), req.image, req.managerNamespace);
@@ -136,19 +144,20 @@ export class Session {
       subnets,
       dns: { mode: nameservers.length ? 'nft-redirect' : 'none', clusterDomain: CLUSTER_DOMAIN },
     };
-    return new Session(status, tunnel, outbound, dns, renewal, inbound, req.image, log);
+    return new Session(status, tunnel, outbound, dns, renewal, inbound, req.image, mounts, log);
   }
 
   get status(): DaemonStatus {
     return { ...this.connected, reconnects: this.tunnel.reconnects, intercepts: this.inbound.all };
   }
 
-  async intercept(request: DaemonInterceptRequest): Promise<InterceptInfo> {
+  async intercept({ mount, ...request }: DaemonInterceptRequest): Promise<InterceptInfo> {
     const info = await this.tunnel.current.call<InterceptInfo>(MANAGER_PATHS.intercepts, {
       ...request,
       namespace: request.namespace ?? this.connected.namespace,
       agentImage: request.agentImage ?? this.image,
     });
+    if (mount) info.volumes = await this.mounts.mount(info.id, this.tunnel.current, mount);
     this.inbound.add(info);
     return info;
   }
@@ -164,13 +173,14 @@ export class Session {
         `no intercept of ${request.name ?? request.id} in namespace ${namespace} (intercepts: ${names})`,
       );
     }
+    await this.mounts.unmount(info.id);
     await this.tunnel.current.call(MANAGER_PATHS.leave, { id: info.id });
     this.inbound.remove(info.id);
     return info;
   }
 
-  env(id: string): Promise<Record<string, string>> {
-    return this.tunnel.current.call<Record<string, string>>(MANAGER_PATHS.interceptEnv, { id });
+  context(id: string): Promise<PodContext> {
+    return this.tunnel.current.call<PodContext>(MANAGER_PATHS.podContext, { id });
   }
 
   list(namespace?: string): Promise<WorkloadInfo[]> {
@@ -181,6 +191,7 @@ export class Session {
 
   async close(): Promise<void> {
     clearInterval(this.renewal);
+    await this.mounts.unmountAll();
     // Ending the session makes the manager restore what its intercepts changed.
     await this.tunnel.current
       .end()

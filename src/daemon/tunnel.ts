@@ -1,10 +1,10 @@
 // The daemon's tunnel to the traffic manager: HTTP/2 over one port-forward stream, with large
 // flow-control windows. Opens a CONNECT stream per TCP connection, carries DNS queries, the
-// session's requests (intercepts) and its inbound connections.
+// session's requests (intercepts), its inbound connections and volume streams.
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { TelepodError } from '../protocol/errors.ts';
-import { INBOUND_HEADER } from '../protocol/intercept.ts';
+import { INBOUND_HEADER, VOLUMES_HEADER } from '../protocol/intercept.ts';
 import {
   DNS_MESSAGE_TYPE,
   MANAGER_PATHS,
@@ -115,12 +115,23 @@ export class Tunnel {
   }
 
   /** The stream for one inbound connection, once the manager has spliced it to the agent's. */
+  /** The stream of one inbound connection, named by the manager's event. */
   inbound(conn: string): Promise<http2.ClientHttp2Stream> {
+    return this.pairedStream({ [INBOUND_HEADER]: conn }, `inbound connection ${conn}`);
+  }
+
+  /** A stream on which an agent of the intercepted workload serves its volumes over SFTP. */
+  volumes(interceptId: string): Promise<http2.ClientHttp2Stream> {
+    return this.pairedStream({ [VOLUMES_HEADER]: interceptId }, 'the volume stream');
+  }
+
+  /** A CONNECT stream the manager splices to an agent's; resolves once the manager paired it. */
+  private pairedStream(header: Record<string, string>, what: string): Promise<http2.ClientHttp2Stream> {
     const stream = this.session.request(
       {
         ':method': 'CONNECT',
-        ':authority': 'inbound:0',
-        [INBOUND_HEADER]: conn,
+        ':authority': 'paired:0',
+        ...header,
         [SESSION_TOKEN_HEADER]: this.grant.token,
       },
       { endStream: false },
@@ -129,7 +140,7 @@ export class Tunnel {
       stream.once('response', (headers) => {
         if (headers[':status'] === 200) return resolve(stream);
         stream.destroy();
-        reject(new Error(`inbound connection ${conn} is gone (HTTP ${headers[':status']})`));
+        reject(new Error(`${what} failed (HTTP ${headers[':status']})`));
       });
       stream.once('error', reject);
     });

@@ -1,20 +1,26 @@
-// Inbound connections, cluster → workstation. An agent that accepts a connection on an
-// intercepted port opens a stream to the manager; the manager tells the owning session on its
-// event stream, the daemon connects to its local port and opens a stream naming the
-// connection, and the manager splices the two. Agents also watch which of their ports are
+// Streams the manager pairs between a workstation and an agent, both of which only ever dial
+// the manager:
+// - inbound connections, cluster → workstation: an agent that accepts a connection on an
+//   intercepted port opens a stream; the manager tells the owning session on its event stream,
+//   the daemon connects to its local port and opens a stream naming the connection;
+// - volume streams, workstation → pod: the daemon opens a stream naming its intercept; the
+//   manager asks one of the workload's agents, on its watch stream, to open a stream that
+//   serves the volumes over SFTP.
+// Either way the manager splices the two. Agents also watch which of their ports are
 // intercepted, so connections to other ports never leave the pod.
 import { randomUUID } from 'node:crypto';
 import type http2 from 'node:http2';
-import type { AgentHello, InboundEvent } from '../protocol/intercept.ts';
+import type { AgentHello, AgentMessage, InboundEvent } from '../protocol/intercept.ts';
 import type { Injection, Intercepts } from './intercepts.ts';
 import { readJson, reply, splice } from './reply.ts';
 
-/** How long a cluster connection waits for the workstation to pick it up. */
+/** How long a stream waits for its other half. */
 const PICKUP_TIMEOUT_MS = 10_000;
 
 interface Pending {
-  agent: http2.ServerHttp2Stream;
-  sessionId: string;
+  stream: http2.ServerHttp2Stream;
+  /** Who may pick it up: a session id, or an injection's agent token. */
+  owner: string;
   timer: NodeJS.Timeout;
 }
 
@@ -36,12 +42,42 @@ export class Inbound {
 
   async agentWatch(stream: http2.ServerHttp2Stream, injection: Injection): Promise<void> {
     const hello = await readJson<AgentHello>(stream);
-    injection.env ??= hello.env ?? {};
+    await this.intercepts.learnContext(injection, hello);
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
-    const tell = (intercepted: number[]) => stream.write(`${JSON.stringify({ intercepted })}\n`);
-    tell(this.intercepts.interceptedPorts(injection));
-    injection.agents.add(tell);
-    stream.once('close', () => injection.agents.delete(tell));
+    const agent = { send: (message: AgentMessage) => void stream.write(`${JSON.stringify(message)}\n`) };
+    agent.send({ intercepted: this.intercepts.interceptedPorts(injection) });
+    injection.agents.add(agent);
+    stream.once('close', () => injection.agents.delete(agent));
+  }
+
+  /** Keeps `stream` until its other half arrives under `conn`, for at most the pickup timeout. */
+  private wait(conn: string, owner: string, stream: http2.ServerHttp2Stream, timeoutMessage: string): void {
+    const timer = setTimeout(() => {
+      this.pending.delete(conn);
+      reply(stream, 504, `${timeoutMessage}\n`);
+    }, PICKUP_TIMEOUT_MS);
+    this.pending.set(conn, { stream, owner, timer });
+    stream.once('close', () => {
+      clearTimeout(timer);
+      this.pending.delete(conn);
+    });
+  }
+
+  private take(conn: string, owner: string): Pending | undefined {
+    const pending = this.pending.get(conn);
+    if (!pending || pending.owner !== owner) return undefined;
+    this.pending.delete(conn);
+    clearTimeout(pending.timer);
+    return pending.stream.destroyed ? undefined : pending;
+  }
+
+  /** Answers both halves and splices them; a half that is gone gets the other a 404. */
+  private pair(conn: string, owner: string, stream: http2.ServerHttp2Stream, what: string): void {
+    const pending = this.take(conn, owner);
+    if (!pending) return reply(stream, 404, `no such ${what}\n`);
+    pending.stream.respond({ ':status': 200 });
+    stream.respond({ ':status': 200 });
+    splice(pending.stream, stream);
   }
 
   agentConnect(stream: http2.ServerHttp2Stream, injection: Injection, agentPort: number): void {
@@ -50,38 +86,33 @@ export class Inbound {
     const events = this.eventStreams.get(active.sessionId);
     if (!events) return reply(stream, 503, 'the workstation is not connected\n');
     const conn = randomUUID();
-    const timer = setTimeout(() => {
-      this.pending.delete(conn);
-      reply(stream, 504, 'the workstation did not pick the connection up\n');
-    }, PICKUP_TIMEOUT_MS);
-    this.pending.set(conn, { agent: stream, sessionId: active.sessionId, timer });
-    stream.once('close', () => {
-      clearTimeout(timer);
-      this.pending.delete(conn);
-    });
+    this.wait(conn, active.sessionId, stream, 'the workstation did not pick the connection up');
     const local = active.info.ports.find((p) => p.agentPort === agentPort)!.local;
     events.write(`${JSON.stringify({ conn, intercept: active.info.id, local } satisfies InboundEvent)}\n`);
   }
 
-  private take(conn: string, sessionId: string): Pending | undefined {
-    const pending = this.pending.get(conn);
-    if (!pending || pending.sessionId !== sessionId) return undefined;
-    this.pending.delete(conn);
-    clearTimeout(pending.timer);
-    return pending;
-  }
-
   /** The daemon's stream for one inbound connection: spliced to the waiting agent stream. */
   daemonConnect(stream: http2.ServerHttp2Stream, sessionId: string, conn: string): void {
-    const pending = this.take(conn, sessionId);
-    if (!pending || pending.agent.destroyed) return reply(stream, 404, 'no such inbound connection\n');
-    pending.agent.respond({ ':status': 200 });
-    stream.respond({ ':status': 200 });
-    splice(pending.agent, stream);
+    this.pair(conn, sessionId, stream, 'inbound connection');
   }
 
   refused(sessionId: string, conn: string, reason: string): void {
     const pending = this.take(conn, sessionId);
-    if (pending) reply(pending.agent, 502, `${reason}\n`);
+    if (pending) reply(pending.stream, 502, `${reason}\n`);
+  }
+
+  /** The daemon's stream for an intercept's volumes: the first registered agent serves it. */
+  daemonVolumes(stream: http2.ServerHttp2Stream, sessionId: string, interceptId: string): void {
+    const injection = this.intercepts.injectionOf(interceptId, sessionId);
+    const [agent] = injection.agents;
+    if (!agent) return reply(stream, 503, 'no agent of this workload is connected\n');
+    const conn = randomUUID();
+    this.wait(conn, injection.token, stream, 'the agent did not open the volume stream');
+    agent.send({ sftp: conn, mounts: injection.context?.mounts ?? [] });
+  }
+
+  /** An agent's stream that serves volumes, for the daemon stream waiting under `conn`. */
+  agentVolumes(stream: http2.ServerHttp2Stream, injection: Injection, conn: string): void {
+    this.pair(conn, injection.token, stream, 'volume stream');
   }
 }

@@ -3,8 +3,8 @@
 // replacement keeps the app container's ports, env and mounts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AGENT_CONFIG_ENV, type AgentConfig } from '../protocol/intercept.ts';
-import { AGENT_CONTAINER, replacementTemplate, sidecarPlan } from './injection.ts';
+import { AGENT_CONFIG_ENV, AGENT_POD_ENV, type AgentConfig } from '../protocol/intercept.ts';
+import { AGENT_CONTAINER, replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
 import type { Container, Service, Workload } from './workloads.ts';
 
 const agent = { image: 'node:22', configMap: 'telepod-agent-web', config: { manager: 'm:8081', token: 't' } };
@@ -77,7 +77,7 @@ test('sidecar: named port renamed to the agent, numeric Service port moved, prob
   assert.equal(config.health, 19002);
   assert.deepEqual(
     (sidecar.env as { name: string }[]).map((e) => e.name),
-    ['A', AGENT_CONFIG_ENV],
+    ['A', AGENT_CONFIG_ENV, AGENT_POD_ENV],
   );
   assert.deepEqual(
     (sidecar.volumeMounts as { name: string }[]).map((v) => v.name),
@@ -110,11 +110,25 @@ test('replacement: the agent takes the app container place, ports, env and mount
   assert.deepEqual(agentPorts, [{ listen: 8080 }, { listen: 9090 }, { listen: 7000 }]);
   assert.deepEqual(
     (sidecar.env as { name: string }[]).map((e) => e.name),
-    ['A', AGENT_CONFIG_ENV],
+    ['A', AGENT_CONFIG_ENV, AGENT_POD_ENV],
   );
   assert.deepEqual(
     (sidecar.volumeMounts as { name: string }[]).map((v) => v.name),
     ['data', 'telepod-agent-bundle'],
   );
   assert.equal(configOf(sidecar).health, 19000);
+});
+
+test("the volumes a running agent serves: the app's and admission's, not the agent's bundle", () => {
+  const sidecar = agentOf(
+    replacementTemplate(workload().spec.template, 'app', [7000], agent).template.spec.containers,
+  );
+  const running = {
+    ...sidecar,
+    volumeMounts: [
+      ...(sidecar.volumeMounts as object[]),
+      { name: 'kube-api-access-x', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' },
+    ],
+  };
+  assert.deepEqual(volumeMountPaths(running), ['/data', '/var/run/secrets/kubernetes.io/serviceaccount']);
 });

@@ -3,7 +3,7 @@
 // container swap used by `replace`, `swap` and `expose`. No NET_ADMIN, no privileged pods:
 // a Service that targets a port by name gets it from the agent by renaming; one that targets a
 // number is pointed at the agent's port (and pointed back on restore).
-import { AGENT_CONFIG_ENV, type AgentConfig, type AgentPort } from '../protocol/intercept.ts';
+import { AGENT_CONFIG_ENV, AGENT_POD_ENV, type AgentConfig, type AgentPort } from '../protocol/intercept.ts';
 import type { Container, ContainerPort, PodTemplate, Service, ServicePort, Workload } from './workloads.ts';
 import { targetOf } from './workloads.ts';
 
@@ -33,6 +33,7 @@ export function agentContainer(spec: AgentSpec): Container {
     env: [
       ...((inherited.env as unknown[] | undefined) ?? []),
       { name: AGENT_CONFIG_ENV, value: JSON.stringify(spec.config) },
+      { name: AGENT_POD_ENV, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ],
     ...(inherited.envFrom ? { envFrom: inherited.envFrom } : {}),
     volumeMounts: [
@@ -49,6 +50,15 @@ export function agentContainer(spec: AgentSpec): Container {
       allowPrivilegeEscalation: false,
     },
   };
+}
+
+/**
+ * The volume mount paths of a running agent container: the app's (inherited) and the ones
+ * admission added (the service-account token), without the agent's own bundle.
+ */
+export function volumeMountPaths(container: Container): string[] {
+  const mounts = (container.volumeMounts as { mountPath: string }[] | undefined) ?? [];
+  return mounts.map((m) => m.mountPath).filter((p) => p !== BUNDLE_DIR);
 }
 
 function withAgentVolume(template: PodTemplate, configMap: string): PodTemplate['spec'] {

@@ -8,13 +8,22 @@ import {
   SESSION_LABEL,
   UNDO_ANNOTATION,
   type AgentConfig,
+  type AgentHello,
+  type AgentMessage,
   type AgentPort,
   type InterceptInfo,
+  type PodContext,
   type InterceptRequest,
   type InterceptedPort,
   type WorkloadInfo,
 } from '../protocol/intercept.ts';
-import { AGENT_CONTAINER, replacementTemplate, sidecarPlan, type SidecarPlan } from './injection.ts';
+import {
+  AGENT_CONTAINER,
+  replacementTemplate,
+  sidecarPlan,
+  volumeMountPaths,
+  type SidecarPlan,
+} from './injection.ts';
 import type { KubeApi, KubeObject } from './kube-api.ts';
 import { applyChange, recordedUndo, restore, type UndoRecord } from './undo.ts';
 import {
@@ -26,6 +35,7 @@ import {
   servicePath,
   SUPPORTED_KINDS,
   workloadPath,
+  type Container,
   type FoundWorkload,
   type PodTemplate,
   type ResolvedPort,
@@ -53,10 +63,15 @@ export interface Injection {
   agentPorts: AgentPort[];
   undo: UndoRecord;
   intercepts: Map<string, Active>;
-  /** The app container's environment, as the first agent to register reported it. */
-  env?: Record<string, string>;
-  /** One callback per connected agent (one per pod): tells it the intercepted ports. */
-  agents: Set<(intercepted: number[]) => void>;
+  /** The app container's environment and mounts, as the first agent to register reported them. */
+  context?: PodContext;
+  /** One per connected agent (one per pod), in the order they registered. */
+  agents: Set<AgentLink>;
+}
+
+/** A registered agent: lines sent here reach it on its watch stream. */
+export interface AgentLink {
+  send(message: AgentMessage): void;
 }
 
 export interface InterceptsOptions {
@@ -70,7 +85,7 @@ export interface InterceptsOptions {
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'telepod' };
 
 interface Pod extends KubeObject {
-  spec: { containers: { name: string; env?: { name: string; value?: string }[] }[] };
+  spec: { containers: (Container & { env?: { name: string; value?: string }[] })[] };
   status?: {
     containerStatuses?: { name: string; state?: { waiting?: { reason?: string; message?: string } } }[];
   };
@@ -138,7 +153,7 @@ export class Intercepts {
   }
 
   async create(request: InterceptRequest, session: { id: string; holder: string }): Promise<InterceptInfo> {
-    if (!request.ports.length && request.mode !== 'swap')
+    if (!request.ports.length && (request.mode === 'intercept' || request.mode === 'replace'))
       throw usageError('give at least one port with --port');
     if (request.mode === 'expose') {
       const name = `telepod-expose-${session.id.slice(0, 8)}`;
@@ -401,7 +416,10 @@ export class Intercepts {
     return this.register(injection, request, session, ports, started);
   }
 
-  /** `run --expose` without a swap: a new proxy Deployment and Service named after the session. */
+  /**
+   * `run` without a swap: a new proxy Deployment named after the session, and a Service for the
+   * `--expose`d ports (none without): the pod a plain run takes its environment and volumes from.
+   */
   private async expose(
     request: InterceptRequest,
     session: { id: string; holder: string },
@@ -416,10 +434,11 @@ export class Intercepts {
     const labels = { ...MANAGED_BY, [SESSION_LABEL]: session.id, 'telepod.io/expose': name };
     const plan = replacementTemplate({ metadata: { labels }, spec: { containers: [] } }, '', remotes, agent);
     const path = workloadPath(namespace, 'deployments', name);
+    const service = remotes.length ? servicePath(namespace, name) : undefined;
     const undo: UndoRecord = {
       workload: path,
       services: [],
-      deletes: [path, servicePath(namespace, name), this.configMapPath(namespace, agent.configMap)],
+      deletes: [path, ...(service ? [service] : []), this.configMapPath(namespace, agent.configMap)],
     };
     const injection = this.track(key, request, name, 'Deployment', 'expose', token, plan.agentPorts, undo);
     try {
@@ -430,15 +449,17 @@ export class Intercepts {
         metadata: { name, namespace, labels, annotations: { [UNDO_ANNOTATION]: JSON.stringify(undo) } },
         spec: { replicas: 1, selector: { matchLabels: labels }, template: plan.template },
       });
-      await this.api.create(servicePath(namespace), {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name, namespace, labels },
-        spec: {
-          selector: labels,
-          ports: remotes.map((port) => ({ name: `tcp-${port}`, port, targetPort: port })),
-        },
-      });
+      if (service) {
+        await this.api.create(servicePath(namespace), {
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: { name, namespace, labels },
+          spec: {
+            selector: labels,
+            ports: remotes.map((port) => ({ name: `tcp-${port}`, port, targetPort: port })),
+          },
+        });
+      }
       await this.waitReady(injection, path, 'Deployment', { ...request, workload: name });
     } catch (err) {
       await this.release(injection).catch(() => undefined);
@@ -476,7 +497,7 @@ export class Intercepts {
 
   private notifyAgents(injection: Injection): void {
     const ports = this.interceptedPorts(injection);
-    for (const tell of injection.agents) tell(ports);
+    for (const agent of injection.agents) agent.send({ intercepted: ports });
   }
 
   /**
@@ -541,13 +562,26 @@ export class Intercepts {
     );
   }
 
-  /** The environment behind one of the session's intercepts. */
-  env(id: string, sessionId: string): Record<string, string> {
+  /** The injection behind one of the session's intercepts. */
+  injectionOf(id: string, sessionId: string): Injection {
     const injection = [...this.injections.values()].find(
       (i) => i.intercepts.get(id)?.sessionId === sessionId,
     );
     if (!injection) throw usageError(`no intercept ${id} in this session`);
-    return injection.env ?? {};
+    return injection;
+  }
+
+  /** The environment and volume mounts behind one of the session's intercepts. */
+  context(id: string, sessionId: string): PodContext {
+    return this.injectionOf(id, sessionId).context ?? { env: {}, mounts: [] };
+  }
+
+  /** What a registering agent's pod gives the workstation: its reported env, its mounts. */
+  async learnContext(injection: Injection, hello: AgentHello): Promise<void> {
+    if (injection.context) return;
+    const pod = await this.api.get<Pod>(`/api/v1/namespaces/${injection.namespace}/pods/${hello.pod}`);
+    const agent = pod.spec.containers.find((c) => c.name === AGENT_CONTAINER);
+    injection.context ??= { env: hello.env, mounts: agent ? volumeMountPaths(agent) : [] };
   }
 
   /** Ends one intercept of a session; the last one of a workload restores it. */

@@ -1,7 +1,8 @@
 // The traffic manager's HTTP/2 endpoint (cleartext h2): for daemons (through a port-forward)
 // health, version, sessions, one CONNECT stream per outbound TCP connection, DNS queries in
-// RFC 8484 wire format, intercept requests and inbound connections; for agents (in the
-// cluster) the watch of intercepted ports and one stream per intercepted connection.
+// RFC 8484 wire format, intercept requests, inbound connections and volume streams; for agents
+// (in the cluster) the watch of intercepted ports, one stream per intercepted connection and
+// the streams that serve volumes.
 import dgram from 'node:dgram';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -9,6 +10,7 @@ import {
   AGENT_PORT_HEADER,
   AGENT_TOKEN_HEADER,
   INBOUND_HEADER,
+  VOLUMES_HEADER,
   type InterceptRequest,
 } from '../protocol/intercept.ts';
 import {
@@ -107,11 +109,15 @@ export function createManagerServer(options: ManagerOptions): http2.Http2Server 
     const path = headers[':path'];
     if (method === 'CONNECT') {
       const conn = header(headers, INBOUND_HEADER);
-      if (conn)
-        return inbound
-          ? inbound.daemonConnect(stream, session.id, conn)
-          : reply(stream, 404, 'no intercepts\n');
-      return connectStream(stream, headers[':authority'] ?? '');
+      const volumesOf = header(headers, VOLUMES_HEADER);
+      if (!conn && !volumesOf) return connectStream(stream, headers[':authority'] ?? '');
+      if (!inbound) return reply(stream, 404, 'no intercepts\n');
+      if (conn) return inbound.daemonConnect(stream, session.id, conn);
+      try {
+        return inbound.daemonVolumes(stream, session.id, volumesOf!);
+      } catch (err) {
+        return replyError(stream, err);
+      }
     }
     switch (path) {
       case MANAGER_PATHS.lease:
@@ -126,9 +132,9 @@ export function createManagerServer(options: ManagerOptions): http2.Http2Server 
         return clusterRequest(stream, async (i) =>
           i.create(await readJson<InterceptRequest>(stream), session),
         );
-      case MANAGER_PATHS.interceptEnv:
+      case MANAGER_PATHS.podContext:
         return clusterRequest(stream, async (i) =>
-          i.env((await readJson<{ id: string }>(stream)).id, session.id),
+          i.context((await readJson<{ id: string }>(stream)).id, session.id),
         );
       case MANAGER_PATHS.leave:
         return clusterRequest(stream, async (i) => ({
@@ -157,6 +163,8 @@ export function createManagerServer(options: ManagerOptions): http2.Http2Server 
       const injection = intercepts?.agentByToken(agentToken);
       if (!injection || !inbound) return reply(stream, 401, 'unknown agent\n');
       if (headers[':method'] === 'CONNECT') {
+        const volumes = header(headers, VOLUMES_HEADER);
+        if (volumes) return inbound.agentVolumes(stream, injection, volumes);
         return inbound.agentConnect(stream, injection, Number(header(headers, AGENT_PORT_HEADER)));
       }
       if (path === MANAGER_PATHS.agentWatch) {

@@ -18,12 +18,25 @@ export const DAEMON_PATHS = {
   leave: '/leave',
   /** {namespace?} → WorkloadInfo[] */
   list: '/list',
-  /** {id} → the intercepted container's environment (secrets: never logged or shown in status) */
-  env: '/env',
+  /** {id} → the intercepted container's PodContext (secrets: never logged or shown in status) */
+  context: '/context',
 } as const;
 
 /** An intercept request as the CLI sends it: the namespace defaults to the session's. */
-export type DaemonInterceptRequest = Omit<InterceptRequest, 'namespace'> & { namespace?: string | undefined };
+export type DaemonInterceptRequest = Omit<InterceptRequest, 'namespace'> & {
+  namespace?: string | undefined;
+  /** Where to mount the pod's volumes; absent: not mounted. */
+  mount?: MountRequest | undefined;
+};
+
+/** A mount point the CLI checked (empty, writable) or made, and who is to own the files. */
+export interface MountRequest {
+  dir: string;
+  /** The CLI made `dir`: it is removed again once unmounted. */
+  created: boolean;
+  uid: number;
+  gid: number;
+}
 
 /** Which intercept to end: by id, or by workload name (and namespace). */
 export interface LeaveRequest {

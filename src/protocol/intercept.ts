@@ -50,6 +50,16 @@ export interface InterceptInfo {
   readySeconds?: number;
   /** Set by the daemon: the last problem delivering a connection to the workstation. */
   warning?: string;
+  /** Set by the daemon: where the pod's volumes are mounted, or why they are not. */
+  volumes?: { root?: string; warning?: string };
+}
+
+/** What the workstation receives of the pod behind an intercept, besides its traffic. */
+export interface PodContext {
+  /** The app container's environment (secrets included: never logged or shown). */
+  env: Record<string, string>;
+  /** The app container's volume mount paths (what `TELEPOD_MOUNTS` lists). */
+  mounts: string[];
 }
 
 export interface WorkloadInfo {
@@ -77,12 +87,21 @@ export interface AgentConfig {
 }
 
 export const AGENT_CONFIG_ENV = 'TELEPOD_AGENT_CONFIG';
+/** The agent's pod name (downward API), which it reports when it registers. */
+export const AGENT_POD_ENV = 'TELEPOD_POD_NAME';
 
 /** What an agent reports when it registers (the body of its watch request). */
 export interface AgentHello {
   /** The environment the kubelet resolved for the app container, as the agent received it. */
   env: Record<string, string>;
+  pod: string;
 }
+
+/**
+ * A line on an agent's watch stream: the ports now intercepted, or a request to serve the
+ * volume `mounts` over SFTP on a new stream paired by `sftp`.
+ */
+export type AgentMessage = { intercepted: number[] } | { sftp: string; mounts: string[] };
 
 /**
  * Variables an agent does not report: the image's and the shell's own (the node image sets
@@ -101,6 +120,7 @@ export const UNREPORTED_ENV = new Set([
   'NODE_VERSION',
   'YARN_VERSION',
   AGENT_CONFIG_ENV,
+  AGENT_POD_ENV,
 ]);
 /** Agent streams to the manager carry the agent's token in this header. */
 export const AGENT_TOKEN_HEADER = 'x-telepod-agent';
@@ -108,6 +128,8 @@ export const AGENT_TOKEN_HEADER = 'x-telepod-agent';
 export const AGENT_PORT_HEADER = 'x-telepod-port';
 /** The daemon's CONNECT for an inbound connection names it with this header. */
 export const INBOUND_HEADER = 'x-telepod-inbound';
+/** A volume (SFTP) stream: the daemon's CONNECT names the intercept, the agent's the pairing. */
+export const VOLUMES_HEADER = 'x-telepod-volumes';
 
 /** A line on the daemon's inbound event stream: a cluster connection waits for the workstation. */
 export interface InboundEvent {

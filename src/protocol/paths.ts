@@ -13,8 +13,8 @@ export const MANAGER_PATHS = {
   lease: '/lease',
   /** POST an InterceptRequest; answers InterceptInfo once the agent is ready. */
   intercepts: '/intercepts',
-  /** POST {id}: the intercepted container's environment (secrets included: never logged). */
-  interceptEnv: '/intercepts/env',
+  /** POST {id}: the intercepted container's PodContext (env with secrets: never logged). */
+  podContext: '/intercepts/context',
   /** POST {id}: ends one intercept of the session. */
   leave: '/intercepts/leave',
   /** POST {namespace}: answers WorkloadInfo[]. */

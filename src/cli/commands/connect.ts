@@ -8,7 +8,7 @@ import { DAEMON_PATHS, type ConnectRequest, type DaemonStatus } from '../../prot
 import { usageError } from '../../protocol/errors.ts';
 import type { InterceptInfo, PortRequest } from '../../protocol/intercept.ts';
 import { runChild } from '../child.ts';
-import { envOptions, podEnvironment } from '../pod-env.ts';
+import { discardMount, podEnvironment, podOptions, prepareMount } from '../pod-context.ts';
 import { portCollector } from '../ports.ts';
 import { callDaemon, clearStaleState, daemonRunning, ensureDaemon, quitDaemon } from '../daemon-client.ts';
 import { loadKubeConfig } from '../../kube/config.ts';
@@ -50,7 +50,12 @@ function summary(s: DaemonStatus): string {
 export function describeIntercept(i: InterceptInfo): string {
   const ports = i.ports.map((p) => `${p.remote} -> localhost:${p.local}`).join(', ');
   const verb = { intercept: 'intercepted', replace: 'replaced', swap: 'swapped', expose: 'exposed' }[i.mode];
-  return `${verb} ${i.kind} ${i.namespace}/${i.workload}: ${ports || 'no ports'} (ready in ${i.readySeconds?.toFixed(1)} s)`;
+  const volumes = i.volumes?.root
+    ? `; volumes at ${i.volumes.root}`
+    : i.volumes?.warning
+      ? `\n  warning: ${i.volumes.warning}`
+      : '';
+  return `${verb} ${i.kind} ${i.namespace}/${i.workload}: ${ports || 'no ports'} (ready in ${i.readySeconds?.toFixed(1)} s)${volumes}`;
 }
 
 function interceptLines(s: DaemonStatus): string {
@@ -128,7 +133,7 @@ export function addConnectCommands(program: Program): void {
       printResult(program.opts().output, { stopped }, () => (stopped ? 'disconnected' : 'not connected'));
     });
 
-  envOptions(
+  podOptions(
     connectOptions(
       program
         .command('run')
@@ -153,25 +158,28 @@ export function addConnectCommands(program: Program): void {
       if (swap && (!swap[0] || swap.length > 2)) {
         throw usageError(`--swap-deployment ${opts.swapDeployment}: expected <deployment>[:<container>]`);
       }
-      if ((opts.envFile || opts.envJson) && !swap && !opts.expose.length) {
-        throw usageError(
-          '--env-file and --env-json need --swap-deployment or --expose: a pod to read them from',
-        );
-      }
-      await connect(program, opts);
-      let env: Record<string, string> = {};
+      const mount = await prepareMount(opts.mount);
+      let info: InterceptInfo;
       try {
-        if (swap || opts.expose.length) {
-          const info = await callDaemon<InterceptInfo>(DAEMON_PATHS.intercept, {
-            mode: swap ? 'swap' : 'expose',
-            workload: swap?.[0] ?? '',
-            container: swap?.[1],
-            ports: opts.expose,
-            namespace: program.opts().namespace,
-          });
-          if (program.opts().output === 'text') process.stderr.write(`telepod: ${describeIntercept(info)}\n`);
-          env = await podEnvironment(info, opts, true);
-        }
+        await connect(program, opts);
+        // Without --swap-deployment, a proxy pod of the session's own (exposing --expose ports,
+        // if any) gives the command its environment and volumes.
+        info = await callDaemon<InterceptInfo>(DAEMON_PATHS.intercept, {
+          mode: swap ? 'swap' : 'expose',
+          workload: swap?.[0] ?? '',
+          container: swap?.[1],
+          ports: opts.expose,
+          namespace: program.opts().namespace,
+          mount,
+        });
+      } catch (err) {
+        await discardMount(mount);
+        await quitDaemon();
+        throw err;
+      }
+      try {
+        if (program.opts().output === 'text') process.stderr.write(`telepod: ${describeIntercept(info)}\n`);
+        const env = await podEnvironment(info, opts, true);
         process.exitCode = await runChild(command, env);
       } finally {
         await quitDaemon();

@@ -9,7 +9,7 @@ import type { InterceptInfo, PortRequest, WorkloadInfo } from '../../protocol/in
 import { runChild } from '../child.ts';
 import { callDaemon, daemonRunning, quitDaemon } from '../daemon-client.ts';
 import { printResult } from '../output.ts';
-import { podEnvironment, envOptions } from '../pod-env.ts';
+import { discardMount, podEnvironment, podOptions, prepareMount } from '../pod-context.ts';
 import { portCollector } from '../ports.ts';
 import type { Program } from '../program.ts';
 import { connect, describeIntercept } from './connect.ts';
@@ -63,10 +63,11 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
     .option('--container <name>', 'the app container (default: the one serving the port)')
     .option('--agent-image <image>', 'image for the agent (default: the connect --image)')
     .option('--timeout <seconds>', 'how long to wait for the workload to roll out', '120');
-  envOptions(intercept).action(async (workload, command, opts) => {
+  podOptions(intercept).action(async (workload, command, opts) => {
     const timeout = Number(opts.timeout);
     if (!(timeout > 0)) throw usageError(`--timeout ${opts.timeout}: expected a number of seconds above 0`);
-    const connectedHere = await ensureConnected(program);
+    const mount = await prepareMount(opts.mount);
+    let connectedHere = false;
     const request: DaemonInterceptRequest = {
       mode: name,
       workload,
@@ -76,11 +77,14 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
       container: opts.container,
       agentImage: opts.agentImage,
       timeoutSeconds: timeout,
+      mount,
     };
     let info: InterceptInfo;
     try {
+      connectedHere = await ensureConnected(program);
       info = await callDaemon<InterceptInfo>(DAEMON_PATHS.intercept, request);
     } catch (err) {
+      await discardMount(mount);
       if (connectedHere) await quitDaemon();
       throw err;
     }
