@@ -40,6 +40,9 @@ const inCluster = await build({
   outdir: 'dist',
   minify: true,
   metafile: true,
+  // ssh2 (the agent's SFTP packet layer) loads its optional native add-ons in try/catch; left
+  // unresolved, they fail there at run time and ssh2 uses its JavaScript code.
+  external: ['cpu-features', '*.node'],
 });
 for (const [file, output] of Object.entries(inCluster.metafile.outputs)) {
   const forbidden = Object.keys(output.inputs).find((input) => input.includes('@kubernetes/client-node'));

@@ -155,6 +155,7 @@ function connect(): void {
       handle(session, JSON.parse(line) as AgentMessage);
     }
   });
+  watch.on('error', () => undefined); // the session's close reconnects
   watch.once('close', () => session.destroy());
 }
 

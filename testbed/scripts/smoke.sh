@@ -88,6 +88,9 @@ smoke() {
   local cluster_ip pod_ip
   cluster_ip=$(kctl -n $SMOKE_NS get svc web -o jsonpath='{.spec.clusterIP}')
   pod_ip=$(kctl -n $SMOKE_NS get pods -l app=web -o jsonpath='{.items[0].status.podIP}')
+  # kube-proxy programs a new Service within its sync period, which can end after the Deployment
+  # is Available (seen once on a fresh cluster): wait for the rule before the checks.
+  wait_for 30 "kube-proxy to route the smoke Service" in_client "$(fetch_js "http://$cluster_ip/")"
   DESC="Service by ClusterIP from a pod (exec)" check in_client "$(fetch_js "http://$cluster_ip/")"
   DESC="Service by DNS name from a pod" check in_client "$(fetch_js "http://web.$SMOKE_NS.svc.cluster.local/")"
   DESC="Service by short name from a pod" check in_client "$(fetch_js http://web/)"
