@@ -105,8 +105,16 @@ const TELEPOD = fileURLToPath(new URL('../../dist/telepod.mjs', import.meta.url)
 
 /** The built `telepod` (run `npm run build` first) in the workstation netns, with its kubeconfig. */
 export function telepodInWorkstation(tb: TestbedStatus, ...args: string[]) {
+  return telepodWithEnv(tb, {}, ...args);
+}
+
+/** Like telepodInWorkstation, with some environment variables set (for it and its daemon). */
+export function telepodWithEnv(tb: TestbedStatus, env: Record<string, string>, ...args: string[]) {
+  const assignments = Object.entries(env).map(([name, value]) => `${name}=${value}`);
   // `--` keeps node from taking telepod's `--env-file` as its own option.
-  return inWorkstation(tb, process.execPath, [
+  return inWorkstation(tb, 'env', [
+    ...assignments,
+    process.execPath,
     '--',
     TELEPOD,
     '--kubeconfig',
