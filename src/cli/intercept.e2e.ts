@@ -20,6 +20,8 @@ import {
   ensureTestbed,
   inWorkstation,
   kubectl,
+  nodeServerManifest,
+  ON_SIGTERM_EXIT,
   telepodInWorkstation,
   waitForRollout,
   waitUntil,
@@ -171,32 +173,24 @@ kind: Secret
 metadata: { name: envy-secret, namespace: ${NS} }
 stringData: { PASSWORD: ${SECRET} }
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: envy, namespace: ${NS} }
-spec:
-  selector: { matchLabels: { app: envy } }
-  template:
-    metadata: { labels: { app: envy } }
-    spec:
-      containers:
-        - name: app
-          image: ${tb.images.node}
-          imagePullPolicy: IfNotPresent
-          command: [node, -e, "process.on('SIGTERM', () => process.exit(0)); require('http').createServer((q, s) => s.end('envy')).listen(8000)"]
-          env:
-            - { name: LITERAL, value: plain }
-            - { name: GREETING, valueFrom: { configMapKeyRef: { name: envy-config, key: GREETING } } }
-            - { name: PASSWORD, valueFrom: { secretKeyRef: { name: envy-secret, key: PASSWORD } } }
-            - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
-            - { name: POD_NAMESPACE, valueFrom: { fieldRef: { fieldPath: metadata.namespace } } }
-          envFrom: [{ prefix: CFG_, configMapRef: { name: envy-config } }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: envy, namespace: ${NS} }
-spec: { selector: { app: envy }, ports: [{ port: 8000 }] }
-`;
+${nodeServerManifest(
+  tb,
+  NS,
+  'envy',
+  `${ON_SIGTERM_EXIT}require('http').createServer((q, s) => s.end('envy')).listen(8000)`,
+  {
+    container: {
+      env: [
+        { name: 'LITERAL', value: 'plain' },
+        { name: 'GREETING', valueFrom: { configMapKeyRef: { name: 'envy-config', key: 'GREETING' } } },
+        { name: 'PASSWORD', valueFrom: { secretKeyRef: { name: 'envy-secret', key: 'PASSWORD' } } },
+        { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+        { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      ],
+      envFrom: [{ prefix: 'CFG_', configMapRef: { name: 'envy-config' } }],
+    },
+  },
+)}`;
 }
 
 /** After leave/exit: service-a gets the cluster's answers again and every spec is the original. */

@@ -16,6 +16,8 @@ import {
   ensureTestbed,
   inWorkstation,
   kubectl,
+  nodeServerManifest,
+  ON_SIGTERM_EXIT,
   telepodInWorkstation,
   telepodWithEnv,
   waitForRollout,
@@ -56,7 +58,7 @@ async function sshfsMounts(): Promise<string[]> {
 }
 
 function inPod(...command: string[]): Promise<string> {
-  return kubectl(tb, ['-n', NS, 'exec', 'deploy/vols', '-c', 'app', '--', ...command]);
+  return kubectl(tb, ['-n', NS, 'exec', 'deploy/vols', '-c', 'vols', '--', ...command]);
 }
 
 async function varsSpec(): Promise<string> {
@@ -80,33 +82,28 @@ kind: Secret
 metadata: { name: vols-secret, namespace: ${NS} }
 stringData: { password: ${SECRET} }
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: vols, namespace: ${NS} }
-spec:
-  selector: { matchLabels: { app: vols } }
-  template:
-    metadata: { labels: { app: vols } }
-    spec:
-      containers:
-        - name: app
-          image: ${tb.images.node}
-          imagePullPolicy: IfNotPresent
-          command: [node, -e, "process.on('SIGTERM', () => process.exit(0)); require('http').createServer((q, s) => s.end('vols')).listen(8000)"]
-          volumeMounts:
-            - { name: config, mountPath: /etc/app, readOnly: true }
-            - { name: secret, mountPath: /etc/secret, readOnly: true }
-            - { name: scratch, mountPath: /data }
-      volumes:
-        - { name: config, configMap: { name: vols-config } }
-        - { name: secret, secret: { secretName: vols-secret } }
-        - { name: scratch, emptyDir: {} }
----
-apiVersion: v1
-kind: Service
-metadata: { name: vols, namespace: ${NS} }
-spec: { selector: { app: vols }, ports: [{ port: 8000 }] }
-`,
+${nodeServerManifest(
+  tb,
+  NS,
+  'vols',
+  `${ON_SIGTERM_EXIT}require('http').createServer((q, s) => s.end('vols')).listen(8000)`,
+  {
+    container: {
+      volumeMounts: [
+        { name: 'config', mountPath: '/etc/app', readOnly: true },
+        { name: 'secret', mountPath: '/etc/secret', readOnly: true },
+        { name: 'scratch', mountPath: '/data' },
+      ],
+    },
+    pod: {
+      volumes: [
+        { name: 'config', configMap: { name: 'vols-config' } },
+        { name: 'secret', secret: { secretName: 'vols-secret' } },
+        { name: 'scratch', emptyDir: {} },
+      ],
+    },
+  },
+)}`,
   );
   await waitForRollout(tb, NS, 'vols');
 });

@@ -3,6 +3,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { stringify } from 'yaml';
 import { z } from 'zod';
 
 const run = promisify(execFile);
@@ -151,47 +152,63 @@ export async function createNamespace(tb: TestbedStatus, name: string): Promise<
   };
 }
 
-function nodeServerManifest(tb: TestbedStatus, namespace: string, name: string, script: string): string {
-  const labels = `{ app: ${name} }`;
-  return `
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, namespace: ${namespace}, labels: ${labels} }
-spec:
-  selector: { matchLabels: ${labels} }
-  template:
-    metadata: { labels: ${labels} }
-    spec:
-      containers:
-        - name: ${name}
-          image: ${tb.images.node}
-          imagePullPolicy: IfNotPresent
-          command: [node, -e, ${JSON.stringify(script)}]
-          ports: [{ name: http, containerPort: 8000 }]
-          readinessProbe: { tcpSocket: { port: 8000 }, periodSeconds: 1 }
----
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${namespace} }
-spec:
-  selector: ${labels}
-  ports: [{ name: http, port: 8000, targetPort: http }]
-`;
+/** Extra fields for the app container and the pod spec of a nodeServerManifest. */
+export interface NodeServerExtras {
+  container?: Record<string, unknown>;
+  pod?: Record<string, unknown>;
 }
+
+/**
+ * A Deployment whose one container (named like it) runs `script` with node and serves port
+ * 8000 (named `http`), and a Service of the same name on port 8000 targeting that name.
+ */
+export function nodeServerManifest(
+  tb: TestbedStatus,
+  namespace: string,
+  name: string,
+  script: string,
+  extras: NodeServerExtras = {},
+): string {
+  const labels = { app: name };
+  const container = {
+    name,
+    image: tb.images.node,
+    imagePullPolicy: 'IfNotPresent',
+    command: ['node', '-e', script],
+    ports: [{ name: 'http', containerPort: 8000 }],
+    readinessProbe: { tcpSocket: { port: 8000 }, periodSeconds: 1 },
+    ...extras.container,
+  };
+  const deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace, labels },
+    spec: {
+      selector: { matchLabels: labels },
+      template: { metadata: { labels }, spec: { ...extras.pod, containers: [container] } },
+    },
+  };
+  const service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace },
+    spec: { selector: labels, ports: [{ name: 'http', port: 8000, targetPort: 'http' }] },
+  };
+  return `${stringify(deployment)}---\n${stringify(service)}`;
+}
+
+/** Like most apps, the test servers stop on SIGTERM (node as PID 1 would ignore it for 30 s). */
+export const ON_SIGTERM_EXIT = `process.on('SIGTERM', () => process.exit(0));`;
 
 /** The seed's sample pair: service-b answers `Hello, world!`; service-a calls service-b. */
 export async function deploySeed(tb: TestbedStatus, namespace: string): Promise<void> {
-  // Like most apps, both stop on SIGTERM (node as PID 1 would otherwise ignore it for 30 s).
-  const onTerm = `process.on('SIGTERM', () => process.exit(0));`;
-  const serviceB = `${onTerm}require('http').createServer((q, s) => s.end('Hello, world!\\n')).listen(8000)`;
+  const serviceB = `${ON_SIGTERM_EXIT}require('http').createServer((q, s) => s.end('Hello, world!\\n')).listen(8000)`;
   const serviceA =
-    `${onTerm}require('http').createServer((q, s) => fetch('http://service-b:8000/').then((r) => r.text())` +
+    `${ON_SIGTERM_EXIT}require('http').createServer((q, s) => fetch('http://service-b:8000/').then((r) => r.text())` +
     `.then((t) => s.end('service-a got: ' + t), (e) => { s.statusCode = 502; s.end(String(e)); })).listen(8000)`;
   await applyManifest(
     tb,
-    nodeServerManifest(tb, namespace, 'service-b', serviceB) +
-      '---' +
-      nodeServerManifest(tb, namespace, 'service-a', serviceA),
+    `${nodeServerManifest(tb, namespace, 'service-b', serviceB)}---\n${nodeServerManifest(tb, namespace, 'service-a', serviceA)}`,
   );
   await waitForRollout(tb, namespace, 'service-b');
   await waitForRollout(tb, namespace, 'service-a');
