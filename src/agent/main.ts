@@ -6,6 +6,7 @@
 // also serves the container's volume mounts over SFTP (sftp-server.ts).
 import http2 from 'node:http2';
 import net from 'node:net';
+import { createInterface } from 'node:readline';
 import {
   AGENT_CONFIG_ENV,
   AGENT_POD_ENV,
@@ -141,21 +142,12 @@ function connect(): void {
   watch.end(
     JSON.stringify({ env: reportedEnv(), pod: process.env[AGENT_POD_ENV] ?? '' } satisfies AgentHello),
   );
-  watch.setEncoding('utf8');
-  let buffered = '';
   watch.on('response', (headers) => {
     if (headers[':status'] !== 200) log(`the manager refused this agent (HTTP ${headers[':status']})`);
   });
-  watch.on('data', (chunk: string) => {
-    buffered += chunk;
-    let newline: number;
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-      handle(session, JSON.parse(line) as AgentMessage);
-    }
-  });
-  watch.on('error', () => undefined); // the session's close reconnects
+  createInterface({ input: watch })
+    .on('error', () => undefined) // the session's close reconnects
+    .on('line', (line) => handle(session, JSON.parse(line) as AgentMessage));
   watch.once('close', () => session.destroy());
 }
 

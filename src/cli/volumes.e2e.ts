@@ -192,16 +192,39 @@ test('quit unmounts every volume and removes the folder telepod made', async () 
   await assert.rejects(stat(root), /ENOENT/);
 });
 
-test("a plain run gets the session's own proxy pod: its token and namespace under TELEPOD_ROOT", async () => {
+test("replace and run --swap-deployment mount the replaced container's volumes too", async () => {
+  const show = 'printf "%s|" "$TELEPOD_MOUNTS"; cat "$TELEPOD_ROOT/etc/app/app.conf"';
+  const replaced = await telepodOk('replace', 'vols', '--port', '8005:8000', '--', 'sh', '-c', show);
+  const swapped = await telepodOk(
+    'run',
+    '--swap-deployment',
+    'vols',
+    '--expose',
+    '8005:8000',
+    '--',
+    'sh',
+    '-c',
+    show,
+  );
+  for (const { stdout } of [replaced, swapped]) {
+    const [mounts, conf] = stdout.split('|');
+    assert.ok(mounts!.split(':').includes('/etc/secret'), mounts);
+    assert.equal(conf, 'level=debug\n');
+  }
+  assert.deepEqual(await sshfsMounts(), []);
+});
+
+test("a plain run gets the session's own proxy pod: its env, token and namespace under TELEPOD_ROOT", async () => {
   const result = await telepodOk(
     'run',
     '--',
     'sh',
     '-c',
-    `printf "%s|" "$TELEPOD_ROOT"; cat "$TELEPOD_ROOT${TOKEN_PATH.replace('token', 'namespace')}"; test -s "$TELEPOD_ROOT${TOKEN_PATH}" && echo "|token"`,
+    `printf "%s|%s|" "$TELEPOD_ROOT" "$KUBERNETES_SERVICE_HOST"; cat "$TELEPOD_ROOT${TOKEN_PATH.replace('token', 'namespace')}"; test -s "$TELEPOD_ROOT${TOKEN_PATH}" && echo "|token"`,
   );
-  const [root, namespace, token] = result.stdout.split('|');
+  const [root, apiHost, namespace, token] = result.stdout.split('|');
   assert.match(root!, /telepod-/);
+  assert.match(apiHost!, /^10\.96\./); // the pod's environment, as the kubelet set it
   assert.equal(namespace, NS);
   assert.equal(token, 'token\n');
   assert.deepEqual(await sshfsMounts(), []);

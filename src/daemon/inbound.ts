@@ -2,6 +2,7 @@
 // connection the manager announces, a connection to the intercepted local port spliced to a
 // stream back to the agent. Only ports of this session's own intercepts are ever dialled.
 import net from 'node:net';
+import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import type { InboundEvent, InterceptInfo } from '../protocol/intercept.ts';
 import { MANAGER_PATHS } from '../protocol/paths.ts';
@@ -26,19 +27,9 @@ export class InboundHandler {
 
   /** Follows a tunnel's event stream until that tunnel closes. */
   follow(tunnel: Tunnel): void {
-    const events = tunnel.inboundEvents();
-    events.on('error', () => undefined); // ends with the tunnel; the next tunnel follows anew
-    events.setEncoding('utf8');
-    let buffered = '';
-    events.on('data', (chunk: string) => {
-      buffered += chunk;
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const event = JSON.parse(buffered.slice(0, newline)) as InboundEvent;
-        buffered = buffered.slice(newline + 1);
-        this.accept(tunnel, event);
-      }
-    });
+    createInterface({ input: tunnel.inboundEvents() })
+      .on('error', () => undefined) // ends with the tunnel; the next tunnel follows anew
+      .on('line', (line) => this.accept(tunnel, JSON.parse(line) as InboundEvent));
   }
 
   private refuse(tunnel: Tunnel, event: InboundEvent, reason: string): void {

@@ -130,10 +130,12 @@ export class Intercepts {
   /** Runs `work` after every earlier request for the same key has finished. */
   private serialized<T>(key: string, work: () => Promise<T>): Promise<T> {
     const next = (this.locks.get(key) ?? Promise.resolve()).then(work, work);
-    this.locks.set(
-      key,
-      next.catch(() => undefined),
-    );
+    const settled = next.catch(() => undefined);
+    this.locks.set(key, settled);
+    // The last request of a key removes it, so the map holds only keys with work in flight.
+    void settled.then(() => {
+      if (this.locks.get(key) === settled) this.locks.delete(key);
+    });
     return next;
   }
 
