@@ -138,6 +138,23 @@ test("intercept mounts the pod's volumes: token, ConfigMap and Secret files, a w
   await assert.rejects(stat(root), /ENOENT/); // the fresh folder is removed again
 });
 
+test('the tunnel drops and comes back: the volumes are mounted again on the new one', async () => {
+  const root = await interceptVols();
+  const reconnects = async () =>
+    (JSON.parse((await telepodOk('-o', 'json', 'status')).stdout) as DaemonStatus).reconnects ?? 0;
+  const before = await reconnects();
+  // Abort the daemon's connections to the API server (the port-forward under the tunnel).
+  await inWorkstation(tb, 'ss', ['-K', 'dport', '=', ':6443']);
+  const conf = join(root, 'etc/app/app.conf');
+  await waitUntil('the tunnel and the volumes to come back', 30_000, async () => {
+    if ((await reconnects()) <= before) return false;
+    return (await inWorkstation(tb, 'timeout', ['2', 'cat', conf])).stdout === 'level=debug\n';
+  });
+  assert.ok((await sshfsMounts()).includes(root));
+  await telepodOk('leave', 'vols');
+  assert.deepEqual(await sshfsMounts(), []);
+});
+
 test('intercept -- cmd: TELEPOD_ROOT and TELEPOD_MOUNTS; --mount <dir> is used and left in place', async () => {
   const dir = join(scratch, 'chosen');
   await mkdir(dir);

@@ -21,8 +21,9 @@ interface MountPoint {
   dir: string;
   created: boolean;
 }
-interface Mounted extends MountPoint {
-  sshfs: ChildProcess;
+interface Mounted {
+  request: MountRequest;
+  sshfs?: ChildProcess;
 }
 
 type VolumesInfo = NonNullable<InterceptInfo['volumes']>;
@@ -78,10 +79,8 @@ export class Mounts {
   }
 
   private saveState(): void {
-    writeFileSync(
-      MOUNTS_FILE,
-      JSON.stringify([...this.mounted.values()].map(({ dir, created }) => ({ dir, created }))),
-    );
+    const points = [...this.mounted.values()].map(({ request: { dir, created } }) => ({ dir, created }));
+    writeFileSync(MOUNTS_FILE, JSON.stringify(points));
   }
 
   /**
@@ -89,35 +88,51 @@ export class Mounts {
    * intercept: it comes back as a warning, and the folder is removed if the CLI made it.
    */
   async mount(id: string, tunnel: Tunnel, request: MountRequest): Promise<VolumesInfo> {
-    const point = { dir: request.dir, created: request.created };
     const missing = await sshfsMissing();
     if (missing) {
-      await unmountDir(point);
+      await unmountDir(request);
       return { warning: `volumes not mounted: ${missing}` };
     }
+    this.mounted.set(id, { request });
+    this.saveState(); // before sshfs starts, so a crash from here on leaves a record
+    const result = await this.start(id, tunnel);
+    if (!result.root) await this.unmount(id);
+    return result;
+  }
+
+  /**
+   * Mounts an intercept's volumes again on a new tunnel: the old stream ended with the old
+   * tunnel, and with it the old sshfs. The folder stays; on failure it is left empty.
+   */
+  async remount(id: string, tunnel: Tunnel): Promise<VolumesInfo | undefined> {
+    const mounted = this.mounted.get(id);
+    if (!mounted) return undefined;
+    await this.stop(mounted);
+    return this.start(id, tunnel);
+  }
+
+  private async start(id: string, tunnel: Tunnel): Promise<VolumesInfo> {
+    const mounted = this.mounted.get(id)!;
+    const { dir, uid, gid } = mounted.request;
     try {
       const stream = await tunnel.volumes(id);
-      const options = `passive,allow_other,default_permissions,uid=${request.uid},gid=${request.gid}`;
-      const sshfs = spawn('sshfs', [':/', request.dir, '-f', '-o', options], {
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
+      const options = `passive,allow_other,default_permissions,uid=${uid},gid=${gid}`;
+      const sshfs = spawn('sshfs', [':/', dir, '-f', '-o', options], { stdio: ['pipe', 'pipe', 'pipe'] });
+      mounted.sshfs = sshfs;
       stream.pipe(sshfs.stdin);
       sshfs.stdout.pipe(stream);
       stream.on('error', () => sshfs.stdin.destroy());
       let stderr = '';
       sshfs.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-      this.mounted.set(id, { ...point, sshfs });
-      this.saveState();
       const exited = new Promise<never>((_, reject) =>
         sshfs.once('exit', (code) => reject(new Error(stderr.trim() || `sshfs exited with ${code}`))),
       );
-      sshfs.once('exit', () => this.log.info({ dir: request.dir }, 'sshfs exited'));
-      await Promise.race([exited, this.waitMounted(request.dir)]);
-      this.log.info({ id, dir: request.dir }, 'volumes mounted');
-      return { root: request.dir };
+      sshfs.once('exit', () => this.log.info({ dir }, 'sshfs exited'));
+      await Promise.race([exited, this.waitMounted(dir)]);
+      this.log.info({ id, dir }, 'volumes mounted');
+      return { root: dir };
     } catch (err) {
-      await this.unmount(id);
-      await unmountDir(point);
+      await this.stop(mounted);
       return { warning: `volumes not mounted: ${(err as Error).message}` };
     }
   }
@@ -131,13 +146,22 @@ export class Mounts {
     }
   }
 
+  /** Ends a mount's sshfs and unmounts its folder, which stays. */
+  private async stop(mounted: Mounted): Promise<void> {
+    const { dir } = mounted.request;
+    await unmountDir({ dir, created: false }).catch((err: Error) =>
+      this.log.warn({ dir, err: err.message }, 'unmount failed'),
+    );
+    mounted.sshfs?.kill();
+    delete mounted.sshfs;
+  }
+
+  /** Unmounts an intercept's volumes and removes the folder if telepod made it. */
   async unmount(id: string): Promise<void> {
     const mounted = this.mounted.get(id);
     if (!mounted) return;
-    await unmountDir(mounted).catch((err: Error) =>
-      this.log.warn({ dir: mounted.dir, err: err.message }, 'unmount failed'),
-    );
-    mounted.sshfs.kill();
+    await this.stop(mounted);
+    if (mounted.request.created) await rmdir(mounted.request.dir).catch(() => undefined);
     this.mounted.delete(id);
     this.saveState();
   }

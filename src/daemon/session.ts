@@ -54,6 +54,14 @@ async function requireNamespace(kc: KubeConfig, namespace: string): Promise<void
   }
 }
 
+/** After a reconnect: each intercept's volumes again, over the new tunnel (the old streams ended). */
+async function remountVolumes(tunnel: Tunnel, inbound: InboundHandler, mounts: Mounts): Promise<void> {
+  for (const info of inbound.all) {
+    const volumes = await mounts.remount(info.id, tunnel);
+    if (volumes) info.volumes = volumes;
+  }
+}
+
 /** Who holds this session's intercepts, as other developers see it. */
 function holder(): string {
   return `${process.env.SUDO_USER ?? process.env.USER ?? 'root'}@${hostname()}`;
@@ -104,7 +112,10 @@ export class Session {
     const tunnel = await TunnelKeeper.start(dial, log);
     const inbound = new InboundHandler(log);
     inbound.follow(tunnel.current);
-    tunnel.onTunnel = (next) => inbound.follow(next);
+    tunnel.onTunnel = (next) => {
+      inbound.follow(next);
+      void remountVolumes(next, inbound, mounts);
+    };
     const subnets = applyProxyFlags(await discoverSubnets(kc), req.alsoProxy, req.neverProxy);
     const namespaces = new Set(
       (await kc.makeApiClient(CoreV1Api).listNamespace()).items.map((n) => n.metadata?.name ?? ''),
