@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { VolumeTree } from './sftp-server.ts';
+import { constants } from 'node:fs';
+import { OPEN_MODE } from 'ssh2/lib/protocol/SFTP.js';
+import { openFlags, VolumeTree } from './sftp-server.ts';
 
 const run = promisify(execFile);
 
@@ -37,6 +39,20 @@ describe('VolumeTree', () => {
   it('normalizes what a client sends', () => {
     assert.equal(VolumeTree.normalize('.'), '/');
     assert.equal(VolumeTree.normalize('/data/../etc//app/'), '/etc/app');
+  });
+});
+
+describe('openFlags', () => {
+  const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND, O_EXCL } = constants;
+  it('maps every combination, also those no fopen mode names', () => {
+    assert.equal(openFlags(OPEN_MODE.READ), O_RDONLY);
+    assert.equal(openFlags(OPEN_MODE.WRITE), O_WRONLY); // dd conv=notrunc
+    assert.equal(openFlags(OPEN_MODE.WRITE | OPEN_MODE.TRUNC), O_WRONLY | O_TRUNC); // `> existing`
+    assert.equal(openFlags(OPEN_MODE.READ | OPEN_MODE.WRITE), O_RDWR);
+    assert.equal(
+      openFlags(OPEN_MODE.WRITE | OPEN_MODE.CREAT | OPEN_MODE.EXCL | OPEN_MODE.APPEND),
+      O_WRONLY | O_CREAT | O_EXCL | O_APPEND,
+    );
   });
 });
 

@@ -3,11 +3,11 @@
 // byte stream as its channel (no SSH layer: the tunnel already authenticates the session) and
 // answers the requests with node:fs. Only the volume mounts are served; their parent folders
 // appear as read-only folders listing just the way to the mounts.
-import type { Stats } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { SFTP, STATUS_CODE, flagsToString, type Attributes, type FileEntry } from 'ssh2/lib/protocol/SFTP.js';
+import { OPEN_MODE, SFTP, STATUS_CODE, type Attributes, type FileEntry } from 'ssh2/lib/protocol/SFTP.js';
 
 /** Entries per READDIR answer, so one answer stays far below the 256 KiB packet limit. */
 const DIR_BATCH = 100;
@@ -53,6 +53,21 @@ function attributes(stats: Stats): Attributes {
     atime: Math.floor(stats.atimeMs / 1000),
     mtime: Math.floor(stats.mtimeMs / 1000),
   };
+}
+
+/**
+ * SFTP open flags as open(2) flags. Every combination maps, unlike ssh2's own table of fopen
+ * modes: the kernel sends an existing file's `> file` as WRITE|TRUNC, with no CREAT.
+ */
+export function openFlags(pflags: number): number {
+  const read = (pflags & OPEN_MODE.READ) !== 0;
+  const write = (pflags & OPEN_MODE.WRITE) !== 0;
+  let flags = read && write ? constants.O_RDWR : write ? constants.O_WRONLY : constants.O_RDONLY;
+  if (pflags & OPEN_MODE.APPEND) flags |= constants.O_APPEND;
+  if (pflags & OPEN_MODE.CREAT) flags |= constants.O_CREAT;
+  if (pflags & OPEN_MODE.TRUNC) flags |= constants.O_TRUNC;
+  if (pflags & OPEN_MODE.EXCL) flags |= constants.O_EXCL;
+  return flags;
 }
 
 const PARENT_ATTRIBUTES: Attributes = { mode: 0o40555, uid: 0, gid: 0, size: 0, atime: 0, mtime: 0 };
@@ -172,13 +187,11 @@ export function serveVolumes(stream: Duplex, mounts: readonly string[]): void {
     if (!value.entries.length) return sftp.status(reqid, STATUS_CODE.EOF);
     sftp.name(reqid, value.entries.splice(0, DIR_BATCH));
   });
-  sftp.on('OPEN', (reqid: number, p: string, flags: number, attrs: Attributes) => {
-    const mode = flagsToString(flags);
-    if (!mode) return sftp.status(reqid, STATUS_CODE.FAILURE, `unsupported open flags ${flags}`);
+  sftp.on('OPEN', (reqid: number, p: string, flags: number, attrs: Attributes) =>
     inVolume(reqid, [p], async (file) => {
-      sftp.handle(reqid, newHandle({ file: await fs.open(file, mode, attrs.mode ?? 0o644) }));
-    });
-  });
+      sftp.handle(reqid, newHandle({ file: await fs.open(file, openFlags(flags), attrs.mode ?? 0o644) }));
+    }),
+  );
   sftp.on('READ', (reqid: number, handle: Buffer, offset: number, length: number) => {
     const file = fileOf(handle);
     if (!file) return sftp.status(reqid, STATUS_CODE.FAILURE, 'bad handle');

@@ -52,5 +52,4 @@ declare module 'ssh2/lib/protocol/SFTP.js' {
     OP_UNSUPPORTED: 8;
   };
   export const OPEN_MODE: { READ: 1; WRITE: 2; APPEND: 4; CREAT: 8; TRUNC: 16; EXCL: 32 };
-  export function flagsToString(flags: number): string | null;
 }

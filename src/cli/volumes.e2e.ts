@@ -4,7 +4,17 @@
 // plain `run`; `--mount` checked before anything changes; a warning (and no mount) without
 // sshfs; nothing mounted after leave, quit, or a kill -9 and the next run.
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  mkdtemp,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -125,6 +135,9 @@ test("intercept mounts the pod's volumes: token, ConfigMap and Secret files, a w
   const note = `written on the workstation ${Date.now()}\n`;
   await writeFile(join(root, 'data/from-workstation'), note);
   assert.equal(await inPod('cat', '/data/from-workstation'), note);
+  await writeFile(join(root, 'data/from-workstation'), 'overwritten\n'); // open(O_WRONLY|O_TRUNC)
+  await appendFile(join(root, 'data/from-workstation'), 'and appended\n');
+  assert.equal(await inPod('cat', '/data/from-workstation'), 'overwritten\nand appended\n');
   await inPod('sh', '-c', 'echo written in the pod > /data/from-pod');
   assert.equal(await readFile(join(root, 'data/from-pod'), 'utf8'), 'written in the pod\n');
   await assert.rejects(writeFile(join(root, 'etc/app/new.conf'), 'x'), /EACCES|EROFS|EPERM/);
