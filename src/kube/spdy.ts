@@ -1,0 +1,234 @@
+// A small SPDY/3.1 client session: what the kubelet speaks for port-forward, reached through
+// the API server's WebSocket tunnel (`SPDY/3.1+portforward.k8s.io`, as kubectl does since
+// Kubernetes 1.31). It opens streams with headers, carries data both ways with half-close,
+// answers pings and honours resets. No flow-control windows: Kubernetes' spdystream neither
+// sends nor honours WINDOW_UPDATE, and the TCP connection under the WebSocket carries the
+// backpressure. Written here because no maintained SPDY client exists for Node (node-spdy is a
+// server-side HTTP/1 shim, unmaintained since 2020).
+import { Duplex } from 'node:stream';
+
+const CONTROL_BIT = 0x80;
+const VERSION = 3;
+const FRAME = { synStream: 1, synReply: 2, rstStream: 3, ping: 6, goAway: 7 } as const;
+const FLAG_FIN = 0x01;
+const RST_CANCEL = 5;
+const HEADER_LENGTH = 8;
+/** The largest data frame (24-bit length). */
+const MAX_DATA = 0xffffff;
+
+/**
+ * The header block of SYN_STREAM: name/value pairs in SPDY/3 layout, inside a zlib stream that
+ * lasts the whole session. Its blocks are stored (uncompressed) deflate blocks, so the stream
+ * needs no compressor state; the zlib header starts the first block only.
+ */
+export function headerBlock(headers: Record<string, string>, first: boolean): Buffer {
+  const parts: Buffer[] = [u32(Object.keys(headers).length)];
+  for (const [name, value] of Object.entries(headers)) {
+    const n = Buffer.from(name.toLowerCase());
+    const v = Buffer.from(value);
+    parts.push(u32(n.length), n, u32(v.length), v);
+  }
+  const raw = Buffer.concat(parts);
+  const stored = Buffer.alloc(5);
+  stored[0] = 0; // BFINAL 0, BTYPE 00 (stored), padded to the byte
+  stored.writeUInt16LE(raw.length, 1);
+  stored.writeUInt16LE(~raw.length & 0xffff, 3);
+  // An empty stored block after it, as a sync flush writes: Go's inflater hands out a stored
+  // block's bytes only once it has read the next block's header, which must be in this frame.
+  const flush = Buffer.of(0x00, 0x00, 0x00, 0xff, 0xff);
+  return Buffer.concat([first ? Buffer.of(0x78, 0x01) : Buffer.alloc(0), stored, raw, flush]);
+}
+
+function u32(value: number): Buffer {
+  const buffer = Buffer.alloc(4);
+  buffer.writeUInt32BE(value);
+  return buffer;
+}
+
+function controlFrame(type: number, flags: number, body: Buffer): Buffer {
+  const header = Buffer.alloc(HEADER_LENGTH);
+  header[0] = CONTROL_BIT;
+  header[1] = VERSION;
+  header.writeUInt16BE(type, 2);
+  header.writeUInt32BE(body.length, 4);
+  header[4] = flags;
+  return Buffer.concat([header, body]);
+}
+
+function dataHeader(streamId: number, flags: number, length: number): Buffer {
+  const header = Buffer.alloc(HEADER_LENGTH);
+  header.writeUInt32BE(streamId, 0);
+  header.writeUInt32BE(length, 4);
+  header[4] = flags;
+  return header;
+}
+
+export class SpdySession {
+  private nextStreamId = 1; // a client's streams are odd
+  private readonly streams = new Map<number, SpdyStream>();
+  private sentHeaders = false;
+  /** The frame being received: its header and, for a control frame, its body so far. */
+  private frame: { header: Buffer; remaining: number; body: Buffer[] } | undefined;
+  private headerBytes = Buffer.alloc(0);
+
+  constructor(private readonly transport: Duplex) {
+    transport.on('data', (chunk: Buffer) => this.receive(chunk));
+    transport.once('end', () => this.closeAll(undefined));
+    transport.once('close', () => this.closeAll(new Error('the SPDY connection closed')));
+    transport.on('error', (err: Error) => this.closeAll(err));
+  }
+
+  /** Opens a stream with these headers; data may be written at once. */
+  open(headers: Record<string, string>): SpdyStream {
+    const id = this.nextStreamId;
+    this.nextStreamId += 2;
+    const stream = new SpdyStream(this, id);
+    this.streams.set(id, stream);
+    const ids = Buffer.alloc(10); // stream id, associated stream 0, priority 0, slot 0
+    ids.writeUInt32BE(id, 0);
+    const block = headerBlock(headers, !this.sentHeaders);
+    this.sentHeaders = true;
+    this.transport.write(controlFrame(FRAME.synStream, 0, Buffer.concat([ids, block])));
+    return stream;
+  }
+
+  /** Sends data (split into frames of at most 16 MiB); `done` once the transport took it. */
+  sendData(id: number, data: Buffer, done: (err?: Error | null) => void): void {
+    this.transport.cork();
+    for (let offset = 0; offset < data.length; offset += MAX_DATA) {
+      const part = data.subarray(offset, offset + MAX_DATA);
+      this.transport.write(dataHeader(id, 0, part.length));
+      this.transport.write(part, offset + MAX_DATA >= data.length ? done : undefined);
+    }
+    this.transport.uncork();
+  }
+
+  sendFin(id: number, done: () => void): void {
+    this.transport.write(dataHeader(id, FLAG_FIN, 0), done);
+  }
+
+  reset(id: number): void {
+    this.streams.delete(id);
+    if (!this.transport.writable) return;
+    const body = Buffer.alloc(8);
+    body.writeUInt32BE(id, 0);
+    body.writeUInt32BE(RST_CANCEL, 4);
+    this.transport.write(controlFrame(FRAME.rstStream, 0, body));
+  }
+
+  forget(id: number): void {
+    this.streams.delete(id);
+  }
+
+  /** The transport paused while a stream's reader is behind; resumed when it reads again. */
+  pause(): void {
+    this.transport.pause();
+  }
+
+  resume(): void {
+    this.transport.resume();
+  }
+
+  close(): void {
+    this.transport.end();
+  }
+
+  /** Parses frames as bytes arrive; a data frame's payload is passed on piece by piece. */
+  private receive(chunk: Buffer): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (!this.frame) {
+        const take = chunk.subarray(offset, offset + HEADER_LENGTH - this.headerBytes.length);
+        offset += take.length;
+        this.headerBytes = Buffer.concat([this.headerBytes, take]);
+        if (this.headerBytes.length < HEADER_LENGTH) return;
+        const header = this.headerBytes;
+        this.headerBytes = Buffer.alloc(0);
+        this.frame = { header, remaining: header.readUInt32BE(4) & 0xffffff, body: [] };
+      } else {
+        const take = chunk.subarray(offset, offset + this.frame.remaining);
+        offset += take.length;
+        this.frame.remaining -= take.length;
+        if (this.frame.header[0]! & CONTROL_BIT) this.frame.body.push(take);
+        else if (take.length) this.streams.get(this.frame.header.readUInt32BE(0) & 0x7fffffff)?.receive(take);
+      }
+      if (this.frame.remaining === 0) {
+        const { header, body } = this.frame;
+        this.frame = undefined;
+        this.frameEnd(header, Buffer.concat(body));
+      }
+    }
+  }
+
+  private frameEnd(header: Buffer, body: Buffer): void {
+    const flags = header[4]!;
+    if (!(header[0]! & CONTROL_BIT)) {
+      if (flags & FLAG_FIN) this.streams.get(header.readUInt32BE(0) & 0x7fffffff)?.receiveFin();
+      return;
+    }
+    const type = header.readUInt16BE(2);
+    if (type === FRAME.synReply && flags & FLAG_FIN) {
+      this.streams.get(body.readUInt32BE(0) & 0x7fffffff)?.receiveFin();
+    } else if (type === FRAME.rstStream) {
+      const id = body.readUInt32BE(0) & 0x7fffffff;
+      const status = body.readUInt32BE(4);
+      this.streams.get(id)?.destroy(new Error(`the server reset SPDY stream ${id} (status ${status})`));
+    } else if (type === FRAME.ping) {
+      this.transport.write(controlFrame(FRAME.ping, 0, body)); // the server's ping, answered
+    } else if (type === FRAME.goAway) {
+      this.closeAll(undefined);
+    }
+    // SYN_REPLY headers, SETTINGS, WINDOW_UPDATE and HEADERS carry nothing this client needs.
+  }
+
+  private closeAll(err: Error | undefined): void {
+    for (const stream of this.streams.values()) {
+      if (err) stream.destroy(err);
+      else stream.receiveFin();
+    }
+    this.streams.clear();
+  }
+}
+
+/** One SPDY stream as a Duplex: writes become data frames, `end()` a FIN. */
+export class SpdyStream extends Duplex {
+  private finished = false;
+
+  constructor(
+    private readonly session: SpdySession,
+    readonly id: number,
+  ) {
+    super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
+  }
+
+  receive(data: Buffer): void {
+    if (!this.push(data)) this.session.pause();
+  }
+
+  receiveFin(): void {
+    this.finished = true;
+    this.push(null);
+  }
+
+  override _read(): void {
+    this.session.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.session.sendData(this.id, chunk, callback);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
+    this.session.sendData(this.id, Buffer.concat(chunks.map((c) => c.chunk)), callback);
+  }
+
+  override _final(callback: () => void): void {
+    this.session.sendFin(this.id, callback);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    if (!this.finished || !this.writableFinished) this.session.reset(this.id);
+    else this.session.forget(this.id);
+    callback(err);
+  }
+}
