@@ -57,6 +57,33 @@ test('while connected, cluster names are answered by the cluster and never reach
   assert.deepEqual(asked, []);
 });
 
+/** One A query for OUTSIDE_NAME from a fixed UDP source port: the answer's address, or the error. */
+async function queryFromPort(port: number): Promise<string> {
+  const script = `
+    const dgram = require('dgram'); const packet = require('dns-packet');
+    const s = dgram.createSocket('udp4');
+    s.on('error', (e) => { console.log(e.code); process.exit(0); });
+    s.on('message', (m) => { console.log(packet.decode(m).answers[0]?.data); process.exit(0); });
+    setTimeout(() => { console.log('timeout'); process.exit(0); }, 2000);
+    s.bind(${port}, () => { s.connect(53, '${resolver.nameserver}', () =>
+      s.send(packet.encode({ id: 7, type: 'query', flags: packet.RECURSION_DESIRED,
+        questions: [{ type: 'A', name: '${OUTSIDE_NAME}' }] }))); });`;
+  return (await inWorkstation(tb, process.execPath, ['-e', script])).stdout.trim();
+}
+
+test('a reconnect or quit leaves no stale redirect: a source port used before is answered', async () => {
+  // The kernel keeps a UDP flow's NAT for up to two minutes; a client that reuses its source
+  // port must reach the new daemon (or, after quit, the resolver), not the old daemon's port.
+  const port = 45353;
+  assert.equal(await queryFromPort(port), OUTSIDE_ADDRESS);
+  assert.equal((await telepod('quit')).code, 0);
+  assert.equal((await telepod('connect')).code, 0);
+  assert.equal(await queryFromPort(port), OUTSIDE_ADDRESS);
+  assert.equal((await telepod('quit')).code, 0);
+  assert.equal(await queryFromPort(port), OUTSIDE_ADDRESS);
+  assert.equal((await telepod('connect')).code, 0);
+});
+
 test('after quit, the machine resolver answers as before', async () => {
   assert.equal((await telepod('quit')).code, 0);
   assert.equal(await lookup(OUTSIDE_NAME), OUTSIDE_ADDRESS);

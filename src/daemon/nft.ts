@@ -73,12 +73,24 @@ export async function installCapture(rules: CaptureRules): Promise<void> {
     for (const cidr of unrouted) await run('ip', ['route', 'add', cidr, 'dev', BRIDGE]);
   }
   await nft(rulesetFor(rules));
+  await forgetDnsFlows();
   writeFileSync(CAPTURE_MARKER, `${process.pid}\n`, { mode: 0o644 });
+}
+
+/**
+ * Forgets the kernel's NAT state of DNS flows. A UDP flow keeps its redirect (to a daemon's
+ * DNS port) for up to two minutes after the rule is gone, so a query that reuses a source port
+ * went to a port nobody listens on after quit or a reconnect ("connection refused"). Needs
+ * `conntrack` (conntrack-tools); without it, those flows simply expire.
+ */
+async function forgetDnsFlows(): Promise<void> {
+  await run('conntrack', ['-D', '-p', 'udp', '--orig-port-dst', '53']).catch(() => undefined);
 }
 
 /** Removes the table and the bridge (with its routes); nothing to remove is fine. */
 export async function removeCapture(): Promise<void> {
   await run('nft', ['delete', 'table', 'ip', TABLE]).catch(() => undefined);
   await run('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
+  await forgetDnsFlows();
   rmSync(CAPTURE_MARKER, { force: true });
 }
