@@ -220,6 +220,7 @@ test('quit unmounts every volume and removes the folder telepod made', async () 
   await telepodOk('quit');
   assert.deepEqual(await sshfsMounts(), []);
   await assert.rejects(stat(root), /ENOENT/);
+  await assert.rejects(stat('/run/telepod/mounts.json'), /ENOENT/); // no state left either
 });
 
 test("replace and run --swap-deployment mount the replaced container's volumes too", async () => {

@@ -3,7 +3,7 @@
 // that one of the workload's agents serves. A state file lists every mount point, so the next
 // daemon after a crash unmounts what is left and removes the folders telepod made.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, rmdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
@@ -13,9 +13,9 @@ import type { Tunnel } from './tunnel.ts';
 
 const run = promisify(execFile);
 /** The mount points this daemon made (JSON), kept until they are unmounted. */
-export const MOUNTS_FILE = `${DAEMON_DIR}/mounts.json`;
+const MOUNTS_FILE = `${DAEMON_DIR}/mounts.json`;
 const MOUNT_TIMEOUT_MS = 10_000;
-export const SSHFS_HINT = 'install sshfs and FUSE (Debian/Ubuntu: apt install sshfs)';
+const SSHFS_HINT = 'install sshfs and FUSE (Debian/Ubuntu: apt install sshfs)';
 
 interface MountPoint {
   dir: string;
@@ -75,12 +75,13 @@ export class Mounts {
       );
       log.info({ dir: point.dir }, 'removed a mount an earlier daemon left');
     }
-    writeFileSync(MOUNTS_FILE, '[]');
+    rmSync(MOUNTS_FILE, { force: true });
   }
 
   private saveState(): void {
     const points = [...this.mounted.values()].map(({ request: { dir, created } }) => ({ dir, created }));
-    writeFileSync(MOUNTS_FILE, JSON.stringify(points));
+    if (points.length) writeFileSync(MOUNTS_FILE, JSON.stringify(points));
+    else rmSync(MOUNTS_FILE, { force: true }); // nothing mounted leaves nothing behind
   }
 
   /**
