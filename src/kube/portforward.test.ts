@@ -43,6 +43,7 @@ server.on('upgrade', (req, socket, head) => {
 });
 before(() => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)));
 after(() => {
+  for (const client of wss.clients) client.terminate(); // a half-open test stream keeps its socket
   wss.close();
   server.close();
 });
