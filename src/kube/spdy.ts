@@ -3,8 +3,9 @@
 // Kubernetes 1.31). It opens streams with headers, carries data both ways with half-close,
 // answers pings and honours resets. No flow-control windows: Kubernetes' spdystream neither
 // sends nor honours WINDOW_UPDATE, and the TCP connection under the WebSocket carries the
-// backpressure. Written here because no maintained SPDY client exists for Node (node-spdy is a
-// server-side HTTP/1 shim, unmaintained since 2020).
+// backpressure. Written here rather than taken from npm: the SPDY transport there,
+// spdy-transport (node-spdy's), is built around its HTTP server and brings its own stream and
+// compression machinery, for what this client needs of five frame types.
 import { Duplex } from 'node:stream';
 
 const CONTROL_BIT = 0x80;
