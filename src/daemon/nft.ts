@@ -62,7 +62,7 @@ async function routeExists(address: string): Promise<boolean> {
 
 /** Installs the table, and routes (via the bridge) for destinations that have none. */
 export async function installCapture(rules: CaptureRules): Promise<void> {
-  await removeCapture();
+  await deleteRules(); // the flows are forgotten once, after the new rules are in place
   const unrouted: string[] = [];
   for (const cidr of [...rules.subnets, ...(rules.dns?.servers ?? [])]) {
     if (!(await routeExists(cidr.split('/')[0]!))) unrouted.push(cidr);
@@ -87,10 +87,14 @@ async function forgetDnsFlows(): Promise<void> {
   await run('conntrack', ['-D', '-p', 'udp', '--orig-port-dst', '53']).catch(() => undefined);
 }
 
-/** Removes the table and the bridge (with its routes); nothing to remove is fine. */
-export async function removeCapture(): Promise<void> {
+async function deleteRules(): Promise<void> {
   await run('nft', ['delete', 'table', 'ip', TABLE]).catch(() => undefined);
   await run('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
-  await forgetDnsFlows();
   rmSync(CAPTURE_MARKER, { force: true });
+}
+
+/** Removes the table and the bridge (with its routes); nothing to remove is fine. */
+export async function removeCapture(): Promise<void> {
+  await deleteRules();
+  await forgetDnsFlows();
 }
