@@ -564,11 +564,14 @@ export class Intercepts {
     );
   }
 
+  /** The injection that holds intercept `id` of the session, if any. */
+  private holding(id: string, sessionId: string): Injection | undefined {
+    return [...this.injections.values()].find((i) => i.intercepts.get(id)?.sessionId === sessionId);
+  }
+
   /** The injection behind one of the session's intercepts. */
   injectionOf(id: string, sessionId: string): Injection {
-    const injection = [...this.injections.values()].find(
-      (i) => i.intercepts.get(id)?.sessionId === sessionId,
-    );
+    const injection = this.holding(id, sessionId);
     if (!injection) throw usageError(`no intercept ${id} in this session`);
     return injection;
   }
@@ -588,9 +591,7 @@ export class Intercepts {
 
   /** Ends one intercept of a session; the last one of a workload restores it. */
   async leave(id: string, sessionId: string): Promise<boolean> {
-    const injection = [...this.injections.values()].find(
-      (i) => i.intercepts.get(id)?.sessionId === sessionId,
-    );
+    const injection = this.holding(id, sessionId);
     if (!injection) return false;
     await this.serialized(injection.key, async () => {
       injection.intercepts.delete(id);
