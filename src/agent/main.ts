@@ -15,10 +15,10 @@ import {
   UNREPORTED_ENV,
   VOLUMES_HEADER,
   type AgentConfig,
-  type AgentHello,
   type AgentMessage,
   type AgentPort,
 } from '../protocol/intercept.ts';
+import type { AgentHello } from '../protocol/requests.ts';
 import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
 import { serveVolumes } from './sftp-server.ts';
 

@@ -1,6 +1,6 @@
 // Parsing `--port <local>[:<remote>]` and `--expose <local>[:<remote>]` values.
 import { usageError } from '../protocol/errors.ts';
-import type { PortRequest } from '../protocol/intercept.ts';
+import type { PortRequest } from '../protocol/requests.ts';
 
 function portNumber(text: string, flag: string, value: string): number {
   const port = Number(text);

@@ -75,7 +75,6 @@ export class Session {
     private readonly dns: DnsServer,
     private readonly renewal: NodeJS.Timeout,
     private readonly inbound: InboundHandler,
-    private readonly image: string,
     private readonly mounts: Mounts,
     private readonly log: Logger,
   ) {}
@@ -155,7 +154,7 @@ export class Session {
       subnets,
       dns: { mode: nameservers.length ? 'nft-redirect' : 'none', clusterDomain: CLUSTER_DOMAIN },
     };
-    return new Session(status, tunnel, outbound, dns, renewal, inbound, req.image, mounts, log);
+    return new Session(status, tunnel, outbound, dns, renewal, inbound, mounts, log);
   }
 
   get status(): DaemonStatus {
@@ -166,7 +165,6 @@ export class Session {
     const info = await this.tunnel.current.call<InterceptInfo>(MANAGER_PATHS.intercepts, {
       ...request,
       namespace: request.namespace ?? this.connected.namespace,
-      agentImage: request.agentImage ?? this.image,
     });
     if (mount) info.volumes = await this.mounts.mount(info.id, this.tunnel.current, mount);
     this.inbound.add(info);

@@ -11,10 +11,10 @@ import {
   SESSION_TOKEN_HEADER,
   type ManagerError,
   type SessionGrant,
-  type SessionRequest,
   HTTP2_CONNECTION_WINDOW,
   HTTP2_SETTINGS,
 } from '../protocol/paths.ts';
+import type { SessionRequest } from '../protocol/requests.ts';
 
 export class Tunnel {
   private constructor(

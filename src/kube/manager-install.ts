@@ -12,19 +12,21 @@ import {
   type V1ConfigMap,
   type V1Deployment,
   type V1Namespace,
+  type V1Secret,
   type V1Service,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { TelepodError } from '../protocol/errors.ts';
 import { explainKubeError } from './errors.ts';
-import { MANAGER_PORT } from '../protocol/paths.ts';
+import { AGENT_API_PORT } from '../protocol/paths.ts';
 import { FAILING_WAIT_REASONS } from '../protocol/pod-failures.ts';
 
 export const DEFAULT_IMAGE = 'docker.io/library/node:22-bookworm-slim';
 export const DEFAULT_MANAGER_NAMESPACE = 'telepod';
 const NAME = 'telepod-manager';
+const UNDO_KEY_SECRET = 'telepod-manager-undo-key';
 const LABELS = { 'app.kubernetes.io/name': NAME, 'app.kubernetes.io/part-of': 'telepod' };
 
 /** The in-cluster bundles, by file name (manager.mjs, agent.mjs), read from beside telepod. */
@@ -50,6 +52,8 @@ export interface ManagerObjects {
   clusterRole: V1ClusterRole;
   clusterRoleBinding: V1ClusterRoleBinding;
   configMap: V1ConfigMap;
+  /** The key the manager signs its undo records with; made once, kept across upgrades. */
+  undoKey: V1Secret;
   deployment: V1Deployment;
   service: V1Service;
 }
@@ -111,11 +115,20 @@ export function managerObjects(bundles: InClusterBundles, image: string, namespa
       immutable: true,
       data: bundles,
     },
+    undoKey: {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: UNDO_KEY_SECRET, namespace, labels: LABELS },
+      stringData: { key: randomBytes(32).toString('base64url') },
+    },
     service: {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: NAME, namespace, labels: LABELS },
-      spec: { selector: LABELS, ports: [{ name: 'tunnel', port: MANAGER_PORT, targetPort: MANAGER_PORT }] },
+      spec: {
+        selector: LABELS,
+        ports: [{ name: 'agents', port: AGENT_API_PORT, targetPort: AGENT_API_PORT }],
+      },
     },
     deployment: {
       apiVersion: 'apps/v1',
@@ -139,9 +152,16 @@ export function managerObjects(bundles: InClusterBundles, image: string, namespa
                 image,
                 imagePullPolicy: 'IfNotPresent',
                 command: ['node', '/opt/telepod/manager.mjs'],
-                env: [{ name: 'TELEPOD_IMAGE', value: image }],
-                ports: [{ name: 'tunnel', containerPort: MANAGER_PORT }],
-                readinessProbe: { tcpSocket: { port: MANAGER_PORT }, periodSeconds: 1 },
+                env: [
+                  { name: 'TELEPOD_IMAGE', value: image },
+                  {
+                    name: 'TELEPOD_UNDO_KEY',
+                    valueFrom: { secretKeyRef: { name: UNDO_KEY_SECRET, key: 'key' } },
+                  },
+                ],
+                // The developer API listens on loopback (port-forward only) and is not declared.
+                ports: [{ name: 'agents', containerPort: AGENT_API_PORT }],
+                readinessProbe: { tcpSocket: { port: AGENT_API_PORT }, periodSeconds: 1 },
                 securityContext: {
                   runAsNonRoot: true,
                   runAsUser: 1000,
@@ -216,8 +236,22 @@ async function applyManagerObjects(kc: KubeConfig, objects: ManagerObjects): Pro
     () => rbac.createClusterRoleBinding({ body: objects.clusterRoleBinding }),
   );
   await ensure(
-    () => core.readNamespacedService({ name: NAME, namespace }),
+    async () => {
+      const service = await core.readNamespacedService({ name: NAME, namespace });
+      if (service.spec?.ports?.[0]?.port !== AGENT_API_PORT) {
+        await core.replaceNamespacedService({
+          name: NAME,
+          namespace,
+          body: { ...objects.service, spec: { ...service.spec, ...objects.service.spec } },
+        });
+        changed = true;
+      }
+    },
     () => core.createNamespacedService({ namespace, body: objects.service }),
+  );
+  await ensure(
+    () => core.readNamespacedSecret({ name: UNDO_KEY_SECRET, namespace }),
+    () => core.createNamespacedSecret({ namespace, body: objects.undoKey }),
   );
   await ensure(
     () => core.readNamespacedConfigMap({ name: objects.configMap.metadata!.name!, namespace }),

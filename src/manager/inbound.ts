@@ -10,9 +10,10 @@
 // intercepted, so connections to other ports never leave the pod.
 import { randomUUID } from 'node:crypto';
 import type http2 from 'node:http2';
-import type { AgentHello, AgentMessage, InboundEvent } from '../protocol/intercept.ts';
+import type { AgentMessage, InboundEvent } from '../protocol/intercept.ts';
+import type { AgentHello } from '../protocol/requests.ts';
 import type { Injection, Intercepts } from './intercepts.ts';
-import { readJson, reply, splice } from './reply.ts';
+import { reply, splice } from './reply.ts';
 
 /** How long a stream waits for its other half. */
 const PICKUP_TIMEOUT_MS = 10_000;
@@ -40,8 +41,7 @@ export class Inbound {
     });
   }
 
-  async agentWatch(stream: http2.ServerHttp2Stream, injection: Injection): Promise<void> {
-    const hello = await readJson<AgentHello>(stream);
+  async agentWatch(stream: http2.ServerHttp2Stream, injection: Injection, hello: AgentHello): Promise<void> {
     await this.intercepts.learnContext(injection, hello);
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
     const agent = { send: (message: AgentMessage) => void stream.write(`${JSON.stringify(message)}\n`) };

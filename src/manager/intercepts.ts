@@ -6,17 +6,15 @@ import { TelepodError, usageError } from '../protocol/errors.ts';
 import { FAILING_WAIT_REASONS } from '../protocol/pod-failures.ts';
 import {
   SESSION_LABEL,
-  UNDO_ANNOTATION,
   type AgentConfig,
-  type AgentHello,
   type AgentMessage,
   type AgentPort,
   type InterceptInfo,
   type PodContext,
-  type InterceptRequest,
   type InterceptedPort,
   type WorkloadInfo,
 } from '../protocol/intercept.ts';
+import type { AgentHello, InterceptRequest } from '../protocol/requests.ts';
 import {
   AGENT_CONTAINER,
   replacementTemplate,
@@ -25,7 +23,7 @@ import {
   type SidecarPlan,
 } from './injection.ts';
 import type { KubeApi, KubeObject } from './kube-api.ts';
-import { applyChange, recordedUndo, restore, type UndoRecord } from './undo.ts';
+import { MANAGED_BY, UndoBook, type UndoRecord } from './undo.ts';
 import {
   findContainer,
   findWorkload,
@@ -79,10 +77,12 @@ export interface InterceptsOptions {
   agentBundle: string;
   /** How agents reach the manager, host:port. */
   managerAddress: string;
-  defaultImage: string;
+  /** The installer's image for agents (a session cannot choose it). */
+  agentImage: string;
+  /** Signs the undo records this manager writes, and checks the ones it finds. */
+  undoKey: Buffer;
+  log: (message: string) => void;
 }
-
-const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'telepod' };
 
 interface Pod extends KubeObject {
   spec: { containers: (Container & { env?: { name: string; value?: string }[] })[] };
@@ -121,7 +121,11 @@ export class Intercepts {
   private readonly byToken = new Map<string, Injection>();
   private readonly locks = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly options: InterceptsOptions) {}
+  private readonly undo: UndoBook;
+
+  constructor(private readonly options: InterceptsOptions) {
+    this.undo = new UndoBook(options.api, options.undoKey, options.log);
+  }
 
   private get api(): KubeApi {
     return this.options.api;
@@ -246,7 +250,7 @@ export class Intercepts {
     const token = randomBytes(24).toString('base64url');
     return {
       token,
-      image: request.agentImage ?? this.options.defaultImage,
+      image: this.options.agentImage,
       configMap: `telepod-agent-${owner}`.slice(0, 253),
       config: { manager: this.options.managerAddress, token },
     };
@@ -330,7 +334,7 @@ export class Intercepts {
     );
     try {
       await this.createAgentConfigMap(namespace, agent.configMap);
-      await applyChange(this.api, undo, {
+      await this.undo.apply(undo, {
         template: plan.template,
         services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
       });
@@ -387,7 +391,7 @@ export class Intercepts {
     );
     try {
       await this.createAgentConfigMap(namespace, agent.configMap);
-      await applyChange(this.api, undo, { services: [] }); // records the undo before anything else
+      await this.undo.apply(undo, { services: [] }); // records the undo before anything else
       await this.api.create(workloadPath(namespace, 'deployments'), {
         apiVersion: 'apps/v1',
         kind: 'Deployment',
@@ -448,7 +452,7 @@ export class Intercepts {
       await this.api.create(workloadPath(namespace, 'deployments'), {
         apiVersion: 'apps/v1',
         kind: 'Deployment',
-        metadata: { name, namespace, labels, annotations: { [UNDO_ANNOTATION]: JSON.stringify(undo) } },
+        metadata: { name, namespace, labels, annotations: this.undo.annotations(undo) },
         spec: { replicas: 1, selector: { matchLabels: labels }, template: plan.template },
       });
       if (service) {
@@ -612,7 +616,7 @@ export class Intercepts {
   private async release(injection: Injection): Promise<void> {
     this.injections.delete(injection.key);
     this.byToken.delete(injection.token);
-    await restore(this.api, injection.undo);
+    await this.undo.restore(injection.undo);
   }
 
   /** A manager that starts restores what an earlier one left changed (its sessions are gone). */
@@ -620,11 +624,10 @@ export class Intercepts {
     const restored: string[] = [];
     for (const { kind, resource } of SUPPORTED_KINDS) {
       for (const object of await this.api.list<Workload>(`/apis/apps/v1/${resource}`)) {
-        const undo = recordedUndo(object);
-        // ReplicaSets inherit their Deployment's annotations: only the changed object itself counts.
         const path = workloadPath(object.metadata?.namespace ?? '', resource, object.metadata?.name);
-        if (!undo || undo.workload !== path) continue;
-        await restore(this.api, undo);
+        const undo = this.undo.recorded(object, path);
+        if (!undo) continue;
+        await this.undo.restore(undo);
         restored.push(`${kind} ${object.metadata?.namespace}/${object.metadata?.name}`);
       }
     }

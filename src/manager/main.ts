@@ -1,42 +1,67 @@
 // Entry point of the traffic manager (runs in the cluster from the ConfigMap bundle): restores
-// what an earlier manager left changed, then serves daemons and agents.
+// what an earlier manager left changed, then serves daemons (on loopback, through their
+// port-forwards) and agents (on the pod's address, behind the manager's Service).
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Http2Session } from 'node:http2';
-import { MANAGER_PORT } from '../protocol/paths.ts';
+import { AGENT_API_PORT, MANAGER_PORT } from '../protocol/paths.ts';
 import { Intercepts } from './intercepts.ts';
 import { InClusterKubeApi } from './kube-api.ts';
-import { createManagerServer } from './server.ts';
+import { createManagerServers } from './server.ts';
 
 const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${message}\n`);
 
+// Every request is answered or fails on its own; an error that still escapes is a bug, logged,
+// and must not end every developer's session with the process.
+process.on('uncaughtException', (err) => log(`internal error (kept running): ${err.stack ?? String(err)}`));
+process.on('unhandledRejection', (err) => log(`internal error (kept running): ${String(err)}`));
+
+/** The install's key for undo records (a Secret); without one, a random key: nothing earlier is trusted. */
+function undoKey(): Buffer {
+  const key = process.env.TELEPOD_UNDO_KEY;
+  if (key) return Buffer.from(key, 'utf8');
+  log('no TELEPOD_UNDO_KEY: undo records of earlier managers will not be trusted');
+  return randomBytes(32);
+}
+
 const nameserver = /^nameserver\s+(\S+)/m.exec(readFileSync('/etc/resolv.conf', 'utf8'))?.[1] ?? '127.0.0.1';
-const port = MANAGER_PORT;
 let intercepts: Intercepts | undefined;
 if (existsSync(SA_NAMESPACE)) {
   const namespace = readFileSync(SA_NAMESPACE, 'utf8').trim();
   intercepts = new Intercepts({
     api: new InClusterKubeApi(),
     agentBundle: readFileSync(new URL('./agent.mjs', import.meta.url), 'utf8'),
-    managerAddress: `telepod-manager.${namespace}:${port}`,
-    defaultImage: process.env.TELEPOD_IMAGE ?? 'docker.io/library/node:22-bookworm-slim',
+    managerAddress: `telepod-manager.${namespace}:${AGENT_API_PORT}`,
+    agentImage: process.env.TELEPOD_IMAGE ?? 'docker.io/library/node:22-bookworm-slim',
+    undoKey: undoKey(),
+    log,
   });
   const restored = await intercepts.restoreLeftovers();
   for (const what of restored) log(`restored ${what}, left changed by an earlier manager`);
 } else {
   log('no service account token: intercepts are disabled');
 }
-const server = createManagerServer({ dnsServer: nameserver, ...(intercepts ? { intercepts } : {}) });
-server.listen(port, () => log(`telepod traffic manager on :${port}, DNS via ${nameserver}`));
+const { developer, agents } = createManagerServers({
+  dnsServer: nameserver,
+  ...(intercepts ? { intercepts } : {}),
+});
+developer.listen(MANAGER_PORT, '127.0.0.1', () =>
+  log(`telepod traffic manager: developers on 127.0.0.1:${MANAGER_PORT}, DNS via ${nameserver}`),
+);
+agents.listen(AGENT_API_PORT, () => log(`agents on :${AGENT_API_PORT}`));
 // Stopping: end every tunnel at once (daemons reconnect to the next manager pod) and exit.
 const tunnels = new Set<Http2Session>();
-server.on('session', (session) => {
-  tunnels.add(session);
-  session.once('close', () => tunnels.delete(session));
-});
+for (const server of [developer, agents]) {
+  server.on('session', (session: Http2Session) => {
+    tunnels.add(session);
+    session.once('close', () => tunnels.delete(session));
+  });
+}
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
-    server.close();
+    developer.close();
+    agents.close();
     for (const session of tunnels) session.destroy();
     setTimeout(() => process.exit(0), 200);
   });

@@ -1,30 +1,44 @@
-// The traffic manager's HTTP/2 endpoint (cleartext h2): for daemons (through a port-forward)
-// health, version, sessions, one CONNECT stream per outbound TCP connection, DNS queries in
-// RFC 8484 wire format, intercept requests, inbound connections and volume streams; for agents
-// (in the cluster) the watch of intercepted ports, one stream per intercepted connection and
-// the streams that serve volumes.
+// The traffic manager's two HTTP/2 endpoints (cleartext h2), kept apart because their callers
+// are trusted differently (docs/security.md):
+// - the developer API, bound to the pod's loopback and so reachable only through a
+//   port-forward to the manager pod: health, version, sessions, one CONNECT stream per outbound
+//   TCP connection, DNS queries in RFC 8484 wire format, intercept requests, inbound
+//   connections and volume streams;
+// - the agent API, behind the manager's Service: an agent's watch of its intercepted ports, one
+//   stream per intercepted connection and the streams that serve volumes. Nothing else is served
+//   there: a caller without an agent's credential gets 401.
+// Every header and body is parsed before use; a bad one is a 4xx for that stream alone.
 import dgram from 'node:dgram';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { usageError } from '../protocol/errors.ts';
 import {
   AGENT_PORT_HEADER,
   AGENT_TOKEN_HEADER,
   INBOUND_HEADER,
   VOLUMES_HEADER,
-  type InterceptRequest,
 } from '../protocol/intercept.ts';
 import {
   DNS_MESSAGE_TYPE,
   MANAGER_PATHS,
   SESSION_TOKEN_HEADER,
-  type SessionRequest,
   HTTP2_CONNECTION_WINDOW,
   HTTP2_SETTINGS,
 } from '../protocol/paths.ts';
+import {
+  AgentHelloSchema,
+  InboundRefusalSchema,
+  InterceptRefSchema,
+  InterceptRequestSchema,
+  NamespaceRefSchema,
+  SessionRequestSchema,
+  uuid,
+} from '../protocol/requests.ts';
 import { PROTOCOL_VERSION, TELEPOD_VERSION } from '../protocol/version.ts';
+import { parseDestination } from './destinations.ts';
 import { Inbound } from './inbound.ts';
-import type { Intercepts } from './intercepts.ts';
-import { readJson, reply, replyError, replyJson } from './reply.ts';
+import type { Injection, Intercepts } from './intercepts.ts';
+import { readBody, readJson, reply, replyError, replyJson } from './reply.ts';
 import { Sessions, type SessionRecord } from './sessions.ts';
 
 export interface ManagerOptions {
@@ -35,9 +49,18 @@ export interface ManagerOptions {
   intercepts?: Intercepts;
 }
 
-function connectStream(stream: http2.ServerHttp2Stream, authority: string) {
-  const { hostname, port } = new URL(`tcp://${authority}`);
-  const socket = net.connect({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port), noDelay: true });
+export interface ManagerServers {
+  /** The developer API: listen on loopback only. */
+  developer: http2.Http2Server;
+  /** The agent API: listen on the pod's address (the Service's target port). */
+  agents: http2.Http2Server;
+}
+
+const DNS_TIMEOUT_MS = 5000;
+
+function connectStream(stream: http2.ServerHttp2Stream, authority: string | undefined) {
+  const { host, port } = parseDestination(authority);
+  const socket = net.connect({ host, port, noDelay: true });
   socket.once('connect', () => {
     stream.respond({ ':status': 200 });
     socket.pipe(stream);
@@ -50,22 +73,24 @@ function connectStream(stream: http2.ServerHttp2Stream, authority: string) {
   stream.once('close', () => socket.destroy());
 }
 
-function dnsQuery(stream: http2.ServerHttp2Stream, server: string) {
-  const chunks: Buffer[] = [];
-  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-  stream.once('end', () => {
-    const socket = dgram.createSocket(server.includes(':') ? 'udp6' : 'udp4');
-    const timer = setTimeout(() => {
-      socket.close();
-      reply(stream, 504, 'dns timeout\n');
-    }, 5000);
-    socket.once('message', (answer) => {
-      clearTimeout(timer);
-      socket.close();
-      reply(stream, 200, answer, DNS_MESSAGE_TYPE);
-    });
-    socket.send(Buffer.concat(chunks), 53, server);
+/** Forwards one wire-format query; only an answer from the server asked, with the query's id, counts. */
+async function dnsQuery(stream: http2.ServerHttp2Stream, server: string) {
+  const query = await readBody(stream, 65_535);
+  if (query.length < 12) throw usageError('a DNS query is at least 12 bytes');
+  const socket = dgram.createSocket(net.isIPv6(server) ? 'udp6' : 'udp4');
+  socket.on('error', () => undefined); // the timeout answers
+  const timer = setTimeout(() => {
+    socket.close();
+    reply(stream, 504, 'dns timeout\n');
+  }, DNS_TIMEOUT_MS);
+  socket.on('message', (answer) => {
+    if (answer.length < 12 || answer.readUInt16BE(0) !== query.readUInt16BE(0)) return;
+    clearTimeout(timer);
+    socket.close();
+    reply(stream, 200, answer, DNS_MESSAGE_TYPE);
   });
+  // A connected socket drops datagrams from any other address.
+  socket.connect(53, server, () => socket.send(query));
 }
 
 function header(headers: http2.IncomingHttpHeaders, name: string): string | undefined {
@@ -73,7 +98,31 @@ function header(headers: http2.IncomingHttpHeaders, name: string): string | unde
   return typeof value === 'string' ? value : undefined;
 }
 
-export function createManagerServer(options: ManagerOptions): http2.Http2Server {
+/** Runs a stream's handler; whatever it throws, now or later, answers that stream alone. */
+function guarded(stream: http2.ServerHttp2Stream, handler: () => unknown): void {
+  try {
+    const result = handler();
+    if (result instanceof Promise) result.catch((err: unknown) => replyError(stream, err));
+  } catch (err) {
+    replyError(stream, err);
+  }
+}
+
+function serve(
+  server: http2.Http2Server,
+  handle: (s: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders) => unknown,
+) {
+  server.on('session', (session) => {
+    session.on('error', () => undefined); // a broken connection; its streams close with it
+    session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW);
+  });
+  server.on('stream', (stream, headers) => {
+    stream.on('error', () => undefined); // a reset by the peer; the stream's owner cleans up
+    guarded(stream, () => handle(stream, headers));
+  });
+}
+
+export function createManagerServers(options: ManagerOptions): ManagerServers {
   const sessions = options.sessions ?? new Sessions();
   const { intercepts } = options;
   const inbound = intercepts && new Inbound(intercepts);
@@ -85,19 +134,14 @@ export function createManagerServer(options: ManagerOptions): http2.Http2Server 
           process.stderr.write(`restoring for session ${session.id} failed: ${err.message}\n`),
         );
   }
-  const server = http2.createServer({ settings: HTTP2_SETTINGS });
-  server.on('session', (session) => session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW));
 
   /** Requests that need the cluster side (intercepts); answered with JSON or an error. */
-  const clusterRequest = (
+  const clusterRequest = async (
     stream: http2.ServerHttp2Stream,
     work: (i: Intercepts, inb: Inbound) => Promise<unknown>,
   ) => {
     if (!intercepts || !inbound) return reply(stream, 503, 'this manager has no Kubernetes API access\n');
-    work(intercepts, inbound).then(
-      (value) => replyJson(stream, value ?? {}),
-      (err: unknown) => replyError(stream, err),
-    );
+    replyJson(stream, (await work(intercepts, inbound)) ?? {});
   };
 
   const sessionStream = (
@@ -105,73 +149,53 @@ export function createManagerServer(options: ManagerOptions): http2.Http2Server 
     headers: http2.IncomingHttpHeaders,
     session: SessionRecord,
   ) => {
-    const method = headers[':method'];
-    const path = headers[':path'];
-    if (method === 'CONNECT') {
+    if (headers[':method'] === 'CONNECT') {
       const conn = header(headers, INBOUND_HEADER);
       const volumesOf = header(headers, VOLUMES_HEADER);
-      if (!conn && !volumesOf) return connectStream(stream, headers[':authority'] ?? '');
+      if (conn === undefined && volumesOf === undefined) return connectStream(stream, headers[':authority']);
       if (!inbound) return reply(stream, 404, 'no intercepts\n');
-      if (conn) return inbound.daemonConnect(stream, session.id, conn);
-      try {
-        return inbound.daemonVolumes(stream, session.id, volumesOf!);
-      } catch (err) {
-        return replyError(stream, err);
-      }
+      if (conn !== undefined) return inbound.daemonConnect(stream, session.id, uuid.parse(conn));
+      return inbound.daemonVolumes(stream, session.id, uuid.parse(volumesOf));
     }
-    switch (path) {
+    switch (headers[':path']) {
       case MANAGER_PATHS.lease:
         return reply(stream, 200, 'renewed\n');
       case MANAGER_PATHS.dnsQuery:
         return dnsQuery(stream, options.dnsServer);
       case MANAGER_PATHS.sessionEnd:
-        sessions.end(header(headers, SESSION_TOKEN_HEADER)!);
+        sessions.end(session.token);
         if (!intercepts) return reply(stream, 200, 'ended\n');
         return clusterRequest(stream, (i) => i.endSession(session.id));
       case MANAGER_PATHS.intercepts:
         return clusterRequest(stream, async (i) =>
-          i.create(await readJson<InterceptRequest>(stream), session),
+          i.create(await readJson(stream, InterceptRequestSchema, 'intercept request'), session),
         );
       case MANAGER_PATHS.podContext:
         return clusterRequest(stream, async (i) =>
-          i.context((await readJson<{ id: string }>(stream)).id, session.id),
+          i.context((await readJson(stream, InterceptRefSchema, 'context request')).id, session.id),
         );
       case MANAGER_PATHS.leave:
         return clusterRequest(stream, async (i) => ({
-          left: await i.leave((await readJson<{ id: string }>(stream)).id, session.id),
+          left: await i.leave((await readJson(stream, InterceptRefSchema, 'leave request')).id, session.id),
         }));
       case MANAGER_PATHS.workloads:
         return clusterRequest(stream, async (i) =>
-          i.list((await readJson<{ namespace: string }>(stream)).namespace),
+          i.list((await readJson(stream, NamespaceRefSchema, 'workload list request')).namespace),
         );
       case MANAGER_PATHS.inboundEvents:
         return inbound ? inbound.events(stream, session.id) : reply(stream, 503, 'no intercepts\n');
       case MANAGER_PATHS.inboundRefused:
         return clusterRequest(stream, async (_, inb) => {
-          const { conn, reason } = await readJson<{ conn: string; reason: string }>(stream);
+          const { conn, reason } = await readJson(stream, InboundRefusalSchema, 'refusal');
           inb.refused(session.id, conn, reason);
         });
     }
     reply(stream, 404, 'not found\n');
   };
 
-  server.on('stream', (stream, headers) => {
-    stream.on('error', () => undefined); // a reset by the peer; the stream's owner cleans up
+  const developer = http2.createServer({ settings: HTTP2_SETTINGS });
+  serve(developer, (stream, headers) => {
     const path = headers[':path'];
-    const agentToken = header(headers, AGENT_TOKEN_HEADER);
-    if (agentToken !== undefined) {
-      const injection = intercepts?.agentByToken(agentToken);
-      if (!injection || !inbound) return reply(stream, 401, 'unknown agent\n');
-      if (headers[':method'] === 'CONNECT') {
-        const volumes = header(headers, VOLUMES_HEADER);
-        if (volumes) return inbound.agentVolumes(stream, injection, volumes);
-        return inbound.agentConnect(stream, injection, Number(header(headers, AGENT_PORT_HEADER)));
-      }
-      if (path === MANAGER_PATHS.agentWatch) {
-        return void inbound.agentWatch(stream, injection).catch((err: unknown) => replyError(stream, err));
-      }
-      return reply(stream, 404, 'not found\n');
-    }
     const token = header(headers, SESSION_TOKEN_HEADER);
     if (token !== undefined) {
       const session = sessions.touch(token);
@@ -183,14 +207,43 @@ export function createManagerServer(options: ManagerOptions): http2.Http2Server 
       return replyJson(stream, { version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION });
     }
     if (path === MANAGER_PATHS.sessions && headers[':method'] === 'POST') {
-      return void readJson<SessionRequest>(stream).then((body) =>
-        replyJson(stream, sessions.open(body.holder ?? 'unknown', body.resumeToken)),
+      return readJson(stream, SessionRequestSchema, 'session request').then((body) =>
+        replyJson(stream, sessions.open(body.holder, body.resumeToken)),
       );
     }
-    if (headers[':method'] === 'CONNECT' || path === MANAGER_PATHS.dnsQuery)
+    if (headers[':method'] === 'CONNECT' || path === MANAGER_PATHS.dnsQuery) {
       return reply(stream, 401, 'no session\n');
+    }
     reply(stream, 404, 'not found\n');
   });
-  server.on('close', () => sessions.close());
-  return server;
+  developer.on('close', () => sessions.close());
+
+  const agents = http2.createServer({ settings: HTTP2_SETTINGS });
+  serve(agents, (stream, headers) => {
+    const injection = intercepts?.agentByToken(header(headers, AGENT_TOKEN_HEADER));
+    if (!injection || !inbound) return reply(stream, 401, 'not an agent of a current intercept\n');
+    return agentStream(stream, headers, injection, inbound);
+  });
+  return { developer, agents };
+}
+
+function agentStream(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  injection: Injection,
+  inbound: Inbound,
+) {
+  if (headers[':method'] === 'CONNECT') {
+    const volumes = header(headers, VOLUMES_HEADER);
+    if (volumes !== undefined) return inbound.agentVolumes(stream, injection, uuid.parse(volumes));
+    const port = Number(header(headers, AGENT_PORT_HEADER));
+    if (!injection.agentPorts.some((p) => p.listen === port)) throw usageError('not a port of this agent');
+    return inbound.agentConnect(stream, injection, port);
+  }
+  if (headers[':path'] === MANAGER_PATHS.agentWatch && headers[':method'] === 'POST') {
+    return readJson(stream, AgentHelloSchema, 'agent hello').then((hello) =>
+      inbound.agentWatch(stream, injection, hello),
+    );
+  }
+  reply(stream, 404, 'not found\n');
 }

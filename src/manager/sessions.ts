@@ -8,6 +8,7 @@ export const LEASE_SECONDS = 30;
 
 export interface SessionRecord {
   id: string;
+  token: string;
   holder: string;
   expiry: number;
 }
@@ -30,7 +31,12 @@ export class Sessions {
       token: randomBytes(32).toString('base64url'),
       leaseSeconds: LEASE_SECONDS,
     };
-    this.byToken.set(grant.token, { id: grant.id, holder, expiry: this.now() + LEASE_SECONDS * 1000 });
+    this.byToken.set(grant.token, {
+      id: grant.id,
+      token: grant.token,
+      holder,
+      expiry: this.now() + LEASE_SECONDS * 1000,
+    });
     return grant;
   }
 

@@ -1,20 +1,61 @@
 // Changes to the cluster that can be undone: a workload's template/replicas and Service ports
 // are changed together with an annotation recording the originals, so that whoever restores
 // (the manager on leave, on lease expiry, or a restarted manager) needs nothing but the cluster.
-import { UNDO_ANNOTATION } from '../protocol/intercept.ts';
+// Anyone who may annotate a workload can write such an annotation, so a record is trusted only
+// when it carries the manager's HMAC (key from the install's Secret), names the workload that
+// carries it, stays in that workload's namespace, and deletes only objects telepod labelled.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import * as z from 'zod/mini';
+import { UNDO_ANNOTATION, UNDO_MAC_ANNOTATION } from '../protocol/intercept.ts';
 import { isNotFound, KubeApiError, type KubeApi, type KubeObject } from './kube-api.ts';
 import type { PodTemplate, Service, ServicePort, Workload } from './workloads.ts';
 
-export interface UndoRecord {
+/** The label on every object telepod creates; only such objects are ever deleted on restore. */
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'telepod' } as const;
+
+const NAME = '[a-z0-9]([-a-z0-9.]*[a-z0-9])?';
+const WORKLOAD_PATH = new RegExp(
+  `^/apis/apps/v1/namespaces/(${NAME})/(deployments|statefulsets|replicasets)/${NAME}$`,
+);
+const SERVICE_PATH = (ns: string) => new RegExp(`^/api/v1/namespaces/${ns}/services/${NAME}$`);
+const DELETABLE_PATH = (ns: string) =>
+  new RegExp(
+    `^(/api/v1/namespaces/${ns}/(configmaps|services)|/apis/apps/v1/namespaces/${ns}/deployments)/${NAME}$`,
+  );
+
+const UndoRecordSchema = z.object({
   /** The workload's own API path. */
+  workload: z.string().check(z.regex(WORKLOAD_PATH)),
+  template: z.optional(z.looseObject({ spec: z.looseObject({ containers: z.array(z.looseObject({})) }) })),
+  replicas: z.optional(z.int().check(z.gte(0))),
+  services: z.array(z.object({ path: z.string(), ports: z.array(z.looseObject({})) })),
+  /** Objects created for the change, deleted on restore. */
+  deletes: z.array(z.string()),
+  /** ReplicaSets do not roll their pods on a template change: these pods are deleted instead. */
+  podsToRoll: z.optional(z.object({ namespace: z.string(), selector: z.string().check(z.maxLength(4096)) })),
+});
+
+export interface UndoRecord {
   workload: string;
   template?: PodTemplate;
   replicas?: number;
   services: { path: string; ports: ServicePort[] }[];
-  /** Objects created for the change, deleted on restore. */
   deletes: string[];
-  /** ReplicaSets do not roll their pods on a template change: these pods are deleted instead. */
   podsToRoll?: { namespace: string; selector: string };
+}
+
+/** Why a record may not be used, or undefined when it stays inside its workload's namespace. */
+export function undoProblem(undo: UndoRecord): string | undefined {
+  const namespace = WORKLOAD_PATH.exec(undo.workload)?.[1];
+  if (!namespace) return `workload ${undo.workload} is not a workload path`;
+  const service = undo.services.find((s) => !SERVICE_PATH(namespace).test(s.path));
+  if (service) return `service ${service.path} is not in namespace ${namespace}`;
+  const deletion = undo.deletes.find((d) => !DELETABLE_PATH(namespace).test(d));
+  if (deletion) return `${deletion} is not an object telepod creates in namespace ${namespace}`;
+  if (undo.podsToRoll && undo.podsToRoll.namespace !== namespace) {
+    return `pods to roll are not in namespace ${namespace}`;
+  }
+  return undefined;
 }
 
 /** Read-modify-write with the API server's optimistic concurrency, retried on conflicts. */
@@ -35,61 +76,112 @@ async function update<T extends KubeObject>(
   }
 }
 
-async function rollPods(api: KubeApi, target: UndoRecord['podsToRoll']): Promise<void> {
-  if (!target) return;
-  const path = `/api/v1/namespaces/${target.namespace}/pods`;
-  const pods = await api.list(`${path}?labelSelector=${encodeURIComponent(target.selector)}`);
-  await Promise.all(pods.map((p) => api.remove(`${path}/${p.metadata!.name!}`).catch(() => undefined)));
-}
+const ignoreNotFound = (err: unknown) => {
+  if (!isNotFound(err)) throw err;
+};
 
-/** Applies a change and records how to undo it on the workload itself. */
-export async function applyChange(
-  api: KubeApi,
-  undo: UndoRecord,
-  change: { template?: PodTemplate; replicas?: number; services: { path: string; ports: ServicePort[] }[] },
-): Promise<void> {
-  await update<Workload>(api, undo.workload, (workload) => {
-    workload.metadata!.annotations = {
-      ...workload.metadata!.annotations,
-      [UNDO_ANNOTATION]: JSON.stringify(undo),
-    };
-    if (change.template) workload.spec.template = change.template;
-    if (change.replicas !== undefined) workload.spec.replicas = change.replicas;
-  });
-  for (const service of change.services) {
-    await update<Service>(api, service.path, (s) => (s.spec.ports = service.ports));
+/** Writes, checks and carries out undo records, signing them with the install's key. */
+export class UndoBook {
+  constructor(
+    private readonly api: KubeApi,
+    private readonly key: Buffer,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  private mac(text: string): string {
+    return createHmac('sha256', this.key).update(text).digest('base64url');
   }
-  await rollPods(api, undo.podsToRoll);
-}
 
-/** Puts everything recorded back; safe to repeat, and a vanished object is not an error. */
-export async function restore(api: KubeApi, undo: UndoRecord): Promise<void> {
-  try {
-    await update<Workload>(api, undo.workload, (workload) => {
+  /** The annotations that record `undo` on the object it restores. */
+  annotations(undo: UndoRecord): Record<string, string> {
+    const text = JSON.stringify(undo);
+    return { [UNDO_ANNOTATION]: text, [UNDO_MAC_ANNOTATION]: this.mac(text) };
+  }
+
+  /** Applies a change and records how to undo it on the workload itself. */
+  async apply(
+    undo: UndoRecord,
+    change: { template?: PodTemplate; replicas?: number; services: { path: string; ports: ServicePort[] }[] },
+  ): Promise<void> {
+    await update<Workload>(this.api, undo.workload, (workload) => {
+      workload.metadata!.annotations = { ...workload.metadata!.annotations, ...this.annotations(undo) };
+      if (change.template) workload.spec.template = change.template;
+      if (change.replicas !== undefined) workload.spec.replicas = change.replicas;
+    });
+    for (const service of change.services) {
+      await update<Service>(this.api, service.path, (s) => (s.spec.ports = service.ports));
+    }
+    await this.rollPods(undo.podsToRoll);
+  }
+
+  /** Puts everything recorded back; safe to repeat, and a vanished object is not an error. */
+  async restore(undo: UndoRecord): Promise<void> {
+    const problem = undoProblem(undo);
+    if (problem) throw new Error(`refusing an undo record: ${problem}`);
+    await update<Workload>(this.api, undo.workload, (workload) => {
       const annotations = { ...workload.metadata!.annotations };
       delete annotations[UNDO_ANNOTATION];
+      delete annotations[UNDO_MAC_ANNOTATION];
       workload.metadata!.annotations = annotations;
       if (undo.template) workload.spec.template = undo.template;
       if (undo.replicas !== undefined) workload.spec.replicas = undo.replicas;
-    });
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
+    }).catch(ignoreNotFound);
+    for (const service of undo.services) {
+      await update<Service>(this.api, service.path, (s) => (s.spec.ports = service.ports)).catch(
+        ignoreNotFound,
+      );
+    }
+    for (const path of undo.deletes) await this.removeOurs(path);
+    await this.rollPods(undo.podsToRoll);
   }
-  for (const service of undo.services) {
-    await update<Service>(api, service.path, (s) => (s.spec.ports = service.ports)).catch((err: unknown) => {
-      if (!isNotFound(err)) throw err;
-    });
-  }
-  for (const path of undo.deletes) {
-    await api.remove(path).catch((err: unknown) => {
-      if (!isNotFound(err)) throw err;
-    });
-  }
-  await rollPods(api, undo.podsToRoll);
-}
 
-/** The undo record a workload carries, if telepod changed it. */
-export function recordedUndo(workload: KubeObject): UndoRecord | undefined {
-  const text = workload.metadata?.annotations?.[UNDO_ANNOTATION];
-  return text ? (JSON.parse(text) as UndoRecord) : undefined;
+  /** Deletes an object only if telepod created it. */
+  private async removeOurs(path: string): Promise<void> {
+    const object = await this.api.get(path).catch((err: unknown) => (ignoreNotFound(err), undefined));
+    if (!object) return;
+    if (
+      object.metadata?.labels?.['app.kubernetes.io/managed-by'] !== MANAGED_BY['app.kubernetes.io/managed-by']
+    ) {
+      return this.log(`not deleting ${path}: telepod did not create it`);
+    }
+    await this.api.remove(path).catch(ignoreNotFound);
+  }
+
+  private async rollPods(target: UndoRecord['podsToRoll']): Promise<void> {
+    if (!target) return;
+    const path = `/api/v1/namespaces/${target.namespace}/pods`;
+    const pods = await this.api.list(`${path}?labelSelector=${encodeURIComponent(target.selector)}`);
+    await Promise.all(
+      pods.map((p) => this.api.remove(`${path}/${p.metadata!.name!}`).catch(() => undefined)),
+    );
+  }
+
+  /**
+   * The undo record `object` (at API path `ownPath`) carries, if telepod changed it: signed by
+   * this install, about this very object, inside its namespace. A record that fails any check
+   * is logged and ignored.
+   */
+  recorded(object: KubeObject, ownPath: string): UndoRecord | undefined {
+    const text = object.metadata?.annotations?.[UNDO_ANNOTATION];
+    if (text === undefined) return undefined;
+    const refuse = (why: string) => void this.log(`ignoring the undo record on ${ownPath}: ${why}`);
+    const mac = Buffer.from(object.metadata?.annotations?.[UNDO_MAC_ANNOTATION] ?? '');
+    const expected = Buffer.from(this.mac(text));
+    if (mac.length !== expected.length || !timingSafeEqual(mac, expected))
+      return refuse('not signed by this install');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return refuse('not JSON');
+    }
+    const result = UndoRecordSchema.safeParse(parsed);
+    if (!result.success) return refuse(result.error.issues[0]?.message ?? 'malformed');
+    const undo = result.data as unknown as UndoRecord;
+    // ReplicaSets inherit their Deployment's annotations: only the changed object itself counts.
+    if (undo.workload !== ownPath) return undefined;
+    const problem = undoProblem(undo);
+    if (problem) return refuse(problem);
+    return undo;
+  }
 }

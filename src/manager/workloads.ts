@@ -2,7 +2,7 @@
 // Services that select its pods, and which Service port lands on which container port. Every
 // bad name is refused here, before anything in the cluster changes.
 import { usageError } from '../protocol/errors.ts';
-import type { PortRequest } from '../protocol/intercept.ts';
+import type { PortRequest } from '../protocol/requests.ts';
 import { isNotFound, type KubeApi, type KubeObject } from './kube-api.ts';
 
 export interface ContainerPort {

@@ -1,6 +1,7 @@
 // The CLI ↔ root daemon API: JSON over HTTP on a unix socket that only root and the invoking
 // user may open.
-import type { InterceptInfo, InterceptRequest } from './intercept.ts';
+import type { InterceptInfo } from './intercept.ts';
+import type { InterceptRequest } from './requests.ts';
 
 export const DAEMON_DIR = '/run/telepod';
 export const DAEMON_SOCKET = `${DAEMON_DIR}/daemon.sock`;

@@ -8,27 +8,6 @@
 export const INTERCEPT_MODES = ['intercept', 'replace', 'swap', 'expose'] as const;
 export type InterceptMode = (typeof INTERCEPT_MODES)[number];
 
-export interface PortRequest {
-  /** The workstation port that receives the traffic. */
-  local: number;
-  /** Service port name or number (intercept/replace), container port (swap/expose). */
-  remote?: string | undefined;
-}
-
-export interface InterceptRequest {
-  mode: InterceptMode;
-  namespace: string;
-  /** The workload's name; unused for `expose`. */
-  workload: string;
-  ports: PortRequest[];
-  service?: string | undefined;
-  container?: string | undefined;
-  /** Image for the agent; the session's in-cluster image by default. */
-  agentImage?: string | undefined;
-  /** How long to wait for the workload's rollout before restoring it. */
-  timeoutSeconds?: number | undefined;
-}
-
 export interface InterceptedPort {
   local: number;
   /** e.g. `service-b:8000/http`, or the container port for swap/expose. */
@@ -90,13 +69,6 @@ export const AGENT_CONFIG_ENV = 'TELEPOD_AGENT_CONFIG';
 /** The agent's pod name (downward API), which it reports when it registers. */
 export const AGENT_POD_ENV = 'TELEPOD_POD_NAME';
 
-/** What an agent reports when it registers (the body of its watch request). */
-export interface AgentHello {
-  /** The environment the kubelet resolved for the app container, as the agent received it. */
-  env: Record<string, string>;
-  pod: string;
-}
-
 /**
  * A line on an agent's watch stream: the ports now intercepted, or a request to serve the
  * volume `mounts` over SFTP on a new stream paired by `sftp`.
@@ -140,5 +112,7 @@ export interface InboundEvent {
 
 /** Annotation on a changed workload: what to restore (JSON written and read by the manager). */
 export const UNDO_ANNOTATION = 'telepod.io/undo';
+/** Beside it: the manager's HMAC of the record, so that a record anyone else wrote is ignored. */
+export const UNDO_MAC_ANNOTATION = 'telepod.io/undo-mac';
 /** Label on objects telepod created for a session (proxy Deployments and Services). */
 export const SESSION_LABEL = 'telepod.io/session';

@@ -27,8 +27,10 @@ export const MANAGER_PATHS = {
   agentWatch: '/agent/watch',
 } as const;
 
-/** The port the traffic manager listens on inside its pod. */
+/** The developer API's port in the manager pod, on loopback: reached only through a port-forward. */
 export const MANAGER_PORT = 8081;
+/** The agent API's port: the manager Service's target, reached by agents in the cluster. */
+export const AGENT_API_PORT = 8082;
 
 /**
  * HTTP/2 settings of every telepod connection (daemon ↔ manager, agent ↔ manager): large
@@ -43,13 +45,6 @@ export const HTTP2_CONNECTION_WINDOW = 64 << 20;
 export const SESSION_TOKEN_HEADER = 'x-telepod-session';
 
 export const DNS_MESSAGE_TYPE = 'application/dns-message';
-
-export interface SessionRequest {
-  /** `user@host` of the workstation, shown to other developers. */
-  holder: string;
-  /** A reconnecting daemon presents its token to keep its session (and intercepts). */
-  resumeToken?: string;
-}
 
 export interface SessionGrant {
   id: string;

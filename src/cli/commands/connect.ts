@@ -6,7 +6,8 @@ import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-ins
 import { isCidr } from '../../kube/subnets.ts';
 import { DAEMON_PATHS, type ConnectRequest, type DaemonStatus } from '../../protocol/daemon-api.ts';
 import { usageError } from '../../protocol/errors.ts';
-import type { InterceptInfo, PortRequest } from '../../protocol/intercept.ts';
+import type { InterceptInfo } from '../../protocol/intercept.ts';
+import type { PortRequest } from '../../protocol/requests.ts';
 import { runChild } from '../child.ts';
 import { discardMount, podEnvironment, podOptions, prepareMount } from '../pod-context.ts';
 import { portCollector } from '../ports.ts';

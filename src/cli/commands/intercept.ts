@@ -5,7 +5,8 @@ import { Option } from '@commander-js/extra-typings';
 import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-install.ts';
 import { DAEMON_PATHS, type DaemonInterceptRequest, type DaemonStatus } from '../../protocol/daemon-api.ts';
 import { usageError } from '../../protocol/errors.ts';
-import type { InterceptInfo, PortRequest, WorkloadInfo } from '../../protocol/intercept.ts';
+import type { InterceptInfo, WorkloadInfo } from '../../protocol/intercept.ts';
+import type { PortRequest } from '../../protocol/requests.ts';
 import { runChild } from '../child.ts';
 import { callDaemon, daemonRunning, quitDaemon } from '../daemon-client.ts';
 import { printResult } from '../output.ts';
@@ -61,7 +62,6 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
     )
     .option('--service <name>', 'the Service whose port to take, when several select the workload')
     .option('--container <name>', 'the app container (default: the one serving the port)')
-    .option('--agent-image <image>', 'image for the agent (default: the connect --image)')
     .option('--timeout <seconds>', 'how long to wait for the workload to roll out', '120');
   podOptions(intercept).action(async (workload, command, opts) => {
     const timeout = Number(opts.timeout);
@@ -75,7 +75,6 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
       ports: opts.port,
       service: opts.service,
       container: opts.container,
-      agentImage: opts.agentImage,
       timeoutSeconds: timeout,
       mount,
     };

@@ -1,0 +1,84 @@
+// The bodies that cross a trust boundary into the traffic manager, as zod schemas: every
+// request a daemon or an agent sends is parsed with these before anything reads it, so a
+// malformed, oversized or path-injecting value is a 400 and never reaches the Kubernetes API.
+// zod/mini: the functional build tree-shakes, so the in-cluster bundles stay small (the
+// classic build adds ~450 KiB to a bundle that must fit a ConfigMap).
+import * as z from 'zod/mini';
+import { usageError, type TelepodError } from './errors.ts';
+import { INTERCEPT_MODES } from './intercept.ts';
+
+const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** A namespace, Service or container name (RFC 1123 label). */
+export const kubeLabel = z
+  .string()
+  .check(z.maxLength(63), z.regex(LABEL, 'is not a Kubernetes name (RFC 1123 label)'));
+/** A workload name (RFC 1123 subdomain). */
+export const kubeName = z
+  .string()
+  .check(z.maxLength(253), z.regex(SUBDOMAIN, 'is not a Kubernetes name (RFC 1123 subdomain)'));
+/** A TCP port number. */
+export const portNumber = z.int().check(z.gte(1), z.lte(65535));
+/** An id the manager made (randomUUID). */
+export const uuid = z.uuid();
+
+/** POST /sessions */
+export const SessionRequestSchema = z.object({
+  /** `user@host` of the workstation, shown to other developers. */
+  holder: z.string().check(z.minLength(1), z.maxLength(256)),
+  /** A reconnecting daemon presents its token to keep its session (and intercepts). */
+  resumeToken: z.optional(z.string().check(z.maxLength(128))),
+});
+export type SessionRequest = z.infer<typeof SessionRequestSchema>;
+
+export const PortRequestSchema = z.object({
+  /** The workstation port that receives the traffic. */
+  local: portNumber,
+  /** Service port name or number (intercept/replace), container port (swap/expose). */
+  remote: z.optional(
+    z.string().check(z.maxLength(63), z.regex(/^[a-z0-9-]+$/, 'is not a port name or number')),
+  ),
+});
+export type PortRequest = z.infer<typeof PortRequestSchema>;
+
+/** POST /intercepts. The agent's image is the installer's choice, never the request's. */
+export const InterceptRequestSchema = z.object({
+  mode: z.enum(INTERCEPT_MODES),
+  namespace: kubeLabel,
+  /** The workload's name; empty for `expose`. */
+  workload: z.union([kubeName, z.literal('')]),
+  ports: z.array(PortRequestSchema).check(z.maxLength(64)),
+  service: z.optional(kubeLabel),
+  container: z.optional(kubeLabel),
+  /** How long to wait for the workload's rollout before restoring it. */
+  timeoutSeconds: z.optional(z.int().check(z.gte(1), z.lte(3600))),
+});
+export type InterceptRequest = z.infer<typeof InterceptRequestSchema>;
+
+/** POST /intercepts/context and /intercepts/leave */
+export const InterceptRefSchema = z.object({ id: uuid });
+/** POST /workloads */
+export const NamespaceRefSchema = z.object({ namespace: kubeLabel });
+/** POST /inbound/refused */
+export const InboundRefusalSchema = z.object({ conn: uuid, reason: z.string().check(z.maxLength(1024)) });
+
+/** What an agent reports when it registers (the body of its watch request). */
+export const AgentHelloSchema = z.object({
+  /** The environment the kubelet resolved for the app container, as the agent received it. */
+  env: z.record(z.string().check(z.maxLength(1024)), z.string().check(z.maxLength(256 * 1024))),
+  pod: kubeName,
+});
+export type AgentHello = z.infer<typeof AgentHelloSchema>;
+
+/** Parses `value` with `schema`; a mismatch is a usage error naming each bad field. */
+export function parseRequest<T>(schema: z.ZodMiniType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  throw invalid(what, result.error);
+}
+
+function invalid(what: string, error: z.core.$ZodError): TelepodError {
+  const problems = error.issues.slice(0, 5).map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);
+  return usageError(`invalid ${what}: ${problems.join('; ')}`);
+}
