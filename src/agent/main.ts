@@ -4,6 +4,7 @@
 // other goes to the app's own port in the pod, unchanged. Per-request routing (headers, paths)
 // would sit in `route`, which sees each connection before it is piped anywhere. On request it
 // also serves the container's volume mounts over SFTP (sftp-server.ts).
+import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
@@ -11,7 +12,8 @@ import {
   AGENT_CONFIG_ENV,
   AGENT_POD_ENV,
   AGENT_PORT_HEADER,
-  AGENT_TOKEN_HEADER,
+  AGENT_INJECTION_HEADER,
+  AGENT_TOKEN_DIR,
   UNREPORTED_ENV,
   VOLUMES_HEADER,
   type AgentConfig,
@@ -27,6 +29,24 @@ const log = (message: string) => process.stdout.write(`${new Date().toISOString(
 let manager: http2.ClientHttp2Session | undefined;
 let intercepted = new Set<number>();
 let listening = false;
+
+/**
+ * How every stream to the manager proves it comes from this pod's agent: the injection's id and
+ * the pod's projected service-account token, which the kubelet rotates (read again each minute).
+ */
+let credential: { headers: Record<string, string>; read: number } | undefined;
+function agentHeaders(): Record<string, string> {
+  if (!credential || Date.now() - credential.read > 60_000) {
+    try {
+      const token = readFileSync(`${AGENT_TOKEN_DIR}/token`, 'utf8').trim();
+      const headers = { [AGENT_INJECTION_HEADER]: config.injection, authorization: `Bearer ${token}` };
+      credential = { headers, read: Date.now() };
+    } catch (err) {
+      log(`cannot read the pod's token: ${(err as Error).message}`); // the manager will refuse
+    }
+  }
+  return credential?.headers ?? { [AGENT_INJECTION_HEADER]: config.injection };
+}
 
 /** This container's environment, which the kubelet resolved from the app container's sources. */
 function reportedEnv(): Record<string, string> {
@@ -55,7 +75,7 @@ function toWorkstation(socket: net.Socket, port: AgentPort): void {
     {
       ':method': 'CONNECT',
       ':authority': `agent:${port.listen}`,
-      [AGENT_TOKEN_HEADER]: config.token,
+      ...agentHeaders(),
       [AGENT_PORT_HEADER]: String(port.listen),
     },
     { endStream: false },
@@ -85,7 +105,7 @@ function openVolumes(session: http2.ClientHttp2Session, conn: string, mounts: st
     {
       ':method': 'CONNECT',
       ':authority': 'agent:volumes',
-      [AGENT_TOKEN_HEADER]: config.token,
+      ...agentHeaders(),
       [VOLUMES_HEADER]: conn,
     },
     { endStream: false },
@@ -137,7 +157,7 @@ function connect(): void {
   const watch = session.request({
     ':method': 'POST',
     ':path': MANAGER_PATHS.agentWatch,
-    [AGENT_TOKEN_HEADER]: config.token,
+    ...agentHeaders(),
   });
   watch.end(
     JSON.stringify({ env: reportedEnv(), pod: process.env[AGENT_POD_ENV] ?? '' } satisfies AgentHello),

@@ -20,7 +20,7 @@ const PICKUP_TIMEOUT_MS = 10_000;
 
 interface Pending {
   stream: http2.ServerHttp2Stream;
-  /** Who may pick it up: a session id, or an injection's agent token. */
+  /** Who may pick it up: a session id, or an injection's id. */
   owner: string;
   timer: NodeJS.Timeout;
 }
@@ -107,12 +107,12 @@ export class Inbound {
     const [agent] = injection.agents;
     if (!agent) return reply(stream, 503, 'no agent of this workload is connected\n');
     const conn = randomUUID();
-    this.wait(conn, injection.token, stream, 'the agent did not open the volume stream');
+    this.wait(conn, injection.id, stream, 'the agent did not open the volume stream');
     agent.send({ sftp: conn, mounts: injection.context?.mounts ?? [] });
   }
 
   /** An agent's stream that serves volumes, for the daemon stream waiting under `conn`. */
   agentVolumes(stream: http2.ServerHttp2Stream, injection: Injection, conn: string): void {
-    this.pair(conn, injection.token, stream, 'volume stream');
+    this.pair(conn, injection.id, stream, 'volume stream');
   }
 }

@@ -7,7 +7,11 @@ import { AGENT_CONFIG_ENV, AGENT_POD_ENV, type AgentConfig } from '../protocol/i
 import { AGENT_CONTAINER, replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
 import type { Container, Service, Workload } from './workloads.ts';
 
-const agent = { image: 'node:22', configMap: 'telepod-agent-web', config: { manager: 'm:8081', token: 't' } };
+const agent = {
+  image: 'node:22',
+  configMap: 'telepod-agent-web',
+  config: { manager: 'm:8082', injection: 'i' },
+};
 
 function workload(): Workload {
   return {
@@ -81,10 +85,23 @@ test('sidecar: named port renamed to the agent, numeric Service port moved, prob
   );
   assert.deepEqual(
     (sidecar.volumeMounts as { name: string }[]).map((v) => v.name),
-    ['data', 'telepod-agent-bundle'],
+    ['data', 'telepod-agent-bundle', 'telepod-agent-token'],
   );
   assert.deepEqual(sidecar.readinessProbe, { tcpSocket: { port: 19002 }, periodSeconds: 1 });
   assert.ok(plan.template.spec.volumes?.some((v) => (v as { name: string }).name === 'telepod-agent-bundle'));
+  // The agent's credential: a projected token for telepod's audience, bound to the pod.
+  const token = plan.template.spec.volumes?.find(
+    (v) => (v as { name: string }).name === 'telepod-agent-token',
+  );
+  assert.deepEqual(token, {
+    name: 'telepod-agent-token',
+    projected: {
+      sources: [
+        { serviceAccountToken: { audience: 'telepod-agent', expirationSeconds: 600, path: 'token' } },
+      ],
+    },
+  });
+  assert.deepEqual(volumeMountPaths(sidecar), ['/data']);
 });
 
 test('the original workload object is not modified by planning', () => {
@@ -114,7 +131,7 @@ test('replacement: the agent takes the app container place, ports, env and mount
   );
   assert.deepEqual(
     (sidecar.volumeMounts as { name: string }[]).map((v) => v.name),
-    ['data', 'telepod-agent-bundle'],
+    ['data', 'telepod-agent-bundle', 'telepod-agent-token'],
   );
   assert.equal(configOf(sidecar).health, 19000);
 });

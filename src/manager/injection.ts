@@ -3,13 +3,23 @@
 // container swap used by `replace`, `swap` and `expose`. No NET_ADMIN, no privileged pods:
 // a Service that targets a port by name gets it from the agent by renaming; one that targets a
 // number is pointed at the agent's port (and pointed back on restore).
-import { AGENT_CONFIG_ENV, AGENT_POD_ENV, type AgentConfig, type AgentPort } from '../protocol/intercept.ts';
+import {
+  AGENT_AUDIENCE,
+  AGENT_CONFIG_ENV,
+  AGENT_POD_ENV,
+  AGENT_TOKEN_DIR,
+  type AgentConfig,
+  type AgentPort,
+} from '../protocol/intercept.ts';
 import type { Container, ContainerPort, PodTemplate, Service, ServicePort, Workload } from './workloads.ts';
 import { targetOf } from './workloads.ts';
 
 export const AGENT_CONTAINER = 'telepod-agent';
 const BUNDLE_VOLUME = 'telepod-agent-bundle';
 const BUNDLE_DIR = '/opt/telepod-agent';
+const TOKEN_VOLUME = 'telepod-agent-token';
+/** The shortest lifetime the API server grants a projected token; the kubelet renews it at 80 %. */
+const TOKEN_SECONDS = 600;
 /** Agent ports of a sidecar start here, skipping any port the pod declares. */
 const FIRST_AGENT_PORT = 19000;
 
@@ -39,6 +49,7 @@ export function agentContainer(spec: AgentSpec): Container {
     volumeMounts: [
       ...((inherited.volumeMounts as unknown[] | undefined) ?? []),
       { name: BUNDLE_VOLUME, mountPath: BUNDLE_DIR, readOnly: true },
+      { name: TOKEN_VOLUME, mountPath: AGENT_TOKEN_DIR, readOnly: true },
     ],
     // The health port opens once the agent is registered with the manager. Probing an
     // intercepted port instead would send the kubelet's probes to the workstation.
@@ -54,17 +65,35 @@ export function agentContainer(spec: AgentSpec): Container {
 
 /**
  * The volume mount paths of a running agent container: the app's (inherited) and the ones
- * admission added (the service-account token), without the agent's own bundle.
+ * admission added (the service-account token), without the agent's own bundle and credential.
  */
 export function volumeMountPaths(container: Container): string[] {
   const mounts = (container.volumeMounts as { mountPath: string }[] | undefined) ?? [];
-  return mounts.map((m) => m.mountPath).filter((p) => p !== BUNDLE_DIR);
+  return mounts.map((m) => m.mountPath).filter((p) => p !== BUNDLE_DIR && p !== AGENT_TOKEN_DIR);
 }
 
 function withAgentVolume(template: PodTemplate, configMap: string): PodTemplate['spec'] {
   return {
     ...template.spec,
-    volumes: [...(template.spec.volumes ?? []), { name: BUNDLE_VOLUME, configMap: { name: configMap } }],
+    volumes: [
+      ...(template.spec.volumes ?? []),
+      { name: BUNDLE_VOLUME, configMap: { name: configMap } },
+      // The agent's credential towards the manager: bound to the pod, for telepod's audience only.
+      {
+        name: TOKEN_VOLUME,
+        projected: {
+          sources: [
+            {
+              serviceAccountToken: {
+                audience: AGENT_AUDIENCE,
+                expirationSeconds: TOKEN_SECONDS,
+                path: 'token',
+              },
+            },
+          ],
+        },
+      },
+    ],
   };
 }
 

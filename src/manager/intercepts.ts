@@ -1,10 +1,11 @@
 // The manager's intercept registry: which workloads carry an agent (an "injection"), which
 // sessions intercept which of its ports, and the cluster changes behind them. Requests for one
 // workload run one at a time; the last intercept of a workload to end restores it.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { TelepodError, usageError } from '../protocol/errors.ts';
 import { FAILING_WAIT_REASONS } from '../protocol/pod-failures.ts';
 import {
+  AGENT_CONFIG_ENV,
   SESSION_LABEL,
   type AgentConfig,
   type AgentMessage,
@@ -22,6 +23,7 @@ import {
   volumeMountPaths,
   type SidecarPlan,
 } from './injection.ts';
+import { AgentAuthenticator, Unauthenticated, type TokenPod } from './agent-auth.ts';
 import type { KubeApi, KubeObject } from './kube-api.ts';
 import { MANAGED_BY, UndoBook, type UndoRecord } from './undo.ts';
 import {
@@ -57,7 +59,8 @@ export interface Injection {
   name: string;
   kind: string;
   mode: InterceptInfo['mode'];
-  token: string;
+  /** Named in the agents' configuration; their pods' tokens prove they are its agents. */
+  id: string;
   agentPorts: AgentPort[];
   undo: UndoRecord;
   intercepts: Map<string, Active>;
@@ -118,13 +121,17 @@ type AgentBase = { image: string; configMap: string; config: Omit<AgentConfig, '
 
 export class Intercepts {
   private readonly injections = new Map<string, Injection>();
-  private readonly byToken = new Map<string, Injection>();
+  private readonly byId = new Map<string, Injection>();
+  private readonly agentAuth: AgentAuthenticator;
+  /** `podUid/injectionId` → until when the pod was checked to be an agent of the injection. */
+  private readonly agentPods = new Map<string, number>();
   private readonly locks = new Map<string, Promise<unknown>>();
 
   private readonly undo: UndoBook;
 
   constructor(private readonly options: InterceptsOptions) {
     this.undo = new UndoBook(options.api, options.undoKey, options.log);
+    this.agentAuth = new AgentAuthenticator(options.api);
   }
 
   private get api(): KubeApi {
@@ -143,8 +150,29 @@ export class Intercepts {
     return next;
   }
 
-  agentByToken(token: string | undefined): Injection | undefined {
-    return token ? this.byToken.get(token) : undefined;
+  /**
+   * The injection whose agent sent a stream: its token must be valid and bound to a live pod
+   * of that injection (same namespace, the injection's agent container). Throws Unauthenticated.
+   */
+  async agentFor(injectionId: string | undefined, authorization: string | undefined): Promise<Injection> {
+    const pod = await this.agentAuth.verify(authorization);
+    const injection = injectionId ? this.byId.get(injectionId) : undefined;
+    if (!injection || pod.namespace !== injection.namespace || !(await this.isAgentPod(injection, pod))) {
+      throw new Unauthenticated(`pod ${pod.namespace}/${pod.name} is not an agent of a current intercept`);
+    }
+    return injection;
+  }
+
+  private async isAgentPod(injection: Injection, pod: TokenPod): Promise<boolean> {
+    const key = `${pod.uid}/${injection.id}`;
+    if ((this.agentPods.get(key) ?? 0) > Date.now()) return true;
+    const object = await this.api
+      .get<Pod>(`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`)
+      .catch(() => undefined);
+    if (object?.metadata?.uid !== pod.uid || !carriesAgent(object, injection.id)) return false;
+    if (this.agentPods.size > 10_000) this.agentPods.clear();
+    this.agentPods.set(key, Date.now() + 60_000);
+    return true;
   }
 
   /** The intercept that holds an agent port, if any. */
@@ -246,13 +274,13 @@ export class Intercepts {
     return (containers.find((c) => c.ports?.some((p) => p.containerPort === port)) ?? containers[0]!).name;
   }
 
-  private agentBase(request: InterceptRequest, owner: string): AgentBase & { token: string } {
-    const token = randomBytes(24).toString('base64url');
+  private agentBase(owner: string): AgentBase & { id: string } {
+    const id = randomUUID();
     return {
-      token,
+      id,
       image: this.options.agentImage,
       configMap: `telepod-agent-${owner}`.slice(0, 253),
-      config: { manager: this.options.managerAddress, token },
+      config: { manager: this.options.managerAddress, injection: id },
     };
   }
 
@@ -276,7 +304,7 @@ export class Intercepts {
     name: string,
     kind: string,
     mode: Injection['mode'],
-    token: string,
+    id: string,
     agentPorts: AgentPort[],
     undo: UndoRecord,
   ): Injection {
@@ -286,14 +314,14 @@ export class Intercepts {
       name,
       kind,
       mode,
-      token,
+      id,
       agentPorts,
       undo,
       intercepts: new Map(),
       agents: new Set(),
     };
     this.injections.set(key, injection);
-    this.byToken.set(token, injection);
+    this.byId.set(id, injection);
     return injection;
   }
 
@@ -308,7 +336,7 @@ export class Intercepts {
     ) => Pick<SidecarPlan, 'services'> & { template: PodTemplate; agentPorts: AgentPort[] },
   ): Promise<Injection> {
     const { namespace } = request;
-    const { token, ...agent } = this.agentBase(request, request.workload);
+    const { id, ...agent } = this.agentBase(request.workload);
     const plan = build(agent);
     const path = workloadPath(namespace, found.resource, request.workload);
     const original = (name: string) => services.find((s) => s.metadata?.name === name)!.spec.ports ?? [];
@@ -328,7 +356,7 @@ export class Intercepts {
       request.workload,
       found.object.kind,
       mode,
-      token,
+      id,
       plan.agentPorts,
       undo,
     );
@@ -368,7 +396,7 @@ export class Intercepts {
     const remotes = request.ports.map((p) => remotePort(p.remote, p.local));
     const { namespace } = request;
     const proxyName = `telepod-swap-${request.workload}`.slice(0, 63);
-    const { token, ...agent } = this.agentBase(request, proxyName);
+    const { id, ...agent } = this.agentBase(proxyName);
     const plan = replacementTemplate(original.spec.template, container, remotes, agent);
     const swapLabel = { 'telepod.io/swap': request.workload };
     const proxyPath = workloadPath(namespace, 'deployments', proxyName);
@@ -385,7 +413,7 @@ export class Intercepts {
       request.workload,
       'Deployment',
       'swap',
-      token,
+      id,
       plan.agentPorts,
       undo,
     );
@@ -436,7 +464,7 @@ export class Intercepts {
     if (this.injections.has(key)) throw new ConflictError(`this session already exposes ports as ${name}`);
     const { namespace } = request;
     const remotes = request.ports.map((p) => remotePort(p.remote, p.local));
-    const { token, ...agent } = this.agentBase(request, name);
+    const { id, ...agent } = this.agentBase(name);
     const labels = { ...MANAGED_BY, [SESSION_LABEL]: session.id, 'telepod.io/expose': name };
     const plan = replacementTemplate({ metadata: { labels }, spec: { containers: [] } }, '', remotes, agent);
     const path = workloadPath(namespace, 'deployments', name);
@@ -446,7 +474,7 @@ export class Intercepts {
       services: [],
       deletes: [path, ...(service ? [service] : []), this.configMapPath(namespace, agent.configMap)],
     };
-    const injection = this.track(key, request, name, 'Deployment', 'expose', token, plan.agentPorts, undo);
+    const injection = this.track(key, request, name, 'Deployment', 'expose', id, plan.agentPorts, undo);
     try {
       await this.createAgentConfigMap(namespace, agent.configMap);
       await this.api.create(workloadPath(namespace, 'deployments'), {
@@ -562,9 +590,7 @@ export class Intercepts {
     return pods.filter(
       (pod) =>
         !(pod.metadata as { deletionTimestamp?: string } | undefined)?.deletionTimestamp &&
-        pod.spec.containers.some(
-          (c) => c.name === AGENT_CONTAINER && c.env?.some((e) => e.value?.includes(injection.token)),
-        ),
+        carriesAgent(pod, injection.id),
     );
   }
 
@@ -615,7 +641,7 @@ export class Intercepts {
 
   private async release(injection: Injection): Promise<void> {
     this.injections.delete(injection.key);
-    this.byToken.delete(injection.token);
+    this.byId.delete(injection.id);
     await this.undo.restore(injection.undo);
   }
 
@@ -683,6 +709,17 @@ function asBefore(workload: Workload, undo: UndoRecord): Workload {
 function serviceBefore(service: Service, undo: UndoRecord): Service {
   const recorded = undo.services.find((u) => u.path.endsWith(`/services/${service.metadata?.name}`));
   return recorded ? { ...service, spec: { ...service.spec, ports: recorded.ports } } : service;
+}
+
+/** Whether the pod's agent container is configured for injection `id`. */
+function carriesAgent(pod: Pod, id: string): boolean {
+  const agent = pod.spec.containers.find((c) => c.name === AGENT_CONTAINER);
+  const config = agent?.env?.find((e) => e.name === AGENT_CONFIG_ENV)?.value;
+  try {
+    return config !== undefined && (JSON.parse(config) as AgentConfig).injection === id;
+  } catch {
+    return false;
+  }
 }
 
 /** The first of these pods stuck in a waiting reason that will not resolve by itself. */

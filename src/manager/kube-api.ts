@@ -20,6 +20,7 @@ export type KubeObject = Record<string, unknown> & {
   metadata?: {
     name?: string;
     namespace?: string;
+    uid?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
     resourceVersion?: string;

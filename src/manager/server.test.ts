@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { AGENT_TOKEN_HEADER, VOLUMES_HEADER } from '../protocol/intercept.ts';
+import { AGENT_INJECTION_HEADER, VOLUMES_HEADER } from '../protocol/intercept.ts';
 import { MANAGER_PATHS, SESSION_TOKEN_HEADER } from '../protocol/paths.ts';
 import { PROTOCOL_VERSION, TELEPOD_VERSION } from '../protocol/version.ts';
 import { createManagerServers } from './server.ts';
@@ -115,7 +115,12 @@ test('session requests with malformed bodies or ids are 400, not a crash', async
 test('the agent API serves nothing without an agent credential', async () => {
   for (const headers of [
     { ':method': 'POST', ':path': MANAGER_PATHS.sessions },
-    { ':method': 'POST', ':path': MANAGER_PATHS.agentWatch, [AGENT_TOKEN_HEADER]: 'forged' },
+    {
+      ':method': 'POST',
+      ':path': MANAGER_PATHS.agentWatch,
+      [AGENT_INJECTION_HEADER]: 'forged',
+      authorization: 'Bearer x.y.z',
+    },
     { ':method': 'CONNECT', ':authority': '10.0.0.1:80' },
     { ':method': 'GET', ':path': MANAGER_PATHS.health },
   ]) {

@@ -14,7 +14,7 @@ import net from 'node:net';
 import { usageError } from '../protocol/errors.ts';
 import {
   AGENT_PORT_HEADER,
-  AGENT_TOKEN_HEADER,
+  AGENT_INJECTION_HEADER,
   INBOUND_HEADER,
   VOLUMES_HEADER,
 } from '../protocol/intercept.ts';
@@ -219,9 +219,12 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
   developer.on('close', () => sessions.close());
 
   const agents = http2.createServer({ settings: HTTP2_SETTINGS });
-  serve(agents, (stream, headers) => {
-    const injection = intercepts?.agentByToken(header(headers, AGENT_TOKEN_HEADER));
-    if (!injection || !inbound) return reply(stream, 401, 'not an agent of a current intercept\n');
+  serve(agents, async (stream, headers) => {
+    if (!intercepts || !inbound) return reply(stream, 401, 'not an agent of a current intercept\n');
+    const injection = await intercepts.agentFor(
+      header(headers, AGENT_INJECTION_HEADER),
+      header(headers, 'authorization'),
+    );
     return agentStream(stream, headers, injection, inbound);
   });
   return { developer, agents };

@@ -59,7 +59,8 @@ export interface AgentPort {
 /** The agent's configuration, passed as JSON in {@link AGENT_CONFIG_ENV}. */
 export interface AgentConfig {
   manager: string;
-  token: string;
+  /** The injection this agent belongs to (not a secret: the agent proves itself with its pod's token). */
+  injection: string;
   ports: AgentPort[];
   /** A port never intercepted, for the kubelet's readiness probe; open once registered. */
   health: number;
@@ -94,8 +95,12 @@ export const UNREPORTED_ENV = new Set([
   AGENT_CONFIG_ENV,
   AGENT_POD_ENV,
 ]);
-/** Agent streams to the manager carry the agent's token in this header. */
-export const AGENT_TOKEN_HEADER = 'x-telepod-agent';
+/** Agent streams to the manager name the agent's injection in this header... */
+export const AGENT_INJECTION_HEADER = 'x-telepod-injection';
+/** ...and carry its pod's projected service-account token for this audience as `authorization: Bearer`. */
+export const AGENT_AUDIENCE = 'telepod-agent';
+/** Where the agent container finds that token (a projected volume the kubelet rotates). */
+export const AGENT_TOKEN_DIR = '/var/run/secrets/telepod-agent';
 /** The agent port an inbound connection arrived on. */
 export const AGENT_PORT_HEADER = 'x-telepod-port';
 /** The daemon's CONNECT for an inbound connection names it with this header. */

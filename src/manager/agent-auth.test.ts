@@ -1,0 +1,79 @@
+// Proves the agent authenticator: a token signed by the cluster's key, for telepod's audience
+// and bound to a pod, names that pod; any other token is refused; rotated keys are refetched.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { AgentAuthenticator, Unauthenticated } from './agent-auth.ts';
+import type { KubeApi } from './kube-api.ts';
+
+async function signer(kid: string) {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } as JWK };
+}
+
+function token(
+  key: { kid: string; privateKey: CryptoKey },
+  claims: Record<string, unknown>,
+  audience = 'telepod-agent',
+) {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'ES256', kid: key.kid })
+    .setAudience(audience)
+    .setIssuedAt()
+    .setExpirationTime('10m')
+    .sign(key.privateKey);
+}
+
+const bound = { 'kubernetes.io': { namespace: 'a', pod: { name: 'web-1', uid: 'u-1' } } };
+
+function fakeApi(keys: () => JWK[]) {
+  let fetches = 0;
+  const api = {
+    get: () => {
+      fetches++;
+      return Promise.resolve({ keys: keys() });
+    },
+  } as unknown as KubeApi;
+  return { api, fetches: () => fetches };
+}
+
+test('a pod-bound token for the agent audience names its pod', async () => {
+  const key = await signer('k1');
+  const { api } = fakeApi(() => [key.jwk]);
+  const auth = new AgentAuthenticator(api);
+  const pod = await auth.verify(`Bearer ${await token(key, bound)}`);
+  assert.deepEqual(pod, { namespace: 'a', name: 'web-1', uid: 'u-1' });
+});
+
+test('other audiences, other signers, unbound tokens and garbage are refused', async () => {
+  const key = await signer('k1');
+  const stranger = await signer('k1');
+  const auth = new AgentAuthenticator(fakeApi(() => [key.jwk]).api);
+  const refused = [
+    `Bearer ${await token(key, bound, 'https://kubernetes.default.svc')}`,
+    `Bearer ${await token(stranger, bound)}`,
+    `Bearer ${await token(key, { 'kubernetes.io': { namespace: 'a' } })}`,
+    'Bearer x.y.z',
+    'Bearer ',
+    'Basic abc',
+    undefined,
+  ];
+  for (const authorization of refused) {
+    await assert.rejects(auth.verify(authorization), Unauthenticated, String(authorization).slice(0, 40));
+  }
+});
+
+test('a token signed by a new key fetches the key set again', async () => {
+  const old = await signer('k1');
+  const next = await signer('k2');
+  let keys = [old.jwk];
+  const { api, fetches } = fakeApi(() => keys);
+  let now = 1_000_000;
+  const auth = new AgentAuthenticator(api, () => now);
+  await auth.verify(`Bearer ${await token(old, bound)}`);
+  keys = [old.jwk, next.jwk];
+  now += 20_000;
+  const pod = await auth.verify(`Bearer ${await token(next, bound)}`);
+  assert.equal(pod.uid, 'u-1');
+  assert.equal(fetches(), 2);
+});
