@@ -9,7 +9,9 @@ import { hostname } from 'node:os';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { loadKubeConfig, type LoadedKubeConfig } from '../kube/config.ts';
+import { writeClaims } from '../kube/claims.ts';
 import { explainKubeError } from '../kube/errors.ts';
+import { listWorkloads } from '../kube/workload-list.ts';
 import {
   installManager,
   managerObjects,
@@ -77,6 +79,8 @@ export class Session {
     private readonly inbound: InboundHandler,
     private readonly mounts: Mounts,
     private readonly log: Logger,
+    /** The developer's own credentials: claims and listings go to the API server as them. */
+    private readonly kc: KubeConfig,
   ) {}
 
   static async open(req: ConnectRequest, mounts: Mounts, log: Logger): Promise<Session> {
@@ -154,18 +158,24 @@ export class Session {
       subnets,
       dns: { mode: nameservers.length ? 'nft-redirect' : 'none', clusterDomain: CLUSTER_DOMAIN },
     };
-    return new Session(status, tunnel, outbound, dns, renewal, inbound, mounts, log);
+    return new Session(status, tunnel, outbound, dns, renewal, inbound, mounts, log, kc);
   }
 
   get status(): DaemonStatus {
     return { ...this.connected, reconnects: this.tunnel.reconnects, intercepts: this.inbound.all };
   }
 
-  async intercept({ mount, ...request }: DaemonInterceptRequest): Promise<InterceptInfo> {
-    const info = await this.tunnel.current.call<InterceptInfo>(MANAGER_PATHS.intercepts, {
-      ...request,
-      namespace: request.namespace ?? this.connected.namespace,
-    });
+  async intercept({ mount, ...asked }: DaemonInterceptRequest): Promise<InterceptInfo> {
+    const request = { ...asked, namespace: asked.namespace ?? this.connected.namespace! };
+    const tunnel = this.tunnel.current;
+    // The developer's own rights decide: the claims are written with their kubeconfig.
+    const claims = await writeClaims(this.kc, request, tunnel.grant);
+    let info: InterceptInfo;
+    try {
+      info = await tunnel.call<InterceptInfo>(MANAGER_PATHS.intercepts, request);
+    } finally {
+      await claims.release();
+    }
     if (mount) info.volumes = await this.mounts.mount(info.id, this.tunnel.current, mount);
     this.inbound.add(info);
     return info;
@@ -193,9 +203,7 @@ export class Session {
   }
 
   list(namespace?: string): Promise<WorkloadInfo[]> {
-    return this.tunnel.current.call<WorkloadInfo[]>(MANAGER_PATHS.workloads, {
-      namespace: namespace ?? this.connected.namespace,
-    });
+    return listWorkloads(this.kc, namespace ?? this.connected.namespace!);
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,8 @@ import { TelepodError, usageError } from '../protocol/errors.ts';
 import { FAILING_WAIT_REASONS } from '../protocol/pod-failures.ts';
 import {
   AGENT_CONFIG_ENV,
+  INTERCEPTS_ANNOTATION,
+  MANAGED_BY,
   SESSION_LABEL,
   type AgentConfig,
   type AgentMessage,
@@ -13,7 +15,7 @@ import {
   type InterceptInfo,
   type PodContext,
   type InterceptedPort,
-  type WorkloadInfo,
+  type InterceptHolder,
 } from '../protocol/intercept.ts';
 import type { AgentHello, InterceptRequest } from '../protocol/requests.ts';
 import {
@@ -24,8 +26,10 @@ import {
   type SidecarPlan,
 } from './injection.ts';
 import { AgentAuthenticator, Unauthenticated, type TokenPod } from './agent-auth.ts';
+import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
+import type { SessionRecord } from './sessions.ts';
 import type { KubeApi, KubeObject } from './kube-api.ts';
-import { MANAGED_BY, UndoBook, type UndoRecord } from './undo.ts';
+import { UndoBook, type UndoRecord } from './undo.ts';
 import {
   findContainer,
   findWorkload,
@@ -75,6 +79,9 @@ export interface AgentLink {
   send(message: AgentMessage): void;
 }
 
+/** The session a request comes from. */
+export type Requester = Pick<SessionRecord, 'id' | 'holder' | 'token'>;
+
 export interface InterceptsOptions {
   api: KubeApi;
   agentBundle: string;
@@ -85,6 +92,8 @@ export interface InterceptsOptions {
   /** Signs the undo records this manager writes, and checks the ones it finds. */
   undoKey: Buffer;
   log: (message: string) => void;
+  /** The namespaces this install may act in (`install --namespaces`); undefined: all of them. */
+  namespaces?: string[] | undefined;
 }
 
 interface Pod extends KubeObject {
@@ -186,15 +195,24 @@ export class Intercepts {
     return [...injection.intercepts.values()].flatMap((a) => a.info.ports.map((p) => p.agentPort));
   }
 
-  async create(request: InterceptRequest, session: { id: string; holder: string }): Promise<InterceptInfo> {
+  async create(request: InterceptRequest, session: Requester): Promise<InterceptInfo> {
     if (!request.ports.length && (request.mode === 'intercept' || request.mode === 'replace'))
       throw usageError('give at least one port with --port');
+    const { namespaces } = this.options;
+    if (namespaces && !namespaces.includes(request.namespace)) {
+      throw new Forbidden(
+        `the traffic manager is installed for namespaces ${namespaces.join(', ')} only, not ${request.namespace} ` +
+          `(a cluster admin can add it: telepod install --namespaces ${[...namespaces, request.namespace].join(',')})`,
+      );
+    }
     if (request.mode === 'expose') {
+      await requireClaims(this.api, session, request);
       const name = `telepod-expose-${session.id.slice(0, 8)}`;
       const key = `${request.namespace}/expose/${name}`;
       return this.serialized(key, () => this.expose(request, session, name, key));
     }
     const found = await findWorkload(this.api, request.namespace, request.workload);
+    await requireClaims(this.api, session, request, found);
     const key = `${request.namespace}/${found.resource}/${request.workload}`;
     return this.serialized(key, () => this.createFor(found, key, request, session));
   }
@@ -203,7 +221,7 @@ export class Intercepts {
     found: FoundWorkload,
     key: string,
     request: InterceptRequest,
-    session: { id: string; holder: string },
+    session: Requester,
   ): Promise<InterceptInfo> {
     const started = Date.now();
     const existing = this.injections.get(key);
@@ -385,7 +403,7 @@ export class Intercepts {
     found: FoundWorkload,
     key: string,
     request: InterceptRequest,
-    session: { id: string; holder: string },
+    session: Requester,
     started: number,
   ): Promise<InterceptInfo> {
     const original = found.object;
@@ -456,7 +474,7 @@ export class Intercepts {
    */
   private async expose(
     request: InterceptRequest,
-    session: { id: string; holder: string },
+    session: Requester,
     name: string,
     key: string,
   ): Promise<InterceptInfo> {
@@ -507,13 +525,13 @@ export class Intercepts {
     return this.register(injection, { ...request, workload: name }, session, ports, started);
   }
 
-  private register(
+  private async register(
     injection: Injection,
     request: InterceptRequest,
-    session: { id: string; holder: string },
+    session: Requester,
     ports: InterceptedPort[],
     started: number,
-  ): InterceptInfo {
+  ): Promise<InterceptInfo> {
     const info: InterceptInfo = {
       id: randomUUID(),
       mode: request.mode,
@@ -526,7 +544,26 @@ export class Intercepts {
     };
     injection.intercepts.set(info.id, { info, sessionId: session.id });
     this.notifyAgents(injection);
+    await this.publish(injection);
     return info;
+  }
+
+  /**
+   * Who intercepts the workload, on the workload itself: `telepod list` reads it with the
+   * developer's own rights, so listing needs nothing of the manager.
+   */
+  private async publish(injection: Injection): Promise<void> {
+    const holders: InterceptHolder[] = [...injection.intercepts.values()].map((a) => ({
+      mode: a.info.mode,
+      holder: a.info.holder,
+      ports: a.info.ports.map((p) => `${p.remote} -> localhost:${p.local}`),
+    }));
+    const annotations = { [INTERCEPTS_ANNOTATION]: JSON.stringify(holders) };
+    await this.api
+      .mergePatch(injection.undo.workload, { metadata: { annotations } })
+      .catch((err: Error) =>
+        this.options.log(`cannot record the intercepts on ${injection.key}: ${err.message}`),
+      );
   }
 
   private notifyAgents(injection: Injection): void {
@@ -627,6 +664,7 @@ export class Intercepts {
       injection.intercepts.delete(id);
       this.notifyAgents(injection);
       if (!injection.intercepts.size) await this.release(injection);
+      else await this.publish(injection);
     });
     return true;
   }
@@ -648,8 +686,17 @@ export class Intercepts {
   /** A manager that starts restores what an earlier one left changed (its sessions are gone). */
   async restoreLeftovers(): Promise<string[]> {
     const restored: string[] = [];
+    const scopes = this.options.namespaces ?? [undefined];
+    const swept = await sweepClaimObjects(this.api, this.options.namespaces);
+    if (swept) restored.push(`${swept} claim objects`);
     for (const { kind, resource } of SUPPORTED_KINDS) {
-      for (const object of await this.api.list<Workload>(`/apis/apps/v1/${resource}`)) {
+      const objects = [];
+      for (const ns of scopes) {
+        objects.push(
+          ...(await this.api.list<Workload>(ns ? workloadPath(ns, resource) : `/apis/apps/v1/${resource}`)),
+        );
+      }
+      for (const object of objects) {
         const path = workloadPath(object.metadata?.namespace ?? '', resource, object.metadata?.name);
         const undo = this.undo.recorded(object, path);
         if (!undo) continue;
@@ -658,47 +705,6 @@ export class Intercepts {
       }
     }
     return restored;
-  }
-
-  /** The namespace's workloads, their Services and who intercepts them. */
-  async list(namespace: string): Promise<WorkloadInfo[]> {
-    const services = await this.api.list<Service>(servicePath(namespace));
-    const result: WorkloadInfo[] = [];
-    for (const { kind, resource } of SUPPORTED_KINDS) {
-      for (const object of await this.api.list<Workload>(workloadPath(namespace, resource))) {
-        const workload = { ...object, kind };
-        const name = object.metadata?.name ?? '';
-        if (object.metadata?.ownerReferences?.some((o) => o.kind === 'Deployment')) continue;
-        if (object.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'telepod') continue;
-        const labels = workload.spec.template.metadata?.labels ?? {};
-        const selecting = services.filter((s) => {
-          const selector = Object.entries(s.spec.selector ?? {});
-          return selector.length > 0 && selector.every(([k, v]) => labels[k] === v);
-        });
-        const injection = this.injections.get(`${namespace}/${resource}/${name}`);
-        result.push({
-          kind,
-          name,
-          namespace,
-          services: selecting
-            .map((s) => (injection ? serviceBefore(s, injection.undo) : s))
-            .map((s) => ({
-              name: s.metadata?.name ?? '',
-              ports: (s.spec.ports ?? []).map((p) => ({
-                ...(p.name ? { name: p.name } : {}),
-                port: p.port,
-                targetPort: String(p.targetPort ?? p.port),
-              })),
-            })),
-          intercepts: [...(injection?.intercepts.values() ?? [])].map((a) => ({
-            mode: a.info.mode,
-            holder: a.info.holder,
-            ports: a.info.ports.map((p) => `${p.remote} -> localhost:${p.local}`),
-          })),
-        });
-      }
-    }
-    return result;
   }
 }
 

@@ -30,7 +30,6 @@ import {
   InboundRefusalSchema,
   InterceptRefSchema,
   InterceptRequestSchema,
-  NamespaceRefSchema,
   SessionRequestSchema,
   uuid,
 } from '../protocol/requests.ts';
@@ -178,10 +177,6 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
         return clusterRequest(stream, async (i) => ({
           left: await i.leave((await readJson(stream, InterceptRefSchema, 'leave request')).id, session.id),
         }));
-      case MANAGER_PATHS.workloads:
-        return clusterRequest(stream, async (i) =>
-          i.list((await readJson(stream, NamespaceRefSchema, 'workload list request')).namespace),
-        );
       case MANAGER_PATHS.inboundEvents:
         return inbound ? inbound.events(stream, session.id) : reply(stream, 503, 'no intercepts\n');
       case MANAGER_PATHS.inboundRefused:

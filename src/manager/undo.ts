@@ -6,12 +6,15 @@
 // carries it, stays in that workload's namespace, and deletes only objects telepod labelled.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import * as z from 'zod/mini';
-import { UNDO_ANNOTATION, UNDO_MAC_ANNOTATION } from '../protocol/intercept.ts';
+import { CLAIM_ANNOTATION_PREFIX } from '../protocol/claims.ts';
+import {
+  INTERCEPTS_ANNOTATION,
+  MANAGED_BY,
+  UNDO_ANNOTATION,
+  UNDO_MAC_ANNOTATION,
+} from '../protocol/intercept.ts';
 import { isNotFound, KubeApiError, type KubeApi, type KubeObject } from './kube-api.ts';
 import type { PodTemplate, Service, ServicePort, Workload } from './workloads.ts';
-
-/** The label on every object telepod creates; only such objects are ever deleted on restore. */
-export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'telepod' } as const;
 
 const NAME = '[a-z0-9]([-a-z0-9.]*[a-z0-9])?';
 const WORKLOAD_PATH = new RegExp(
@@ -56,6 +59,14 @@ export function undoProblem(undo: UndoRecord): string | undefined {
     return `pods to roll are not in namespace ${namespace}`;
   }
   return undefined;
+}
+
+/** The annotations telepod put on a workload (undo record, intercept holders, claims) taken off. */
+function withoutTelepodAnnotations(annotations: Record<string, string> = {}): Record<string, string> {
+  const ours = new Set([UNDO_ANNOTATION, UNDO_MAC_ANNOTATION, INTERCEPTS_ANNOTATION]);
+  return Object.fromEntries(
+    Object.entries(annotations).filter(([key]) => !ours.has(key) && !key.startsWith(CLAIM_ANNOTATION_PREFIX)),
+  );
 }
 
 /** Read-modify-write with the API server's optimistic concurrency, retried on conflicts. */
@@ -119,10 +130,7 @@ export class UndoBook {
     const problem = undoProblem(undo);
     if (problem) throw new Error(`refusing an undo record: ${problem}`);
     await update<Workload>(this.api, undo.workload, (workload) => {
-      const annotations = { ...workload.metadata!.annotations };
-      delete annotations[UNDO_ANNOTATION];
-      delete annotations[UNDO_MAC_ANNOTATION];
-      workload.metadata!.annotations = annotations;
+      workload.metadata!.annotations = withoutTelepodAnnotations(workload.metadata!.annotations);
       if (undo.template) workload.spec.template = undo.template;
       if (undo.replicas !== undefined) workload.spec.replicas = undo.replicas;
     }).catch(ignoreNotFound);

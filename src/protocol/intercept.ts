@@ -41,13 +41,24 @@ export interface PodContext {
   mounts: string[];
 }
 
+/** One intercept of a workload as others see it (`telepod list`). */
+export interface InterceptHolder {
+  mode: InterceptMode;
+  holder: string;
+  /** `service:port/name -> localhost:local` */
+  ports: string[];
+}
+
 export interface WorkloadInfo {
   kind: string;
   name: string;
   namespace: string;
   services: { name: string; ports: { name?: string; port: number; targetPort: string }[] }[];
-  intercepts: { mode: InterceptMode; holder: string; ports: string[] }[];
+  intercepts: InterceptHolder[];
 }
+
+/** Annotation on an intercepted workload: JSON {@link InterceptHolder}[], kept by the manager. */
+export const INTERCEPTS_ANNOTATION = 'telepod.io/intercepts';
 
 /** One port of an agent: where it listens, and where traffic goes when it is not intercepted. */
 export interface AgentPort {
@@ -119,5 +130,7 @@ export interface InboundEvent {
 export const UNDO_ANNOTATION = 'telepod.io/undo';
 /** Beside it: the manager's HMAC of the record, so that a record anyone else wrote is ignored. */
 export const UNDO_MAC_ANNOTATION = 'telepod.io/undo-mac';
+/** The label on every object telepod creates; only such objects are ever deleted on restore. */
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'telepod' } as const;
 /** Label on objects telepod created for a session (proxy Deployments and Services). */
 export const SESSION_LABEL = 'telepod.io/session';

@@ -17,8 +17,6 @@ export const MANAGER_PATHS = {
   podContext: '/intercepts/context',
   /** POST {id}: ends one intercept of the session. */
   leave: '/intercepts/leave',
-  /** POST {namespace}: answers WorkloadInfo[]. */
-  workloads: '/workloads',
   /** GET: a long-lived stream of InboundEvent JSON lines for the session. */
   inboundEvents: '/inbound/events',
   /** POST {conn, reason}: the workstation could not take an inbound connection. */

@@ -58,8 +58,6 @@ export type InterceptRequest = z.infer<typeof InterceptRequestSchema>;
 
 /** POST /intercepts/context and /intercepts/leave */
 export const InterceptRefSchema = z.object({ id: uuid });
-/** POST /workloads */
-export const NamespaceRefSchema = z.object({ namespace: kubeLabel });
 /** POST /inbound/refused */
 export const InboundRefusalSchema = z.object({ conn: uuid, reason: z.string().check(z.maxLength(1024)) });
 

@@ -1,0 +1,100 @@
+// The manager's half of authorization by claims (src/protocol/claims.ts): an intercept request
+// goes ahead only when the cluster holds the session's claims, written with the developer's own
+// credentials — the workload annotated (they may patch it), claim objects created (they may
+// create Deployments / Services in the namespace). Also sweeps claim objects a crashed daemon
+// left behind.
+import { timingSafeEqual } from 'node:crypto';
+import {
+  CLAIM_ANNOTATION_PREFIX,
+  CLAIM_LABEL,
+  claimProof,
+  createSubject,
+  patchSubject,
+} from '../protocol/claims.ts';
+import { TelepodError } from '../protocol/errors.ts';
+import type { InterceptRequest } from '../protocol/requests.ts';
+import type { KubeApi, KubeObject } from './kube-api.ts';
+import { servicePath, workloadPath, type FoundWorkload } from './workloads.ts';
+
+/** Refused because the developer's own rights do not cover it (HTTP 403). */
+export class Forbidden extends TelepodError {
+  readonly status = 403;
+}
+
+export interface ClaimingSession {
+  id: string;
+  token: string;
+}
+
+function proves(object: KubeObject, session: ClaimingSession, subject: string): boolean {
+  const value = Buffer.from(object.metadata?.annotations?.[CLAIM_ANNOTATION_PREFIX + session.id] ?? '');
+  const expected = Buffer.from(claimProof(session.token, subject));
+  return value.length === expected.length && timingSafeEqual(value, expected);
+}
+
+function refuse(subject: string): never {
+  const [verb, resource, where] = subject.split(' ');
+  throw new Forbidden(
+    `this session holds no claim to ${verb} ${resource} ${where}: telepod only does what your own ` +
+      'Kubernetes rights allow, and its daemon writes that claim with your kubeconfig',
+  );
+}
+
+async function requireClaimObject(
+  api: KubeApi,
+  resource: 'deployments' | 'services',
+  namespace: string,
+  session: ClaimingSession,
+): Promise<void> {
+  const path = resource === 'deployments' ? workloadPath(namespace, resource) : servicePath(namespace);
+  const selector = encodeURIComponent(`${CLAIM_LABEL}=${session.id}`);
+  const subject = createSubject(resource, namespace);
+  const objects = await api.list(`${path}?labelSelector=${selector}`);
+  if (!objects.some((o) => proves(o, session, subject))) refuse(subject);
+}
+
+/**
+ * Throws Forbidden unless the session claimed what `request` needs: `patch` on the workload
+ * (intercept, replace, swap), `create` Deployments (swap, expose) and Services (expose with ports).
+ */
+export async function requireClaims(
+  api: KubeApi,
+  session: ClaimingSession,
+  request: InterceptRequest,
+  found?: FoundWorkload,
+): Promise<void> {
+  const { namespace } = request;
+  if (found) {
+    const subject = patchSubject(found.resource, namespace, request.workload);
+    if (!proves(found.object, session, subject)) refuse(subject);
+  }
+  if (request.mode === 'swap' || request.mode === 'expose') {
+    await requireClaimObject(api, 'deployments', namespace, session);
+  }
+  if (request.mode === 'expose' && request.ports.length) {
+    await requireClaimObject(api, 'services', namespace, session);
+  }
+}
+
+/** Deletes claim objects in `namespaces` (all when undefined) whose daemon did not remove them. */
+export async function sweepClaimObjects(api: KubeApi, namespaces: string[] | undefined): Promise<number> {
+  const selector = `?labelSelector=${encodeURIComponent(CLAIM_LABEL)}`;
+  const scopes = namespaces ?? [undefined];
+  let removed = 0;
+  for (const namespace of scopes) {
+    for (const base of [
+      namespace ? workloadPath(namespace, 'deployments') : '/apis/apps/v1/deployments',
+      namespace ? servicePath(namespace) : '/api/v1/services',
+    ]) {
+      for (const object of await api.list(`${base}${selector}`)) {
+        const { namespace: ns, name } = object.metadata ?? {};
+        const path = base.includes('/services')
+          ? servicePath(ns!, name)
+          : workloadPath(ns!, 'deployments', name);
+        await api.remove(path).catch(() => undefined);
+        removed++;
+      }
+    }
+  }
+  return removed;
+}
