@@ -384,22 +384,25 @@ test('bad input: a clear message, a non-zero exit, and nothing changed', async (
   assert.deepEqual(await workloadsState(), original);
 });
 
-// The registry is the node's own loopback, where nothing listens: the pull fails at once and
-// no packet leaves the VM.
+// The agent's image is the installer's, so the failure comes from the workload itself: its pods
+// take env from a ConfigMap that is deleted before the intercept, so the new pods cannot start.
 test('a failing rollout restores the workload and shows the reason from the cluster', async () => {
-  const result = await telepod(
-    'intercept',
-    'service-b',
-    '--port',
-    '8000',
-    '--agent-image',
-    '127.0.0.1:1/no/such:image',
+  await applyManifest(
+    tb,
+    `apiVersion: v1
+kind: ConfigMap
+metadata: { name: fragile-config, namespace: ${NS} }
+data: { A: a }
+---
+${nodeServerManifest(tb, NS, 'fragile', `${ON_SIGTERM_EXIT}require('http').createServer((q, s) => s.end('fragile')).listen(8000)`, { container: { envFrom: [{ configMapRef: { name: 'fragile-config' } }] } })}`,
   );
-  assert.equal(result.code, 1);
-  assert.match(
-    result.stderr,
-    /did not become ready: pod \S+ container telepod-agent: (ErrImagePull|ImagePullBackOff)/,
-  );
+  await waitForRollout(tb, NS, 'fragile');
+  await kubectl(tb, ['-n', NS, 'delete', 'configmap', 'fragile-config']);
+  const before = await snapshot('deploy', 'fragile');
+  const result = await telepod('intercept', 'fragile', '--port', '8000');
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /did not become ready: pod \S+ container \S+: CreateContainerConfigError/);
+  assert.deepEqual(await snapshot('deploy', 'fragile'), before);
   await assertRestored();
 });
 

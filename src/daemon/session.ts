@@ -1,7 +1,7 @@
 // One connected session of the daemon: manager ready, tunnel open, subnets known, outbound
 // listener, DNS server and capture rules in place, and the intercepts' volume mounts. `close`
 // undoes all of it.
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { isIPv4, type Server } from 'node:net';
@@ -13,13 +13,13 @@ import { writeClaims } from '../kube/claims.ts';
 import { explainKubeError } from '../kube/errors.ts';
 import { listWorkloads } from '../kube/workload-list.ts';
 import {
-  installManager,
+  ensureManager,
   managerObjects,
   readManagerBundle,
   waitForManagerPod,
 } from '../kube/manager-install.ts';
 import { openPortForward } from '../kube/portforward.ts';
-import { applyProxyFlags, discoverSubnets } from '../kube/subnets.ts';
+import { applyProxyFlags } from '../kube/subnets.ts';
 import type {
   ConnectRequest,
   DaemonInterceptRequest,
@@ -45,15 +45,6 @@ async function routed(address: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-async function requireNamespace(kc: KubeConfig, namespace: string): Promise<void> {
-  try {
-    await kc.makeApiClient(CoreV1Api).readNamespace({ name: namespace });
-  } catch (err) {
-    if ((err as { code?: number }).code === 404) throw usageError(`namespace "${namespace}" not found`);
-    throw err;
-  }
 }
 
 /** After a reconnect: each intercept's volumes again, over the new tunnel (the old streams ended). */
@@ -98,17 +89,10 @@ export class Session {
     log: Logger,
   ): Promise<Session> {
     const { kc, context, namespace } = loaded;
-    await requireNamespace(kc, namespace);
-    const objects = managerObjects(readManagerBundle(), req.image, req.managerNamespace);
-    const changed = await installManager(kc, objects);
-    log.info({ changed }, 'traffic manager installed');
+    const objects = managerObjects(readManagerBundle(), req.image, req.managerNamespace, req.namespaces);
+    const version = await ensureManager(kc, objects, (message) => log.warn(message));
     const dial = async (resumeToken?: string) => {
-      const pod = await waitForManagerPod(
-        kc,
-        req.managerNamespace,
-        objects.configMap.metadata!.name!,
-        120_000,
-      );
+      const pod = await waitForManagerPod(kc, req.managerNamespace, version, 120_000);
       const transport = await openPortForward(kc, req.managerNamespace, pod, MANAGER_PORT);
       return Tunnel.open(transport, { holder: holder(), ...(resumeToken ? { resumeToken } : {}) });
     };
@@ -119,10 +103,20 @@ export class Session {
       inbound.follow(next);
       void remountVolumes(next, inbound, mounts);
     };
-    const subnets = applyProxyFlags(await discoverSubnets(kc), req.alsoProxy, req.neverProxy);
-    const namespaces = new Set(
-      (await kc.makeApiClient(CoreV1Api).listNamespace()).items.map((n) => n.metadata?.name ?? ''),
-    );
+    // What to route and which names are namespaces, as the manager found them: nothing
+    // cluster-wide is asked of the developer.
+    const cluster = await tunnel.current.clusterInfo().catch(async (err: unknown) => {
+      await tunnel.current.end().catch(() => undefined);
+      tunnel.close();
+      throw err;
+    });
+    if (!cluster.namespaces.includes(namespace)) {
+      await tunnel.current.end().catch(() => undefined);
+      tunnel.close();
+      throw usageError(`namespace "${namespace}" not found among those the traffic manager serves`);
+    }
+    const subnets = applyProxyFlags(cluster.subnets, req.alsoProxy, req.neverProxy);
+    const namespaces = new Set(cluster.namespaces);
     const nameservers = [...readFileSync('/etc/resolv.conf', 'utf8').matchAll(/^nameserver\s+(\S+)/gm)]
       .map((m) => m[1]!)
       .filter((ip) => isIPv4(ip));

@@ -9,12 +9,14 @@ import {
   DNS_MESSAGE_TYPE,
   MANAGER_PATHS,
   SESSION_TOKEN_HEADER,
+  type ClusterInfo,
   type ManagerError,
   type SessionGrant,
   HTTP2_CONNECTION_WINDOW,
   HTTP2_SETTINGS,
 } from '../protocol/paths.ts';
 import type { SessionRequest } from '../protocol/requests.ts';
+import { PROTOCOL_VERSION, TELEPOD_VERSION } from '../protocol/version.ts';
 
 export class Tunnel {
   private constructor(
@@ -34,9 +36,16 @@ export class Tunnel {
       session.once('error', reject);
     });
     session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW);
-    const version = (
-      JSON.parse((await request(session, 'GET', MANAGER_PATHS.version)).toString()) as { version: string }
-    ).version;
+    const { version, protocol } = JSON.parse(
+      (await request(session, 'GET', MANAGER_PATHS.version)).toString(),
+    ) as { version: string; protocol: number };
+    if (protocol !== PROTOCOL_VERSION) {
+      session.destroy();
+      throw new TelepodError(
+        `the traffic manager runs telepod ${version} (protocol ${protocol}); this is telepod ${TELEPOD_VERSION} ` +
+          `(protocol ${PROTOCOL_VERSION}): ask a cluster admin to run \`telepod install\`, or use telepod ${version}`,
+      );
+    }
     const grant = JSON.parse(
       (
         await request(session, 'POST', MANAGER_PATHS.sessions, Buffer.from(JSON.stringify(sessionRequest)))
@@ -144,6 +153,14 @@ export class Tunnel {
       });
       stream.once('error', reject);
     });
+  }
+
+  /** The subnets and namespaces the manager found for workstations. */
+  async clusterInfo(): Promise<ClusterInfo> {
+    const body = await request(this.session, 'GET', MANAGER_PATHS.cluster, undefined, {
+      [SESSION_TOKEN_HEADER]: this.grant.token,
+    });
+    return JSON.parse(body.toString()) as ClusterInfo;
   }
 
   async renewLease(): Promise<void> {

@@ -1,17 +1,15 @@
 // Installs and finds the traffic manager: a Namespace, a ConfigMap holding the in-cluster
 // bundles (named by their content hash, so a new version rolls the Deployment), a Deployment
-// running them on a stock Node image, a Service agents reach it by, and a ClusterRole that
-// lets it change workloads and Services for intercepts and put them back.
+// running them on a stock Node image, a Service agents reach it by, the Secret keying its undo
+// records, and its rights (src/kube/manager-rbac.ts: cluster-wide, or per namespace).
 import {
   AppsV1Api,
   CoreV1Api,
-  RbacAuthorizationV1Api,
   type KubeConfig,
-  type V1ClusterRole,
-  type V1ClusterRoleBinding,
   type V1ConfigMap,
   type V1Deployment,
   type V1Namespace,
+  type V1Pod,
   type V1Secret,
   type V1Service,
   type V1ServiceAccount,
@@ -20,6 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { TelepodError } from '../protocol/errors.ts';
 import { explainKubeError } from './errors.ts';
+import { applyRbac, managerRbac, rbacObjects, removeRbac, type ManagerRbac } from './manager-rbac.ts';
 import { AGENT_API_PORT } from '../protocol/paths.ts';
 import { FAILING_WAIT_REASONS } from '../protocol/pod-failures.ts';
 
@@ -49,8 +48,8 @@ export function readManagerBundle(): InClusterBundles {
 export interface ManagerObjects {
   namespace: V1Namespace;
   serviceAccount: V1ServiceAccount;
-  clusterRole: V1ClusterRole;
-  clusterRoleBinding: V1ClusterRoleBinding;
+  /** ClusterRole + binding, or a Role + binding per namespace (`--namespaces`). */
+  rbac: ManagerRbac;
   configMap: V1ConfigMap;
   /** The key the manager signs its undo records with; made once, kept across upgrades. */
   undoKey: V1Secret;
@@ -58,30 +57,16 @@ export interface ManagerObjects {
   service: V1Service;
 }
 
-/** What the manager may do: change workloads and Services for intercepts, and restore them. */
-const MANAGER_RULES = [
-  {
-    apiGroups: ['apps'],
-    resources: ['deployments', 'statefulsets', 'replicasets'],
-    verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
-  },
-  {
-    apiGroups: [''],
-    resources: ['services', 'configmaps'],
-    verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
-  },
-  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'delete'] },
-  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list'] },
-  { apiGroups: ['apps'], resources: ['daemonsets'], verbs: ['get'] },
-  { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get'] },
-];
-
-/** Cluster-scoped names carry the namespace, so managers in two namespaces do not collide. */
-function clusterScopedName(namespace: string): string {
-  return `${NAME}-${namespace}`;
-}
-
-export function managerObjects(bundles: InClusterBundles, image: string, namespace: string): ManagerObjects {
+/**
+ * The manager's objects for an install in `namespace`, serving every namespace or only
+ * `scope` (`--namespaces`).
+ */
+export function managerObjects(
+  bundles: InClusterBundles,
+  image: string,
+  namespace: string,
+  scope?: string[],
+): ManagerObjects {
   const hash = createHash('sha256').update(JSON.stringify(bundles)).digest('hex').slice(0, 10);
   const configMapName = `${NAME}-${hash}`;
   return {
@@ -91,23 +76,7 @@ export function managerObjects(bundles: InClusterBundles, image: string, namespa
       kind: 'ServiceAccount',
       metadata: { name: NAME, namespace, labels: LABELS },
     },
-    clusterRole: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: clusterScopedName(namespace), labels: LABELS },
-      rules: MANAGER_RULES,
-    },
-    clusterRoleBinding: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: clusterScopedName(namespace), labels: LABELS },
-      roleRef: {
-        apiGroup: 'rbac.authorization.k8s.io',
-        kind: 'ClusterRole',
-        name: clusterScopedName(namespace),
-      },
-      subjects: [{ kind: 'ServiceAccount', name: NAME, namespace }],
-    },
+    rbac: managerRbac(namespace, scope),
     configMap: {
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -154,6 +123,8 @@ export function managerObjects(bundles: InClusterBundles, image: string, namespa
                 command: ['node', '/opt/telepod/manager.mjs'],
                 env: [
                   { name: 'TELEPOD_IMAGE', value: image },
+                  { name: 'TELEPOD_NAMESPACES', value: scope?.join(',') ?? '' },
+                  { name: 'TELEPOD_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
                   {
                     name: 'TELEPOD_UNDO_KEY',
                     valueFrom: { secretKeyRef: { name: UNDO_KEY_SECRET, key: 'key' } },
@@ -218,23 +189,13 @@ async function applyManagerObjects(kc: KubeConfig, objects: ManagerObjects): Pro
     () => core.readNamespacedServiceAccount({ name: NAME, namespace }),
     () => core.createNamespacedServiceAccount({ namespace, body: objects.serviceAccount }),
   );
-  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
-  // The role's rules change with telepod's version: an older role is replaced.
-  const roleName = objects.clusterRole.metadata!.name!;
-  await ensure(
-    async () => {
-      const role = await rbac.readClusterRole({ name: roleName });
-      if (JSON.stringify(role.rules) !== JSON.stringify(objects.clusterRole.rules)) {
-        await rbac.replaceClusterRole({ name: roleName, body: objects.clusterRole });
-        changed = true;
-      }
-    },
-    () => rbac.createClusterRole({ body: objects.clusterRole }),
-  );
-  await ensure(
-    () => rbac.readClusterRoleBinding({ name: objects.clusterRoleBinding.metadata!.name! }),
-    () => rbac.createClusterRoleBinding({ body: objects.clusterRoleBinding }),
-  );
+  // A change of mode or of namespaces takes the earlier install's rights away.
+  const previous = await installedScope(kc, namespace);
+  if (previous !== null && JSON.stringify(previous) !== JSON.stringify(scopeOf(objects.rbac))) {
+    await removeRbac(kc, namespace, previous ?? []);
+    changed = true;
+  }
+  if (await applyRbac(kc, objects.rbac)) changed = true;
   await ensure(
     async () => {
       const service = await core.readNamespacedService({ name: NAME, namespace });
@@ -263,7 +224,8 @@ async function applyManagerObjects(kc: KubeConfig, objects: ManagerObjects): Pro
     const have = current.spec?.template.spec;
     if (
       have?.volumes?.[0]?.configMap?.name !== want.volumes![0]!.configMap!.name ||
-      have?.containers[0]?.image !== want.containers[0]!.image
+      have?.containers[0]?.image !== want.containers[0]!.image ||
+      JSON.stringify(have?.containers[0]?.env) !== JSON.stringify(want.containers[0]!.env)
     ) {
       await apps.replaceNamespacedDeployment({ name: NAME, namespace, body: objects.deployment });
       changed = true;
@@ -276,42 +238,104 @@ async function applyManagerObjects(kc: KubeConfig, objects: ManagerObjects): Pro
   return changed;
 }
 
-export async function uninstallManager(kc: KubeConfig, namespace: string): Promise<void> {
-  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
-  const name = clusterScopedName(namespace);
-  for (const remove of [
-    () => kc.makeApiClient(CoreV1Api).deleteNamespace({ name: namespace }),
-    () => rbac.deleteClusterRoleBinding({ name }),
-    () => rbac.deleteClusterRole({ name }),
-  ]) {
-    try {
-      await remove();
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+/** The namespaces of the installed manager (undefined: cluster-wide), null when none is installed. */
+async function installedScope(kc: KubeConfig, namespace: string): Promise<string[] | undefined | null> {
+  try {
+    const deployment = await kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ name: NAME, namespace });
+    const env = deployment.spec?.template.spec?.containers[0]?.env ?? [];
+    const value = env.find((e) => e.name === 'TELEPOD_NAMESPACES')?.value;
+    return value ? value.split(',') : undefined;
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
   }
 }
 
-/** The name of a ready manager pod of the current version, waiting up to `timeoutMs`. */
+function scopeOf(rbac: ManagerRbac): string[] | undefined {
+  return rbac.mode === 'cluster' ? undefined : rbac.roles.map((r) => r.metadata!.namespace!);
+}
+
+/** Removes the manager: its RBAC (cluster-wide, or the Roles in its namespaces) and its namespace. */
+export async function uninstallManager(kc: KubeConfig, namespace: string): Promise<void> {
+  const scope = await installedScope(kc, namespace);
+  await removeRbac(kc, namespace, scope ?? []);
+  await kc
+    .makeApiClient(CoreV1Api)
+    .deleteNamespace({ name: namespace })
+    .catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
+}
+
+/** Every object of an install, in the order they are applied (`install --dry-run`). */
+export function manifests(objects: ManagerObjects): object[] {
+  return [
+    objects.namespace,
+    objects.serviceAccount,
+    ...rbacObjects(objects.rbac),
+    objects.undoKey,
+    objects.configMap,
+    objects.service,
+    objects.deployment,
+  ];
+}
+
+/** Whether a manager pod runs the bundle `configMapName` (any version when undefined). */
+function runs(pod: V1Pod, configMapName: string | undefined): boolean {
+  return !configMapName || !!pod.spec?.volumes?.some((v) => v.configMap?.name === configMapName);
+}
+
+function ready(pod: V1Pod): boolean {
+  return (
+    !pod.metadata?.deletionTimestamp &&
+    !!pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+  );
+}
+
+async function managerPods(kc: KubeConfig, namespace: string): Promise<V1Pod[]> {
+  const core = kc.makeApiClient(CoreV1Api);
+  return (await core.listNamespacedPod({ namespace, labelSelector: `app.kubernetes.io/name=${NAME}` })).items;
+}
+
+/**
+ * Makes sure a manager runs, installing or upgrading it only when this telepod's is not already
+ * running: then a developer needs no more than to list the manager's pods and port-forward to
+ * one. Without the right to install, an already running manager of another version is used
+ * (the tunnel then checks that its protocol matches). Answers the bundle to wait for.
+ */
+export async function ensureManager(
+  kc: KubeConfig,
+  objects: ManagerObjects,
+  warn: (message: string) => void,
+): Promise<string | undefined> {
+  const namespace = objects.namespace.metadata!.name!;
+  const bundle = objects.configMap.metadata!.name!;
+  const pods = await managerPods(kc, namespace).catch(() => []);
+  if (pods.some((p) => ready(p) && runs(p, bundle))) return bundle;
+  try {
+    const changed = await installManager(kc, objects);
+    if (changed) warn(`installed or upgraded the traffic manager in namespace ${namespace}`);
+    return bundle;
+  } catch (err) {
+    if (!pods.some(ready)) throw err;
+    warn(`using the traffic manager already running in ${namespace} (${(err as Error).message})`);
+    return undefined;
+  }
+}
+
+/** The name of a ready manager pod running `configMapName` (any, when undefined), waiting up to `timeoutMs`. */
 export async function waitForManagerPod(
   kc: KubeConfig,
   namespace: string,
-  configMapName: string,
+  configMapName: string | undefined,
   timeoutMs: number,
 ) {
-  const core = kc.makeApiClient(CoreV1Api);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const pods = await core.listNamespacedPod({ namespace, labelSelector: `app.kubernetes.io/name=${NAME}` });
-    const ready = pods.items.find(
-      (p) =>
-        !p.metadata?.deletionTimestamp &&
-        p.spec?.volumes?.some((v) => v.configMap?.name === configMapName) &&
-        p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-    );
-    if (ready?.metadata?.name) return ready.metadata.name;
-    for (const pod of pods.items.filter((p) => !p.metadata?.deletionTimestamp)) {
-      if (!pod.spec?.volumes?.some((v) => v.configMap?.name === configMapName)) continue;
+    const pods = (await managerPods(kc, namespace)).filter((p) => runs(p, configMapName));
+    const found = pods.find(ready);
+    if (found?.metadata?.name) return found.metadata.name;
+    for (const pod of pods.filter((p) => !p.metadata?.deletionTimestamp)) {
       const stuck = pod.status?.containerStatuses?.find((c) =>
         FAILING_WAIT_REASONS.has(c.state?.waiting?.reason ?? ''),
       );

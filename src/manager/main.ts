@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Http2Session } from 'node:http2';
 import { AGENT_API_PORT, MANAGER_PORT } from '../protocol/paths.ts';
+import { ClusterInfoSource } from './cluster-info.ts';
 import { Intercepts } from './intercepts.ts';
 import { InClusterKubeApi } from './kube-api.ts';
 import { createManagerServers } from './server.ts';
@@ -26,11 +27,21 @@ function undoKey(): Buffer {
 }
 
 const nameserver = /^nameserver\s+(\S+)/m.exec(readFileSync('/etc/resolv.conf', 'utf8'))?.[1] ?? '127.0.0.1';
+/** `install --namespaces a,b` limits the manager to those namespaces; empty: cluster-wide. */
+const namespaces = process.env.TELEPOD_NAMESPACES?.split(',').filter(Boolean);
 let intercepts: Intercepts | undefined;
+let clusterInfo: ClusterInfoSource | undefined;
 if (existsSync(SA_NAMESPACE)) {
   const namespace = readFileSync(SA_NAMESPACE, 'utf8').trim();
+  const api = new InClusterKubeApi();
+  const knownAddresses = [process.env.TELEPOD_POD_IP, nameserver, process.env.KUBERNETES_SERVICE_HOST];
+  clusterInfo = new ClusterInfoSource(api, {
+    namespaces,
+    knownAddresses: knownAddresses.filter((a): a is string => !!a),
+  });
   intercepts = new Intercepts({
-    api: new InClusterKubeApi(),
+    api,
+    namespaces,
     agentBundle: readFileSync(new URL('./agent.mjs', import.meta.url), 'utf8'),
     managerAddress: `telepod-manager.${namespace}:${AGENT_API_PORT}`,
     agentImage: process.env.TELEPOD_IMAGE ?? 'docker.io/library/node:22-bookworm-slim',
@@ -45,6 +56,7 @@ if (existsSync(SA_NAMESPACE)) {
 const { developer, agents } = createManagerServers({
   dnsServer: nameserver,
   ...(intercepts ? { intercepts } : {}),
+  ...(clusterInfo ? { clusterInfo } : {}),
 });
 developer.listen(MANAGER_PORT, '127.0.0.1', () =>
   log(`telepod traffic manager: developers on 127.0.0.1:${MANAGER_PORT}, DNS via ${nameserver}`),

@@ -34,6 +34,7 @@ import {
   uuid,
 } from '../protocol/requests.ts';
 import { PROTOCOL_VERSION, TELEPOD_VERSION } from '../protocol/version.ts';
+import type { ClusterInfoSource } from './cluster-info.ts';
 import { parseDestination } from './destinations.ts';
 import { Inbound } from './inbound.ts';
 import type { Injection, Intercepts } from './intercepts.ts';
@@ -43,6 +44,8 @@ import { Sessions, type SessionRecord } from './sessions.ts';
 export interface ManagerOptions {
   /** Where DNS queries go: the cluster resolver (from the pod's /etc/resolv.conf). */
   dnsServer: string;
+  /** Subnets and namespaces for workstations; absent without Kubernetes API access. */
+  clusterInfo?: ClusterInfoSource;
   sessions?: Sessions;
   /** Absent when the manager has no Kubernetes API access (unit tests): intercepts are refused. */
   intercepts?: Intercepts;
@@ -159,6 +162,9 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
     switch (headers[':path']) {
       case MANAGER_PATHS.lease:
         return reply(stream, 200, 'renewed\n');
+      case MANAGER_PATHS.cluster:
+        if (!options.clusterInfo) return reply(stream, 503, 'this manager has no Kubernetes API access\n');
+        return options.clusterInfo.get().then((info) => replyJson(stream, info));
       case MANAGER_PATHS.dnsQuery:
         return dnsQuery(stream, options.dnsServer);
       case MANAGER_PATHS.sessionEnd:

@@ -54,6 +54,8 @@ export interface ConnectRequest {
   neverProxy: string[];
   managerNamespace: string;
   image: string;
+  /** When connect installs the manager: for these namespaces only (`--namespaces`). */
+  namespaces?: string[] | undefined;
 }
 
 export interface DaemonStatus {

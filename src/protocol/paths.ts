@@ -9,6 +9,8 @@ export const MANAGER_PATHS = {
   sessionEnd: '/sessions/end',
   /** POST an RFC 8484 wire-format DNS query; the answer is the wire-format response. */
   dnsQuery: '/dns-query',
+  /** GET with the session token: {@link ClusterInfo}, found with the manager's rights. */
+  cluster: '/cluster',
   /** POST with the session token: renews the session's lease. */
   lease: '/lease',
   /** POST an InterceptRequest; answers InterceptInfo once the agent is ready. */
@@ -49,6 +51,13 @@ export interface SessionGrant {
   token: string;
   /** Seconds the session lives without being renewed. */
   leaseSeconds: number;
+}
+
+/** What a workstation routes to the cluster, and which DNS names are namespaces. */
+export interface ClusterInfo {
+  /** IPv4 CIDRs of Services and pods. */
+  subnets: string[];
+  namespaces: string[];
 }
 
 /** How the manager reports a refused request (HTTP 4xx/5xx with a JSON body). */

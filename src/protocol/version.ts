@@ -5,4 +5,4 @@ import { version } from '../../package.json';
 export const TELEPOD_VERSION: string = version;
 
 /** Bumped on any incompatible change of the messages in src/protocol. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;

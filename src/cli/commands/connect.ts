@@ -15,6 +15,7 @@ import { callDaemon, clearStaleState, daemonRunning, ensureDaemon, quitDaemon } 
 import { loadKubeConfig } from '../../kube/config.ts';
 import { printResult } from '../output.ts';
 import type { Program } from '../program.ts';
+import { namespacesOption } from './install.ts';
 
 const collect = (value: string, previous: string[]) => {
   if (!isCidr(value)) throw usageError(`"${value}" is not an IPv4 CIDR such as 10.0.0.0/8`);
@@ -37,7 +38,8 @@ export function connectOptions<A extends any[], O extends OptionValues, G extend
         .default([] as string[]),
     )
     .option('--manager-namespace <ns>', 'namespace of the traffic manager', DEFAULT_MANAGER_NAMESPACE)
-    .option('--image <image>', 'image with node for the in-cluster side', DEFAULT_IMAGE);
+    .option('--image <image>', 'image with node for the in-cluster side', DEFAULT_IMAGE)
+    .addOption(namespacesOption());
 }
 
 function warnStale(): void {
@@ -70,6 +72,7 @@ export interface ConnectFlags {
   neverProxy: string[];
   managerNamespace: string;
   image: string;
+  namespaces?: string[] | undefined;
 }
 
 export async function connect(program: Program, opts: ConnectFlags) {
@@ -82,6 +85,7 @@ export async function connect(program: Program, opts: ConnectFlags) {
     neverProxy: opts.neverProxy,
     managerNamespace: opts.managerNamespace,
     image: opts.image,
+    namespaces: opts.namespaces,
   };
   loadKubeConfig(request); // a bad kubeconfig or context fails here, before anything starts
   if (await clearStaleState()) warnStale();

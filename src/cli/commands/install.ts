@@ -8,10 +8,26 @@ import {
   DEFAULT_MANAGER_NAMESPACE,
   installManager,
   managerObjects,
+  manifests,
   readManagerBundle,
   uninstallManager,
 } from '../../kube/manager-install.ts';
+import { kubeLabel } from '../../protocol/requests.ts';
+import { usageError } from '../../protocol/errors.ts';
 import type { Program } from '../program.ts';
+
+/** `--namespaces a,b`: the manager gets Roles in those namespaces only, and no cluster-wide rights. */
+export function namespacesOption() {
+  return new Option(
+    '--namespaces <a,b>',
+    'install the traffic manager for these namespaces only (Roles, no ClusterRole)',
+  ).argParser((value: string) => {
+    const names = value.split(',').map((n) => n.trim());
+    const bad = names.find((n) => !kubeLabel.safeParse(n).success);
+    if (bad !== undefined) throw usageError(`--namespaces ${value}: "${bad}" is not a namespace name`);
+    return [...new Set(names)];
+  });
+}
 
 export function addInstallCommands(program: Program): void {
   program
@@ -19,18 +35,11 @@ export function addInstallCommands(program: Program): void {
     .description('install or upgrade the traffic manager in the cluster')
     .option('--manager-namespace <ns>', 'namespace of the traffic manager', DEFAULT_MANAGER_NAMESPACE)
     .option('--image <image>', 'image with node for the in-cluster side', DEFAULT_IMAGE)
+    .addOption(namespacesOption())
     .addOption(new Option('--dry-run', 'print the manifests instead of applying them'))
     .action(async (opts) => {
-      const objects = managerObjects(readManagerBundle(), opts.image, opts.managerNamespace);
-      const list = [
-        objects.namespace,
-        objects.serviceAccount,
-        objects.clusterRole,
-        objects.clusterRoleBinding,
-        objects.configMap,
-        objects.service,
-        objects.deployment,
-      ];
+      const objects = managerObjects(readManagerBundle(), opts.image, opts.managerNamespace, opts.namespaces);
+      const list = manifests(objects);
       if (opts.dryRun) {
         const json = program.opts().output === 'json';
         process.stdout.write(
@@ -48,7 +57,7 @@ export function addInstallCommands(program: Program): void {
 
   program
     .command('uninstall')
-    .description('remove the traffic manager, its namespace and its ClusterRole from the cluster')
+    .description('remove the traffic manager, its namespace and its rights from the cluster')
     .option('--manager-namespace <ns>', 'namespace of the traffic manager', DEFAULT_MANAGER_NAMESPACE)
     .action(async (opts) => {
       await uninstallManager(loadKubeConfig(program.opts()).kc, opts.managerNamespace);
