@@ -27,24 +27,15 @@ export interface ClusterInfoOptions {
   knownAddresses: string[];
 }
 
-const CACHE_MS = 30_000;
-
 export class ClusterInfoSource {
-  private cached?: { info: ClusterInfo; until: number };
-
   constructor(
     private readonly api: KubeApi,
     private readonly options: ClusterInfoOptions,
   ) {}
 
-  /** Subnets and namespaces, found at most every 30 s. */
-  async get(): Promise<ClusterInfo> {
-    if (this.cached && this.cached.until > Date.now()) return this.cached.info;
-    const info = this.options.namespaces
-      ? await this.scoped(this.options.namespaces)
-      : await this.clusterWide();
-    this.cached = { info, until: Date.now() + CACHE_MS };
-    return info;
+  /** Subnets and namespaces, found anew (a workstation asks once per connect). */
+  get(): Promise<ClusterInfo> {
+    return this.options.namespaces ? this.scoped(this.options.namespaces) : this.clusterWide();
   }
 
   private async clusterWide(): Promise<ClusterInfo> {

@@ -11,17 +11,19 @@ export class ForbiddenDestination extends TelepodError {
   readonly status = 403;
 }
 
-const refused = new net.BlockList();
-refused.addSubnet('0.0.0.0', 8, 'ipv4');
-refused.addSubnet('127.0.0.0', 8, 'ipv4');
-refused.addSubnet('169.254.0.0', 16, 'ipv4');
-refused.addSubnet('224.0.0.0', 4, 'ipv4');
-refused.addSubnet('255.255.255.255', 32, 'ipv4');
-refused.addAddress('::', 'ipv6');
-refused.addAddress('::1', 'ipv6');
-refused.addSubnet('::ffff:0:0', 96, 'ipv6'); // IPv4-mapped: the IPv4 form is the one to ask for
-refused.addSubnet('fe80::', 10, 'ipv6');
-refused.addSubnet('ff00::', 8, 'ipv6');
+// One list per family: a BlockList also matches IPv4 addresses against IPv4-mapped IPv6 rules.
+const refusedV4 = new net.BlockList();
+refusedV4.addSubnet('0.0.0.0', 8, 'ipv4');
+refusedV4.addSubnet('127.0.0.0', 8, 'ipv4');
+refusedV4.addSubnet('169.254.0.0', 16, 'ipv4');
+refusedV4.addSubnet('224.0.0.0', 4, 'ipv4');
+refusedV4.addAddress('255.255.255.255', 'ipv4');
+const refusedV6 = new net.BlockList();
+refusedV6.addAddress('::', 'ipv6');
+refusedV6.addAddress('::1', 'ipv6');
+refusedV6.addSubnet('::ffff:0:0', 96, 'ipv6'); // IPv4-mapped: the IPv4 form is the one to ask for
+refusedV6.addSubnet('fe80::', 10, 'ipv6');
+refusedV6.addSubnet('ff00::', 8, 'ipv6');
 
 export interface Destination {
   host: string;
@@ -37,7 +39,7 @@ export function parseDestination(authority: string | undefined): Destination {
   if (!family || !(port >= 1 && port <= 65535)) {
     throw usageError(`"${String(authority).slice(0, 100)}" is not an address (ip:port or [ipv6]:port)`);
   }
-  if (refused.check(host, family === 4 ? 'ipv4' : 'ipv6')) {
+  if (family === 4 ? refusedV4.check(host, 'ipv4') : refusedV6.check(host, 'ipv6')) {
     throw new ForbiddenDestination(`telepod does not connect to ${host}: not a cluster address`);
   }
   return { host, port };

@@ -28,7 +28,7 @@ function undoKey(): Buffer {
 
 const nameserver = /^nameserver\s+(\S+)/m.exec(readFileSync('/etc/resolv.conf', 'utf8'))?.[1] ?? '127.0.0.1';
 /** `install --namespaces a,b` limits the manager to those namespaces; empty: cluster-wide. */
-const namespaces = process.env.TELEPOD_NAMESPACES?.split(',').filter(Boolean);
+const namespaces = process.env.TELEPOD_NAMESPACES ? process.env.TELEPOD_NAMESPACES.split(',') : undefined;
 let intercepts: Intercepts | undefined;
 let clusterInfo: ClusterInfoSource | undefined;
 if (existsSync(SA_NAMESPACE)) {
