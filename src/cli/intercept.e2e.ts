@@ -372,7 +372,10 @@ test('bad input: a clear message, a non-zero exit, and nothing changed', async (
       /container nope not found in Deployment service-b \(containers: service-b\)/,
     ],
     [['intercept', 'service-b', '--port', 'x'], /--port x: "x" is not a port number/],
-    [['intercept', 'service-b', '--port', '8000', '--timeout', 'soon'], /--timeout soon: expected a number/],
+    [
+      ['intercept', 'service-b', '--port', '8000', '--timeout', 'soon'],
+      /--timeout soon: expected whole seconds/,
+    ],
     [['run', '--swap-deployment', 'numeric:nope', '--', 'true'], /container nope not found/],
   ];
   for (const [args, message] of cases) {

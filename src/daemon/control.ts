@@ -3,25 +3,48 @@
 import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { DAEMON_DIR, DAEMON_SOCKET, type DaemonError } from '../protocol/daemon-api.ts';
-import { TelepodError } from '../protocol/errors.ts';
+import { ExitCode, TelepodError } from '../protocol/errors.ts';
 
+/** A route's handler gets the parsed JSON body (undefined when empty) and checks it itself. */
 export type Handler = (body: unknown) => Promise<unknown>;
+
+/** Requests are small JSON documents; anything larger is refused unread. */
+const MAX_BODY_BYTES = 1 << 20;
 
 export async function startControlServer(routes: Record<string, Handler>): Promise<http.Server> {
   mkdirSync(DAEMON_DIR, { recursive: true, mode: 0o755 });
   rmSync(DAEMON_SOCKET, { force: true });
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    let size = 0;
+    const send = (status: number, value: unknown) => {
+      if (res.headersSent) return;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(value));
+    };
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_BODY_BYTES) chunks.push(c);
+    });
     req.on('end', () => {
       const handler = routes[req.url ?? ''];
-      const send = (status: number, value: unknown) => {
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(value));
-      };
       if (!handler)
         return send(404, { error: `no such daemon call ${req.url}`, exitCode: 1 } satisfies DaemonError);
-      const body: unknown = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
+      if (size > MAX_BODY_BYTES) {
+        return send(400, {
+          error: 'the request is too large',
+          exitCode: ExitCode.usage,
+        } satisfies DaemonError);
+      }
+      let body: unknown;
+      try {
+        body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
+      } catch {
+        return send(400, {
+          error: 'the request is not JSON',
+          exitCode: ExitCode.usage,
+        } satisfies DaemonError);
+      }
       handler(body).then(
         (value) => send(200, value ?? {}),
         (err: Error) =>

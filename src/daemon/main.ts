@@ -4,11 +4,14 @@ import { pino } from 'pino';
 import {
   DAEMON_LOG,
   DAEMON_PATHS,
-  type ConnectRequest,
-  type DaemonInterceptRequest,
+  ConnectRequestSchema,
+  ContextRequestSchema,
+  DaemonInterceptRequestSchema,
+  LeaveRequestSchema,
+  ListRequestSchema,
   type DaemonStatus,
-  type LeaveRequest,
 } from '../protocol/daemon-api.ts';
+import { parseRequest } from '../protocol/requests.ts';
 import { TelepodError } from '../protocol/errors.ts';
 import { startControlServer } from './control.ts';
 import { Mounts } from './mounts.ts';
@@ -48,7 +51,11 @@ export async function runDaemon(): Promise<void> {
       ),
     [DAEMON_PATHS.connect]: async (body) => {
       if (session) return session.status;
-      connecting ??= Session.open(body as ConnectRequest, new Mounts(log), log);
+      connecting ??= Session.open(
+        parseRequest(ConnectRequestSchema, body, 'connect request'),
+        new Mounts(log),
+        log,
+      );
       try {
         session = await connecting;
         log.info(session.status, 'connected');
@@ -57,10 +64,14 @@ export async function runDaemon(): Promise<void> {
         connecting = undefined;
       }
     },
-    [DAEMON_PATHS.intercept]: (body) => connected().intercept(body as DaemonInterceptRequest),
-    [DAEMON_PATHS.leave]: (body) => connected().leave(body as LeaveRequest),
-    [DAEMON_PATHS.context]: (body) => connected().context((body as { id: string }).id),
-    [DAEMON_PATHS.list]: (body) => connected().list((body as { namespace?: string } | undefined)?.namespace),
+    [DAEMON_PATHS.intercept]: async (body) =>
+      connected().intercept(parseRequest(DaemonInterceptRequestSchema, body, 'intercept request')),
+    [DAEMON_PATHS.leave]: async (body) =>
+      connected().leave(parseRequest(LeaveRequestSchema, body, 'leave request')),
+    [DAEMON_PATHS.context]: async (body) =>
+      connected().context(parseRequest(ContextRequestSchema, body, 'context request').id),
+    [DAEMON_PATHS.list]: async (body) =>
+      connected().list(parseRequest(ListRequestSchema, body ?? {}, 'list request').namespace),
     [DAEMON_PATHS.quit]: () => {
       setImmediate(() => void shutdown());
       return Promise.resolve({ quitting: true });

@@ -26,6 +26,8 @@ export const DEFAULT_IMAGE = 'docker.io/library/node:22-bookworm-slim';
 export const DEFAULT_MANAGER_NAMESPACE = 'telepod';
 const NAME = 'telepod-manager';
 const UNDO_KEY_SECRET = 'telepod-manager-undo-key';
+/** On the manager Deployment: the hash of the spec telepod asked for (the API server adds defaults). */
+const SPEC_HASH_ANNOTATION = 'telepod.io/spec-hash';
 const LABELS = { 'app.kubernetes.io/name': NAME, 'app.kubernetes.io/part-of': 'telepod' };
 
 /** The in-cluster bundles, by file name (manager.mjs, agent.mjs), read from beside telepod. */
@@ -99,55 +101,68 @@ export function managerObjects(
         ports: [{ name: 'agents', port: AGENT_API_PORT, targetPort: AGENT_API_PORT }],
       },
     },
-    deployment: {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: NAME, namespace, labels: LABELS },
-      spec: {
-        replicas: 1,
-        // Never two managers at once: a starting manager restores what the previous one changed.
-        strategy: { type: 'Recreate' },
-        selector: { matchLabels: LABELS },
-        template: {
-          metadata: { labels: LABELS },
-          spec: {
-            serviceAccountName: NAME,
-            automountServiceAccountToken: true,
-            // Service links would name the manager's own Service as TELEPOD_MANAGER_* variables.
-            enableServiceLinks: false,
-            containers: [
-              {
-                name: 'manager',
-                image,
-                imagePullPolicy: 'IfNotPresent',
-                command: ['node', '/opt/telepod/manager.mjs'],
-                env: [
-                  { name: 'TELEPOD_IMAGE', value: image },
-                  { name: 'TELEPOD_NAMESPACES', value: scope?.join(',') ?? '' },
-                  { name: 'TELEPOD_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-                  {
-                    name: 'TELEPOD_UNDO_KEY',
-                    valueFrom: { secretKeyRef: { name: UNDO_KEY_SECRET, key: 'key' } },
-                  },
-                ],
-                // The developer API listens on loopback (port-forward only) and is not declared.
-                ports: [{ name: 'agents', containerPort: AGENT_API_PORT }],
-                readinessProbe: { tcpSocket: { port: AGENT_API_PORT }, periodSeconds: 1 },
-                securityContext: {
-                  runAsNonRoot: true,
-                  runAsUser: 1000,
-                  readOnlyRootFilesystem: true,
-                  allowPrivilegeEscalation: false,
+    deployment: managerDeployment(image, namespace, scope, configMapName),
+  };
+}
+
+/** The manager's Deployment, annotated with the hash of its spec (compared on upgrade). */
+function managerDeployment(
+  image: string,
+  namespace: string,
+  scope: string[] | undefined,
+  configMapName: string,
+): V1Deployment {
+  const deployment: V1Deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: NAME, namespace, labels: LABELS },
+    spec: {
+      replicas: 1,
+      // Never two managers at once: a starting manager restores what the previous one changed.
+      strategy: { type: 'Recreate' },
+      selector: { matchLabels: LABELS },
+      template: {
+        metadata: { labels: LABELS },
+        spec: {
+          serviceAccountName: NAME,
+          automountServiceAccountToken: true,
+          // Service links would name the manager's own Service as TELEPOD_MANAGER_* variables.
+          enableServiceLinks: false,
+          containers: [
+            {
+              name: 'manager',
+              image,
+              imagePullPolicy: 'IfNotPresent',
+              command: ['node', '/opt/telepod/manager.mjs'],
+              env: [
+                { name: 'TELEPOD_IMAGE', value: image },
+                { name: 'TELEPOD_NAMESPACES', value: scope?.join(',') ?? '' },
+                { name: 'TELEPOD_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                {
+                  name: 'TELEPOD_UNDO_KEY',
+                  valueFrom: { secretKeyRef: { name: UNDO_KEY_SECRET, key: 'key' } },
                 },
-                volumeMounts: [{ name: 'bundle', mountPath: '/opt/telepod', readOnly: true }],
+              ],
+              // The developer API listens on loopback (port-forward only) and is not declared.
+              ports: [{ name: 'agents', containerPort: AGENT_API_PORT }],
+              readinessProbe: { tcpSocket: { port: AGENT_API_PORT }, periodSeconds: 1 },
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: 1000,
+                readOnlyRootFilesystem: true,
+                allowPrivilegeEscalation: false,
               },
-            ],
-            volumes: [{ name: 'bundle', configMap: { name: configMapName } }],
-          },
+              volumeMounts: [{ name: 'bundle', mountPath: '/opt/telepod', readOnly: true }],
+            },
+          ],
+          volumes: [{ name: 'bundle', configMap: { name: configMapName } }],
         },
       },
     },
   };
+  const hash = createHash('sha256').update(JSON.stringify(deployment.spec)).digest('hex').slice(0, 16);
+  deployment.metadata!.annotations = { [SPEC_HASH_ANNOTATION]: hash };
+  return deployment;
 }
 
 function isNotFound(err: unknown): boolean {
@@ -220,13 +235,9 @@ async function applyManagerObjects(kc: KubeConfig, objects: ManagerObjects): Pro
   );
   try {
     const current = await apps.readNamespacedDeployment({ name: NAME, namespace });
-    const want = objects.deployment.spec!.template.spec!;
-    const have = current.spec?.template.spec;
-    if (
-      have?.volumes?.[0]?.configMap?.name !== want.volumes![0]!.configMap!.name ||
-      have?.containers[0]?.image !== want.containers[0]!.image ||
-      JSON.stringify(have?.containers[0]?.env) !== JSON.stringify(want.containers[0]!.env)
-    ) {
+    // The API server fills in defaults, so the specs are compared by the hash of what was asked.
+    const have = current.metadata?.annotations?.[SPEC_HASH_ANNOTATION];
+    if (have !== objects.deployment.metadata!.annotations![SPEC_HASH_ANNOTATION]) {
       await apps.replaceNamespacedDeployment({ name: NAME, namespace, body: objects.deployment });
       changed = true;
     }

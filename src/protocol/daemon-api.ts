@@ -1,7 +1,8 @@
 // The CLI ↔ root daemon API: JSON over HTTP on a unix socket that only root and the invoking
 // user may open.
 import type { InterceptInfo } from './intercept.ts';
-import type { InterceptRequest } from './requests.ts';
+import * as z from 'zod/mini';
+import { InterceptRequestSchema, kubeLabel, kubeName, uuid } from './requests.ts';
 
 export const DAEMON_DIR = '/run/telepod';
 export const DAEMON_SOCKET = `${DAEMON_DIR}/daemon.sock`;
@@ -23,40 +24,53 @@ export const DAEMON_PATHS = {
   context: '/context',
 } as const;
 
-/** An intercept request as the CLI sends it: the namespace defaults to the session's. */
-export type DaemonInterceptRequest = Omit<InterceptRequest, 'namespace'> & {
-  namespace?: string | undefined;
-  /** Where to mount the pod's volumes; absent: not mounted. */
-  mount?: MountRequest | undefined;
-};
+const path = z.string().check(z.minLength(1), z.maxLength(4096));
+const id = z.int().check(z.gte(0), z.lte(2 ** 31));
+const cidr = z.string().check(z.regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'is not an IPv4 CIDR'));
 
 /** A mount point the CLI checked (empty, writable) or made, and who is to own the files. */
-export interface MountRequest {
-  dir: string;
+export const MountRequestSchema = z.object({
+  dir: path,
   /** The CLI made `dir`: it is removed again once unmounted. */
-  created: boolean;
-  uid: number;
-  gid: number;
-}
+  created: z.boolean(),
+  uid: id,
+  gid: id,
+});
+export type MountRequest = z.infer<typeof MountRequestSchema>;
+
+/** An intercept request as the CLI sends it: the namespace defaults to the session's. */
+export const DaemonInterceptRequestSchema = z.extend(InterceptRequestSchema, {
+  namespace: z.optional(kubeLabel),
+  /** Where to mount the pod's volumes; absent: not mounted. */
+  mount: z.optional(MountRequestSchema),
+});
+export type DaemonInterceptRequest = z.infer<typeof DaemonInterceptRequestSchema>;
 
 /** Which intercept to end: by id, or by workload name (and namespace). */
-export interface LeaveRequest {
-  id?: string;
-  name?: string;
-  namespace?: string | undefined;
-}
+export const LeaveRequestSchema = z.object({
+  id: z.optional(uuid),
+  name: z.optional(kubeName),
+  namespace: z.optional(kubeLabel),
+});
+export type LeaveRequest = z.infer<typeof LeaveRequestSchema>;
 
-export interface ConnectRequest {
-  kubeconfig?: string | undefined;
-  context?: string | undefined;
-  namespace?: string | undefined;
-  alsoProxy: string[];
-  neverProxy: string[];
-  managerNamespace: string;
-  image: string;
+export const ConnectRequestSchema = z.object({
+  kubeconfig: z.optional(path),
+  context: z.optional(z.string().check(z.maxLength(1024))),
+  namespace: z.optional(kubeLabel),
+  alsoProxy: z.array(cidr),
+  neverProxy: z.array(cidr),
+  managerNamespace: kubeLabel,
+  image: z.string().check(z.minLength(1), z.maxLength(1024)),
   /** When connect installs the manager: for these namespaces only (`--namespaces`). */
-  namespaces?: string[] | undefined;
-}
+  namespaces: z.optional(z.array(kubeLabel)),
+});
+export type ConnectRequest = z.infer<typeof ConnectRequestSchema>;
+
+/** `/context` */
+export const ContextRequestSchema = z.object({ id: uuid });
+/** `/list` */
+export const ListRequestSchema = z.object({ namespace: z.optional(kubeLabel) });
 
 export interface DaemonStatus {
   connected: boolean;

@@ -65,7 +65,8 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
     .option('--timeout <seconds>', 'how long to wait for the workload to roll out', '120');
   podOptions(intercept).action(async (workload, command, opts) => {
     const timeout = Number(opts.timeout);
-    if (!(timeout > 0)) throw usageError(`--timeout ${opts.timeout}: expected a number of seconds above 0`);
+    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 3600)
+      throw usageError(`--timeout ${opts.timeout}: expected whole seconds from 1 to 3600`);
     const mount = await prepareMount(opts.mount);
     let connectedHere = false;
     const request: DaemonInterceptRequest = {
