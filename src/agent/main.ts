@@ -20,7 +20,7 @@ import {
   type AgentMessage,
   type AgentPort,
 } from '../protocol/intercept.ts';
-import type { AgentHello } from '../protocol/requests.ts';
+import { AgentMessageSchema, type AgentHello } from '../protocol/requests.ts';
 import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
 import { serveVolumes } from './sftp-server.ts';
 
@@ -118,6 +118,15 @@ function openVolumes(session: http2.ClientHttp2Session, conn: string, mounts: st
   });
 }
 
+function parsedMessage(line: string): AgentMessage | undefined {
+  try {
+    const result = AgentMessageSchema.safeParse(JSON.parse(line));
+    return result.success ? result.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function handle(session: http2.ClientHttp2Session, message: AgentMessage): void {
   if ('sftp' in message) return openVolumes(session, message.sftp, message.mounts);
   intercepted = new Set(message.intercepted);
@@ -162,12 +171,19 @@ function connect(): void {
   watch.end(
     JSON.stringify({ env: reportedEnv(), pod: process.env[AGENT_POD_ENV] ?? '' } satisfies AgentHello),
   );
+  let registered = false;
   watch.on('response', (headers) => {
-    if (headers[':status'] !== 200) log(`the manager refused this agent (HTTP ${headers[':status']})`);
+    registered = headers[':status'] === 200;
+    if (!registered) log(`the manager refused this agent (HTTP ${headers[':status']})`);
   });
   createInterface({ input: watch })
     .on('error', () => undefined) // the session's close reconnects
-    .on('line', (line) => handle(session, JSON.parse(line) as AgentMessage));
+    .on('line', (line) => {
+      if (!registered) return; // a refusal's body, not a message
+      const message = parsedMessage(line);
+      if (message) handle(session, message);
+      else log('ignoring a malformed message from the manager');
+    });
   watch.once('close', () => session.destroy());
 }
 

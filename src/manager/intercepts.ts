@@ -3,9 +3,7 @@
 // workload run one at a time; the last intercept of a workload to end restores it.
 import { randomUUID } from 'node:crypto';
 import { TelepodError, usageError } from '../protocol/errors.ts';
-import { FAILING_WAIT_REASONS } from '../protocol/pod-failures.ts';
 import {
-  AGENT_CONFIG_ENV,
   INTERCEPTS_ANNOTATION,
   MANAGED_BY,
   SESSION_LABEL,
@@ -28,7 +26,8 @@ import {
 import { AgentAuthenticator, Unauthenticated, type TokenPod } from './agent-auth.ts';
 import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
 import type { SessionRecord } from './sessions.ts';
-import type { KubeApi, KubeObject } from './kube-api.ts';
+import type { KubeApi } from './kube-api.ts';
+import { carriesAgent, waitReady, type Pod } from './rollout.ts';
 import { UndoBook, type UndoRecord } from './undo.ts';
 import {
   findContainer,
@@ -39,7 +38,6 @@ import {
   servicePath,
   SUPPORTED_KINDS,
   workloadPath,
-  type Container,
   type FoundWorkload,
   type PodTemplate,
   type ResolvedPort,
@@ -95,23 +93,6 @@ export interface InterceptsOptions {
   /** The namespaces this install may act in (`install --namespaces`); undefined: all of them. */
   namespaces?: string[] | undefined;
 }
-
-interface Pod extends KubeObject {
-  spec: { containers: (Container & { env?: { name: string; value?: string }[] })[] };
-  status?: {
-    containerStatuses?: { name: string; state?: { waiting?: { reason?: string; message?: string } } }[];
-  };
-}
-interface EndpointSlice extends KubeObject {
-  endpoints?: { conditions?: { ready?: boolean }; targetRef?: { name?: string } }[];
-}
-interface Condition {
-  type: string;
-  status: string;
-  message?: string;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function describePort(r: ResolvedPort): string {
   const name = r.servicePort.name ? `/${r.servicePort.name}` : '';
@@ -384,7 +365,8 @@ export class Intercepts {
         template: plan.template,
         services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
       });
-      await this.waitReady(
+      await waitReady(
+        this.api,
         injection,
         path,
         found.object.kind,
@@ -454,7 +436,7 @@ export class Intercepts {
           },
         },
       });
-      await this.waitReady(injection, proxyPath, 'Deployment', request);
+      await waitReady(this.api, injection, proxyPath, 'Deployment', request);
       await this.api.mergePatch(originalPath, { spec: { replicas: 0 } });
     } catch (err) {
       await this.release(injection).catch(() => undefined);
@@ -512,7 +494,7 @@ export class Intercepts {
           },
         });
       }
-      await this.waitReady(injection, path, 'Deployment', { ...request, workload: name });
+      await waitReady(this.api, injection, path, 'Deployment', { ...request, workload: name });
     } catch (err) {
       await this.release(injection).catch(() => undefined);
       throw err;
@@ -569,66 +551,6 @@ export class Intercepts {
   private notifyAgents(injection: Injection): void {
     const ports = this.interceptedPorts(injection);
     for (const agent of injection.agents) agent.send({ intercepted: ports });
-  }
-
-  /**
-   * Polls until the rollout is done, every new pod's agent is connected and, for `services`,
-   * the EndpointSlices route to new pods only (kube-proxy follows them within its sync
-   * period); fails early on a broken pod.
-   */
-  private async waitReady(
-    injection: Injection,
-    path: string,
-    kind: string,
-    request: InterceptRequest,
-    services: string[] = [],
-  ) {
-    const timeout = (request.timeoutSeconds ?? 120) * 1000;
-    const deadline = Date.now() + timeout;
-    while (Date.now() < deadline) {
-      const object = await this.api.get<Workload>(path);
-      const pods = await this.injectionPods(injection, object); // listed once per poll
-      const failure = podFailure(pods) ?? replicaFailure(object);
-      if (failure) throw new TelepodError(`${kind} ${request.workload} did not become ready: ${failure}`);
-      const desired = object.spec.replicas ?? 1;
-      if (
-        rolledOut(object, kind, desired) &&
-        injection.agents.size >= desired &&
-        (await this.endpointsOnlyOurs(injection, pods, services))
-      ) {
-        return;
-      }
-      await sleep(300);
-    }
-    throw new TelepodError(`${kind} ${request.workload} did not become ready in ${timeout / 1000} s`);
-  }
-
-  /** True when every ready endpoint of `services` is a pod of this injection. */
-  private async endpointsOnlyOurs(injection: Injection, pods: Pod[], services: string[]): Promise<boolean> {
-    if (!services.length) return true;
-    const ours = new Set(pods.map((p) => p.metadata?.name));
-    for (const service of services) {
-      const selector = encodeURIComponent(`kubernetes.io/service-name=${service}`);
-      const slices = await this.api.list<EndpointSlice>(
-        `/apis/discovery.k8s.io/v1/namespaces/${injection.namespace}/endpointslices?labelSelector=${selector}`,
-      );
-      const ready = slices.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
-      if (!ready.length || ready.some((e) => !ours.has(e.targetRef?.name))) return false;
-    }
-    return true;
-  }
-
-  /** The workload's pods that carry this injection's agent (not terminating). */
-  private async injectionPods(injection: Injection, workload: Workload): Promise<Pod[]> {
-    const selector = encodeURIComponent(podSelector(workload));
-    const pods = await this.api.list<Pod>(
-      `/api/v1/namespaces/${injection.namespace}/pods?labelSelector=${selector}`,
-    );
-    return pods.filter(
-      (pod) =>
-        !(pod.metadata as { deletionTimestamp?: string } | undefined)?.deletionTimestamp &&
-        carriesAgent(pod, injection.id),
-    );
   }
 
   /** The injection that holds intercept `id` of the session, if any. */
@@ -715,52 +637,4 @@ function asBefore(workload: Workload, undo: UndoRecord): Workload {
 function serviceBefore(service: Service, undo: UndoRecord): Service {
   const recorded = undo.services.find((u) => u.path.endsWith(`/services/${service.metadata?.name}`));
   return recorded ? { ...service, spec: { ...service.spec, ports: recorded.ports } } : service;
-}
-
-/** Whether the pod's agent container is configured for injection `id`. */
-function carriesAgent(pod: Pod, id: string): boolean {
-  const agent = pod.spec.containers.find((c) => c.name === AGENT_CONTAINER);
-  const config = agent?.env?.find((e) => e.name === AGENT_CONFIG_ENV)?.value;
-  try {
-    return config !== undefined && (JSON.parse(config) as AgentConfig).injection === id;
-  } catch {
-    return false;
-  }
-}
-
-/** The first of these pods stuck in a waiting reason that will not resolve by itself. */
-function podFailure(pods: Pod[]): string | undefined {
-  for (const pod of pods) {
-    for (const status of pod.status?.containerStatuses ?? []) {
-      const waiting = status.state?.waiting;
-      if (waiting?.reason && FAILING_WAIT_REASONS.has(waiting.reason)) {
-        return `pod ${pod.metadata?.name} container ${status.name}: ${waiting.reason}: ${waiting.message ?? ''}`.trim();
-      }
-    }
-  }
-  return undefined;
-}
-
-function rolledOut(object: Workload, kind: string, desired: number): boolean {
-  const status = (object.status ?? {}) as Record<string, number | string | undefined>;
-  const observed = Number(status.observedGeneration ?? 0) >= (object.metadata?.generation ?? 0);
-  if (kind === 'Deployment') {
-    return (
-      observed && Number(status.updatedReplicas ?? 0) >= desired && status.replicas === status.updatedReplicas
-    );
-  }
-  if (kind === 'StatefulSet') {
-    return (
-      observed &&
-      status.updateRevision === status.currentRevision &&
-      Number(status.readyReplicas ?? 0) >= desired
-    );
-  }
-  return observed;
-}
-
-function replicaFailure(object: Workload): string | undefined {
-  const conditions = (object.status?.conditions ?? []) as Condition[];
-  const failed = conditions.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
-  return failed?.message;
 }

@@ -48,7 +48,13 @@ export class InClusterKubeApi implements KubeApi {
   private readonly host = process.env.KUBERNETES_SERVICE_HOST ?? 'kubernetes.default.svc';
   private readonly port = Number(process.env.KUBERNETES_SERVICE_PORT ?? 443);
 
-  private request<T>(method: string, path: string, body?: unknown, type = 'application/json'): Promise<T> {
+  private request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    type = 'application/json',
+    accept = 'application/json',
+  ): Promise<T> {
     // Projected tokens rotate: read it for every request.
     const token = readFileSync(`${SA_DIR}/token`, 'utf8').trim();
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -62,7 +68,7 @@ export class InClusterKubeApi implements KubeApi {
           agent: this.agent,
           headers: {
             authorization: `Bearer ${token}`,
-            accept: 'application/json',
+            accept,
             ...(payload ? { 'content-type': type, 'content-length': payload.length } : {}),
           },
         },
@@ -91,7 +97,8 @@ export class InClusterKubeApi implements KubeApi {
   }
 
   get<T extends KubeObject>(path: string) {
-    return this.request<T>('GET', path);
+    // The service-account issuer's key set is served as application/jwk-set+json only.
+    return this.request<T>('GET', path, undefined, undefined, 'application/json, application/jwk-set+json');
   }
   async list<T extends KubeObject>(path: string) {
     return (await this.request<{ items: T[] }>('GET', path)).items;

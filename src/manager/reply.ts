@@ -21,11 +21,15 @@ export function replyJson(stream: http2.ServerHttp2Stream, value: unknown, statu
   reply(stream, status, JSON.stringify(value), 'application/json');
 }
 
-/** Bad input → 400, a conflict → 409 (by the error's `status`), anything else → 500. */
+/**
+ * Bad input → 400; telepod's refusals by their own `status` (401, 403, 409); anything else
+ * (an API server's error included) → 500.
+ */
 export function replyError(stream: http2.ServerHttp2Stream, err: unknown) {
   const known = err instanceof TelepodError;
   const exitCode = known ? err.exitCode : ExitCode.failure;
-  const status = (err as { status?: number }).status ?? (exitCode === ExitCode.usage ? 400 : 500);
+  const own = known ? (err as { status?: number }).status : undefined;
+  const status = own ?? (exitCode === ExitCode.usage ? 400 : 500);
   replyJson(stream, { error: (err as Error).message, exitCode } satisfies ManagerError, status);
 }
 

@@ -69,6 +69,12 @@ export const AgentHelloSchema = z.object({
 });
 export type AgentHello = z.infer<typeof AgentHelloSchema>;
 
+/** A line on an agent's watch stream (manager → agent). */
+export const AgentMessageSchema = z.union([
+  z.object({ intercepted: z.array(portNumber) }),
+  z.object({ sftp: uuid, mounts: z.array(z.string().check(z.maxLength(4096))) }),
+]);
+
 /** Parses `value` with `schema`; a mismatch is a usage error naming each bad field. */
 export function parseRequest<T>(schema: z.ZodMiniType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
