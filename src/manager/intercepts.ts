@@ -5,9 +5,6 @@ import { randomUUID } from 'node:crypto';
 import { TelepodError, usageError } from '../protocol/errors.ts';
 import {
   INTERCEPTS_ANNOTATION,
-  MANAGED_BY,
-  SESSION_LABEL,
-  type AgentConfig,
   type AgentMessage,
   type AgentPort,
   type InterceptInfo,
@@ -16,30 +13,22 @@ import {
   type InterceptHolder,
 } from '../protocol/intercept.ts';
 import type { AgentHello, InterceptRequest } from '../protocol/requests.ts';
-import {
-  AGENT_CONTAINER,
-  replacementTemplate,
-  sidecarPlan,
-  volumeMountPaths,
-  type SidecarPlan,
-} from './injection.ts';
+import { AGENT_CONTAINER, replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
 import { AgentAuthenticator, Unauthenticated, type TokenPod } from './agent-auth.ts';
 import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
 import type { SessionRecord } from './sessions.ts';
 import type { KubeApi } from './kube-api.ts';
-import { carriesAgent, waitReady, type Pod } from './rollout.ts';
+import { Injector, type TrackedInjection } from './injector.ts';
+import { carriesAgent, type Pod } from './rollout.ts';
 import { UndoBook, type UndoRecord } from './undo.ts';
 import {
   findContainer,
   findWorkload,
-  podSelector,
   resolveServicePorts,
   selectingServices,
-  servicePath,
   SUPPORTED_KINDS,
   workloadPath,
   type FoundWorkload,
-  type PodTemplate,
   type ResolvedPort,
   type Service,
   type Workload,
@@ -99,16 +88,6 @@ function describePort(r: ResolvedPort): string {
   return `${r.service.metadata?.name}:${r.servicePort.port}${name}`;
 }
 
-function remotePort(value: string | undefined, local: number): number {
-  const port = value === undefined ? local : Number(value);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw usageError(`"${value}" is not a port number (1-65535)`);
-  }
-  return port;
-}
-
-type AgentBase = { image: string; configMap: string; config: Omit<AgentConfig, 'ports' | 'health'> };
-
 export class Intercepts {
   private readonly injections = new Map<string, Injection>();
   private readonly byId = new Map<string, Injection>();
@@ -118,9 +97,14 @@ export class Intercepts {
   private readonly locks = new Map<string, Promise<unknown>>();
 
   private readonly undo: UndoBook;
+  private readonly injector: Injector;
 
   constructor(private readonly options: InterceptsOptions) {
     this.undo = new UndoBook(options.api, options.undoKey, options.log);
+    this.injector = new Injector(options.api, this.undo, options, {
+      track: (spec) => this.track(spec),
+      release: (injection) => this.release(injection),
+    });
     this.agentAuth = new AgentAuthenticator(options.api);
   }
 
@@ -190,7 +174,13 @@ export class Intercepts {
       await requireClaims(this.api, session, request);
       const name = `telepod-expose-${session.id.slice(0, 8)}`;
       const key = `${request.namespace}/expose/${name}`;
-      return this.serialized(key, () => this.expose(request, session, name, key));
+      return this.serialized(key, async () => {
+        const started = Date.now();
+        if (this.injections.has(key))
+          throw new ConflictError(`this session already exposes ports as ${name}`);
+        const { injection, ports } = await this.injector.expose(request, session, name, key);
+        return this.register(injection, { ...request, workload: name }, session, ports, started);
+      });
     }
     const found = await findWorkload(this.api, request.namespace, request.workload);
     await requireClaims(this.api, session, request, found);
@@ -213,7 +203,10 @@ export class Intercepts {
         `${found.object.kind} ${request.workload} is already ${state[existing.mode]} by ${holder}`,
       );
     }
-    if (request.mode === 'swap') return this.swap(found, key, request, session, started);
+    if (request.mode === 'swap') {
+      const { injection, ports } = await this.injector.swap(found, key, request, session);
+      return this.register(injection, request, session, ports, started);
+    }
     // With an agent in place, ports resolve against what the workload and Services were before.
     const workload = existing ? asBefore(found.object, existing.undo) : found.object;
     if (request.container) findContainer(workload, request.container);
@@ -225,7 +218,7 @@ export class Intercepts {
     const resolved = resolveServicePorts(workload, services, request.ports);
     if (request.mode === 'replace') {
       const container = request.container ?? this.containerServing(found.object, resolved[0]!.containerPort);
-      const injection = await this.inject(found, key, request, all, (agent) => {
+      const injection = await this.injector.inject(found, key, request, all, (agent) => {
         const plan = replacementTemplate(found.object.spec.template, container, [], agent);
         return { template: plan.template, services: [], agentPorts: plan.agentPorts };
       });
@@ -241,7 +234,7 @@ export class Intercepts {
     const app = request.container ?? this.containerServing(found.object, resolved[0]!.containerPort);
     const injection =
       existing ??
-      (await this.inject(found, key, request, all, (a) => sidecarPlan(found.object, all, a, app)));
+      (await this.injector.inject(found, key, request, all, (a) => sidecarPlan(found.object, all, a, app)));
     try {
       const ports = resolved.map((r) => this.sidecarPort(injection, found.object, r));
       return this.register(injection, request, session, ports, started);
@@ -273,238 +266,13 @@ export class Intercepts {
     return (containers.find((c) => c.ports?.some((p) => p.containerPort === port)) ?? containers[0]!).name;
   }
 
-  private agentBase(owner: string): AgentBase & { id: string } {
-    const id = randomUUID();
-    return {
-      id,
-      image: this.options.agentImage,
-      configMap: `telepod-agent-${owner}`.slice(0, 253),
-      config: { manager: this.options.managerAddress, injection: id },
-    };
-  }
-
-  private configMapPath(namespace: string, name: string): string {
-    return `/api/v1/namespaces/${namespace}/configmaps/${name}`;
-  }
-
-  private async createAgentConfigMap(namespace: string, name: string): Promise<void> {
-    await this.api.remove(this.configMapPath(namespace, name)).catch(() => undefined);
-    await this.api.create(`/api/v1/namespaces/${namespace}/configmaps`, {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name, namespace, labels: MANAGED_BY },
-      data: { 'agent.mjs': this.options.agentBundle },
-    });
-  }
-
-  private track(
-    key: string,
-    request: InterceptRequest,
-    name: string,
-    kind: string,
-    mode: Injection['mode'],
-    id: string,
-    agentPorts: AgentPort[],
-    undo: UndoRecord,
-  ): Injection {
-    const injection: Injection = {
-      key,
-      namespace: request.namespace,
-      name,
-      kind,
-      mode,
-      id,
-      agentPorts,
-      undo,
-      intercepts: new Map(),
-      agents: new Set(),
-    };
+  /** Registers an injection before its rollout, so that its agents can authenticate meanwhile. */
+  private track(spec: TrackedInjection): Injection {
+    const injection: Injection = { ...spec, intercepts: new Map(), agents: new Set() };
+    const { key, id } = spec;
     this.injections.set(key, injection);
     this.byId.set(id, injection);
     return injection;
-  }
-
-  /** Changes the workload's own template (sidecar or replacement) and waits for its rollout. */
-  private async inject(
-    found: FoundWorkload,
-    key: string,
-    request: InterceptRequest,
-    services: Service[],
-    build: (
-      agent: AgentBase,
-    ) => Pick<SidecarPlan, 'services'> & { template: PodTemplate; agentPorts: AgentPort[] },
-  ): Promise<Injection> {
-    const { namespace } = request;
-    const { id, ...agent } = this.agentBase(request.workload);
-    const plan = build(agent);
-    const path = workloadPath(namespace, found.resource, request.workload);
-    const original = (name: string) => services.find((s) => s.metadata?.name === name)!.spec.ports ?? [];
-    const undo: UndoRecord = {
-      workload: path,
-      template: found.object.spec.template,
-      services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: original(s.name) })),
-      deletes: [this.configMapPath(namespace, agent.configMap)],
-      ...(found.object.kind === 'ReplicaSet'
-        ? { podsToRoll: { namespace, selector: podSelector(found.object) } }
-        : {}),
-    };
-    const mode = request.mode === 'replace' ? 'replace' : 'intercept';
-    const injection = this.track(
-      key,
-      request,
-      request.workload,
-      found.object.kind,
-      mode,
-      id,
-      plan.agentPorts,
-      undo,
-    );
-    try {
-      await this.createAgentConfigMap(namespace, agent.configMap);
-      await this.undo.apply(undo, {
-        template: plan.template,
-        services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
-      });
-      await waitReady(
-        this.api,
-        injection,
-        path,
-        found.object.kind,
-        request,
-        services.map((s) => s.metadata!.name!),
-      );
-    } catch (err) {
-      await this.release(injection).catch(() => undefined);
-      throw err;
-    }
-    return injection;
-  }
-
-  /** `--swap-deployment`: a proxy Deployment with the original's labels; the original scaled to 0. */
-  private async swap(
-    found: FoundWorkload,
-    key: string,
-    request: InterceptRequest,
-    session: Requester,
-    started: number,
-  ): Promise<InterceptInfo> {
-    const original = found.object;
-    if (original.kind !== 'Deployment') {
-      throw usageError(`--swap-deployment needs a Deployment; ${request.workload} is a ${original.kind}`);
-    }
-    const container = findContainer(original, request.container).name;
-    const remotes = request.ports.map((p) => remotePort(p.remote, p.local));
-    const { namespace } = request;
-    const proxyName = `telepod-swap-${request.workload}`.slice(0, 63);
-    const { id, ...agent } = this.agentBase(proxyName);
-    const plan = replacementTemplate(original.spec.template, container, remotes, agent);
-    const swapLabel = { 'telepod.io/swap': request.workload };
-    const proxyPath = workloadPath(namespace, 'deployments', proxyName);
-    const originalPath = workloadPath(namespace, 'deployments', request.workload);
-    const undo: UndoRecord = {
-      workload: originalPath,
-      replicas: original.spec.replicas ?? 1,
-      services: [],
-      deletes: [proxyPath, this.configMapPath(namespace, agent.configMap)],
-    };
-    const injection = this.track(
-      key,
-      request,
-      request.workload,
-      'Deployment',
-      'swap',
-      id,
-      plan.agentPorts,
-      undo,
-    );
-    try {
-      await this.createAgentConfigMap(namespace, agent.configMap);
-      await this.undo.apply(undo, { services: [] }); // records the undo before anything else
-      await this.api.create(workloadPath(namespace, 'deployments'), {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: proxyName, namespace, labels: { ...MANAGED_BY, [SESSION_LABEL]: session.id } },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { ...original.spec.selector.matchLabels, ...swapLabel } },
-          template: {
-            ...plan.template,
-            metadata: {
-              ...plan.template.metadata,
-              labels: { ...plan.template.metadata?.labels, ...swapLabel },
-            },
-          },
-        },
-      });
-      await waitReady(this.api, injection, proxyPath, 'Deployment', request);
-      await this.api.mergePatch(originalPath, { spec: { replicas: 0 } });
-    } catch (err) {
-      await this.release(injection).catch(() => undefined);
-      throw err;
-    }
-    const ports = request.ports.map((p, i) => ({
-      local: p.local,
-      remote: String(remotes[i]),
-      agentPort: remotes[i]!,
-    }));
-    return this.register(injection, request, session, ports, started);
-  }
-
-  /**
-   * `run` without a swap: a new proxy Deployment named after the session, and a Service for the
-   * `--expose`d ports (none without): the pod a plain run takes its environment and volumes from.
-   */
-  private async expose(
-    request: InterceptRequest,
-    session: Requester,
-    name: string,
-    key: string,
-  ): Promise<InterceptInfo> {
-    const started = Date.now();
-    if (this.injections.has(key)) throw new ConflictError(`this session already exposes ports as ${name}`);
-    const { namespace } = request;
-    const remotes = request.ports.map((p) => remotePort(p.remote, p.local));
-    const { id, ...agent } = this.agentBase(name);
-    const labels = { ...MANAGED_BY, [SESSION_LABEL]: session.id, 'telepod.io/expose': name };
-    const plan = replacementTemplate({ metadata: { labels }, spec: { containers: [] } }, '', remotes, agent);
-    const path = workloadPath(namespace, 'deployments', name);
-    const service = remotes.length ? servicePath(namespace, name) : undefined;
-    const undo: UndoRecord = {
-      workload: path,
-      services: [],
-      deletes: [path, ...(service ? [service] : []), this.configMapPath(namespace, agent.configMap)],
-    };
-    const injection = this.track(key, request, name, 'Deployment', 'expose', id, plan.agentPorts, undo);
-    try {
-      await this.createAgentConfigMap(namespace, agent.configMap);
-      await this.api.create(workloadPath(namespace, 'deployments'), {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name, namespace, labels, annotations: this.undo.annotations(undo) },
-        spec: { replicas: 1, selector: { matchLabels: labels }, template: plan.template },
-      });
-      if (service) {
-        await this.api.create(servicePath(namespace), {
-          apiVersion: 'v1',
-          kind: 'Service',
-          metadata: { name, namespace, labels },
-          spec: {
-            selector: labels,
-            ports: remotes.map((port) => ({ name: `tcp-${port}`, port, targetPort: port })),
-          },
-        });
-      }
-      await waitReady(this.api, injection, path, 'Deployment', { ...request, workload: name });
-    } catch (err) {
-      await this.release(injection).catch(() => undefined);
-      throw err;
-    }
-    const ports = request.ports.map((p, i) => ({
-      local: p.local,
-      remote: `${name}:${remotes[i]}`,
-      agentPort: remotes[i]!,
-    }));
-    return this.register(injection, { ...request, workload: name }, session, ports, started);
   }
 
   private async register(

@@ -1,0 +1,284 @@
+// How an injection is made in the cluster: the agent's ConfigMap, then either the workload's
+// own template changed (a sidecar for `intercept`, the app container replaced for `replace`), a
+// proxy Deployment standing in for a scaled-down one (`--swap-deployment`), or a new proxy
+// Deployment and Service of the session's own (`run`, `--expose`) — each recorded for undo
+// before it is made, and waited for until its agents are registered. On failure, everything is
+// put back before the error is thrown.
+import { randomUUID } from 'node:crypto';
+import { usageError } from '../protocol/errors.ts';
+import {
+  MANAGED_BY,
+  SESSION_LABEL,
+  type AgentConfig,
+  type AgentPort,
+  type InterceptedPort,
+} from '../protocol/intercept.ts';
+import type { InterceptRequest } from '../protocol/requests.ts';
+import { replacementTemplate, type SidecarPlan } from './injection.ts';
+import type { Injection, Requester } from './intercepts.ts';
+import type { KubeApi } from './kube-api.ts';
+import { waitReady } from './rollout.ts';
+import type { UndoBook, UndoRecord } from './undo.ts';
+import {
+  findContainer,
+  podSelector,
+  servicePath,
+  workloadPath,
+  type FoundWorkload,
+  type PodTemplate,
+  type Service,
+} from './workloads.ts';
+
+/** What an injection is, before its intercepts: registered by the caller's `track`. */
+export type TrackedInjection = Pick<
+  Injection,
+  'key' | 'namespace' | 'name' | 'kind' | 'mode' | 'id' | 'agentPorts' | 'undo'
+>;
+
+export interface InjectorHooks {
+  /** Registers the injection before its rollout, so that its agents can authenticate meanwhile. */
+  track(spec: TrackedInjection): Injection;
+  /** Forgets the injection and restores what its undo record names. */
+  release(injection: Injection): Promise<void>;
+}
+
+/** A made injection and the ports a request gets of it. */
+export interface Injected {
+  injection: Injection;
+  ports: InterceptedPort[];
+}
+
+/** The installer's settings for agents. */
+export interface AgentSettings {
+  agentBundle: string;
+  /** How agents reach the manager, host:port. */
+  managerAddress: string;
+  agentImage: string;
+}
+
+type AgentBase = { image: string; configMap: string; config: Omit<AgentConfig, 'ports' | 'health'> };
+
+function remotePort(value: string | undefined, local: number): number {
+  const port = value === undefined ? local : Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw usageError(`"${value}" is not a port number (1-65535)`);
+  }
+  return port;
+}
+
+export class Injector {
+  constructor(
+    private readonly api: KubeApi,
+    private readonly undo: UndoBook,
+    private readonly options: AgentSettings,
+    private readonly hooks: InjectorHooks,
+  ) {}
+
+  private agentBase(owner: string): AgentBase & { id: string } {
+    const id = randomUUID();
+    return {
+      id,
+      image: this.options.agentImage,
+      configMap: `telepod-agent-${owner}`.slice(0, 253),
+      config: { manager: this.options.managerAddress, injection: id },
+    };
+  }
+
+  private configMapPath(namespace: string, name: string): string {
+    return `/api/v1/namespaces/${namespace}/configmaps/${name}`;
+  }
+
+  private async createAgentConfigMap(namespace: string, name: string): Promise<void> {
+    await this.api.remove(this.configMapPath(namespace, name)).catch(() => undefined);
+    await this.api.create(`/api/v1/namespaces/${namespace}/configmaps`, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, namespace, labels: MANAGED_BY },
+      data: { 'agent.mjs': this.options.agentBundle },
+    });
+  }
+
+  /** Changes the workload's own template (sidecar or replacement) and waits for its rollout. */
+  async inject(
+    found: FoundWorkload,
+    key: string,
+    request: InterceptRequest,
+    services: Service[],
+    build: (
+      agent: AgentBase,
+    ) => Pick<SidecarPlan, 'services'> & { template: PodTemplate; agentPorts: AgentPort[] },
+  ): Promise<Injection> {
+    const { namespace } = request;
+    const { id, ...agent } = this.agentBase(request.workload);
+    const plan = build(agent);
+    const path = workloadPath(namespace, found.resource, request.workload);
+    const original = (name: string) => services.find((s) => s.metadata?.name === name)!.spec.ports ?? [];
+    const undo: UndoRecord = {
+      workload: path,
+      template: found.object.spec.template,
+      services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: original(s.name) })),
+      deletes: [this.configMapPath(namespace, agent.configMap)],
+      ...(found.object.kind === 'ReplicaSet'
+        ? { podsToRoll: { namespace, selector: podSelector(found.object) } }
+        : {}),
+    };
+    const mode = request.mode === 'replace' ? 'replace' : 'intercept';
+    const injection = this.hooks.track({
+      key,
+      namespace,
+      name: request.workload,
+      kind: found.object.kind,
+      mode,
+      id,
+      agentPorts: plan.agentPorts,
+      undo,
+    });
+    try {
+      await this.createAgentConfigMap(namespace, agent.configMap);
+      await this.undo.apply(undo, {
+        template: plan.template,
+        services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
+      });
+      await waitReady(
+        this.api,
+        injection,
+        path,
+        found.object.kind,
+        request,
+        services.map((s) => s.metadata!.name!),
+      );
+    } catch (err) {
+      await this.hooks.release(injection).catch(() => undefined);
+      throw err;
+    }
+    return injection;
+  }
+
+  /** `--swap-deployment`: a proxy Deployment with the original's labels; the original scaled to 0. */
+  async swap(
+    found: FoundWorkload,
+    key: string,
+    request: InterceptRequest,
+    session: Requester,
+  ): Promise<Injected> {
+    const original = found.object;
+    if (original.kind !== 'Deployment') {
+      throw usageError(`--swap-deployment needs a Deployment; ${request.workload} is a ${original.kind}`);
+    }
+    const container = findContainer(original, request.container).name;
+    const remotes = request.ports.map((p) => remotePort(p.remote, p.local));
+    const { namespace } = request;
+    const proxyName = `telepod-swap-${request.workload}`.slice(0, 63);
+    const { id, ...agent } = this.agentBase(proxyName);
+    const plan = replacementTemplate(original.spec.template, container, remotes, agent);
+    const swapLabel = { 'telepod.io/swap': request.workload };
+    const proxyPath = workloadPath(namespace, 'deployments', proxyName);
+    const originalPath = workloadPath(namespace, 'deployments', request.workload);
+    const undo: UndoRecord = {
+      workload: originalPath,
+      replicas: original.spec.replicas ?? 1,
+      services: [],
+      deletes: [proxyPath, this.configMapPath(namespace, agent.configMap)],
+    };
+    const injection = this.hooks.track({
+      key,
+      namespace,
+      name: request.workload,
+      kind: 'Deployment',
+      mode: 'swap',
+      id,
+      agentPorts: plan.agentPorts,
+      undo,
+    });
+    try {
+      await this.createAgentConfigMap(namespace, agent.configMap);
+      await this.undo.apply(undo, { services: [] }); // records the undo before anything else
+      await this.api.create(workloadPath(namespace, 'deployments'), {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: proxyName, namespace, labels: { ...MANAGED_BY, [SESSION_LABEL]: session.id } },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { ...original.spec.selector.matchLabels, ...swapLabel } },
+          template: {
+            ...plan.template,
+            metadata: {
+              ...plan.template.metadata,
+              labels: { ...plan.template.metadata?.labels, ...swapLabel },
+            },
+          },
+        },
+      });
+      await waitReady(this.api, injection, proxyPath, 'Deployment', request);
+      await this.api.mergePatch(originalPath, { spec: { replicas: 0 } });
+    } catch (err) {
+      await this.hooks.release(injection).catch(() => undefined);
+      throw err;
+    }
+    const ports = request.ports.map((p, i) => ({
+      local: p.local,
+      remote: String(remotes[i]),
+      agentPort: remotes[i]!,
+    }));
+    return { injection, ports };
+  }
+
+  /**
+   * `run` without a swap: a new proxy Deployment named after the session, and a Service for the
+   * `--expose`d ports (none without): the pod a plain run takes its environment and volumes from.
+   */
+  async expose(request: InterceptRequest, session: Requester, name: string, key: string): Promise<Injected> {
+    const { namespace } = request;
+    const remotes = request.ports.map((p) => remotePort(p.remote, p.local));
+    const { id, ...agent } = this.agentBase(name);
+    const labels = { ...MANAGED_BY, [SESSION_LABEL]: session.id, 'telepod.io/expose': name };
+    const plan = replacementTemplate({ metadata: { labels }, spec: { containers: [] } }, '', remotes, agent);
+    const path = workloadPath(namespace, 'deployments', name);
+    const service = remotes.length ? servicePath(namespace, name) : undefined;
+    const undo: UndoRecord = {
+      workload: path,
+      services: [],
+      deletes: [path, ...(service ? [service] : []), this.configMapPath(namespace, agent.configMap)],
+    };
+    const injection = this.hooks.track({
+      key,
+      namespace,
+      name,
+      kind: 'Deployment',
+      mode: 'expose',
+      id,
+      agentPorts: plan.agentPorts,
+      undo,
+    });
+    try {
+      await this.createAgentConfigMap(namespace, agent.configMap);
+      await this.api.create(workloadPath(namespace, 'deployments'), {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name, namespace, labels, annotations: this.undo.annotations(undo) },
+        spec: { replicas: 1, selector: { matchLabels: labels }, template: plan.template },
+      });
+      if (service) {
+        await this.api.create(servicePath(namespace), {
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: { name, namespace, labels },
+          spec: {
+            selector: labels,
+            ports: remotes.map((port) => ({ name: `tcp-${port}`, port, targetPort: port })),
+          },
+        });
+      }
+      await waitReady(this.api, injection, path, 'Deployment', { ...request, workload: name });
+    } catch (err) {
+      await this.hooks.release(injection).catch(() => undefined);
+      throw err;
+    }
+    const ports = request.ports.map((p, i) => ({
+      local: p.local,
+      remote: `${name}:${remotes[i]}`,
+      agentPort: remotes[i]!,
+    }));
+    return { injection, ports };
+  }
+}
