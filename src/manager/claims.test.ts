@@ -1,0 +1,67 @@
+// Proves that the manager acts only on what the session claimed with the developer's own
+// credentials: the workload's annotation for patch, claim objects for create, each with a
+// proof only that session can compute.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CLAIM_ANNOTATION_PREFIX, claimProof, createSubject, patchSubject } from '../protocol/claims.ts';
+import type { InterceptRequest } from '../protocol/requests.ts';
+import { Forbidden, requireClaims } from './claims.ts';
+import type { KubeApi, KubeObject } from './kube-api.ts';
+import type { FoundWorkload } from './workloads.ts';
+
+const session = { id: 'a1b2c3d4-0000-4000-8000-000000000001', token: 'secret-token' };
+const other = { id: 'a1b2c3d4-0000-4000-8000-000000000002', token: 'other-token' };
+const request: InterceptRequest = {
+  mode: 'intercept',
+  namespace: 'a',
+  workload: 'web',
+  ports: [{ local: 8080 }],
+};
+
+function workload(annotations: Record<string, string>): FoundWorkload {
+  return {
+    resource: 'deployments',
+    object: {
+      kind: 'Deployment',
+      metadata: { name: 'web', annotations },
+      spec: { selector: {}, template: { spec: { containers: [] } } },
+    },
+  };
+}
+
+function claimOn(owner: { id: string; token: string }, subject: string): Record<string, string> {
+  return { [CLAIM_ANNOTATION_PREFIX + owner.id]: claimProof(owner.token, subject) };
+}
+
+const listing = (objects: KubeObject[]) => ({ list: () => Promise.resolve(objects) }) as unknown as KubeApi;
+
+test('an intercept needs the session’s own claim on that very workload', async () => {
+  const api = listing([]);
+  const patchWeb = patchSubject('deployments', 'a', 'web');
+  await requireClaims(api, session, request, workload(claimOn(session, patchWeb)));
+  for (const annotations of [
+    {},
+    claimOn(other, patchWeb), // another session's claim
+    { [CLAIM_ANNOTATION_PREFIX + session.id]: claimProof(other.token, patchWeb) }, // copied key, wrong proof
+    claimOn(session, patchSubject('deployments', 'a', 'api')), // a claim on another workload
+    claimOn(session, patchSubject('statefulsets', 'a', 'web')),
+  ]) {
+    await assert.rejects(requireClaims(api, session, request, workload(annotations)), Forbidden);
+  }
+});
+
+test('swap also needs a claim Deployment; expose with ports a claim Service too', async () => {
+  const patchWeb = claimOn(session, patchSubject('deployments', 'a', 'web'));
+  const claimDeployment = { metadata: { annotations: claimOn(session, createSubject('deployments', 'a')) } };
+  const claimService = { metadata: { annotations: claimOn(session, createSubject('services', 'a')) } };
+  const swap = { ...request, mode: 'swap' as const };
+  await assert.rejects(requireClaims(listing([]), session, swap, workload(patchWeb)), /create deployments a/);
+  await requireClaims(listing([claimDeployment]), session, swap, workload(patchWeb));
+  const expose = { ...request, mode: 'expose' as const, workload: '' };
+  const both: KubeApi = {
+    list: (path: string) => Promise.resolve(path.includes('/services') ? [claimService] : [claimDeployment]),
+  } as unknown as KubeApi;
+  await requireClaims(both, session, expose);
+  await assert.rejects(requireClaims(listing([claimDeployment]), session, expose), /create services a/);
+  await requireClaims(listing([claimDeployment]), session, { ...expose, ports: [] });
+});

@@ -1,0 +1,96 @@
+// Proves that undo records are trusted only when this install signed them about the object that
+// carries them, stay in its namespace, and delete only what telepod created.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { UNDO_ANNOTATION, UNDO_MAC_ANNOTATION } from '../protocol/intercept.ts';
+import { KubeApiError, type KubeApi, type KubeObject } from './kube-api.ts';
+import { UndoBook, undoProblem, type UndoRecord } from './undo.ts';
+
+const PATH = '/apis/apps/v1/namespaces/a/deployments/web';
+
+/** An in-memory API: objects by path; records deletes and replaces. */
+function fakeApi(objects: Record<string, KubeObject>) {
+  const removed: string[] = [];
+  const api = {
+    get: (path: string) =>
+      objects[path]
+        ? Promise.resolve(structuredClone(objects[path]))
+        : Promise.reject(new KubeApiError(404, 'not found')),
+    replace: (path: string, body: KubeObject) => {
+      objects[path] = body;
+      return Promise.resolve(body);
+    },
+    remove: (path: string) => {
+      removed.push(path);
+      delete objects[path];
+      return Promise.resolve();
+    },
+    list: () => Promise.resolve([]),
+  } as unknown as KubeApi;
+  return { api, removed };
+}
+
+const record: UndoRecord = {
+  workload: PATH,
+  services: [{ path: '/api/v1/namespaces/a/services/web', ports: [{ port: 80 }] }],
+  deletes: ['/api/v1/namespaces/a/configmaps/telepod-agent-web'],
+};
+
+function book(api: KubeApi, key = randomBytes(32)) {
+  const logged: string[] = [];
+  return { undo: new UndoBook(api, key, (m) => logged.push(m)), logged };
+}
+
+test('a record this install signed about the object carrying it is trusted', () => {
+  const { undo } = book(fakeApi({}).api);
+  const object = { metadata: { annotations: undo.annotations(record) } };
+  assert.deepEqual(undo.recorded(object, PATH), record);
+});
+
+test('unsigned, wrongly signed, or another install’s records are ignored and logged', () => {
+  const { undo, logged } = book(fakeApi({}).api);
+  const other = book(fakeApi({}).api).undo;
+  const text = JSON.stringify(record);
+  const forged = [
+    { [UNDO_ANNOTATION]: text },
+    { [UNDO_ANNOTATION]: text, [UNDO_MAC_ANNOTATION]: 'AAAA' },
+    other.annotations(record),
+  ];
+  for (const annotations of forged)
+    assert.equal(undo.recorded({ metadata: { annotations } }, PATH), undefined);
+  assert.equal(logged.filter((l) => l.includes('not signed by this install')).length, 3);
+});
+
+test('a signed record about another object is not used for this one', () => {
+  const { undo } = book(fakeApi({}).api);
+  const object = { metadata: { annotations: undo.annotations(record) } };
+  assert.equal(undo.recorded(object, '/apis/apps/v1/namespaces/a/replicasets/web-123'), undefined);
+});
+
+test('records that reach outside their namespace or beyond telepod’s objects are refused', () => {
+  const outside: UndoRecord[] = [
+    { ...record, services: [{ path: '/api/v1/namespaces/b/services/web', ports: [] }] },
+    { ...record, deletes: ['/api/v1/namespaces/b/configmaps/precious'] },
+    { ...record, deletes: ['/api/v1/namespaces/a/secrets/db'] },
+    { ...record, deletes: ['/apis/rbac.authorization.k8s.io/v1/clusterroles/admin'] },
+    { ...record, podsToRoll: { namespace: 'kube-system', selector: 'k8s-app=kube-dns' } },
+    { ...record, workload: '/api/v1/namespaces/a/secrets/x' },
+  ];
+  for (const undo of outside) assert.ok(undoProblem(undo), JSON.stringify(undo));
+  assert.equal(undoProblem(record), undefined);
+});
+
+test('restore deletes only objects telepod labelled', async () => {
+  const ours = '/api/v1/namespaces/a/configmaps/telepod-agent-web';
+  const theirs = '/api/v1/namespaces/a/services/web-extra';
+  const { api, removed } = fakeApi({
+    [PATH]: { metadata: { annotations: {} }, spec: { template: {} } },
+    [ours]: { metadata: { labels: { 'app.kubernetes.io/managed-by': 'telepod' } } },
+    [theirs]: { metadata: { labels: {} } },
+  });
+  const { undo, logged } = book(api);
+  await undo.restore({ workload: PATH, services: [], deletes: [ours, theirs] });
+  assert.deepEqual(removed, [ours]);
+  assert.match(logged.join('\n'), /not deleting .*web-extra: telepod did not create it/);
+});
