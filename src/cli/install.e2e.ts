@@ -41,6 +41,7 @@ test('install --dry-run -o yaml prints the manifests and changes nothing', async
     'ServiceAccount',
     'ClusterRole',
     'ClusterRoleBinding',
+    'Secret',
     'ConfigMap',
     'Service',
     'Deployment',
