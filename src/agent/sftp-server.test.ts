@@ -1,16 +1,21 @@
 // The agent's file server, driven by OpenSSH's own sftp client (`sftp -D` runs a server
 // command on its stdio): reads, writes, listings and renames inside volumes; parents of
-// volumes read-only and listing only the way to them; nothing outside the volumes.
+// volumes read-only and listing only the way to them; nothing outside the volumes. Then a
+// hostile client, over an in-memory stream with hand-written packets: symlinks that lead out of
+// a volume are not followed (symlinks inside still work), READ lengths are capped, open handles
+// are bounded, modes are masked, and garbage (a 1-byte packet, a zero or oversized length,
+// malformed READ and OPEN packets, an unknown type) ends the stream, not the agent.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm, writeFile, readdir } from 'node:fs/promises';
+import { access, mkdtemp, mkdir, readFile, rm, symlink, writeFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Duplex, PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { constants } from 'node:fs';
-import { OPEN_MODE } from 'ssh2/lib/protocol/SFTP.js';
-import { openFlags, VolumeTree } from './sftp-server.ts';
+import { OPEN_MODE, STATUS_CODE } from 'ssh2/lib/protocol/SFTP.js';
+import { MAX_HANDLES, MAX_READ_LENGTH, openFlags, serveVolumes, VolumeTree } from './sftp-server.ts';
 
 const run = promisify(execFile);
 
@@ -118,5 +123,198 @@ describe('serveVolumes with a real SFTP client', () => {
     await assert.rejects(sftp(`get /etc/hostname ${local}/hostname`));
     assert.deepEqual((await readdir(path.join(root, 'cfg'))).sort(), ['app.conf', 'private']);
     await assert.rejects(readFile(path.join(local, 'private')));
+  });
+});
+
+const T = { INIT: 1, OPEN: 3, CLOSE: 4, READ: 5, LSTAT: 7, OPENDIR: 11, MKDIR: 14, STAT: 17, READLINK: 19 };
+const R = { VERSION: 2, STATUS: 101, HANDLE: 102, DATA: 103, NAME: 104, ATTRS: 105 };
+
+type Field = string | Buffer | number | bigint;
+
+/** An SFTP packet: strings and buffers length-prefixed, numbers as uint32, bigints as uint64. */
+function packet(type: number, fields: Field[]): Buffer {
+  const parts = fields.map((f) => {
+    if (typeof f === 'number') return u32(f);
+    if (typeof f === 'bigint') {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64BE(f);
+      return b;
+    }
+    const bytes = Buffer.from(f);
+    return Buffer.concat([u32(bytes.length), bytes]);
+  });
+  const body = Buffer.concat([Buffer.of(type), ...parts]);
+  return Buffer.concat([u32(body.length), body]);
+}
+
+function u32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(value);
+  return b;
+}
+
+/** A client on an in-memory stream to a fresh server: requests answered by request id. */
+class Client {
+  readonly toServer = new PassThrough();
+  readonly fromServer = new PassThrough();
+  readonly stream = Duplex.from({ readable: this.toServer, writable: this.fromServer });
+  private received = Buffer.alloc(0);
+  private readonly waiting = new Map<number, (payload: Buffer) => void>();
+  private nextId = 1;
+
+  constructor(mounts: string[]) {
+    this.stream.on('error', () => undefined); // the server destroys the stream on garbage
+    serveVolumes(this.stream, mounts);
+    this.fromServer.on('data', (chunk: Buffer) => {
+      this.received = Buffer.concat([this.received, chunk]);
+      while (this.received.length >= 4 && this.received.length >= 4 + this.received.readUInt32BE(0)) {
+        const payload = this.received.subarray(4, 4 + this.received.readUInt32BE(0));
+        this.received = this.received.subarray(4 + payload.length);
+        const id = payload[0] === R.VERSION ? 0 : payload.readUInt32BE(1);
+        this.waiting.get(id)?.(payload);
+        this.waiting.delete(id);
+      }
+    });
+  }
+
+  /** Sends a request; resolves with the answer's payload (type byte first). */
+  request(type: number, fields: Field[]): Promise<Buffer> {
+    const id = type === T.INIT ? 0 : this.nextId++;
+    const answer = new Promise<Buffer>((resolve) => this.waiting.set(id, resolve));
+    this.toServer.write(packet(type, type === T.INIT ? fields : [id, ...fields]));
+    return answer;
+  }
+
+  async init(): Promise<void> {
+    assert.equal((await this.request(T.INIT, [3]))[0], R.VERSION);
+  }
+
+  /** The status code of an answer, or -1 when it is not a STATUS. */
+  static status(payload: Buffer): number {
+    return payload[0] === R.STATUS ? payload.readUInt32BE(5) : -1;
+  }
+
+  /** The handle of a HANDLE answer (fails on anything else). */
+  static handle(payload: Buffer): Buffer {
+    assert.equal(payload[0], R.HANDLE, `status ${Client.status(payload)}`);
+    return payload.subarray(9, 9 + payload.readUInt32BE(5));
+  }
+
+  /** The bytes of a DATA answer (fails on anything else). */
+  static data(payload: Buffer): Buffer {
+    assert.equal(payload[0], R.DATA, `status ${Client.status(payload)}`);
+    return payload.subarray(9, 9 + payload.readUInt32BE(5));
+  }
+
+  close(): void {
+    this.toServer.end();
+    this.stream.destroy();
+  }
+}
+
+describe('serveVolumes against a hostile client', () => {
+  let root: string;
+  let volume: string;
+  let outside: string;
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'telepod-sftp-hard-'));
+    volume = path.join(root, 'vol');
+    outside = path.join(root, 'outside');
+    await mkdir(volume);
+    await mkdir(outside);
+    await writeFile(path.join(outside, 'secret'), 'not in a volume\n');
+    await writeFile(path.join(volume, 'real.txt'), 'inside\n');
+    await writeFile(path.join(volume, 'big'), Buffer.alloc(1 << 20, 1));
+    await symlink(path.join(outside, 'secret'), path.join(volume, 'evil'));
+    await symlink('../outside', path.join(volume, 'evildir'));
+    await symlink(path.join(outside, 'created'), path.join(volume, 'dangling'));
+    await symlink('real.txt', path.join(volume, 'good'));
+  });
+  after(() => rm(root, { recursive: true, force: true }));
+
+  it('does not follow a symlink out of the volume', async () => {
+    const client = new Client([volume]);
+    await client.init();
+    const denied = STATUS_CODE.PERMISSION_DENIED;
+    const statusOf = async (type: number, fields: Field[]) =>
+      Client.status(await client.request(type, fields));
+    assert.equal(await statusOf(T.STAT, [`${volume}/evil`]), denied);
+    assert.equal(await statusOf(T.OPEN, [`${volume}/evil`, OPEN_MODE.READ, 0]), denied);
+    assert.equal(await statusOf(T.OPENDIR, [`${volume}/evildir`]), denied);
+    assert.equal(await statusOf(T.OPEN, [`${volume}/evildir/secret`, OPEN_MODE.READ, 0]), denied);
+    assert.equal(await statusOf(T.STAT, [`${volume}/evildir/secret`]), denied);
+    const created = [`${volume}/dangling`, OPEN_MODE.WRITE | OPEN_MODE.CREAT, 0];
+    assert.equal(await statusOf(T.OPEN, created), denied);
+    await assert.rejects(access(path.join(outside, 'created')));
+    // the link itself is in the volume: lstat and readlink see it, without following it
+    assert.equal((await client.request(T.LSTAT, [`${volume}/evil`]))[0], R.ATTRS);
+    const link = await client.request(T.READLINK, [`${volume}/evil`]);
+    assert.equal(link[0], R.NAME);
+    client.close();
+  });
+
+  it('follows a symlink that stays inside the volume', async () => {
+    const client = new Client([volume]);
+    await client.init();
+    const handle = Client.handle(await client.request(T.OPEN, [`${volume}/good`, OPEN_MODE.READ, 0]));
+    const data = Client.data(await client.request(T.READ, [handle, 0n, 100]));
+    assert.equal(data.toString(), 'inside\n');
+    assert.equal(Client.status(await client.request(T.CLOSE, [handle])), STATUS_CODE.OK);
+    client.close();
+  });
+
+  it('caps a READ length at MAX_READ_LENGTH', async () => {
+    const client = new Client([volume]);
+    await client.init();
+    const handle = Client.handle(await client.request(T.OPEN, [`${volume}/big`, OPEN_MODE.READ, 0]));
+    const data = Client.data(await client.request(T.READ, [handle, 0n, 0xffffffff]));
+    assert.equal(data.length, MAX_READ_LENGTH);
+    client.close();
+  });
+
+  it('takes a mode over 31 bits (which node:fs would abort on) as its permission bits', async () => {
+    const client = new Client([volume]);
+    await client.init();
+    const PERMISSIONS = 4; // the ATTRS flag
+    const created = [`${volume}/moded`, OPEN_MODE.WRITE | OPEN_MODE.CREAT, PERMISSIONS, 0xffffffff];
+    Client.handle(await client.request(T.OPEN, created));
+    const mkdir = await client.request(T.MKDIR, [`${volume}/moded-dir`, PERMISSIONS, 0xffffffff]);
+    assert.equal(Client.status(mkdir), STATUS_CODE.OK);
+    client.close();
+  });
+
+  it('bounds the open handles of a stream', async () => {
+    const client = new Client([volume]);
+    await client.init();
+    const answers = await Promise.all(
+      Array.from({ length: MAX_HANDLES + 1 }, () => client.request(T.OPENDIR, [volume])),
+    );
+    assert.equal(answers.filter((a) => a[0] === R.HANDLE).length, MAX_HANDLES);
+    assert.equal(Client.status(answers.at(-1)!), STATUS_CODE.FAILURE);
+    client.close();
+  });
+
+  it('ends the stream, not the process, on garbage', async () => {
+    const inputs = [
+      Buffer.of(1),
+      u32(0), // a zero packet length
+      u32(0x7fffffff), // far over the packet limit
+      Buffer.concat([packet(T.INIT, [3]), packet(T.READ, [1, 0xffffffff])]), // a READ cut short
+      // a READ whose handle is longer than the packet: ssh2's parser throws on it
+      Buffer.concat([packet(T.INIT, [3]), packet(T.READ, [1, 100, 0n, 0])]),
+      Buffer.concat([packet(T.INIT, [3]), packet(T.OPEN, [1])]), // an OPEN without a path
+      Buffer.concat([packet(T.INIT, [3]), packet(99, [1])]), // an unknown type
+    ];
+    for (const input of inputs) {
+      const client = new Client([volume]);
+      client.toServer.end(input);
+      await new Promise((resolve) => setImmediate(resolve));
+      client.close();
+    }
+    const client = new Client([volume]);
+    await client.init();
+    assert.equal((await client.request(T.STAT, [`${volume}/real.txt`]))[0], R.ATTRS);
+    client.close();
   });
 });

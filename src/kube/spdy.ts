@@ -6,6 +6,10 @@
 // backpressure. Written here rather than taken from npm: the SPDY transport there,
 // spdy-transport (node-spdy's), is built around its HTTP server and brings its own stream and
 // compression machinery, for what this client needs of five frame types.
+// The frames come from the network: a malformed one (bad version, a body too short for its
+// type, a control frame over MAX_CONTROL_BODY) is a protocol error that fails every stream and
+// closes the connection. Received header blocks are never inflated (nothing in them is needed),
+// so no zlib stream of the peer's is ever expanded; data frames are passed on as they arrive.
 import { Duplex } from 'node:stream';
 
 const CONTROL_BIT = 0x80;
@@ -16,6 +20,17 @@ const RST_CANCEL = 5;
 const HEADER_LENGTH = 8;
 /** The largest data frame (24-bit length). */
 const MAX_DATA = 0xffffff;
+/** The largest control frame body kept until it is complete; the kubelet's are tens of bytes. */
+export const MAX_CONTROL_BODY = 1 << 20;
+/** Pings are answered only while less than this is waiting to be sent. */
+const MAX_UNSENT_FOR_PING = 1 << 20;
+/** The body lengths of the control frames this client reads: exactly, or at least. */
+const BODY_LENGTH: Record<number, { bytes: number; exact: boolean } | undefined> = {
+  [FRAME.synReply]: { bytes: 4, exact: false },
+  [FRAME.rstStream]: { bytes: 8, exact: true },
+  [FRAME.ping]: { bytes: 4, exact: true },
+  [FRAME.goAway]: { bytes: 4, exact: false },
+};
 
 /**
  * The header block of SYN_STREAM: name/value pairs in SPDY/3 layout, inside a zlib stream that
@@ -71,6 +86,8 @@ export class SpdySession {
   /** The frame being received: its header and, for a control frame, its body so far. */
   private frame: { header: Buffer; remaining: number; body: Buffer[] } | undefined;
   private headerBytes = Buffer.alloc(0);
+  /** Set by a protocol error: nothing more is read or sent. */
+  private failed = false;
 
   constructor(private readonly transport: Duplex) {
     transport.on('data', (chunk: Buffer) => this.receive(chunk));
@@ -110,7 +127,7 @@ export class SpdySession {
 
   reset(id: number): void {
     this.streams.delete(id);
-    if (!this.transport.writable) return;
+    if (this.failed || !this.transport.writable) return;
     const body = Buffer.alloc(8);
     body.writeUInt32BE(id, 0);
     body.writeUInt32BE(RST_CANCEL, 4);
@@ -137,7 +154,7 @@ export class SpdySession {
   /** Parses frames as bytes arrive; a data frame's payload is passed on piece by piece. */
   private receive(chunk: Buffer): void {
     let offset = 0;
-    while (offset < chunk.length) {
+    while (offset < chunk.length && !this.failed) {
       if (!this.frame) {
         const take = chunk.subarray(offset, offset + HEADER_LENGTH - this.headerBytes.length);
         offset += take.length;
@@ -145,7 +162,12 @@ export class SpdySession {
         if (this.headerBytes.length < HEADER_LENGTH) return;
         const header = this.headerBytes;
         this.headerBytes = Buffer.alloc(0);
-        this.frame = { header, remaining: header.readUInt32BE(4) & 0xffffff, body: [] };
+        const length = header.readUInt32BE(4) & 0xffffff;
+        if (header[0]! & CONTROL_BIT) {
+          if ((header.readUInt16BE(0) & 0x7fff) !== VERSION) return this.protocolError('not SPDY/3');
+          if (length > MAX_CONTROL_BODY) return this.protocolError(`a control frame of ${length} bytes`);
+        }
+        this.frame = { header, remaining: length, body: [] };
       } else {
         const take = chunk.subarray(offset, offset + this.frame.remaining);
         offset += take.length;
@@ -168,6 +190,10 @@ export class SpdySession {
       return;
     }
     const type = header.readUInt16BE(2);
+    const expected = BODY_LENGTH[type];
+    if (expected && (expected.exact ? body.length !== expected.bytes : body.length < expected.bytes)) {
+      return this.protocolError(`a frame of type ${type} with a body of ${body.length} bytes`);
+    }
     if (type === FRAME.synReply && flags & FLAG_FIN) {
       this.streams.get(body.readUInt32BE(0) & 0x7fffffff)?.receiveFin();
     } else if (type === FRAME.rstStream) {
@@ -175,11 +201,21 @@ export class SpdySession {
       const status = body.readUInt32BE(4);
       this.streams.get(id)?.destroy(new Error(`the server reset SPDY stream ${id} (status ${status})`));
     } else if (type === FRAME.ping) {
-      this.transport.write(controlFrame(FRAME.ping, 0, body)); // the server's ping, answered
+      // the server's ping, answered unless the answers to earlier ones are still waiting
+      if (this.transport.writableLength < MAX_UNSENT_FOR_PING)
+        this.transport.write(controlFrame(FRAME.ping, 0, body));
     } else if (type === FRAME.goAway) {
       this.closeAll(undefined);
     }
     // SYN_REPLY headers, SETTINGS, WINDOW_UPDATE and HEADERS carry nothing this client needs.
+  }
+
+  /** Fails every stream with the error and closes the connection. */
+  private protocolError(message: string): void {
+    this.failed = true;
+    this.frame = undefined;
+    this.closeAll(new Error(`SPDY protocol error: ${message}`));
+    this.transport.destroy();
   }
 
   private closeAll(err: Error | undefined): void {
@@ -202,11 +238,14 @@ export class SpdyStream extends Duplex {
     super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
   }
 
+  /** Data from the peer; after its FIN, or once destroyed, there is nowhere for it to go. */
   receive(data: Buffer): void {
+    if (this.finished || this.destroyed) return;
     if (!this.push(data)) this.session.pause();
   }
 
   receiveFin(): void {
+    if (this.finished || this.destroyed) return;
     this.finished = true;
     this.push(null);
   }

@@ -1,0 +1,96 @@
+// Proves the SPDY client session reads well-formed frames (reply, data, FIN, ping) and treats a
+// malformed one as a protocol error: every stream fails, the connection closes, nothing throws
+// and no oversized control frame is buffered.
+import assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
+import { test } from 'node:test';
+import { MAX_CONTROL_BODY, SpdySession, type SpdyStream } from './spdy.ts';
+
+function control(type: number, flags: number, body: Buffer, version = 3): Buffer {
+  const header = Buffer.alloc(8);
+  header.writeUInt16BE(0x8000 | version, 0);
+  header.writeUInt16BE(type, 2);
+  header.writeUInt32BE(body.length, 4);
+  header[4] = flags;
+  return Buffer.concat([header, body]);
+}
+
+function data(id: number, flags: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(id, 0);
+  header.writeUInt32BE(payload.length, 4);
+  header[4] = flags;
+  return Buffer.concat([header, payload]);
+}
+
+const u32s = (...values: number[]) =>
+  Buffer.concat(values.map((v) => Buffer.from([v >>> 24, v >>> 16, v >>> 8, v])));
+const FIN = 1;
+
+/** A session on a fake transport that records what is written; `feed` delivers peer bytes. */
+function session() {
+  const written: Buffer[] = [];
+  const transport = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, callback) {
+      written.push(chunk);
+      callback();
+    },
+  });
+  const spdy = new SpdySession(transport);
+  const stream = spdy.open({ streamtype: 'data' });
+  const errors: Error[] = [];
+  stream.on('error', (err: Error) => errors.push(err));
+  const feed = async (...chunks: Buffer[]) => {
+    for (const chunk of chunks) transport.push(chunk);
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  return { transport, stream, errors, written, feed };
+}
+
+async function readAll(stream: SpdyStream): Promise<string> {
+  let text = '';
+  for await (const chunk of stream) text += (chunk as Buffer).toString();
+  return text;
+}
+
+test('a reply, data and FIN reach the stream; a ping is answered', async () => {
+  const { stream, written, feed } = session();
+  const text = readAll(stream);
+  await feed(
+    control(2, 0, u32s(1)),
+    data(1, 0, Buffer.from('hello ')),
+    control(6, 0, u32s(2)),
+    data(1, FIN, Buffer.from('world')),
+    data(1, 0, Buffer.from('after FIN, ignored')),
+  );
+  assert.equal(await text, 'hello world');
+  assert.ok(written.some((w) => w.equals(control(6, 0, u32s(2)))));
+});
+
+const malformed: [string, Buffer][] = [
+  ['a reset too short', control(3, 0, u32s(1))],
+  ['a FIN reply without a stream id', control(2, FIN, Buffer.alloc(0))],
+  ['a ping of 8 bytes', control(6, 0, u32s(1, 2))],
+  ['a GOAWAY without a body', control(7, 0, Buffer.alloc(0))],
+  ['SPDY/2', control(2, 0, u32s(1), 2)],
+];
+for (const [what, frame] of malformed) {
+  test(`${what} is a protocol error: the stream fails, the transport closes`, async () => {
+    const { transport, stream, errors, feed } = session();
+    await feed(frame);
+    assert.ok(stream.destroyed);
+    assert.match(errors[0]?.message ?? '', /SPDY protocol error/);
+    assert.ok(transport.destroyed);
+  });
+}
+
+test('a control frame over the limit fails at its header, before its body arrives', async () => {
+  const { transport, errors, feed } = session();
+  const header = control(2, 0, Buffer.alloc(0));
+  header.writeUInt32BE(MAX_CONTROL_BODY + 1, 4);
+  await feed(header);
+  assert.match(errors[0]?.message ?? '', /control frame of/);
+  assert.ok(transport.destroyed);
+  await feed(Buffer.alloc(64)); // more bytes after the error are not read
+});
