@@ -317,4 +317,18 @@ describe('serveVolumes against a hostile client', () => {
     assert.equal((await client.request(T.STAT, [`${volume}/real.txt`]))[0], R.ATTRS);
     client.close();
   });
+
+  it('answers pipelined requests about one file in order (sshfs stats a file right after creating it)', async () => {
+    const client = new Client([volume]);
+    await client.init();
+    const created = `${volume}/created-${Date.now()}`;
+    const CREATE = 0x02 | 0x08 | 0x10; // WRITE | CREAT | TRUNC
+    const [open, lstat] = await Promise.all([
+      client.request(T.OPEN, [created, CREATE, 0]),
+      client.request(T.LSTAT, [created]),
+    ]);
+    Client.handle(open);
+    assert.equal(lstat[0], R.ATTRS, `LSTAT answered with status ${Client.status(lstat)}`);
+    client.close();
+  });
 });

@@ -18,8 +18,12 @@ const DIR_BATCH = 100;
 export const MAX_READ_LENGTH = 255 * 1024;
 /** Open files and directories per stream. */
 export const MAX_HANDLES = 1024;
-/** Requests whose fs work runs at once per stream. */
-const MAX_RUNNING = 16;
+/**
+ * Requests whose fs work runs at once per stream: one, in the order they arrived. Clients
+ * pipeline requests about the same file and count on that order (sshfs sends LSTAT right after
+ * the OPEN that creates the file; answered first, it made every new file ENOENT).
+ */
+const MAX_RUNNING = 1;
 /** Requests waiting to run before the stream's input is paused. */
 const MAX_WAITING = 256;
 /** Answer bytes not yet taken by the stream before queued requests wait for it to drain. */
@@ -171,7 +175,7 @@ export function sftpOverStream(stream: Duplex): SFTP {
 }
 
 /**
- * Runs requests' fs work at most MAX_RUNNING at once. While too many wait, the stream's input
+ * Runs requests' fs work MAX_RUNNING at a time, in order. While too many wait, the stream's input
  * is paused; while its answers are not being taken, nothing more runs.
  */
 class Scheduler {

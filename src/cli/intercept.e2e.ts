@@ -7,6 +7,7 @@ import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { writeClaims } from '../kube/claims.ts';
 import { loadKubeConfig } from '../kube/config.ts';
 import { openPortForward } from '../kube/portforward.ts';
 import { Tunnel } from '../daemon/tunnel.ts';
@@ -441,25 +442,28 @@ test('a second session cannot take an intercepted port, and is told who holds it
   const rival = await Tunnel.open(await openPortForward(kc, 'telepod', pod, MANAGER_PORT), {
     holder: 'rival@elsewhere',
   });
+  const intercept = {
+    mode: 'intercept' as const,
+    namespace: NS,
+    workload: 'service-b',
+    ports: [{ local: 8000 }],
+  };
+  const replace = { ...intercept, mode: 'replace' as const };
   try {
+    // Without the claim its daemon writes with the developer's kubeconfig, the manager does nothing.
     await assert.rejects(
-      rival.call(MANAGER_PATHS.intercepts, {
-        mode: 'intercept',
-        namespace: NS,
-        workload: 'service-b',
-        ports: [{ local: 8000 }],
-      }),
-      /port service-b:8000\/http of Deployment service-b is already intercepted by \S+@\S+/,
+      rival.call(MANAGER_PATHS.intercepts, intercept),
+      /holds no claim to patch deployments telepod-e2e-intercept\/service-b/,
     );
-    await assert.rejects(
-      rival.call(MANAGER_PATHS.intercepts, {
-        mode: 'replace',
-        namespace: NS,
-        workload: 'service-b',
-        ports: [{ local: 8000 }],
-      }),
-      /Deployment service-b is already intercepted by \S+@\S+/,
-    );
+    for (const [request, refusal] of [
+      [intercept, /port service-b:8000\/http of Deployment service-b is already intercepted by \S+@\S+/],
+      [replace, /Deployment service-b is already intercepted by \S+@\S+/],
+    ] as const) {
+      const claims = await writeClaims(kc, request, rival.grant);
+      await assert
+        .rejects(rival.call(MANAGER_PATHS.intercepts, request), refusal)
+        .finally(() => claims.release());
+    }
   } finally {
     await rival.end();
     rival.close();

@@ -105,7 +105,7 @@ kind: Role
 metadata: { name: telepod-e2e-dev, namespace: telepod }
 rules:
   - { apiGroups: [""], resources: [pods], verbs: [get, list] }
-  - { apiGroups: [""], resources: [pods/portforward], verbs: [create] }
+  - { apiGroups: [""], resources: [pods/portforward], verbs: [get, create] }
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding

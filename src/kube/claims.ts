@@ -17,7 +17,6 @@ import {
   createSubject,
   patchSubject,
 } from '../protocol/claims.ts';
-import { usageError } from '../protocol/errors.ts';
 import { MANAGED_BY, type InterceptMode } from '../protocol/intercept.ts';
 import { explainKubeError } from './errors.ts';
 
@@ -45,7 +44,10 @@ function ignoreNotFound(err: unknown): void {
   if ((err as { code?: number }).code !== 404) throw err;
 }
 
-/** Annotates the workload with the session's claim; answers the resource it is one of. */
+/**
+ * Annotates the workload with the session's claim; answers how to take it back. When no such
+ * workload exists, nothing is written and the manager's answer says what the name is instead.
+ */
 async function claimWorkload(
   apps: AppsV1Api,
   request: ClaimRequest,
@@ -69,7 +71,7 @@ async function claimWorkload(
       ignoreNotFound(err);
     }
   }
-  throw usageError(`no Deployment, StatefulSet or ReplicaSet "${name}" in namespace ${namespace}`);
+  return () => Promise.resolve();
 }
 
 /** A claim object: a Deployment of no replicas, or a headless Service of no selector. */

@@ -32,6 +32,9 @@ export const NAMESPACED_RULES: V1PolicyRule[] = [
   },
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'delete'] },
   { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list'] },
+  // Only to say why a DaemonSet or Job of that name cannot be intercepted.
+  { apiGroups: ['apps'], resources: ['daemonsets'], verbs: ['get'] },
+  { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get'] },
 ];
 
 /** Cluster-wide only: what workstations route to, and which DNS names are namespaces. */

@@ -31,6 +31,7 @@ import {
   InterceptRefSchema,
   InterceptRequestSchema,
   SessionRequestSchema,
+  parseRequest,
   uuid,
 } from '../protocol/requests.ts';
 import { PROTOCOL_VERSION, TELEPOD_VERSION } from '../protocol/version.ts';
@@ -95,6 +96,11 @@ async function dnsQuery(stream: http2.ServerHttp2Stream, server: string) {
   socket.connect(53, server, () => socket.send(query));
 }
 
+/** A stream or intercept id from a header: a uuid, else a usage error (400). */
+function streamId(value: string | undefined): string {
+  return parseRequest(uuid, value, 'stream id');
+}
+
 function header(headers: http2.IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
   return typeof value === 'string' ? value : undefined;
@@ -156,8 +162,8 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
       const volumesOf = header(headers, VOLUMES_HEADER);
       if (conn === undefined && volumesOf === undefined) return connectStream(stream, headers[':authority']);
       if (!inbound) return reply(stream, 404, 'no intercepts\n');
-      if (conn !== undefined) return inbound.daemonConnect(stream, session.id, uuid.parse(conn));
-      return inbound.daemonVolumes(stream, session.id, uuid.parse(volumesOf));
+      if (conn !== undefined) return inbound.daemonConnect(stream, session.id, streamId(conn));
+      return inbound.daemonVolumes(stream, session.id, streamId(volumesOf));
     }
     switch (headers[':path']) {
       case MANAGER_PATHS.lease:
@@ -239,7 +245,7 @@ function agentStream(
 ) {
   if (headers[':method'] === 'CONNECT') {
     const volumes = header(headers, VOLUMES_HEADER);
-    if (volumes !== undefined) return inbound.agentVolumes(stream, injection, uuid.parse(volumes));
+    if (volumes !== undefined) return inbound.agentVolumes(stream, injection, streamId(volumes));
     const port = Number(header(headers, AGENT_PORT_HEADER));
     if (!injection.agentPorts.some((p) => p.listen === port)) throw usageError('not a port of this agent');
     return inbound.agentConnect(stream, injection, port);
