@@ -14,6 +14,7 @@ import fc from 'fast-check';
 import { serveVolumes } from '../../src/agent/sftp-server.ts';
 import type { Instance, Target } from '../harness.ts';
 import { applyMutations, chunked, cuts, mutations, type Mutation } from '../mutate.ts';
+import { packet, u32, type Field } from '../../src/agent/sftp-packets.fixture.ts';
 
 const ROOT = path.join(tmpdir(), `telepod-fuzz-sftp-${process.pid}`);
 const VOLUME = path.join(ROOT, 'vol');
@@ -73,30 +74,6 @@ async function checkOutside(): Promise<void> {
       `outside the volume changed: ${top.join()} | ${outside.join()} | ${JSON.stringify(secret)}`,
     );
   }
-}
-
-type Field = string | Uint8Array | number | bigint;
-
-/** An SFTP packet: strings and bytes length-prefixed, numbers as uint32, bigints as uint64. */
-function packet(type: number, fields: Field[]): Buffer {
-  const parts = fields.map((f) => {
-    if (typeof f === 'number') return u32(f);
-    if (typeof f === 'bigint') {
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64BE(BigInt.asUintN(64, f));
-      return b;
-    }
-    const bytes = Buffer.from(f);
-    return Buffer.concat([u32(bytes.length), bytes]);
-  });
-  const body = Buffer.concat([Buffer.of(type), ...parts]);
-  return Buffer.concat([u32(body.length), body]);
-}
-
-function u32(value: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(value >>> 0);
-  return b;
 }
 
 const pathArb = fc.oneof(

@@ -16,6 +16,7 @@ import { promisify } from 'node:util';
 import { constants } from 'node:fs';
 import { OPEN_MODE, STATUS_CODE } from 'ssh2/lib/protocol/SFTP.js';
 import { MAX_HANDLES, MAX_READ_LENGTH, openFlags, serveVolumes, VolumeTree } from './sftp-server.ts';
+import { packet, u32, type Field } from './sftp-packets.fixture.ts';
 
 const run = promisify(execFile);
 
@@ -128,30 +129,6 @@ describe('serveVolumes with a real SFTP client', () => {
 
 const T = { INIT: 1, OPEN: 3, CLOSE: 4, READ: 5, LSTAT: 7, OPENDIR: 11, MKDIR: 14, STAT: 17, READLINK: 19 };
 const R = { VERSION: 2, STATUS: 101, HANDLE: 102, DATA: 103, NAME: 104, ATTRS: 105 };
-
-type Field = string | Buffer | number | bigint;
-
-/** An SFTP packet: strings and buffers length-prefixed, numbers as uint32, bigints as uint64. */
-function packet(type: number, fields: Field[]): Buffer {
-  const parts = fields.map((f) => {
-    if (typeof f === 'number') return u32(f);
-    if (typeof f === 'bigint') {
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64BE(f);
-      return b;
-    }
-    const bytes = Buffer.from(f);
-    return Buffer.concat([u32(bytes.length), bytes]);
-  });
-  const body = Buffer.concat([Buffer.of(type), ...parts]);
-  return Buffer.concat([u32(body.length), body]);
-}
-
-function u32(value: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(value);
-  return b;
-}
 
 /** A client on an in-memory stream to a fresh server: requests answered by request id. */
 class Client {
