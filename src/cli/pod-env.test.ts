@@ -20,6 +20,13 @@ test('sh syntax survives quotes and line breaks when sourced', () => {
   assert.equal(out, "it's|two words|line1\nline2");
 });
 
+test('sh syntax leaves out names a shell cannot export, so a name is never code', () => {
+  const hostile = { ok: '1', 'a;touch /tmp/pwned;b': 'x', 'my.var': 'y' };
+  const { text, skipped } = formatEnv(hostile, 'sh');
+  assert.equal(text, "export ok='1'\n");
+  assert.deepEqual(skipped, ['a;touch /tmp/pwned;b', 'my.var']);
+});
+
 test('files are created, and re-written, with mode 0600', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'telepod-env-'));
   const envFile = join(dir, 'app.env');

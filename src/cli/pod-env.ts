@@ -14,9 +14,13 @@ export interface EnvFlags {
 
 const shQuote = (value: string) => `'${value.replaceAll("'", `'\\''`)}'`;
 
+/** A name a shell can export (the pod may have others: Kubernetes allows most printable names). */
+const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /**
  * The environment in a file syntax. Docker's --env-file has no quoting, so a value with a line
- * break cannot be written there: such names come back in `skipped`.
+ * break cannot be written there, and a sh file takes only names a shell can export (a name is
+ * never quoted, so it must not be code): such names come back in `skipped`.
  */
 export function formatEnv(
   env: Record<string, string>,
@@ -24,8 +28,11 @@ export function formatEnv(
 ): { text: string; skipped: string[] } {
   const names = Object.keys(env).sort();
   if (syntax === 'json') return { text: `${JSON.stringify(env, null, 2)}\n`, skipped: [] };
-  if (syntax === 'sh')
-    return { text: names.map((n) => `export ${n}=${shQuote(env[n]!)}\n`).join(''), skipped: [] };
+  if (syntax === 'sh') {
+    const skipped = names.filter((n) => !SHELL_NAME.test(n));
+    const lines = names.filter((n) => SHELL_NAME.test(n)).map((n) => `export ${n}=${shQuote(env[n]!)}\n`);
+    return { text: lines.join(''), skipped };
+  }
   const skipped = names.filter((n) => /[\r\n]/.test(env[n]!));
   const lines = names.filter((n) => !skipped.includes(n)).map((n) => `${n}=${env[n]}\n`);
   return { text: lines.join(''), skipped };
@@ -46,7 +53,7 @@ export async function writeEnvFiles(env: Record<string, string>, flags: EnvFlags
     await writeSecretFile(flags.envFile, text);
     if (skipped.length) {
       process.stderr.write(
-        `telepod: left out of ${flags.envFile} (line breaks cannot be written in docker syntax): ${skipped.join(', ')}\n`,
+        `telepod: left out of ${flags.envFile} (not expressible in ${flags.envSyntax} syntax): ${skipped.join(', ')}\n`,
       );
     }
   }

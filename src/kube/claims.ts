@@ -12,7 +12,9 @@ import {
 } from '@kubernetes/client-node';
 import {
   CLAIM_ANNOTATION_PREFIX,
+  CLAIM_IMAGE,
   CLAIM_LABEL,
+  CLAIM_NAME_PREFIX,
   claimProof,
   createSubject,
   patchSubject,
@@ -83,7 +85,7 @@ async function claimObject(
 ): Promise<() => Promise<void>> {
   const labels = { ...MANAGED_BY, [CLAIM_LABEL]: session.id };
   const metadata = {
-    generateName: 'telepod-claim-',
+    generateName: CLAIM_NAME_PREFIX,
     namespace,
     labels,
     annotations: {
@@ -106,7 +108,7 @@ async function claimObject(
       selector: { matchLabels: selector },
       template: {
         metadata: { labels: selector },
-        spec: { containers: [{ name: 'claim', image: 'telepod.invalid/claim' }] },
+        spec: { containers: [{ name: 'claim', image: CLAIM_IMAGE }] },
       },
     },
   };

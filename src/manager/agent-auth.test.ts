@@ -77,3 +77,18 @@ test('a token signed by a new key fetches the key set again', async () => {
   assert.equal(pod.uid, 'u-1');
   assert.equal(fetches(), 2);
 });
+
+test('a burst of tokens naming unknown keys fetches the key set once; a failed fetch is a 401', async () => {
+  const key = await signer('k1');
+  const stranger = await signer('unknown');
+  const { api, fetches } = fakeApi(() => [key.jwk]);
+  const auth = new AgentAuthenticator(api);
+  const forged = `Bearer ${await token(stranger, bound)}`;
+  const burst = await Promise.allSettled(Array.from({ length: 200 }, () => auth.verify(forged)));
+  assert.ok(burst.every((r) => r.status === 'rejected' && r.reason instanceof Unauthenticated));
+  assert.equal(fetches(), 1);
+  const failing = new AgentAuthenticator({
+    get: () => Promise.reject(new Error('down')),
+  } as unknown as KubeApi);
+  await assert.rejects(failing.verify(`Bearer ${await token(key, bound)}`), Unauthenticated);
+});

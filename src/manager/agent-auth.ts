@@ -32,7 +32,8 @@ const CACHE_MAX = 10_000;
 const REFETCH_MS = 10_000;
 
 export class AgentAuthenticator {
-  private keys?: { set: ReturnType<typeof createLocalJWKSet>; fetched: number };
+  /** The key set, or its fetch in flight: one fetch serves every caller. */
+  private keys?: { set: Promise<ReturnType<typeof createLocalJWKSet>>; fetched: number; failed?: boolean };
   private readonly verified = new Map<string, { pod: TokenPod; until: number }>();
 
   constructor(
@@ -40,11 +41,22 @@ export class AgentAuthenticator {
     private readonly now: () => number = Date.now,
   ) {}
 
-  private async keySet(refresh: boolean): Promise<ReturnType<typeof createLocalJWKSet>> {
-    if (this.keys && !(refresh && this.now() - this.keys.fetched > REFETCH_MS)) return this.keys.set;
-    const jwks = await this.api.get<JSONWebKeySet & Record<string, unknown>>('/openid/v1/jwks');
-    this.keys = { set: createLocalJWKSet(jwks), fetched: this.now() };
-    return this.keys.set;
+  /**
+   * The cluster's signing keys. `refresh` (a token names an unknown key) fetches them again, at
+   * most every 10 s however many callers ask; a failed fetch is forgotten, so the next caller
+   * retries, but not sooner than that either.
+   */
+  private keySet(refresh: boolean): Promise<ReturnType<typeof createLocalJWKSet>> {
+    const stale =
+      !this.keys || ((refresh || this.keys.failed) && this.now() - this.keys.fetched > REFETCH_MS);
+    if (this.keys && !stale) return this.keys.set;
+    const set = this.api
+      .get<JSONWebKeySet & Record<string, unknown>>('/openid/v1/jwks')
+      .then((jwks) => createLocalJWKSet(jwks));
+    const keys: NonNullable<typeof this.keys> = { set, fetched: this.now() };
+    this.keys = keys;
+    set.catch(() => (keys.failed = true));
+    return set;
   }
 
   /** The pod behind `authorization: Bearer <token>`; throws Unauthenticated otherwise. */
@@ -55,7 +67,7 @@ export class AgentAuthenticator {
     if (cached && cached.until > this.now()) return cached.pod;
     const pod = await this.check(token).catch((err: unknown) => {
       if (err instanceof errors.JOSEError) throw new Unauthenticated(`not an agent token: ${err.code}`);
-      throw err;
+      throw new Unauthenticated(`agent tokens cannot be checked now: ${(err as Error).message}`);
     });
     if (this.verified.size >= CACHE_MAX) this.verified.clear();
     this.verified.set(token, { pod: pod.pod, until: Math.min(pod.expires, this.now() + CACHE_MS) });

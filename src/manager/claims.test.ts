@@ -52,8 +52,19 @@ test('an intercept needs the session’s own claim on that very workload', async
 
 test('swap also needs a claim Deployment; expose with ports a claim Service too', async () => {
   const patchWeb = claimOn(session, patchSubject('deployments', 'a', 'web'));
-  const claimDeployment = { metadata: { annotations: claimOn(session, createSubject('deployments', 'a')) } };
-  const claimService = { metadata: { annotations: claimOn(session, createSubject('services', 'a')) } };
+  const claimed = (resource: 'deployments' | 'services', spec: object) => ({
+    metadata: {
+      name: 'telepod-claim-x7k2q',
+      labels: { 'app.kubernetes.io/managed-by': 'telepod' },
+      annotations: claimOn(session, createSubject(resource, 'a')),
+    },
+    spec,
+  });
+  const claimDeployment = claimed('deployments', {
+    replicas: 0,
+    template: { spec: { containers: [{ image: 'telepod.invalid/claim' }] } },
+  });
+  const claimService = claimed('services', { clusterIP: 'None' });
   const swap = { ...request, mode: 'swap' as const };
   await assert.rejects(requireClaims(listing([]), session, swap, workload(patchWeb)), /create deployments a/);
   await requireClaims(listing([claimDeployment]), session, swap, workload(patchWeb));
@@ -64,4 +75,25 @@ test('swap also needs a claim Deployment; expose with ports a claim Service too'
   await requireClaims(both, session, expose);
   await assert.rejects(requireClaims(listing([claimDeployment]), session, expose), /create services a/);
   await requireClaims(listing([claimDeployment]), session, { ...expose, ports: [] });
+});
+
+test('a patched Deployment of the developer is not a claim object, whatever labels and proof it carries', async () => {
+  const patched = (name: string, spec: object) => ({
+    metadata: {
+      name,
+      labels: { 'app.kubernetes.io/managed-by': 'telepod' },
+      annotations: claimOn(session, createSubject('deployments', 'a')),
+    },
+    spec,
+  });
+  const claimSpec = { replicas: 0, template: { spec: { containers: [{ image: 'telepod.invalid/claim' }] } } };
+  const swap = { ...request, mode: 'swap' as const };
+  const patchWeb = workload(claimOn(session, patchSubject('deployments', 'a', 'web')));
+  for (const object of [
+    patched('my-app', claimSpec), // not created as a claim
+    patched('telepod-claim-x', { ...claimSpec, replicas: 1 }),
+    patched('telepod-claim-x', { replicas: 0, template: { spec: { containers: [{ image: 'evil' }] } } }),
+  ]) {
+    await assert.rejects(requireClaims(listing([object]), session, swap, patchWeb), Forbidden);
+  }
 });

@@ -6,12 +6,15 @@
 import { timingSafeEqual } from 'node:crypto';
 import {
   CLAIM_ANNOTATION_PREFIX,
+  CLAIM_IMAGE,
   CLAIM_LABEL,
+  CLAIM_NAME_PREFIX,
   claimProof,
   createSubject,
   patchSubject,
 } from '../protocol/claims.ts';
 import { TelepodError } from '../protocol/errors.ts';
+import { MANAGED_BY } from '../protocol/intercept.ts';
 import type { InterceptRequest } from '../protocol/requests.ts';
 import type { KubeApi, KubeObject } from './kube-api.ts';
 import { servicePath, workloadPath, type FoundWorkload } from './workloads.ts';
@@ -32,6 +35,31 @@ function proves(object: KubeObject, session: ClaimingSession, subject: string): 
   return value.length === expected.length && timingSafeEqual(value, expected);
 }
 
+type ClaimObject = KubeObject & {
+  spec?: {
+    replicas?: number;
+    selector?: unknown;
+    clusterIP?: string;
+    template?: { spec?: { containers?: { image?: string }[] } };
+  };
+};
+
+/**
+ * Whether `object` is a claim object as only a `create` makes it: named by the claim prefix
+ * (names cannot be patched), labelled by telepod, and of the claim shape — a Deployment of no
+ * replicas running the claim image, or a headless Service without a selector. A patched
+ * Deployment or Service of the developer's is none of these.
+ */
+function isClaimObject(object: ClaimObject, resource: 'deployments' | 'services'): boolean {
+  const { name, labels } = object.metadata ?? {};
+  if (!name?.startsWith(CLAIM_NAME_PREFIX)) return false;
+  if (labels?.['app.kubernetes.io/managed-by'] !== MANAGED_BY['app.kubernetes.io/managed-by']) return false;
+  const spec = object.spec ?? {};
+  if (resource === 'services') return spec.clusterIP === 'None' && !spec.selector;
+  const containers = spec.template?.spec?.containers ?? [];
+  return spec.replicas === 0 && containers.length === 1 && containers[0]!.image === CLAIM_IMAGE;
+}
+
 function refuse(subject: string): never {
   const [verb, resource, where] = subject.split(' ');
   throw new Forbidden(
@@ -49,8 +77,8 @@ async function requireClaimObject(
   const path = resource === 'deployments' ? workloadPath(namespace, resource) : servicePath(namespace);
   const selector = encodeURIComponent(`${CLAIM_LABEL}=${session.id}`);
   const subject = createSubject(resource, namespace);
-  const objects = await api.list(`${path}?labelSelector=${selector}`);
-  if (!objects.some((o) => proves(o, session, subject))) refuse(subject);
+  const objects = await api.list<ClaimObject>(`${path}?labelSelector=${selector}`);
+  if (!objects.some((o) => isClaimObject(o, resource) && proves(o, session, subject))) refuse(subject);
 }
 
 /**
@@ -76,7 +104,10 @@ export async function requireClaims(
   }
 }
 
-/** Deletes claim objects in `namespaces` (all when undefined) whose daemon did not remove them. */
+/**
+ * Deletes claim objects in `namespaces` (all when undefined) whose daemon did not remove them;
+ * only what is a claim object by name, label and shape, whatever else carries the claim label.
+ */
 export async function sweepClaimObjects(api: KubeApi, namespaces: string[] | undefined): Promise<number> {
   const selector = `?labelSelector=${encodeURIComponent(CLAIM_LABEL)}`;
   const scopes = namespaces ?? [undefined];
@@ -86,11 +117,12 @@ export async function sweepClaimObjects(api: KubeApi, namespaces: string[] | und
       namespace ? workloadPath(namespace, 'deployments') : '/apis/apps/v1/deployments',
       namespace ? servicePath(namespace) : '/api/v1/services',
     ]) {
-      for (const object of await api.list(`${base}${selector}`)) {
+      const resource = base.endsWith('/services') ? 'services' : 'deployments';
+      for (const object of await api.list<ClaimObject>(`${base}${selector}`)) {
+        if (!isClaimObject(object, resource)) continue;
         const { namespace: ns, name } = object.metadata ?? {};
-        const path = base.includes('/services')
-          ? servicePath(ns!, name)
-          : workloadPath(ns!, 'deployments', name);
+        const path =
+          resource === 'services' ? servicePath(ns!, name) : workloadPath(ns!, 'deployments', name);
         await api.remove(path).catch(() => undefined);
         removed++;
       }

@@ -11,6 +11,10 @@ import { createHash } from 'node:crypto';
 export const CLAIM_ANNOTATION_PREFIX = 'claim.telepod.io/';
 /** Claim objects (Deployments, Services) carry the session id in this label. */
 export const CLAIM_LABEL = 'telepod.io/claim';
+/** Claim objects are created with this `generateName`: names cannot be patched on, only created. */
+export const CLAIM_NAME_PREFIX = 'telepod-claim-';
+/** The image of a claim Deployment's template (never pulled: it has no replicas). */
+export const CLAIM_IMAGE = 'telepod.invalid/claim';
 
 /** What a claim is about: `patch <resource> <namespace>/<name>` or `create <resource> <namespace>`. */
 export function patchSubject(resource: string, namespace: string, name: string): string {

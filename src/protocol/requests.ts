@@ -64,7 +64,11 @@ export const InboundRefusalSchema = z.object({ conn: uuid, reason: z.string().ch
 /** What an agent reports when it registers (the body of its watch request). */
 export const AgentHelloSchema = z.object({
   /** The environment the kubelet resolved for the app container, as the agent received it. */
-  env: z.record(z.string().check(z.maxLength(1024)), z.string().check(z.maxLength(256 * 1024))),
+  env: z.record(
+    // What Kubernetes allows as a name: printable ASCII without `=`.
+    z.string().check(z.regex(/^[!-<>-~]{1,1024}$/, 'is not an environment variable name')),
+    z.string().check(z.maxLength(256 * 1024)),
+  ),
   pod: kubeName,
 });
 export type AgentHello = z.infer<typeof AgentHelloSchema>;
