@@ -58,6 +58,17 @@ export interface AgentSettings {
 
 type AgentBase = { image: string; configMap: string; config: Omit<AgentConfig, 'ports' | 'health'> };
 
+/** A ReplicaSet's pods by label; one selecting with expressions only is refused (its pods could not be told). */
+function replicaSetSelector(found: FoundWorkload): string {
+  const selector = podSelector(found.object);
+  if (!selector) {
+    throw usageError(
+      `ReplicaSet ${found.object.metadata?.name} selects its pods by expressions only; telepod needs matchLabels`,
+    );
+  }
+  return selector;
+}
+
 function remotePort(value: string | undefined, local: number): number {
   const port = value === undefined ? local : Number(value);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
@@ -119,7 +130,13 @@ export class Injector {
       services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: original(s.name) })),
       deletes: [this.configMapPath(namespace, agent.configMap)],
       ...(found.object.kind === 'ReplicaSet'
-        ? { podsToRoll: { namespace, selector: podSelector(found.object) } }
+        ? {
+            podsToRoll: {
+              namespace,
+              selector: replicaSetSelector(found),
+              owner: found.object.metadata?.uid ?? '',
+            },
+          }
         : {}),
     };
     const mode = request.mode === 'replace' ? 'replace' : 'intercept';

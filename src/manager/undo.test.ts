@@ -74,7 +74,7 @@ test('records that reach outside their namespace or beyond telepod’s objects a
     { ...record, deletes: ['/api/v1/namespaces/b/configmaps/precious'] },
     { ...record, deletes: ['/api/v1/namespaces/a/secrets/db'] },
     { ...record, deletes: ['/apis/rbac.authorization.k8s.io/v1/clusterroles/admin'] },
-    { ...record, podsToRoll: { namespace: 'kube-system', selector: 'k8s-app=kube-dns' } },
+    { ...record, podsToRoll: { namespace: 'kube-system', selector: 'k8s-app=kube-dns', owner: 'u' } },
     { ...record, workload: '/api/v1/namespaces/a/secrets/x' },
   ];
   for (const undo of outside) assert.ok(undoProblem(undo), JSON.stringify(undo));
@@ -93,4 +93,30 @@ test('restore deletes only objects telepod labelled', async () => {
   await undo.restore({ workload: PATH, services: [], deletes: [ours, theirs] });
   assert.deepEqual(removed, [ours]);
   assert.match(logged.join('\n'), /not deleting .*web-extra: telepod did not create it/);
+});
+
+test("a ReplicaSet's restore deletes only its own pods, not others with the same labels", async () => {
+  const pods = [
+    { metadata: { name: 'own', ownerReferences: [{ kind: 'ReplicaSet', name: 'web', uid: 'rs-1' }] } },
+    { metadata: { name: 'other', ownerReferences: [{ kind: 'ReplicaSet', name: 'api', uid: 'rs-2' }] } },
+    { metadata: { name: 'bare' } },
+  ];
+  const removed: string[] = [];
+  const api = {
+    get: () => Promise.resolve({ metadata: { annotations: {} }, spec: {} }),
+    replace: (_: string, body: KubeObject) => Promise.resolve(body),
+    list: () => Promise.resolve(pods),
+    remove: (path: string) => {
+      removed.push(path);
+      return Promise.resolve();
+    },
+  } as unknown as KubeApi;
+  const path = '/apis/apps/v1/namespaces/a/replicasets/web';
+  await book(api).undo.restore({
+    workload: path,
+    services: [],
+    deletes: [],
+    podsToRoll: { namespace: 'a', selector: 'app=web', owner: 'rs-1' },
+  });
+  assert.deepEqual(removed, ['/api/v1/namespaces/a/pods/own']);
 });

@@ -35,7 +35,13 @@ const UndoRecordSchema = z.object({
   /** Objects created for the change, deleted on restore. */
   deletes: z.array(z.string()),
   /** ReplicaSets do not roll their pods on a template change: these pods are deleted instead. */
-  podsToRoll: z.optional(z.object({ namespace: z.string(), selector: z.string().check(z.maxLength(4096)) })),
+  podsToRoll: z.optional(
+    z.object({
+      namespace: z.string(),
+      selector: z.string().check(z.minLength(1), z.maxLength(4096)),
+      owner: z.string().check(z.minLength(1), z.maxLength(64)),
+    }),
+  ),
 });
 
 export interface UndoRecord {
@@ -44,7 +50,8 @@ export interface UndoRecord {
   replicas?: number;
   services: { path: string; ports: ServicePort[] }[];
   deletes: string[];
-  podsToRoll?: { namespace: string; selector: string };
+  /** ReplicaSets do not roll their pods on a template change: their own pods (by owner uid) are deleted instead. */
+  podsToRoll?: { namespace: string; selector: string; owner: string };
 }
 
 /** Why a record may not be used, or undefined when it stays inside its workload's namespace. */
@@ -156,12 +163,12 @@ export class UndoBook {
   }
 
   private async rollPods(target: UndoRecord['podsToRoll']): Promise<void> {
-    if (!target) return;
+    if (!target?.selector) return;
     const path = `/api/v1/namespaces/${target.namespace}/pods`;
     const pods = await this.api.list(`${path}?labelSelector=${encodeURIComponent(target.selector)}`);
-    await Promise.all(
-      pods.map((p) => this.api.remove(`${path}/${p.metadata!.name!}`).catch(() => undefined)),
-    );
+    // Only the ReplicaSet's own pods: other workloads' pods may carry the same labels.
+    const own = pods.filter((p) => p.metadata?.ownerReferences?.some((o) => o.uid === target.owner));
+    await Promise.all(own.map((p) => this.api.remove(`${path}/${p.metadata!.name!}`).catch(() => undefined)));
   }
 
   /**
