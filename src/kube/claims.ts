@@ -1,7 +1,8 @@
 // The workstation's half of authorization by claims (src/protocol/claims.ts): before an
 // intercept request, the daemon writes the session's claims with the developer's own
 // credentials — an annotation on the workload (`patch`), claim objects for `--swap-deployment`
-// and `run` (`create` Deployments / Services) — so the API server's RBAC decides, and a refusal
+// and `run` (`create` Deployments / Services), and on the Services an intercept may change
+// (`patch`) — so the API server's RBAC decides, and a refusal
 // is its own message. Once the manager has answered, the claims are taken back.
 import {
   AppsV1Api,
@@ -46,15 +47,21 @@ function ignoreNotFound(err: unknown): void {
   if ((err as { code?: number }).code !== 404) throw err;
 }
 
+/** What a claim on a workload gives back: how to take it back, and the labels of its pods. */
+interface WorkloadClaim {
+  release: () => Promise<void>;
+  podLabels: Record<string, string>;
+}
+
 /**
- * Annotates the workload with the session's claim; answers how to take it back. When no such
- * workload exists, nothing is written and the manager's answer says what the name is instead.
+ * Annotates the workload with the session's claim. When no such workload exists, nothing is
+ * written and the manager's answer says what the name is instead.
  */
 async function claimWorkload(
   apps: AppsV1Api,
   request: ClaimRequest,
   session: SessionCredential,
-): Promise<() => Promise<void>> {
+): Promise<WorkloadClaim> {
   const { namespace, workload: name } = request;
   const key = CLAIM_ANNOTATION_PREFIX + session.id;
   const patch = (resource: (typeof WORKLOAD_RESOURCES)[number], value: string | null) => {
@@ -67,13 +74,58 @@ async function claimWorkload(
   };
   for (const resource of WORKLOAD_RESOURCES) {
     try {
-      await patch(resource, claimProof(session.token, patchSubject(resource, namespace, name)));
-      return () => patch(resource, null).then(() => undefined, ignoreNotFound);
+      const patched = await patch(
+        resource,
+        claimProof(session.token, patchSubject(resource, namespace, name)),
+      );
+      return {
+        release: () => patch(resource, null).then(() => undefined, ignoreNotFound),
+        podLabels: patched.spec?.template?.metadata?.labels ?? {},
+      };
     } catch (err) {
       ignoreNotFound(err);
     }
   }
-  return () => Promise.resolve();
+  return { release: () => Promise.resolve(), podLabels: {} };
+}
+
+/**
+ * Claims every Service that selects the workload's pods and that the developer may patch: an
+ * intercept moves numeric target ports of those Services to the agent, and the manager does
+ * that only for Services the session claimed. One the developer may not patch is left out (the
+ * manager then names it, if it had to change it).
+ */
+async function claimServices(
+  core: CoreV1Api,
+  namespace: string,
+  podLabels: Record<string, string>,
+  session: SessionCredential,
+): Promise<(() => Promise<void>)[]> {
+  const key = CLAIM_ANNOTATION_PREFIX + session.id;
+  const releases: (() => Promise<void>)[] = [];
+  const listed = await core.listNamespacedService({ namespace }).catch((err: unknown) => {
+    if ((err as { code?: number }).code === 403) return { items: [] }; // none claimed
+    throw err;
+  });
+  const services = listed.items.filter((s) => {
+    const selector = Object.entries(s.spec?.selector ?? {});
+    return selector.length > 0 && selector.every(([k, v]) => podLabels[k] === v);
+  });
+  for (const service of services) {
+    const name = service.metadata!.name!;
+    const patch = (value: string | null) =>
+      core.patchNamespacedService(
+        { name, namespace, body: { metadata: { annotations: { [key]: value } } } },
+        mergePatch,
+      );
+    try {
+      await patch(claimProof(session.token, patchSubject('services', namespace, name)));
+      releases.push(() => patch(null).then(() => undefined, ignoreNotFound));
+    } catch (err) {
+      if ((err as { code?: number }).code !== 403) ignoreNotFound(err);
+    }
+  }
+  return releases;
 }
 
 /** A claim object: a Deployment of no replicas, or a headless Service of no selector. */
@@ -129,8 +181,14 @@ export async function writeClaims(
   };
   const server = kc.getCurrentCluster()?.server ?? '';
   try {
-    if (request.mode !== 'expose')
-      undo.push(await claimWorkload(kc.makeApiClient(AppsV1Api), request, session));
+    if (request.mode !== 'expose') {
+      const workload = await claimWorkload(kc.makeApiClient(AppsV1Api), request, session);
+      undo.push(workload.release);
+      if (request.mode === 'intercept') {
+        const core = kc.makeApiClient(CoreV1Api);
+        undo.push(...(await claimServices(core, request.namespace, workload.podLabels, session)));
+      }
+    }
     if (request.mode === 'swap' || request.mode === 'expose') {
       undo.push(await claimObject(kc, 'deployments', request.namespace, session));
     }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CLAIM_ANNOTATION_PREFIX, claimProof, createSubject, patchSubject } from '../protocol/claims.ts';
 import type { InterceptRequest } from '../protocol/requests.ts';
-import { Forbidden, requireClaims } from './claims.ts';
+import { Forbidden, requireClaims, requireServiceClaims } from './claims.ts';
 import type { KubeApi, KubeObject } from './kube-api.ts';
 import type { FoundWorkload } from './workloads.ts';
 
@@ -96,4 +96,18 @@ test('a patched Deployment of the developer is not a claim object, whatever labe
   ]) {
     await assert.rejects(requireClaims(listing([object]), session, swap, patchWeb), Forbidden);
   }
+});
+
+test('an intercept changes only Services the session claimed', () => {
+  const service = (name: string, annotations: Record<string, string>) => ({
+    metadata: { name, annotations },
+  });
+  const mine = service('web', claimOn(session, patchSubject('services', 'a', 'web')));
+  const payments = service('payments', {});
+  requireServiceClaims(session, 'a', [mine, payments], ['web']);
+  assert.throws(
+    () => requireServiceClaims(session, 'a', [mine, payments], ['web', 'payments']),
+    /patch services a\/payments/,
+  );
+  assert.throws(() => requireServiceClaims(other, 'a', [mine], ['web']), Forbidden);
 });

@@ -105,6 +105,24 @@ export async function requireClaims(
 }
 
 /**
+ * Throws Forbidden unless the session claimed each Service of `changed` (names) among
+ * `services`: an intercept moves numeric target ports of the Services that select the workload,
+ * and those are the developer's to change only with `patch` on each.
+ */
+export function requireServiceClaims(
+  session: ClaimingSession,
+  namespace: string,
+  services: KubeObject[],
+  changed: string[],
+): void {
+  for (const name of changed) {
+    const service = services.find((s) => s.metadata?.name === name);
+    const subject = patchSubject('services', namespace, name);
+    if (!service || !proves(service, session, subject)) refuse(subject);
+  }
+}
+
+/**
  * Deletes claim objects in `namespaces` (all when undefined) whose daemon did not remove them;
  * only what is a claim object by name, label and shape, whatever else carries the claim label.
  */

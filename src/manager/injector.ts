@@ -14,6 +14,7 @@ import {
   type InterceptedPort,
 } from '../protocol/intercept.ts';
 import type { InterceptRequest } from '../protocol/requests.ts';
+import { requireServiceClaims } from './claims.ts';
 import { replacementTemplate, type SidecarPlan } from './injection.ts';
 import type { Injection, Requester } from './intercepts.ts';
 import type { KubeApi } from './kube-api.ts';
@@ -114,6 +115,7 @@ export class Injector {
     found: FoundWorkload,
     key: string,
     request: InterceptRequest,
+    session: Requester,
     services: Service[],
     build: (
       agent: AgentBase,
@@ -122,6 +124,12 @@ export class Injector {
     const { namespace } = request;
     const { id, ...agent } = this.agentBase(request.workload);
     const plan = build(agent);
+    requireServiceClaims(
+      session,
+      namespace,
+      services,
+      plan.services.map((s) => s.name),
+    );
     const path = workloadPath(namespace, found.resource, request.workload);
     const original = (name: string) => services.find((s) => s.metadata?.name === name)!.spec.ports ?? [];
     const undo: UndoRecord = {

@@ -218,7 +218,7 @@ export class Intercepts {
     const resolved = resolveServicePorts(workload, services, request.ports);
     if (request.mode === 'replace') {
       const container = request.container ?? this.containerServing(found.object, resolved[0]!.containerPort);
-      const injection = await this.injector.inject(found, key, request, all, (agent) => {
+      const injection = await this.injector.inject(found, key, request, session, all, (agent) => {
         const plan = replacementTemplate(found.object.spec.template, container, [], agent);
         return { template: plan.template, services: [], agentPorts: plan.agentPorts };
       });
@@ -234,7 +234,9 @@ export class Intercepts {
     const app = request.container ?? this.containerServing(found.object, resolved[0]!.containerPort);
     const injection =
       existing ??
-      (await this.injector.inject(found, key, request, all, (a) => sidecarPlan(found.object, all, a, app)));
+      (await this.injector.inject(found, key, request, session, all, (a) =>
+        sidecarPlan(found.object, all, a, app),
+      ));
     try {
       const ports = resolved.map((r) => this.sidecarPort(injection, found.object, r));
       return this.register(injection, request, session, ports, started);

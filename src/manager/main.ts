@@ -26,7 +26,10 @@ function undoKey(): Buffer {
   return randomBytes(32);
 }
 
-const nameserver = /^nameserver\s+(\S+)/m.exec(readFileSync('/etc/resolv.conf', 'utf8'))?.[1] ?? '127.0.0.1';
+const resolvConf = readFileSync('/etc/resolv.conf', 'utf8');
+const nameserver = /^nameserver\s+(\S+)/m.exec(resolvConf)?.[1] ?? '127.0.0.1';
+/** The cluster's DNS domain, from the pod's search list (`<ns>.svc.<domain> svc.<domain> …`). */
+const clusterDomain = /^search\s.*?\bsvc\.(\S+)/m.exec(resolvConf)?.[1] ?? 'cluster.local';
 /** `install --namespaces a,b` limits the manager to those namespaces; empty: cluster-wide. */
 const namespaces = process.env.TELEPOD_NAMESPACES ? process.env.TELEPOD_NAMESPACES.split(',') : undefined;
 let intercepts: Intercepts | undefined;
@@ -43,7 +46,9 @@ if (existsSync(SA_NAMESPACE)) {
     api,
     namespaces,
     agentBundle: readFileSync(new URL('./agent.mjs', import.meta.url), 'utf8'),
-    managerAddress: `telepod-manager.${namespace}:${AGENT_API_PORT}`,
+    // Fully qualified and absolute: a relative name would first be tried under the agent's own
+    // namespace (ndots), where anyone who may create a Service there could answer for it.
+    managerAddress: `telepod-manager.${namespace}.svc.${clusterDomain}.:${AGENT_API_PORT}`,
     agentImage: process.env.TELEPOD_IMAGE ?? 'docker.io/library/node:22-bookworm-slim',
     undoKey: undoKey(),
     log,
