@@ -6,9 +6,9 @@
 // its Roles.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import {
@@ -147,6 +147,7 @@ after(async () => {
   await admin('quit');
   await admin('uninstall', '--manager-namespace', SCOPED);
   for (const cleanup of cleanups) await cleanup();
+  if (devKubeconfig) await rm(dirname(devKubeconfig), { recursive: true, force: true });
 });
 
 test('a developer with edit in A and port-forward to the manager connects, reaches Services, intercepts in A', async () => {
