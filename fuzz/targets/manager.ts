@@ -17,6 +17,7 @@ import { networkInterfaces } from 'node:os';
 import fc from 'fast-check';
 import { createManagerServers } from '../../src/manager/server.ts';
 import { MANAGER_PATHS, SESSION_TOKEN_HEADER } from '../../src/protocol/paths.ts';
+import { PROTOCOL_VERSION, TELEPOD_VERSION } from '../../src/protocol/version.ts';
 import type { Instance, Target } from '../harness.ts';
 
 /** The token placeholder replaced by a real session token when the input runs. */
@@ -312,7 +313,9 @@ export const managerTarget: Target<ManagerInput> = {
     const openSession = async () => {
       const req = session().request({ ':method': 'POST', ':path': MANAGER_PATHS.sessions });
       req.on('error', () => undefined);
-      req.end(JSON.stringify({ holder: 'fuzz@localhost' }));
+      req.end(
+        JSON.stringify({ holder: 'fuzz@localhost', version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION }),
+      );
       let text = '';
       for await (const chunk of req) text += String(chunk);
       try {

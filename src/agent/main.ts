@@ -21,13 +21,16 @@ import {
   type AgentPort,
 } from '../protocol/intercept.ts';
 import { AgentMessageSchema, type AgentHello } from '../protocol/requests.ts';
+import { keepAlive } from '../protocol/liveness.ts';
 import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
+import { AppConnections } from './app-connections.ts';
 import { serveVolumes } from './sftp-server.ts';
 
 const config = JSON.parse(process.env[AGENT_CONFIG_ENV] ?? '{}') as AgentConfig;
 const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${message}\n`);
 let manager: http2.ClientHttp2Session | undefined;
 let intercepted = new Set<number>();
+const appConnections = new AppConnections();
 let listening = false;
 
 /**
@@ -63,6 +66,7 @@ function toApp(socket: net.Socket, port: AgentPort): void {
   app.once('connect', () => {
     socket.pipe(app);
     app.pipe(socket);
+    appConnections.add(port.listen, socket, app);
   });
   app.once('error', () => socket.resetAndDestroy());
   socket.once('error', () => app.destroy());
@@ -129,7 +133,10 @@ function parsedMessage(line: string): AgentMessage | undefined {
 
 function handle(session: http2.ClientHttp2Session, message: AgentMessage): void {
   if ('sftp' in message) return openVolumes(session, message.sftp, message.mounts);
+  const before = intercepted;
   intercepted = new Set(message.intercepted);
+  for (const port of intercepted) if (!before.has(port)) appConnections.handOver(port);
+  for (const port of before) if (!intercepted.has(port)) appConnections.stop(port);
   log(`intercepted ports: ${[...intercepted].join(', ') || 'none'}`);
   manager = session;
   if (!listening) listen();
@@ -153,15 +160,37 @@ function listen(): void {
   }
 }
 
+/** How long a connection to the manager may take: a Service can still point at a deleted pod. */
+const CONNECT_TIMEOUT_MS = 2_000;
+
 /** Connects to the manager and follows the intercepted ports; reconnects when it drops. */
 function connect(): void {
-  const session = http2.connect(`http://${config.manager}`, { settings: HTTP2_SETTINGS });
+  const colon = config.manager.lastIndexOf(':');
+  // Our own socket, so that a connection attempt stuck in SYN-SENT can be ended: destroying a
+  // session that has not connected yet leaves its socket trying for a minute.
+  const socket = net.connect({
+    host: config.manager.slice(0, colon),
+    port: Number(config.manager.slice(colon + 1)),
+    noDelay: true,
+  });
+  const session = http2.connect(`http://${config.manager}`, {
+    settings: HTTP2_SETTINGS,
+    createConnection: () => socket,
+  });
   session.on('error', (err: Error) => log(`manager connection: ${err.message}`));
+  const connecting = setTimeout(() => {
+    log(`manager connection: not connected within ${CONNECT_TIMEOUT_MS / 1000} s`);
+    socket.destroy();
+    session.destroy();
+  }, CONNECT_TIMEOUT_MS);
+  socket.once('connect', () => clearTimeout(connecting));
   session.once('connect', () => session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW));
+  keepAlive(session, 2_000, 3); // in the cluster: a dead manager is noticed within 6-8 s
   session.once('close', () => {
+    clearTimeout(connecting);
     intercepted = new Set();
     manager = undefined;
-    setTimeout(connect, 1000);
+    setTimeout(connect, 500);
   });
   const watch = session.request({
     ':method': 'POST',

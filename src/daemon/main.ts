@@ -46,20 +46,16 @@ export async function runDaemon(): Promise<void> {
 
   const control = await startControlServer({
     [DAEMON_PATHS.status]: () =>
-      Promise.resolve(
-        session?.status ?? ({ connected: false, daemonPid: process.pid } satisfies DaemonStatus),
-      ),
+      session?.status() ??
+      Promise.resolve({ connected: false, daemonPid: process.pid } satisfies DaemonStatus),
     [DAEMON_PATHS.connect]: async (body) => {
-      if (session) return session.status;
-      connecting ??= Session.open(
-        parseRequest(ConnectRequestSchema, body, 'connect request'),
-        new Mounts(log),
-        log,
-      );
+      if (session) return session.status();
+      connecting ??= Session.open(parseRequest(ConnectRequestSchema, body, 'connect request'), log);
       try {
         session = await connecting;
-        log.info(session.status, 'connected');
-        return session.status;
+        const status = await session.status();
+        log.info(status, 'connected');
+        return status;
       } finally {
         connecting = undefined;
       }

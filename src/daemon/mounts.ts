@@ -24,6 +24,8 @@ interface MountPoint {
 interface Mounted {
   request: MountRequest;
   sshfs?: ChildProcess;
+  /** Where the volumes are now, or why they are not. */
+  volumes: VolumesInfo;
 }
 
 type VolumesInfo = NonNullable<InterceptInfo['volumes']>;
@@ -62,10 +64,17 @@ function readState(): MountPoint[] {
   }
 }
 
+/** How long to wait before mounting again after a volume stream ended, at most. */
+const REMOUNT_MAX_DELAY_MS = 5_000;
+
 export class Mounts {
   private readonly mounted = new Map<string, Mounted>();
 
-  constructor(private readonly log: Logger) {}
+  /** `tunnel` answers the daemon's current tunnel (a new one after each reconnect). */
+  constructor(
+    private readonly log: Logger,
+    private readonly tunnel: () => Tunnel,
+  ) {}
 
   /** Unmounts what a crashed daemon left (from the state file) and removes the folders it made. */
   static async clearLeftovers(log: Logger): Promise<void> {
@@ -87,36 +96,32 @@ export class Mounts {
   /**
    * Mounts the volumes behind intercept `id` on `request.dir`. A failure does not fail the
    * intercept: it comes back as a warning, and the folder is removed if the CLI made it.
+   * Once mounted, a volume stream that ends (tunnel reconnect, manager or agent restart) is
+   * mounted again by itself until the intercept is left.
    */
-  async mount(id: string, tunnel: Tunnel, request: MountRequest): Promise<VolumesInfo> {
+  async mount(id: string, request: MountRequest): Promise<VolumesInfo> {
     const missing = await sshfsMissing();
     if (missing) {
       await unmountDir(request);
       return { warning: `volumes not mounted: ${missing}` };
     }
-    this.mounted.set(id, { request });
+    const mounted: Mounted = { request, volumes: {} };
+    this.mounted.set(id, mounted);
     this.saveState(); // before sshfs starts, so a crash from here on leaves a record
-    const result = await this.start(id, tunnel);
+    const result = await this.start(id, mounted);
     if (!result.root) await this.unmount(id);
     return result;
   }
 
-  /**
-   * Mounts an intercept's volumes again on a new tunnel: the old stream ended with the old
-   * tunnel, and with it the old sshfs. The folder stays; on failure it is left empty.
-   */
-  async remount(id: string, tunnel: Tunnel): Promise<VolumesInfo | undefined> {
-    const mounted = this.mounted.get(id);
-    if (!mounted) return undefined;
-    await this.stop(mounted);
-    return this.start(id, tunnel);
+  /** Where an intercept's volumes are mounted now, or why they are not. */
+  volumes(id: string): VolumesInfo | undefined {
+    return this.mounted.get(id)?.volumes;
   }
 
-  private async start(id: string, tunnel: Tunnel): Promise<VolumesInfo> {
-    const mounted = this.mounted.get(id)!;
+  private async start(id: string, mounted: Mounted): Promise<VolumesInfo> {
     const { dir, uid, gid } = mounted.request;
     try {
-      const stream = await tunnel.volumes(id);
+      const stream = await this.tunnel().volumes(id);
       const options = `passive,allow_other,default_permissions,uid=${uid},gid=${gid}`;
       const sshfs = spawn('sshfs', [':/', dir, '-f', '-o', options], { stdio: ['pipe', 'pipe', 'pipe'] });
       mounted.sshfs = sshfs;
@@ -128,14 +133,33 @@ export class Mounts {
       const exited = new Promise<never>((_, reject) =>
         sshfs.once('exit', (code) => reject(new Error(stderr.trim() || `sshfs exited with ${code}`))),
       );
-      sshfs.once('exit', () => this.log.info({ dir }, 'sshfs exited'));
+      sshfs.once('exit', () => this.ended(id, mounted, sshfs));
       await Promise.race([exited, this.waitMounted(dir)]);
       this.log.info({ id, dir }, 'volumes mounted');
-      return { root: dir };
+      mounted.volumes = { root: dir };
     } catch (err) {
       await this.stop(mounted);
-      return { warning: `volumes not mounted: ${(err as Error).message}` };
+      mounted.volumes = { warning: `volumes not mounted: ${(err as Error).message}` };
     }
+    return mounted.volumes;
+  }
+
+  /** An sshfs that ended without being stopped: its stream ended; mount again, retrying. */
+  private ended(id: string, mounted: Mounted, sshfs: ChildProcess): void {
+    this.log.info({ dir: mounted.request.dir }, 'sshfs exited');
+    if (mounted.sshfs !== sshfs || this.mounted.get(id) !== mounted || !mounted.volumes.root) return;
+    delete mounted.sshfs;
+    mounted.volumes = { warning: 'volumes not mounted: the volume stream ended; mounting again' };
+    const retry = async (delay: number): Promise<void> => {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      if (this.mounted.get(id) !== mounted || mounted.sshfs) return;
+      await unmountDir({ dir: mounted.request.dir, created: false }).catch(() => undefined);
+      const result = await this.start(id, mounted);
+      if (result.root) return;
+      this.log.debug({ id, warning: result.warning }, 'mounting again failed; retrying');
+      return retry(Math.min(delay * 2, REMOUNT_MAX_DELAY_MS));
+    };
+    void retry(250);
   }
 
   private async waitMounted(dir: string): Promise<void> {
@@ -150,20 +174,21 @@ export class Mounts {
   /** Ends a mount's sshfs and unmounts its folder, which stays. */
   private async stop(mounted: Mounted): Promise<void> {
     const { dir } = mounted.request;
+    const sshfs = mounted.sshfs;
+    delete mounted.sshfs;
     await unmountDir({ dir, created: false }).catch((err: Error) =>
       this.log.warn({ dir, err: err.message }, 'unmount failed'),
     );
-    mounted.sshfs?.kill();
-    delete mounted.sshfs;
+    sshfs?.kill();
   }
 
   /** Unmounts an intercept's volumes and removes the folder if telepod made it. */
   async unmount(id: string): Promise<void> {
     const mounted = this.mounted.get(id);
     if (!mounted) return;
+    this.mounted.delete(id);
     await this.stop(mounted);
     if (mounted.request.created) await rmdir(mounted.request.dir).catch(() => undefined);
-    this.mounted.delete(id);
     this.saveState();
   }
 

@@ -27,15 +27,15 @@ import type {
   LeaveRequest,
 } from '../protocol/daemon-api.ts';
 import { usageError } from '../protocol/errors.ts';
-import type { InterceptInfo, PodContext, WorkloadInfo } from '../protocol/intercept.ts';
+import type { InterceptHealth, InterceptInfo, PodContext, WorkloadInfo } from '../protocol/intercept.ts';
 import { MANAGER_PATHS, MANAGER_PORT } from '../protocol/paths.ts';
 import { startDnsServer, type DnsServer } from './dns.ts';
 import { InboundHandler } from './inbound.ts';
-import type { Mounts } from './mounts.ts';
 import { installCapture, removeCapture } from './nft.ts';
 import { startOutboundListener } from './outbound.ts';
+import { Mounts } from './mounts.ts';
 import { Tunnel } from './tunnel.ts';
-import { TunnelKeeper } from './tunnel-keeper.ts';
+import { TunnelKeeper, type TunnelState } from './tunnel-keeper.ts';
 
 const run = promisify(execFile);
 const CLUSTER_DOMAIN = 'cluster.local';
@@ -47,13 +47,8 @@ async function routed(address: string): Promise<boolean> {
   );
 }
 
-/** After a reconnect: each intercept's volumes again, over the new tunnel (the old streams ended). */
-async function remountVolumes(tunnel: Tunnel, inbound: InboundHandler, mounts: Mounts): Promise<void> {
-  for (const info of inbound.all) {
-    const volumes = await mounts.remount(info.id, tunnel);
-    if (volumes) info.volumes = volumes;
-  }
-}
+/** How long `status` waits for the manager's view of the intercepts. */
+const HEALTH_TIMEOUT_MS = 2_000;
 
 /** Who holds this session's intercepts, as other developers see it. */
 function holder(): string {
@@ -69,39 +64,49 @@ export class Session {
     private readonly renewal: NodeJS.Timeout,
     private readonly inbound: InboundHandler,
     private readonly mounts: Mounts,
+    /** Intercepts the manager no longer had when the tunnel came back, and why. */
+    private readonly lost: Map<string, string>,
     private readonly log: Logger,
     /** The developer's own credentials: claims and listings go to the API server as them. */
     private readonly kc: KubeConfig,
   ) {}
 
-  static async open(req: ConnectRequest, mounts: Mounts, log: Logger): Promise<Session> {
+  static async open(req: ConnectRequest, log: Logger): Promise<Session> {
     const loaded = loadKubeConfig(req);
     const server = loaded.kc.getCurrentCluster()!.server;
-    return Session.connect(req, loaded, mounts, log).catch((err: unknown) => {
+    return Session.connect(req, loaded, log).catch((err: unknown) => {
       throw explainKubeError(err, server);
     });
   }
 
-  private static async connect(
-    req: ConnectRequest,
-    loaded: LoadedKubeConfig,
-    mounts: Mounts,
-    log: Logger,
-  ): Promise<Session> {
+  private static async connect(req: ConnectRequest, loaded: LoadedKubeConfig, log: Logger): Promise<Session> {
     const { kc, context, namespace } = loaded;
     const objects = managerObjects(readManagerBundle(), req.image, req.managerNamespace, req.namespaces);
     const version = await ensureManager(kc, objects, (message) => log.warn(message));
+    // The first dial waits for the manager this telepod installed; a redial takes any ready
+    // one (it may have been upgraded meanwhile), whose protocol the tunnel then checks.
     const dial = async (resumeToken?: string) => {
-      const pod = await waitForManagerPod(kc, req.managerNamespace, version, 120_000);
+      const bundle = resumeToken ? undefined : version;
+      const pod = await waitForManagerPod(kc, req.managerNamespace, bundle, 120_000);
       const transport = await openPortForward(kc, req.managerNamespace, pod, MANAGER_PORT);
       return Tunnel.open(transport, { holder: holder(), ...(resumeToken ? { resumeToken } : {}) });
     };
     const tunnel = await TunnelKeeper.start(dial, log);
     const inbound = new InboundHandler(log);
+    const mounts = new Mounts(log, () => tunnel.current);
+    const lost = new Map<string, string>();
     inbound.follow(tunnel.current);
-    tunnel.onTunnel = (next) => {
+    tunnel.onTunnel = (next, resumed) => {
       inbound.follow(next);
-      void remountVolumes(next, inbound, mounts);
+      if (resumed) return;
+      // A new session: the manager had let the old one expire and undone its intercepts.
+      for (const info of inbound.all) {
+        lost.set(
+          info.id,
+          'the traffic manager ended this session while the tunnel was down (its lease expired) and restored ' +
+            `${info.workload}: leave it and intercept again`,
+        );
+      }
     };
     // What to route and which names are namespaces, as the manager found them: nothing
     // cluster-wide is asked of the developer.
@@ -137,11 +142,15 @@ export class Session {
         ? { servers: nameservers, port: dns.port, upstreamSourcePort: dns.upstreamSourcePort }
         : undefined,
     });
-    const renewal = setInterval(() => {
-      tunnel.current
-        .renewLease()
-        .catch((err: Error) => log.warn({ err: err.message }, 'lease renewal failed'));
-    }, 10_000);
+    // Four renewals per lease: a session outlives three lost ones.
+    const renewal = setInterval(
+      () => {
+        tunnel.current
+          .renewLease()
+          .catch((err: Error) => log.warn({ err: err.message }, 'lease renewal failed'));
+      },
+      (tunnel.current.grant.leaseSeconds * 1000) / 4,
+    );
     const status: DaemonStatus = {
       connected: true,
       daemonPid: process.pid,
@@ -152,11 +161,49 @@ export class Session {
       subnets,
       dns: { mode: nameservers.length ? 'nft-redirect' : 'none', clusterDomain: CLUSTER_DOMAIN },
     };
-    return new Session(status, tunnel, outbound, dns, renewal, inbound, mounts, log, kc);
+    return new Session(status, tunnel, outbound, dns, renewal, inbound, mounts, lost, log, kc);
   }
 
-  get status(): DaemonStatus {
-    return { ...this.connected, reconnects: this.tunnel.reconnects, intercepts: this.inbound.all };
+  /** The session now; each intercept says whether cluster traffic reaches it, and if not, why. */
+  async status(): Promise<DaemonStatus> {
+    const tunnel = this.tunnel.state;
+    return {
+      ...this.connected,
+      reconnects: this.tunnel.reconnects,
+      tunnel,
+      intercepts: await this.interceptStatus(tunnel),
+    };
+  }
+
+  private async interceptStatus(tunnel: TunnelState): Promise<InterceptInfo[]> {
+    const all = this.inbound.all;
+    if (!all.length) return [];
+    let problemOf: (id: string) => string | undefined;
+    if (!tunnel.up) {
+      const down = ((Date.now() - tunnel.downSince!) / 1000).toFixed(0);
+      const why = tunnel.lastError ? ` (last attempt: ${tunnel.lastError})` : '';
+      problemOf = () => `the tunnel to the traffic manager is down for ${down} s; reconnecting${why}`;
+    } else {
+      const health = await this.tunnel.current
+        .call<InterceptHealth[]>(MANAGER_PATHS.interceptHealth, {}, HEALTH_TIMEOUT_MS)
+        .then((list) => new Map(list.map((h) => [h.id, h])))
+        .catch((err: Error) => err.message);
+      problemOf = (id) => {
+        if (typeof health === 'string') return `cannot ask the traffic manager: ${health}`;
+        const known = health.get(id);
+        return known ? known.problem : 'the traffic manager no longer holds this intercept';
+      };
+    }
+    return all.map((info) => {
+      const problem = this.lost.get(info.id) ?? problemOf(info.id);
+      const volumes = this.mounts.volumes(info.id) ?? info.volumes;
+      return {
+        ...info,
+        ...(volumes ? { volumes } : {}),
+        effective: !problem,
+        ...(problem ? { problem } : {}),
+      };
+    });
   }
 
   async intercept({ mount, ...asked }: DaemonInterceptRequest): Promise<InterceptInfo> {
@@ -170,7 +217,7 @@ export class Session {
     } finally {
       await claims.release();
     }
-    if (mount) info.volumes = await this.mounts.mount(info.id, this.tunnel.current, mount);
+    if (mount) info.volumes = await this.mounts.mount(info.id, mount);
     this.inbound.add(info);
     return info;
   }
@@ -187,7 +234,7 @@ export class Session {
       );
     }
     await this.mounts.unmount(info.id);
-    await this.tunnel.current.call(MANAGER_PATHS.leave, { id: info.id });
+    if (!this.lost.delete(info.id)) await this.tunnel.current.call(MANAGER_PATHS.leave, { id: info.id });
     this.inbound.remove(info.id);
     return info;
   }

@@ -1,16 +1,28 @@
 // Keeps the daemon's tunnel up: when the port-forward drops (manager pod deleted, API server
-// restarted), it dials again until it succeeds, so new connections work once the manager is
-// back; connections that were open on the old tunnel end with it. A redial presents the
-// session's token, so a manager that still knows the session keeps it (and its intercepts).
+// restarted, connection cut), it dials again until it succeeds, so new connections work once
+// the manager is back; connections that were open on the old tunnel end with it. A redial
+// presents the session's token, so a manager that still knows the session (the same one, or a
+// new one that took it back from its Lease) resumes it, intercepts included. What it saw is
+// kept for `status`: since when the tunnel is down, and why.
 import type { Logger } from 'pino';
 import type { Tunnel } from './tunnel.ts';
+
+/** The tunnel as `status` reports it. */
+export interface TunnelState {
+  up: boolean;
+  /** While down: since when (ms since the epoch), and the last redial's error. */
+  downSince?: number;
+  lastError?: string;
+}
 
 export class TunnelKeeper {
   reconnects = 0;
   private closed = false;
+  private downSince: number | undefined;
+  private lastError: string | undefined;
 
-  /** Called with every new tunnel, the first one included. */
-  onTunnel: (tunnel: Tunnel) => void = () => undefined;
+  /** Called with every new tunnel after the first, and whether it resumed the session. */
+  onTunnel: (tunnel: Tunnel, resumed: boolean) => void = () => undefined;
 
   private constructor(
     private tunnel: Tunnel,
@@ -28,24 +40,38 @@ export class TunnelKeeper {
     return this.tunnel;
   }
 
+  get state(): TunnelState {
+    if (this.downSince === undefined) return { up: true };
+    return { up: false, downSince: this.downSince, ...(this.lastError ? { lastError: this.lastError } : {}) };
+  }
+
   private watch(): void {
     this.tunnel.onClose(() => void this.redial());
   }
 
   private async redial(): Promise<void> {
+    if (this.closed) return;
     this.log.warn('tunnel to the traffic manager closed; reconnecting');
+    const downSince = Date.now();
+    this.downSince = downSince;
     while (!this.closed) {
       try {
         const previous = this.tunnel.grant;
         this.tunnel = await this.dial(previous.token);
         this.reconnects++;
         const resumed = this.tunnel.grant.id === previous.id;
-        this.log.info({ reconnects: this.reconnects, resumed }, 'tunnel reconnected');
+        this.log.info(
+          { reconnects: this.reconnects, resumed, downMs: Date.now() - downSince },
+          'tunnel reconnected',
+        );
+        this.downSince = undefined;
+        this.lastError = undefined;
         this.watch();
-        this.onTunnel(this.tunnel);
+        this.onTunnel(this.tunnel, resumed);
         return;
       } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'reconnect failed; retrying');
+        this.lastError = (err as Error).message;
+        this.log.warn({ err: this.lastError }, 'reconnect failed; retrying');
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     }

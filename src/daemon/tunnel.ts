@@ -16,7 +16,8 @@ import {
   HTTP2_SETTINGS,
 } from '../protocol/paths.ts';
 import type { SessionRequest } from '../protocol/requests.ts';
-import { PROTOCOL_VERSION, TELEPOD_VERSION } from '../protocol/version.ts';
+import { keepAlive } from '../protocol/liveness.ts';
+import { PROTOCOL_VERSION, TELEPOD_VERSION, versionSkew, type Versions } from '../protocol/version.ts';
 
 export class Tunnel {
   private constructor(
@@ -36,22 +37,18 @@ export class Tunnel {
       session.once('error', reject);
     });
     session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW);
-    const { version, protocol } = JSON.parse(
-      (await request(session, 'GET', MANAGER_PATHS.version)).toString(),
-    ) as { version: string; protocol: number };
-    if (protocol !== PROTOCOL_VERSION) {
+    keepAlive(session, 5_000, 3); // through the API server: 15-20 s
+    const manager = JSON.parse((await request(session, 'GET', MANAGER_PATHS.version)).toString()) as Versions;
+    const skew = versionSkew({ version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION }, manager);
+    if (skew) {
       session.destroy();
-      throw new TelepodError(
-        `the traffic manager runs telepod ${version} (protocol ${protocol}); this is telepod ${TELEPOD_VERSION} ` +
-          `(protocol ${PROTOCOL_VERSION}): ask a cluster admin to run \`telepod install\`, or use telepod ${version}`,
-      );
+      throw new TelepodError(skew);
     }
+    const body = { ...sessionRequest, version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION };
     const grant = JSON.parse(
-      (
-        await request(session, 'POST', MANAGER_PATHS.sessions, Buffer.from(JSON.stringify(sessionRequest)))
-      ).toString(),
+      (await request(session, 'POST', MANAGER_PATHS.sessions, Buffer.from(JSON.stringify(body)))).toString(),
     ) as SessionGrant;
-    return new Tunnel(session, grant, version);
+    return new Tunnel(session, grant, manager.version);
   }
 
   get closed(): boolean {
@@ -93,14 +90,22 @@ export class Tunnel {
     });
   }
 
-  /** A session request with a JSON body and answer; the manager's refusals become TelepodErrors. */
-  async call<T>(path: string, body: unknown): Promise<T> {
+  /**
+   * A session request with a JSON body and answer; the manager's refusals become TelepodErrors.
+   * With `timeoutMs`, a request not answered by then fails.
+   */
+  async call<T>(path: string, body: unknown, timeoutMs?: number): Promise<T> {
     const stream = this.session.request({
       ':method': 'POST',
       ':path': path,
       'content-type': 'application/json',
       [SESSION_TOKEN_HEADER]: this.grant.token,
     });
+    if (timeoutMs) {
+      stream.setTimeout(timeoutMs, () =>
+        stream.destroy(new Error(`no answer to ${path} within ${timeoutMs / 1000} s`)),
+      );
+    }
     let status = 0;
     stream.once('response', (h) => (status = Number(h[':status'])));
     stream.end(JSON.stringify(body));

@@ -3,7 +3,8 @@
 //   and Services in every namespace, and read what workstations route (ServiceCIDRs, nodes'
 //   pod CIDRs, namespace names);
 // - namespace-scoped (`install --namespaces a,b`): a Role + RoleBinding in each of those
-//   namespaces with the same namespaced rules, and nothing cluster-wide.
+//   namespaces with the same namespaced rules, and nothing cluster-wide;
+// - in both, a Role in the manager's own namespace for the sessions' Leases.
 // Applied, compared (a role whose rules changed is replaced) and removed here.
 import {
   RbacAuthorizationV1Api,
@@ -43,9 +44,25 @@ export const CLUSTER_INFO_RULES: V1PolicyRule[] = [
   { apiGroups: ['networking.k8s.io'], resources: ['servicecidrs'], verbs: ['list'] },
 ];
 
-export type ManagerRbac =
+/** In the manager's own namespace, in both modes: one Lease per session, which outlives the manager's pod. */
+export const SESSION_RULES: V1PolicyRule[] = [
+  {
+    apiGroups: ['coordination.k8s.io'],
+    resources: ['leases'],
+    verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
+  },
+];
+
+/** The Role (and binding) for session Leases in the manager's namespace. */
+export interface SessionRbac {
+  role: V1Role;
+  binding: V1RoleBinding;
+}
+
+export type ManagerRbac = { sessions: SessionRbac } & (
   | { mode: 'cluster'; role: V1ClusterRole; binding: V1ClusterRoleBinding }
-  | { mode: 'namespaces'; roles: V1Role[]; bindings: V1RoleBinding[] };
+  | { mode: 'namespaces'; roles: V1Role[]; bindings: V1RoleBinding[] }
+);
 
 /** Cluster-scoped names and the Roles carry the manager's namespace, so two installs do not collide. */
 export function rbacName(managerNamespace: string): string {
@@ -56,9 +73,31 @@ export function rbacName(managerNamespace: string): string {
 export function managerRbac(managerNamespace: string, namespaces: string[] | undefined): ManagerRbac {
   const name = rbacName(managerNamespace);
   const subjects = [{ kind: 'ServiceAccount', name: NAME, namespace: managerNamespace }];
-  const roleRef = (kind: string) => ({ apiGroup: 'rbac.authorization.k8s.io', kind, name });
+  const roleRef = (kind: string, roleName = name) => ({
+    apiGroup: 'rbac.authorization.k8s.io',
+    kind,
+    name: roleName,
+  });
+  const sessionsName = `${NAME}-sessions`;
+  const sessionsMeta = { name: sessionsName, namespace: managerNamespace, labels: LABELS };
+  const sessions: SessionRbac = {
+    role: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: sessionsMeta,
+      rules: SESSION_RULES,
+    },
+    binding: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: sessionsMeta,
+      roleRef: roleRef('Role', sessionsName),
+      subjects,
+    },
+  };
   if (!namespaces) {
     return {
+      sessions,
       mode: 'cluster',
       role: {
         apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -76,6 +115,7 @@ export function managerRbac(managerNamespace: string, namespaces: string[] | und
     };
   }
   return {
+    sessions,
     mode: 'namespaces',
     roles: namespaces.map((namespace) => ({
       apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -95,8 +135,9 @@ export function managerRbac(managerNamespace: string, namespaces: string[] | und
 
 /** The objects in apply order, for `install --dry-run`. */
 export function rbacObjects(rbac: ManagerRbac): object[] {
-  if (rbac.mode === 'cluster') return [rbac.role, rbac.binding];
-  return rbac.roles.flatMap((role, i) => [role, rbac.bindings[i]!]);
+  const home = [rbac.sessions.role, rbac.sessions.binding];
+  if (rbac.mode === 'cluster') return [rbac.role, rbac.binding, ...home];
+  return [...rbac.roles.flatMap((role, i) => [role, rbac.bindings[i]!]), ...home];
 }
 
 const isNotFound = (err: unknown) => (err as { code?: number }).code === 404;
@@ -126,6 +167,22 @@ export async function applyRbac(kc: KubeConfig, rbac: ManagerRbac): Promise<bool
       changed = true;
     }
   };
+  const ensureRole = async (role: V1Role, binding: V1RoleBinding) => {
+    const { name, namespace } = role.metadata as { name: string; namespace: string };
+    await ensure(
+      () => api.readNamespacedRole({ name, namespace }),
+      role.rules,
+      () => api.createNamespacedRole({ namespace, body: role }),
+      () => api.replaceNamespacedRole({ name, namespace, body: role }),
+    );
+    await ensure(
+      () => api.readNamespacedRoleBinding({ name, namespace }),
+      undefined,
+      () => api.createNamespacedRoleBinding({ namespace, body: binding }),
+      () => Promise.resolve(),
+    );
+  };
+  await ensureRole(rbac.sessions.role, rbac.sessions.binding);
   if (rbac.mode === 'cluster') {
     const name = rbac.role.metadata!.name!;
     await ensure(
@@ -142,21 +199,7 @@ export async function applyRbac(kc: KubeConfig, rbac: ManagerRbac): Promise<bool
     );
     return changed;
   }
-  for (const [i, role] of rbac.roles.entries()) {
-    const { name, namespace } = role.metadata as { name: string; namespace: string };
-    await ensure(
-      () => api.readNamespacedRole({ name, namespace }),
-      role.rules,
-      () => api.createNamespacedRole({ namespace, body: role }),
-      () => api.replaceNamespacedRole({ name, namespace, body: role }),
-    );
-    await ensure(
-      () => api.readNamespacedRoleBinding({ name, namespace }),
-      undefined,
-      () => api.createNamespacedRoleBinding({ namespace, body: rbac.bindings[i]! }),
-      () => Promise.resolve(),
-    );
-  }
+  for (const [i, role] of rbac.roles.entries()) await ensureRole(role, rbac.bindings[i]!);
   return changed;
 }
 

@@ -10,12 +10,16 @@ import {
   type InterceptInfo,
   type PodContext,
   type InterceptedPort,
+  type InterceptHealth,
   type InterceptHolder,
 } from '../protocol/intercept.ts';
 import type { AgentHello, InterceptRequest } from '../protocol/requests.ts';
 import { AGENT_CONTAINER, replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
 import { AgentAuthenticator, Unauthenticated, type TokenPod } from './agent-auth.ts';
 import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
+import { stateAnnotations } from './injection-state.ts';
+import { findLeftovers } from './leftovers.ts';
+import type { Signer } from './signer.ts';
 import type { SessionRecord } from './sessions.ts';
 import type { KubeApi } from './kube-api.ts';
 import { Injector, type TrackedInjection } from './injector.ts';
@@ -26,8 +30,6 @@ import {
   findWorkload,
   resolveServicePorts,
   selectingServices,
-  SUPPORTED_KINDS,
-  workloadPath,
   type FoundWorkload,
   type ResolvedPort,
   type Service,
@@ -76,8 +78,8 @@ export interface InterceptsOptions {
   managerAddress: string;
   /** The installer's image for agents (a session cannot choose it). */
   agentImage: string;
-  /** Signs the undo records this manager writes, and checks the ones it finds. */
-  undoKey: Buffer;
+  /** Signs the undo records and injection states this manager writes, and checks the ones it finds. */
+  signer: Signer;
   log: (message: string) => void;
   /** The namespaces this install may act in (`install --namespaces`); undefined: all of them. */
   namespaces?: string[] | undefined;
@@ -100,7 +102,7 @@ export class Intercepts {
   private readonly injector: Injector;
 
   constructor(private readonly options: InterceptsOptions) {
-    this.undo = new UndoBook(options.api, options.undoKey, options.log);
+    this.undo = new UndoBook(options.api, options.signer, options.log);
     this.injector = new Injector(options.api, this.undo, options, {
       track: (spec) => this.track(spec),
       release: (injection) => this.release(injection),
@@ -302,20 +304,36 @@ export class Intercepts {
 
   /**
    * Who intercepts the workload, on the workload itself: `telepod list` reads it with the
-   * developer's own rights, so listing needs nothing of the manager.
+   * developer's own rights, so listing needs nothing of the manager. Beside it, signed, the
+   * injection's state, which a restarted manager takes back.
    */
   private async publish(injection: Injection): Promise<void> {
-    const holders: InterceptHolder[] = [...injection.intercepts.values()].map((a) => ({
+    const active = [...injection.intercepts.values()];
+    const holders: InterceptHolder[] = active.map((a) => ({
       mode: a.info.mode,
       holder: a.info.holder,
       ports: a.info.ports.map((p) => `${p.remote} -> localhost:${p.local}`),
     }));
-    const annotations = { [INTERCEPTS_ANNOTATION]: JSON.stringify(holders) };
-    await this.api
-      .mergePatch(injection.undo.workload, { metadata: { annotations } })
-      .catch((err: Error) =>
-        this.options.log(`cannot record the intercepts on ${injection.key}: ${err.message}`),
-      );
+    const { key, name, kind, mode, id, agentPorts } = injection;
+    const state = { key, name, kind, mode, id, agentPorts, intercepts: active };
+    const annotations = {
+      [INTERCEPTS_ANNOTATION]: JSON.stringify(holders),
+      ...stateAnnotations(this.options.signer, state),
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.api.mergePatch(injection.undo.workload, { metadata: { annotations } });
+        return;
+      } catch (err) {
+        if (attempt >= 3) {
+          // The intercept works; only a restart of this manager would not find it again.
+          return this.options.log(
+            `cannot record the intercepts on ${injection.key}: ${(err as Error).message}`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      }
+    }
   }
 
   private notifyAgents(injection: Injection): void {
@@ -375,28 +393,53 @@ export class Intercepts {
     await this.undo.restore(injection.undo);
   }
 
-  /** A manager that starts restores what an earlier one left changed (its sessions are gone). */
-  async restoreLeftovers(): Promise<string[]> {
-    const restored: string[] = [];
-    const scopes = this.options.namespaces ?? [undefined];
+  /**
+   * What a starting manager does first: the intercepts of sessions still live (`live`, taken
+   * back from their Leases) are taken over as they were, so that their agents and daemons find
+   * them again; whatever belongs to no live session is restored. Answers what it did, for the log.
+   */
+  async takeBack(live: Set<string>): Promise<string[]> {
+    const done: string[] = [];
     const swept = await sweepClaimObjects(this.api, this.options.namespaces);
-    if (swept) restored.push(`${swept} claim objects`);
-    for (const { kind, resource } of SUPPORTED_KINDS) {
-      const objects = [];
-      for (const ns of scopes) {
-        objects.push(
-          ...(await this.api.list<Workload>(ns ? workloadPath(ns, resource) : `/apis/apps/v1/${resource}`)),
-        );
-      }
-      for (const object of objects) {
-        const path = workloadPath(object.metadata?.namespace ?? '', resource, object.metadata?.name);
-        const undo = this.undo.recorded(object, path);
-        if (!undo) continue;
+    if (swept) done.push(`restored ${swept} claim objects`);
+    for (const { label, namespace, undo, state } of await findLeftovers(
+      this.api,
+      this.undo,
+      this.options.signer,
+      this.options.namespaces,
+    )) {
+      const kept = state?.intercepts.filter((i) => live.has(i.sessionId)) ?? [];
+      if (!state || !kept.length) {
         await this.undo.restore(undo);
-        restored.push(`${kind} ${object.metadata?.namespace}/${object.metadata?.name}`);
+        done.push(`restored ${label}`);
+        continue;
       }
+      const injection = this.track({ ...state, namespace, undo });
+      for (const active of kept) injection.intercepts.set(active.info.id, active);
+      if (kept.length < state.intercepts.length) await this.publish(injection);
+      done.push(`took back ${label} (${kept.length} intercepts)`);
     }
-    return restored;
+    return done;
+  }
+
+  /**
+   * How each intercept of a session is doing, as its daemon's `status` shows it: effective
+   * while at least one agent of its workload is connected.
+   */
+  health(sessionId: string): InterceptHealth[] {
+    return [...this.injections.values()].flatMap((injection) =>
+      [...injection.intercepts]
+        .filter(([, a]) => a.sessionId === sessionId)
+        .map(([id]) =>
+          injection.agents.size
+            ? { id, agents: injection.agents.size }
+            : {
+                id,
+                agents: 0,
+                problem: `no agent of ${injection.kind} ${injection.name} is connected to the traffic manager (its pod is starting or restarting)`,
+              },
+        ),
+    );
   }
 }
 

@@ -1,6 +1,7 @@
-// Entry point of the traffic manager (runs in the cluster from the ConfigMap bundle): restores
-// what an earlier manager left changed, then serves daemons (on loopback, through their
-// port-forwards) and agents (on the pod's address, behind the manager's Service).
+// Entry point of the traffic manager (runs in the cluster from the ConfigMap bundle): takes back
+// the sessions and intercepts an earlier manager left (restoring what belongs to no live
+// session), then serves daemons (on loopback, through their port-forwards) and agents (on the
+// pod's address, behind the manager's Service). Only then is it Ready.
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Http2Session } from 'node:http2';
@@ -9,6 +10,9 @@ import { ClusterInfoSource } from './cluster-info.ts';
 import { Intercepts } from './intercepts.ts';
 import { InClusterKubeApi } from './kube-api.ts';
 import { createManagerServers } from './server.ts';
+import { LeaseSessionStore } from './session-leases.ts';
+import { Sessions } from './sessions.ts';
+import { Signer } from './signer.ts';
 
 const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${message}\n`);
@@ -34,9 +38,12 @@ const clusterDomain = /^search\s.*?\bsvc\.(\S+)/m.exec(resolvConf)?.[1] ?? 'clus
 const namespaces = process.env.TELEPOD_NAMESPACES ? process.env.TELEPOD_NAMESPACES.split(',') : undefined;
 let intercepts: Intercepts | undefined;
 let clusterInfo: ClusterInfoSource | undefined;
+let sessions: Sessions | undefined;
 if (existsSync(SA_NAMESPACE)) {
   const namespace = readFileSync(SA_NAMESPACE, 'utf8').trim();
   const api = new InClusterKubeApi();
+  const signer = new Signer(undoKey());
+  sessions = new Sessions(new LeaseSessionStore(api, namespace, signer, log), log);
   const knownAddresses = [process.env.TELEPOD_POD_IP, nameserver, process.env.KUBERNETES_SERVICE_HOST];
   clusterInfo = new ClusterInfoSource(api, {
     namespaces,
@@ -50,16 +57,19 @@ if (existsSync(SA_NAMESPACE)) {
     // namespace (ndots), where anyone who may create a Service there could answer for it.
     managerAddress: `telepod-manager.${namespace}.svc.${clusterDomain}.:${AGENT_API_PORT}`,
     agentImage: process.env.TELEPOD_IMAGE ?? 'docker.io/library/node:22-bookworm-slim',
-    undoKey: undoKey(),
+    signer,
     log,
   });
-  const restored = await intercepts.restoreLeftovers();
-  for (const what of restored) log(`restored ${what}, left changed by an earlier manager`);
+  const live = await sessions.takeBack();
+  log(`took back ${live.size} sessions`);
+  for (const what of await intercepts.takeBack(live)) log(`${what}, left by an earlier manager`);
 } else {
   log('no service account token: intercepts are disabled');
 }
 const { developer, agents } = createManagerServers({
   dnsServer: nameserver,
+  log,
+  ...(sessions ? { sessions } : {}),
   ...(intercepts ? { intercepts } : {}),
   ...(clusterInfo ? { clusterInfo } : {}),
 });

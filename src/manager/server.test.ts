@@ -49,7 +49,10 @@ const post = (path: string, body: string, extra: http2.OutgoingHttpHeaders = {})
   call(dev, { ':method': 'POST', ':path': path, ...extra }, body);
 
 async function openSession(): Promise<string> {
-  const { status, body } = await post(MANAGER_PATHS.sessions, JSON.stringify({ holder: 'dev@test' }));
+  const { status, body } = await post(
+    MANAGER_PATHS.sessions,
+    JSON.stringify({ holder: 'dev@test', version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION }),
+  );
   assert.equal(status, 200);
   return (JSON.parse(body) as { token: string }).token;
 }
@@ -66,6 +69,26 @@ test('version reports package and protocol versions', async () => {
 
 test('unknown paths get 404', async () => {
   assert.equal((await call(dev, { ':path': '/nope' })).status, 404);
+});
+
+test('a daemon of another protocol is refused with 409 and told what to run', async () => {
+  const older = await post(
+    MANAGER_PATHS.sessions,
+    JSON.stringify({ holder: 'dev@test', version: '0.0.1', protocol: 1 }),
+  );
+  assert.equal(older.status, 409);
+  assert.match(
+    older.body,
+    /this telepod 0\.0\.1 \(protocol 1\) is older than the traffic manager.*upgrade telepod to/,
+  );
+  const unversioned = await post(MANAGER_PATHS.sessions, JSON.stringify({ holder: 'dev@test' }));
+  assert.equal(unversioned.status, 409);
+  const newer = await post(
+    MANAGER_PATHS.sessions,
+    JSON.stringify({ holder: 'dev@test', version: '9.0.0', protocol: PROTOCOL_VERSION + 1 }),
+  );
+  assert.equal(newer.status, 409);
+  assert.match(newer.body, /older than this telepod 9\.0\.0.*telepod install --upgrade/);
 });
 
 test('a session request that is not JSON, or lacks its fields, is a 400 and the server goes on', async () => {

@@ -11,7 +11,7 @@
 import dgram from 'node:dgram';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { usageError } from '../protocol/errors.ts';
+import { TelepodError, usageError } from '../protocol/errors.ts';
 import {
   AGENT_PORT_HEADER,
   AGENT_INJECTION_HEADER,
@@ -34,7 +34,7 @@ import {
   parseRequest,
   uuid,
 } from '../protocol/requests.ts';
-import { PROTOCOL_VERSION, TELEPOD_VERSION } from '../protocol/version.ts';
+import { PROTOCOL_VERSION, TELEPOD_VERSION, versionSkew } from '../protocol/version.ts';
 import type { ClusterInfoSource } from './cluster-info.ts';
 import { parseDestination } from './destinations.ts';
 import { Inbound } from './inbound.ts';
@@ -50,6 +50,8 @@ export interface ManagerOptions {
   sessions?: Sessions;
   /** Absent when the manager has no Kubernetes API access (unit tests): intercepts are refused. */
   intercepts?: Intercepts;
+  /** Where agents' registrations and refusals are logged. */
+  log?: (message: string) => void;
 }
 
 export interface ManagerServers {
@@ -60,6 +62,11 @@ export interface ManagerServers {
 }
 
 const DNS_TIMEOUT_MS = 5000;
+
+/** A daemon whose protocol differs from the manager's (HTTP 409), told what to run. */
+class VersionSkew extends TelepodError {
+  readonly status = 409;
+}
 
 function connectStream(stream: http2.ServerHttp2Stream, authority: string | undefined) {
   const { host, port } = parseDestination(authority);
@@ -185,6 +192,8 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
         return clusterRequest(stream, async (i) =>
           i.context((await readJson(stream, InterceptRefSchema, 'context request')).id, session.id),
         );
+      case MANAGER_PATHS.interceptHealth:
+        return clusterRequest(stream, (i) => Promise.resolve(i.health(session.id)));
       case MANAGER_PATHS.leave:
         return clusterRequest(stream, async (i) => ({
           left: await i.leave((await readJson(stream, InterceptRefSchema, 'leave request')).id, session.id),
@@ -214,9 +223,14 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
       return replyJson(stream, { version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION });
     }
     if (path === MANAGER_PATHS.sessions && headers[':method'] === 'POST') {
-      return readJson(stream, SessionRequestSchema, 'session request').then((body) =>
-        replyJson(stream, sessions.open(body.holder, body.resumeToken)),
-      );
+      return readJson(stream, SessionRequestSchema, 'session request').then(async (body) => {
+        const skew = versionSkew(
+          { version: body.version ?? 'unknown', protocol: body.protocol ?? 0 },
+          { version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION },
+        );
+        if (skew) throw new VersionSkew(skew);
+        replyJson(stream, await sessions.open(body.holder, body.resumeToken));
+      });
     }
     if (headers[':method'] === 'CONNECT' || path === MANAGER_PATHS.dnsQuery) {
       return reply(stream, 401, 'no session\n');
@@ -226,12 +240,17 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
   developer.on('close', () => sessions.close());
 
   const agents = http2.createServer({ settings: HTTP2_SETTINGS });
+  const log = options.log ?? (() => undefined);
   serve(agents, async (stream, headers) => {
     if (!intercepts || !inbound) return reply(stream, 401, 'not an agent of a current intercept\n');
-    const injection = await intercepts.agentFor(
-      header(headers, AGENT_INJECTION_HEADER),
-      header(headers, 'authorization'),
-    );
+    const watch = headers[':path'] === MANAGER_PATHS.agentWatch;
+    const injection = await intercepts
+      .agentFor(header(headers, AGENT_INJECTION_HEADER), header(headers, 'authorization'))
+      .catch((err: Error) => {
+        if (watch) log(`refused an agent's watch: ${err.message}`);
+        throw err;
+      });
+    if (watch) log(`agent of ${injection.key} registering`);
     return agentStream(stream, headers, injection, inbound);
   });
   return { developer, agents };

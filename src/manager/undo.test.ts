@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { UNDO_ANNOTATION, UNDO_MAC_ANNOTATION } from '../protocol/intercept.ts';
 import { KubeApiError, type KubeApi, type KubeObject } from './kube-api.ts';
+import { Signer } from './signer.ts';
 import { UndoBook, undoProblem, type UndoRecord } from './undo.ts';
 
 const PATH = '/apis/apps/v1/namespaces/a/deployments/web';
@@ -39,7 +40,7 @@ const record: UndoRecord = {
 
 function book(api: KubeApi, key = randomBytes(32)) {
   const logged: string[] = [];
-  return { undo: new UndoBook(api, key, (m) => logged.push(m)), logged };
+  return { undo: new UndoBook(api, new Signer(key), (m) => logged.push(m)), logged };
 }
 
 test('a record this install signed about the object carrying it is trusted', () => {

@@ -4,16 +4,11 @@
 // Anyone who may annotate a workload can write such an annotation, so a record is trusted only
 // when it carries the manager's HMAC (key from the install's Secret), names the workload that
 // carries it, stays in that workload's namespace, and deletes only objects telepod labelled.
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import * as z from 'zod/mini';
 import { CLAIM_ANNOTATION_PREFIX } from '../protocol/claims.ts';
-import {
-  INTERCEPTS_ANNOTATION,
-  MANAGED_BY,
-  UNDO_ANNOTATION,
-  UNDO_MAC_ANNOTATION,
-} from '../protocol/intercept.ts';
+import { MANAGED_BY, UNDO_ANNOTATION, UNDO_MAC_ANNOTATION } from '../protocol/intercept.ts';
 import { isNotFound, KubeApiError, type KubeApi, type KubeObject } from './kube-api.ts';
+import type { Signer } from './signer.ts';
 import type { PodTemplate, Service, ServicePort, Workload } from './workloads.ts';
 
 const NAME = '[a-z0-9]([-a-z0-9.]*[a-z0-9])?';
@@ -68,11 +63,15 @@ export function undoProblem(undo: UndoRecord): string | undefined {
   return undefined;
 }
 
-/** The annotations telepod put on a workload (undo record, intercept holders, claims) taken off. */
+/**
+ * The annotations telepod put on a workload (undo record, intercept holders and state, claims)
+ * taken off: every key in telepod's own domains.
+ */
 function withoutTelepodAnnotations(annotations: Record<string, string> = {}): Record<string, string> {
-  const ours = new Set([UNDO_ANNOTATION, UNDO_MAC_ANNOTATION, INTERCEPTS_ANNOTATION]);
   return Object.fromEntries(
-    Object.entries(annotations).filter(([key]) => !ours.has(key) && !key.startsWith(CLAIM_ANNOTATION_PREFIX)),
+    Object.entries(annotations).filter(
+      ([key]) => !key.startsWith('telepod.io/') && !key.startsWith(CLAIM_ANNOTATION_PREFIX),
+    ),
   );
 }
 
@@ -102,18 +101,14 @@ const ignoreNotFound = (err: unknown) => {
 export class UndoBook {
   constructor(
     private readonly api: KubeApi,
-    private readonly key: Buffer,
+    private readonly signer: Signer,
     private readonly log: (message: string) => void,
   ) {}
-
-  private mac(text: string): string {
-    return createHmac('sha256', this.key).update(text).digest('base64url');
-  }
 
   /** The annotations that record `undo` on the object it restores. */
   annotations(undo: UndoRecord): Record<string, string> {
     const text = JSON.stringify(undo);
-    return { [UNDO_ANNOTATION]: text, [UNDO_MAC_ANNOTATION]: this.mac(text) };
+    return { [UNDO_ANNOTATION]: text, [UNDO_MAC_ANNOTATION]: this.signer.sign(text) };
   }
 
   /** Applies a change and records how to undo it on the workload itself. */
@@ -180,9 +175,7 @@ export class UndoBook {
     const text = object.metadata?.annotations?.[UNDO_ANNOTATION];
     if (text === undefined) return undefined;
     const refuse = (why: string) => void this.log(`ignoring the undo record on ${ownPath}: ${why}`);
-    const mac = Buffer.from(object.metadata?.annotations?.[UNDO_MAC_ANNOTATION] ?? '');
-    const expected = Buffer.from(this.mac(text));
-    if (mac.length !== expected.length || !timingSafeEqual(mac, expected))
+    if (!this.signer.verify(text, object.metadata?.annotations?.[UNDO_MAC_ANNOTATION]))
       return refuse('not signed by this install');
     let parsed: unknown;
     try {

@@ -82,6 +82,8 @@ export interface DaemonStatus {
   subnets?: string[];
   /** How often the tunnel to the manager was re-established. */
   reconnects?: number;
+  /** Whether the tunnel is up; while down, since when (ms since the epoch) and the last redial's error. */
+  tunnel?: { up: boolean; downSince?: number; lastError?: string };
   dns?: { mode: string; clusterDomain: string };
   intercepts?: InterceptInfo[];
 }

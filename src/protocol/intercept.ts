@@ -29,6 +29,9 @@ export interface InterceptInfo {
   readySeconds?: number;
   /** Set by the daemon: the last problem delivering a connection to the workstation. */
   warning?: string;
+  /** Set by the daemon for `status`: whether cluster traffic reaches the workstation now, and if not, why. */
+  effective?: boolean;
+  problem?: string;
   /** Set by the daemon: where the pod's volumes are mounted, or why they are not. */
   volumes?: { root?: string; warning?: string };
 }
@@ -39,6 +42,15 @@ export interface PodContext {
   env: Record<string, string>;
   /** The app container's volume mount paths (what `TELEPOD_MOUNTS` lists). */
   mounts: string[];
+}
+
+/** How one intercept of a session is doing at the manager (POST /intercepts/health). */
+export interface InterceptHealth {
+  id: string;
+  /** Agents of the workload connected to the manager now. */
+  agents: number;
+  /** Why the intercept is not effective, when it is not. */
+  problem?: string;
 }
 
 /** One intercept of a workload as others see it (`telepod list`). */

@@ -17,6 +17,8 @@ export const MANAGER_PATHS = {
   intercepts: '/intercepts',
   /** POST {id}: the intercepted container's PodContext (env with secrets: never logged). */
   podContext: '/intercepts/context',
+  /** POST {}: InterceptHealth[] of every intercept the manager holds for the session. */
+  interceptHealth: '/intercepts/health',
   /** POST {id}: ends one intercept of the session. */
   leave: '/intercepts/leave',
   /** GET: a long-lived stream of InboundEvent JSON lines for the session. */

@@ -29,6 +29,9 @@ export const SessionRequestSchema = z.object({
   holder: z.string().check(z.minLength(1), z.maxLength(256)),
   /** A reconnecting daemon presents its token to keep its session (and intercepts). */
   resumeToken: z.optional(z.string().check(z.maxLength(128))),
+  /** The daemon's telepod and protocol versions; a mismatch is refused with what to run. */
+  version: z.optional(z.string().check(z.maxLength(64))),
+  protocol: z.optional(z.int()),
 });
 export type SessionRequest = z.infer<typeof SessionRequestSchema>;
 

@@ -63,8 +63,19 @@ export function describeIntercept(i: InterceptInfo): string {
 
 function interceptLines(s: DaemonStatus): string {
   return (s.intercepts ?? [])
-    .map((i) => `\n${describeIntercept(i)}${i.warning ? `\n  warning: ${i.warning}` : ''}`)
+    .map(
+      (i) =>
+        `\n${describeIntercept(i)}` +
+        (i.effective === false ? `\n  NOT EFFECTIVE: ${i.problem}` : '') +
+        (i.warning ? `\n  warning: ${i.warning}` : ''),
+    )
     .join('');
+}
+
+function tunnelLine(s: DaemonStatus): string {
+  if (!s.tunnel || s.tunnel.up) return '';
+  const down = ((Date.now() - (s.tunnel.downSince ?? Date.now())) / 1000).toFixed(0);
+  return `\ntunnel DOWN for ${down} s, reconnecting${s.tunnel.lastError ? `: ${s.tunnel.lastError}` : ''}`;
 }
 
 export interface ConnectFlags {
@@ -123,6 +134,7 @@ export function addConnectCommands(program: Program): void {
         status.connected
           ? `${summary(status)}\nmanager ${status.managerVersion} in ${status.managerNamespace}; ` +
             `DNS ${status.dns?.mode}; tunnel reconnects ${status.reconnects}; daemon pid ${status.daemonPid}` +
+            tunnelLine(status) +
             interceptLines(status)
           : 'not connected',
       );

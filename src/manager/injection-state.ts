@@ -1,0 +1,64 @@
+// What a manager knows of an injection, written on the changed workload beside its undo record
+// and signed like it: the agents' injection id and ports, and which session holds which
+// intercept. A restarted manager reads it back and takes the intercepts of live sessions over
+// instead of undoing them. The pod's environment is never written here (it holds secrets); the
+// agents report it again when they register with the new manager.
+import * as z from 'zod/mini';
+import { INTERCEPT_MODES, type AgentPort, type InterceptInfo } from '../protocol/intercept.ts';
+import { portNumber, uuid } from '../protocol/requests.ts';
+import type { KubeObject } from './kube-api.ts';
+import type { Signer } from './signer.ts';
+
+const STATE_ANNOTATION = 'telepod.io/state';
+const STATE_MAC_ANNOTATION = 'telepod.io/state-mac';
+
+/** An injection as it is written down: everything but its live agents and the pod's context. */
+export interface InjectionState {
+  key: string;
+  name: string;
+  kind: string;
+  mode: InterceptInfo['mode'];
+  id: string;
+  agentPorts: AgentPort[];
+  intercepts: { sessionId: string; info: InterceptInfo }[];
+}
+
+const InterceptInfoSchema = z.looseObject({
+  id: uuid,
+  mode: z.enum(INTERCEPT_MODES),
+  namespace: z.string(),
+  workload: z.string(),
+  kind: z.string(),
+  holder: z.string(),
+  ports: z.array(z.object({ local: portNumber, remote: z.string(), agentPort: portNumber })),
+});
+
+const InjectionStateSchema = z.object({
+  key: z.string().check(z.maxLength(512)),
+  name: z.string().check(z.maxLength(253)),
+  kind: z.string().check(z.maxLength(64)),
+  mode: z.enum(INTERCEPT_MODES),
+  id: uuid,
+  agentPorts: z.array(z.object({ listen: portNumber, forward: z.optional(portNumber) })),
+  intercepts: z.array(z.object({ sessionId: uuid, info: InterceptInfoSchema })),
+});
+
+/** The annotations that record `state` (merged into the workload's). */
+export function stateAnnotations(signer: Signer, state: InjectionState): Record<string, string> {
+  const text = JSON.stringify(state);
+  return { [STATE_ANNOTATION]: text, [STATE_MAC_ANNOTATION]: signer.sign(text) };
+}
+
+/** The state `object` carries, if this install signed it and it is well formed. */
+export function recordedState(signer: Signer, object: KubeObject): InjectionState | undefined {
+  const text = object.metadata?.annotations?.[STATE_ANNOTATION];
+  if (text === undefined || !signer.verify(text, object.metadata?.annotations?.[STATE_MAC_ANNOTATION])) {
+    return undefined;
+  }
+  try {
+    const result = InjectionStateSchema.safeParse(JSON.parse(text));
+    return result.success ? result.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
