@@ -21,7 +21,7 @@ import {
   type AgentPort,
 } from '../protocol/intercept.ts';
 import { AgentMessageSchema, type AgentHello } from '../protocol/requests.ts';
-import { keepAlive } from '../protocol/liveness.ts';
+import { endedCleanly, keepAlive } from '../protocol/liveness.ts';
 import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
 import { AppConnections } from './app-connections.ts';
 import { serveVolumes } from './sftp-server.ts';
@@ -98,7 +98,7 @@ function toWorkstation(socket: net.Socket, port: AgentPort): void {
   });
   stream.once('error', () => socket.resetAndDestroy());
   stream.once('close', () => {
-    if (stream.rstCode) socket.resetAndDestroy();
+    if (!endedCleanly(stream)) socket.resetAndDestroy();
   });
   socket.once('error', () => stream.close(http2.constants.NGHTTP2_CANCEL));
 }

@@ -473,12 +473,12 @@ test('a second session cannot take an intercepted port, and is told who holds it
   await assertRestored();
 });
 
-test('kill -9 of the daemon: the manager restores the workload within 60 s', async () => {
+test('kill -9 of the daemon: the manager restores the workload within 30 s', async () => {
   await telepodOk('intercept', 'service-b', '--port', '8000');
   const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as DaemonStatus;
   process.kill(status.daemonPid, 'SIGKILL');
   const killed = Date.now();
-  await waitUntil('the manager to restore service-b', 60_000, async () => {
+  await waitUntil('the manager to restore service-b', 30_000, async () => {
     const annotations = await kubectl(tb, [
       '-n',
       NS,

@@ -5,6 +5,7 @@ import net from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import type { InboundEvent, InterceptInfo } from '../protocol/intercept.ts';
+import { endedCleanly } from '../protocol/liveness.ts';
 import { MANAGER_PATHS } from '../protocol/paths.ts';
 import type { Tunnel } from './tunnel.ts';
 
@@ -58,7 +59,7 @@ export class InboundHandler {
           local.pipe(stream);
           stream.pipe(local);
           stream.once('close', () => {
-            if (stream.rstCode) local.resetAndDestroy();
+            if (!endedCleanly(stream)) local.resetAndDestroy();
           });
           local.once('error', () => stream.destroy());
         },

@@ -2,6 +2,7 @@
 // original destination through one CONNECT stream of the tunnel.
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { endedCleanly } from '../protocol/liveness.ts';
 import { originalDestination } from './original-dst.ts';
 import type { Tunnel } from './tunnel.ts';
 
@@ -24,7 +25,12 @@ export async function startOutboundListener(tunnel: () => Tunnel, log: Logger): 
       return void socket.resetAndDestroy();
     }
     const { stream, connected } = opened;
-    stream.on('error', () => socket.destroy());
+    // A stream cut short (the tunnel died) resets the client's connection: a transfer without a
+    // length of its own must not look complete.
+    stream.on('error', () => socket.resetAndDestroy());
+    stream.once('close', () => {
+      if (!endedCleanly(stream)) socket.resetAndDestroy();
+    });
     socket.pipe(stream); // the request goes out now, not after the manager has connected
     connected.then(
       () => stream.pipe(socket),

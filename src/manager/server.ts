@@ -34,6 +34,7 @@ import {
   parseRequest,
   uuid,
 } from '../protocol/requests.ts';
+import { endedCleanly } from '../protocol/liveness.ts';
 import { PROTOCOL_VERSION, TELEPOD_VERSION, versionSkew } from '../protocol/version.ts';
 import type { ClusterInfoSource } from './cluster-info.ts';
 import { parseDestination } from './destinations.ts';
@@ -80,7 +81,8 @@ function connectStream(stream: http2.ServerHttp2Stream, authority: string | unde
     if (stream.headersSent) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
     else reply(stream, 502, `${(err as NodeJS.ErrnoException).code ?? err.message}\n`);
   });
-  stream.once('close', () => socket.destroy());
+  // A stream cut short (its tunnel died) resets the connection: the server must not take it as complete.
+  stream.once('close', () => (endedCleanly(stream) ? socket.destroy() : socket.resetAndDestroy()));
 }
 
 /** Forwards one wire-format query; only an answer from the server asked, with the query's id, counts. */

@@ -1,7 +1,8 @@
-// Dead connections are noticed: a peer that vanishes without closing (its pod deleted while a
-// Service still sent packets to its old address, a port-forward black-holed) leaves a TCP
-// connection that never errors. Every long-lived HTTP/2 session of telepod pings its peer and
-// destroys the session when pings go unanswered, so that its owner reconnects.
+// Dead connections are noticed, and cut transfers look cut: a peer that vanishes without
+// closing (its pod deleted while a Service still sent packets to its old address, a
+// port-forward black-holed) leaves a TCP connection that never errors, so every long-lived
+// HTTP/2 session of telepod pings its peer and destroys the session when pings go unanswered;
+// and a stream that dies with its session resets the socket it feeds.
 import type http2 from 'node:http2';
 
 /**
@@ -28,4 +29,13 @@ export function keepAlive(session: http2.Http2Session, intervalMs: number, misse
   }, intervalMs);
   timer.unref();
   session.once('close', () => clearInterval(timer));
+}
+
+/**
+ * Whether a closed stream ended as its sender meant it to (its end arrived, no reset). A stream
+ * cut by a dying connection did not: the socket it feeds must then be reset, never just closed,
+ * so that the client sees a failed transfer rather than a complete one.
+ */
+export function endedCleanly(stream: http2.Http2Stream): boolean {
+  return !stream.rstCode && stream.readableEnded;
 }
