@@ -326,12 +326,28 @@ test('the agent container killed while intercepted: the intercept comes back by 
     '-e',
     'process.kill(1)',
   ]).catch((err: Error) => assert.match(err.message, /exit code 137/));
-  const back = await poller!.workstationAnswers(poller!.firstMiss(killed) ?? killed);
-  report(
-    `agent killed: the workstation answered again ${seconds(back - killed)} s later; ` +
-      `failed requests meanwhile: ${poller!.failures(killed, back).length}`,
-  );
+  // The agent container restarts; its pod, and so its address, stay.
+  await waitUntil('the agent container to have restarted', 60_000, async () => {
+    const restarts = await kubectl(tb, [
+      '-n',
+      NS,
+      'get',
+      'pods',
+      '-l',
+      'app=service-b',
+      '-o',
+      'jsonpath={.items[*].status.containerStatuses[?(@.name=="telepod-agent")].restartCount}',
+    ]);
+    return restarts.split(' ').some((n) => Number(n) > 0);
+  });
   await untilEffective('status to show the intercept effective again');
+  const last = await poller!.workstationAnswers(Date.now());
+  const gap = poller!.longestGap(killed);
+  assert.ok(gap, 'killing the agent interrupts the intercept for a moment');
+  report(
+    `agent killed: the workstation answered nothing for ${seconds(gap.to - gap.from)} s; ` +
+      `failed requests: ${poller!.failures(killed, last).length}`,
+  );
 });
 
 test('the API server restarted while intercepted: the tunnel and the intercept come back by themselves', async () => {

@@ -53,7 +53,10 @@ test('install --dry-run -o yaml prints the manifests and changes nothing', async
 test('install creates a manager that becomes ready; a second install is a no-op', async () => {
   const first = await telepod('install', '--manager-namespace', MNS);
   assert.equal(first.code, 0, first.stderr);
-  assert.equal(first.stdout.trim(), `traffic manager installed in namespace ${MNS}`);
+  assert.equal(
+    first.stdout.trim(),
+    `traffic manager installed or upgraded in namespace ${MNS} (sessions and intercepts carry over)`,
+  );
   await kubectl(tb, ['-n', MNS, 'rollout', 'status', 'deploy/telepod-manager', '--timeout=120s']);
   const second = await telepod('install', '--manager-namespace', MNS);
   assert.equal(second.stdout.trim(), `traffic manager in namespace ${MNS} is up to date`);

@@ -55,7 +55,7 @@ export async function runDaemon(): Promise<void> {
         session = await connecting;
         const status = await session.status();
         log.info(status, 'connected');
-        return status;
+        return { ...status, notices: session.notices };
       } finally {
         connecting = undefined;
       }

@@ -12,12 +12,8 @@ import { loadKubeConfig, type LoadedKubeConfig } from '../kube/config.ts';
 import { writeClaims } from '../kube/claims.ts';
 import { explainKubeError } from '../kube/errors.ts';
 import { listWorkloads } from '../kube/workload-list.ts';
-import {
-  ensureManager,
-  managerObjects,
-  readManagerBundle,
-  waitForManagerPod,
-} from '../kube/manager-install.ts';
+import { ensureManager, managerObjects, readManagerBundle } from '../kube/manager-install.ts';
+import { waitForManagerPod } from '../kube/manager-pods.ts';
 import { openPortForward } from '../kube/portforward.ts';
 import { applyProxyFlags } from '../kube/subnets.ts';
 import type {
@@ -69,6 +65,8 @@ export class Session {
     private readonly log: Logger,
     /** The developer's own credentials: claims and listings go to the API server as them. */
     private readonly kc: KubeConfig,
+    /** What connecting found worth telling the developer (e.g. a manager of another version kept). */
+    readonly notices: string[],
   ) {}
 
   static async open(req: ConnectRequest, log: Logger): Promise<Session> {
@@ -82,7 +80,11 @@ export class Session {
   private static async connect(req: ConnectRequest, loaded: LoadedKubeConfig, log: Logger): Promise<Session> {
     const { kc, context, namespace } = loaded;
     const objects = managerObjects(readManagerBundle(), req.image, req.managerNamespace, req.namespaces);
-    const version = await ensureManager(kc, objects, (message) => log.warn(message));
+    const notices: string[] = [];
+    const version = await ensureManager(kc, objects, (message) => {
+      log.warn(message);
+      notices.push(message);
+    });
     // The first dial waits for the manager this telepod installed; a redial takes any ready
     // one (it may have been upgraded meanwhile), whose protocol the tunnel then checks.
     const dial = async (resumeToken?: string) => {
@@ -161,7 +163,7 @@ export class Session {
       subnets,
       dns: { mode: nameservers.length ? 'nft-redirect' : 'none', clusterDomain: CLUSTER_DOMAIN },
     };
-    return new Session(status, tunnel, outbound, dns, renewal, inbound, mounts, lost, log, kc);
+    return new Session(status, tunnel, outbound, dns, renewal, inbound, mounts, lost, log, kc, notices);
   }
 
   /** The session now; each intercept says whether cluster traffic reaches it, and if not, why. */

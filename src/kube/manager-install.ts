@@ -4,12 +4,12 @@
 // records, and its rights (src/kube/manager-rbac.ts: cluster-wide, or per namespace).
 import {
   AppsV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   type KubeConfig,
   type V1ConfigMap,
   type V1Deployment,
   type V1Namespace,
-  type V1Pod,
   type V1Secret,
   type V1Service,
   type V1ServiceAccount,
@@ -20,7 +20,8 @@ import { TelepodError } from '../protocol/errors.ts';
 import { explainKubeError } from './errors.ts';
 import { applyRbac, managerRbac, rbacObjects, removeRbac, type ManagerRbac } from './manager-rbac.ts';
 import { AGENT_API_PORT } from '../protocol/paths.ts';
-import { FAILING_WAIT_REASONS } from '../protocol/pod-failures.ts';
+import { TELEPOD_VERSION } from '../protocol/version.ts';
+import { managerPods, ready, runs } from './manager-pods.ts';
 
 export const DEFAULT_IMAGE = 'docker.io/library/node:22-bookworm-slim';
 export const DEFAULT_MANAGER_NAMESPACE = 'telepod';
@@ -29,6 +30,10 @@ const UNDO_KEY_SECRET = 'telepod-manager-undo-key';
 /** On the manager Deployment: the hash of the spec telepod asked for (the API server adds defaults). */
 const SPEC_HASH_ANNOTATION = 'telepod.io/spec-hash';
 const LABELS = { 'app.kubernetes.io/name': NAME, 'app.kubernetes.io/part-of': 'telepod' };
+/** On the manager Deployment: the telepod version it runs, for the messages of other versions. */
+const VERSION_LABEL = 'app.kubernetes.io/version';
+/** A session's Lease is renewed at most this long after its lease would otherwise have run out. */
+const LEASE_RENEWAL_SLACK_S = 10;
 
 /** The in-cluster bundles, by file name (manager.mjs, agent.mjs), read from beside telepod. */
 export type InClusterBundles = Record<string, string>;
@@ -115,7 +120,7 @@ function managerDeployment(
   const deployment: V1Deployment = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name: NAME, namespace, labels: LABELS },
+    metadata: { name: NAME, namespace, labels: { ...LABELS, [VERSION_LABEL]: TELEPOD_VERSION } },
     spec: {
       replicas: 1,
       // Never two managers at once: a starting manager restores what the previous one changed.
@@ -239,6 +244,7 @@ async function applyManagerObjects(kc: KubeConfig, objects: ManagerObjects): Pro
     const have = current.metadata?.annotations?.[SPEC_HASH_ANNOTATION];
     if (have !== objects.deployment.metadata!.annotations![SPEC_HASH_ANNOTATION]) {
       await apps.replaceNamespacedDeployment({ name: NAME, namespace, body: objects.deployment });
+      await removeOldBundles(core, namespace, objects.configMap.metadata!.name!);
       changed = true;
     }
   } catch (err) {
@@ -247,6 +253,21 @@ async function applyManagerObjects(kc: KubeConfig, objects: ManagerObjects): Pro
     changed = true;
   }
   return changed;
+}
+
+/** Deletes the bundle ConfigMaps of earlier versions (the running pods keep their files). */
+async function removeOldBundles(core: CoreV1Api, namespace: string, current: string): Promise<void> {
+  const labelSelector = Object.entries(LABELS)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(',');
+  const maps = await core.listNamespacedConfigMap({ namespace, labelSelector });
+  for (const map of maps.items) {
+    const name = map.metadata?.name;
+    if (!name || name === current || !name.startsWith(`${NAME}-`)) continue;
+    await core.deleteNamespacedConfigMap({ name, namespace }).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
+  }
 }
 
 /** The namespaces of the installed manager (undefined: cluster-wide), null when none is installed. */
@@ -291,28 +312,30 @@ export function manifests(objects: ManagerObjects): object[] {
   ];
 }
 
-/** Whether a manager pod runs the bundle `configMapName` (any version when undefined). */
-function runs(pod: V1Pod, configMapName: string | undefined): boolean {
-  return !configMapName || !!pod.spec?.volumes?.some((v) => v.configMap?.name === configMapName);
-}
-
-function ready(pod: V1Pod): boolean {
-  return (
-    !pod.metadata?.deletionTimestamp &&
-    !!pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
-  );
-}
-
-async function managerPods(kc: KubeConfig, namespace: string): Promise<V1Pod[]> {
-  const core = kc.makeApiClient(CoreV1Api);
-  return (await core.listNamespacedPod({ namespace, labelSelector: `app.kubernetes.io/name=${NAME}` })).items;
+/**
+ * Sessions that use the manager in `namespace` now (their Leases were renewed lately), or
+ * undefined when this user may not tell.
+ */
+async function liveSessions(kc: KubeConfig, namespace: string): Promise<number | undefined> {
+  try {
+    const leases = await kc
+      .makeApiClient(CoordinationV1Api)
+      .listNamespacedLease({ namespace, labelSelector: 'app.kubernetes.io/managed-by=telepod' });
+    return leases.items.filter((lease) => {
+      const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
+      return renewed + ((lease.spec?.leaseDurationSeconds ?? 0) + LEASE_RENEWAL_SLACK_S) * 1000 > Date.now();
+    }).length;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
- * Makes sure a manager runs, installing or upgrading it only when this telepod's is not already
- * running: then a developer needs no more than to list the manager's pods and port-forward to
- * one. Without the right to install, an already running manager of another version is used
- * (the tunnel then checks that its protocol matches). Answers the bundle to wait for.
+ * Makes sure a manager runs, installing it when there is none: then a developer needs no more
+ * than to list the manager's pods and port-forward to one. A manager of another version is
+ * upgraded only when no session uses it; otherwise it is used as it is (the tunnel checks that
+ * its protocol matches) and the developer is told how to upgrade it for everyone. Answers the
+ * bundle to wait for (undefined: whichever runs).
  */
 export async function ensureManager(
   kc: KubeConfig,
@@ -323,6 +346,18 @@ export async function ensureManager(
   const bundle = objects.configMap.metadata!.name!;
   const pods = await managerPods(kc, namespace).catch(() => []);
   if (pods.some((p) => ready(p) && runs(p, bundle))) return bundle;
+  if (pods.some(ready)) {
+    const sessions = await liveSessions(kc, namespace);
+    if (sessions !== 0) {
+      const version = await runningVersion(kc, namespace);
+      warn(
+        `the traffic manager in ${namespace} runs telepod ${version ?? 'of another version'} and ` +
+          `${sessions === undefined ? 'may serve' : `serves ${sessions}`} other sessions: using it as it is ` +
+          `(\`telepod install\` upgrades it for everyone; their sessions and intercepts carry over)`,
+      );
+      return undefined;
+    }
+  }
   try {
     const changed = await installManager(kc, objects);
     if (changed) warn(`installed or upgraded the traffic manager in namespace ${namespace}`);
@@ -334,33 +369,11 @@ export async function ensureManager(
   }
 }
 
-/** The name of a ready manager pod running `configMapName` (any, when undefined), waiting up to `timeoutMs`. */
-export async function waitForManagerPod(
-  kc: KubeConfig,
-  namespace: string,
-  configMapName: string | undefined,
-  timeoutMs: number,
-) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const pods = (await managerPods(kc, namespace)).filter((p) => runs(p, configMapName));
-    const found = pods.find(ready);
-    if (found?.metadata?.name) return found.metadata.name;
-    for (const pod of pods.filter((p) => !p.metadata?.deletionTimestamp)) {
-      const stuck = pod.status?.containerStatuses?.find((c) =>
-        FAILING_WAIT_REASONS.has(c.state?.waiting?.reason ?? ''),
-      );
-      const waiting = stuck?.state?.waiting;
-      if (waiting) {
-        throw new TelepodError(
-          `the traffic manager in namespace ${namespace} cannot start: pod ${pod.metadata?.name}: ` +
-            `${waiting.reason}: ${waiting.message ?? ''}`.trim(),
-        );
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  throw new TelepodError(
-    `the traffic manager in namespace ${namespace} did not become ready in ${timeoutMs / 1000} s`,
-  );
+/** The telepod version the installed manager Deployment says it runs. */
+async function runningVersion(kc: KubeConfig, namespace: string): Promise<string | undefined> {
+  const deployment = await kc
+    .makeApiClient(AppsV1Api)
+    .readNamespacedDeployment({ name: NAME, namespace })
+    .catch(() => undefined);
+  return deployment?.metadata?.labels?.[VERSION_LABEL];
 }

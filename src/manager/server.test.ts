@@ -88,7 +88,7 @@ test('a daemon of another protocol is refused with 409 and told what to run', as
     JSON.stringify({ holder: 'dev@test', version: '9.0.0', protocol: PROTOCOL_VERSION + 1 }),
   );
   assert.equal(newer.status, 409);
-  assert.match(newer.body, /older than this telepod 9\.0\.0.*telepod install --upgrade/);
+  assert.match(newer.body, /older than this telepod 9\.0\.0.*telepod install`/);
 });
 
 test('a session request that is not JSON, or lacks its fields, is a 400 and the server goes on', async () => {

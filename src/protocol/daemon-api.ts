@@ -86,6 +86,8 @@ export interface DaemonStatus {
   tunnel?: { up: boolean; downSince?: number; lastError?: string };
   dns?: { mode: string; clusterDomain: string };
   intercepts?: InterceptInfo[];
+  /** Only in the answer to the connect that made the session: what the developer should know. */
+  notices?: string[];
 }
 
 /** How the daemon reports a failure; the CLI turns it back into a TelepodError. */

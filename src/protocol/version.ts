@@ -28,6 +28,6 @@ export function versionSkew(client: Versions, manager: Versions): string | undef
   return (
     `the traffic manager runs telepod ${manager.version} (protocol ${manager.protocol}), older than this ` +
     `telepod ${client.version} (protocol ${client.protocol}): use telepod ${manager.version}, or upgrade the ` +
-    `manager for everyone with \`telepod install --upgrade\` (sessions and intercepts carry over)`
+    `manager for everyone with \`telepod install\` (sessions and intercepts carry over)`
   );
 }

@@ -108,7 +108,9 @@ export async function connect(program: Program, opts: ConnectFlags) {
   process.once('SIGINT', interrupted);
   try {
     await ensureDaemon();
-    return await callDaemon<DaemonStatus>(DAEMON_PATHS.connect, request);
+    const status = await callDaemon<DaemonStatus>(DAEMON_PATHS.connect, request);
+    for (const notice of status.notices ?? []) process.stderr.write(`telepod: ${notice}\n`);
+    return status;
   } finally {
     process.off('SIGINT', interrupted);
   }

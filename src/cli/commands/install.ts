@@ -50,7 +50,7 @@ export function addInstallCommands(program: Program): void {
       const changed = await installManager(loadKubeConfig(program.opts()).kc, objects);
       process.stdout.write(
         changed
-          ? `traffic manager installed in namespace ${opts.managerNamespace}\n`
+          ? `traffic manager installed or upgraded in namespace ${opts.managerNamespace} (sessions and intercepts carry over)\n`
           : `traffic manager in namespace ${opts.managerNamespace} is up to date\n`,
       );
     });
