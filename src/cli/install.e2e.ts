@@ -41,6 +41,8 @@ test('install --dry-run -o yaml prints the manifests and changes nothing', async
     'ServiceAccount',
     'ClusterRole',
     'ClusterRoleBinding',
+    'Role',
+    'RoleBinding',
     'Secret',
     'ConfigMap',
     'Service',

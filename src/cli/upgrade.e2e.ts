@@ -88,7 +88,8 @@ test('connect keeps a manager of another version that other sessions use; instal
     await kubectl(tb, ['-n', MANAGER_NS, 'get', 'configmap', current, '-o', 'json']),
   ) as { metadata: Record<string, unknown>; data: unknown };
   copy.metadata = { name: OLD_BUNDLE, namespace: MANAGER_NS, labels: copy.metadata.labels };
-  await kubectl(tb, ['apply', '-f', '-'], JSON.stringify(copy));
+  await kubectl(tb, ['-n', MANAGER_NS, 'delete', 'configmap', OLD_BUNDLE, '--ignore-not-found']);
+  await kubectl(tb, ['create', '-f', '-'], JSON.stringify(copy));
   await kubectl(tb, [
     '-n',
     MANAGER_NS,
@@ -100,38 +101,44 @@ test('connect keeps a manager of another version that other sessions use; instal
     JSON.stringify([
       { op: 'replace', path: '/spec/template/spec/volumes/0/configMap/name', value: OLD_BUNDLE },
       { op: 'replace', path: '/metadata/labels/app.kubernetes.io~1version', value: '0.0.9' },
+      { op: 'replace', path: '/metadata/annotations/telepod.io~1spec-hash', value: 'an-older-spec' },
     ]),
   ]);
   await kubectl(tb, ['-n', MANAGER_NS, 'rollout', 'status', 'deploy/telepod-manager', '--timeout=120s']);
   // Another developer's session holds it.
   const other = await Tunnel.open(await managerTransport(), { holder: 'other@e2e' });
-  const connected = await telepod('connect');
-  assert.equal(connected.code, 0, connected.stderr);
-  assert.match(
-    connected.stderr,
-    /the traffic manager in telepod runs telepod 0\.0\.9 and serves 1 other sessions: using it as it is \(`telepod install` upgrades it/,
-  );
-  assert.equal(await bundleOf(), OLD_BUNDLE, 'connect did not replace it');
-  assert.equal((await telepod('quit')).code, 0);
+  const renewal = setInterval(() => other.renewLease().catch(() => undefined), 5000); // as its daemon would
+  try {
+    const connected = await telepod('connect');
+    assert.equal(connected.code, 0, connected.stderr);
+    assert.match(
+      connected.stderr,
+      /the traffic manager in telepod runs telepod 0\.0\.9 and serves 1 other sessions: using it as it is \(`telepod install` upgrades it/,
+    );
+    assert.equal(await bundleOf(), OLD_BUNDLE, 'connect did not replace it');
+    assert.equal((await telepod('quit')).code, 0);
 
-  const installed = await telepod('install');
-  assert.equal(installed.code, 0, installed.stderr);
-  assert.equal(await bundleOf(), current);
-  assert.equal((await deployment()).metadata.labels['app.kubernetes.io/version'], TELEPOD_VERSION);
-  await kubectl(tb, ['-n', MANAGER_NS, 'rollout', 'status', 'deploy/telepod-manager', '--timeout=120s']);
-  const bundles = await kubectl(tb, ['-n', MANAGER_NS, 'get', 'configmaps', '-o', 'name']);
-  assert.doesNotMatch(bundles, new RegExp(OLD_BUNDLE));
-  // The other developer's daemon redials with its token: the upgraded manager took its session back.
-  let resumed: Tunnel | undefined;
-  await waitUntil('the session to be resumed by the upgraded manager', 60_000, async () => {
-    resumed = await Tunnel.open(await managerTransport(), {
-      holder: 'other@e2e',
-      resumeToken: other.grant.token,
+    const installed = await telepod('install');
+    assert.equal(installed.code, 0, installed.stderr);
+    assert.equal(await bundleOf(), current);
+    assert.equal((await deployment()).metadata.labels['app.kubernetes.io/version'], TELEPOD_VERSION);
+    await kubectl(tb, ['-n', MANAGER_NS, 'rollout', 'status', 'deploy/telepod-manager', '--timeout=120s']);
+    const bundles = await kubectl(tb, ['-n', MANAGER_NS, 'get', 'configmaps', '-o', 'name']);
+    assert.doesNotMatch(bundles, new RegExp(OLD_BUNDLE));
+    // The other developer's daemon redials with its token: the upgraded manager took its session back.
+    let resumed: Tunnel | undefined;
+    await waitUntil('the session to be resumed by the upgraded manager', 60_000, async () => {
+      resumed = await Tunnel.open(await managerTransport(), {
+        holder: 'other@e2e',
+        resumeToken: other.grant.token,
+      });
+      return true;
     });
-    return true;
-  });
-  assert.equal(resumed!.grant.id, other.grant.id);
-  await resumed!.end();
-  resumed!.close();
-  other.close();
+    assert.equal(resumed!.grant.id, other.grant.id);
+    await resumed!.end();
+    resumed!.close();
+  } finally {
+    clearInterval(renewal);
+    other.close();
+  }
 });

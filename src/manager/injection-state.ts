@@ -4,7 +4,13 @@
 // instead of undoing them. The pod's environment is never written here (it holds secrets); the
 // agents report it again when they register with the new manager.
 import * as z from 'zod/mini';
-import { INTERCEPT_MODES, type AgentPort, type InterceptInfo } from '../protocol/intercept.ts';
+import {
+  INTERCEPT_MODES,
+  INTERCEPTS_ANNOTATION,
+  type AgentPort,
+  type InterceptHolder,
+  type InterceptInfo,
+} from '../protocol/intercept.ts';
 import { portNumber, uuid } from '../protocol/requests.ts';
 import type { KubeObject } from './kube-api.ts';
 import type { Signer } from './signer.ts';
@@ -42,6 +48,29 @@ const InjectionStateSchema = z.object({
   agentPorts: z.array(z.object({ listen: portNumber, forward: z.optional(portNumber) })),
   intercepts: z.array(z.object({ sessionId: uuid, info: InterceptInfoSchema })),
 });
+
+/** What `publishedAnnotations` needs of an injection. */
+type Published = Omit<InjectionState, 'intercepts'> & {
+  intercepts: Map<string, { sessionId: string; info: InterceptInfo }>;
+};
+
+/**
+ * The annotations an injection keeps on its workload: who intercepts it (`telepod list` reads
+ * them with the developer's own rights) and, signed, its state for a restarted manager.
+ */
+export function publishedAnnotations(signer: Signer, injection: Published): Record<string, string> {
+  const active = [...injection.intercepts.values()];
+  const holders: InterceptHolder[] = active.map((a) => ({
+    mode: a.info.mode,
+    holder: a.info.holder,
+    ports: a.info.ports.map((p) => `${p.remote} -> localhost:${p.local}`),
+  }));
+  const { key, name, kind, mode, id, agentPorts } = injection;
+  return {
+    [INTERCEPTS_ANNOTATION]: JSON.stringify(holders),
+    ...stateAnnotations(signer, { key, name, kind, mode, id, agentPorts, intercepts: active }),
+  };
+}
 
 /** The annotations that record `state` (merged into the workload's). */
 export function stateAnnotations(signer: Signer, state: InjectionState): Record<string, string> {

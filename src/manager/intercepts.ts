@@ -4,27 +4,25 @@
 import { randomUUID } from 'node:crypto';
 import { TelepodError, usageError } from '../protocol/errors.ts';
 import {
-  INTERCEPTS_ANNOTATION,
   type AgentMessage,
   type AgentPort,
   type InterceptInfo,
   type PodContext,
   type InterceptedPort,
   type InterceptHealth,
-  type InterceptHolder,
 } from '../protocol/intercept.ts';
 import type { AgentHello, InterceptRequest } from '../protocol/requests.ts';
 import { AGENT_CONTAINER, replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
-import { AgentAuthenticator, Unauthenticated, type TokenPod } from './agent-auth.ts';
+import { AgentPods } from './agent-pods.ts';
 import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
-import { stateAnnotations } from './injection-state.ts';
+import { publishedAnnotations } from './injection-state.ts';
 import { findLeftovers } from './leftovers.ts';
 import type { Signer } from './signer.ts';
 import type { SessionRecord } from './sessions.ts';
 import type { KubeApi } from './kube-api.ts';
 import { Injector, type TrackedInjection } from './injector.ts';
-import { carriesAgent, type Pod } from './rollout.ts';
-import { UndoBook, type UndoRecord } from './undo.ts';
+import type { Pod } from './rollout.ts';
+import { asBefore, serviceBefore, UndoBook, type UndoRecord } from './undo.ts';
 import {
   findContainer,
   findWorkload,
@@ -93,9 +91,7 @@ function describePort(r: ResolvedPort): string {
 export class Intercepts {
   private readonly injections = new Map<string, Injection>();
   private readonly byId = new Map<string, Injection>();
-  private readonly agentAuth: AgentAuthenticator;
-  /** `podUid/injectionId` → until when the pod was checked to be an agent of the injection. */
-  private readonly agentPods = new Map<string, number>();
+  private readonly agentPods: AgentPods;
   private readonly locks = new Map<string, Promise<unknown>>();
 
   private readonly undo: UndoBook;
@@ -107,7 +103,7 @@ export class Intercepts {
       track: (spec) => this.track(spec),
       release: (injection) => this.release(injection),
     });
-    this.agentAuth = new AgentAuthenticator(options.api);
+    this.agentPods = new AgentPods(options.api);
   }
 
   private get api(): KubeApi {
@@ -130,25 +126,8 @@ export class Intercepts {
    * The injection whose agent sent a stream: its token must be valid and bound to a live pod
    * of that injection (same namespace, the injection's agent container). Throws Unauthenticated.
    */
-  async agentFor(injectionId: string | undefined, authorization: string | undefined): Promise<Injection> {
-    const pod = await this.agentAuth.verify(authorization);
-    const injection = injectionId ? this.byId.get(injectionId) : undefined;
-    if (!injection || pod.namespace !== injection.namespace || !(await this.isAgentPod(injection, pod))) {
-      throw new Unauthenticated(`pod ${pod.namespace}/${pod.name} is not an agent of a current intercept`);
-    }
-    return injection;
-  }
-
-  private async isAgentPod(injection: Injection, pod: TokenPod): Promise<boolean> {
-    const key = `${pod.uid}/${injection.id}`;
-    if ((this.agentPods.get(key) ?? 0) > Date.now()) return true;
-    const object = await this.api
-      .get<Pod>(`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`)
-      .catch(() => undefined);
-    if (object?.metadata?.uid !== pod.uid || !carriesAgent(object, injection.id)) return false;
-    if (this.agentPods.size > 10_000) this.agentPods.clear();
-    this.agentPods.set(key, Date.now() + 60_000);
-    return true;
+  agentFor(injectionId: string | undefined, authorization: string | undefined): Promise<Injection> {
+    return this.agentPods.injectionOf(injectionId ? this.byId.get(injectionId) : undefined, authorization);
   }
 
   /** The intercept that holds an agent port, if any. */
@@ -308,18 +287,7 @@ export class Intercepts {
    * injection's state, which a restarted manager takes back.
    */
   private async publish(injection: Injection): Promise<void> {
-    const active = [...injection.intercepts.values()];
-    const holders: InterceptHolder[] = active.map((a) => ({
-      mode: a.info.mode,
-      holder: a.info.holder,
-      ports: a.info.ports.map((p) => `${p.remote} -> localhost:${p.local}`),
-    }));
-    const { key, name, kind, mode, id, agentPorts } = injection;
-    const state = { key, name, kind, mode, id, agentPorts, intercepts: active };
-    const annotations = {
-      [INTERCEPTS_ANNOTATION]: JSON.stringify(holders),
-      ...stateAnnotations(this.options.signer, state),
-    };
+    const annotations = publishedAnnotations(this.options.signer, injection);
     for (let attempt = 1; ; attempt++) {
       try {
         await this.api.mergePatch(injection.undo.workload, { metadata: { annotations } });
@@ -441,13 +409,4 @@ export class Intercepts {
         ),
     );
   }
-}
-
-function asBefore(workload: Workload, undo: UndoRecord): Workload {
-  return undo.template ? { ...workload, spec: { ...workload.spec, template: undo.template } } : workload;
-}
-
-function serviceBefore(service: Service, undo: UndoRecord): Service {
-  const recorded = undo.services.find((u) => u.path.endsWith(`/services/${service.metadata?.name}`));
-  return recorded ? { ...service, spec: { ...service.spec, ports: recorded.ports } } : service;
 }

@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import { loadKubeConfig } from '../kube/config.ts';
 import { openPortForward } from '../kube/portforward.ts';
 import { MANAGER_PATHS, MANAGER_PORT, SESSION_TOKEN_HEADER } from '../protocol/paths.ts';
+import { PROTOCOL_VERSION, TELEPOD_VERSION } from '../protocol/version.ts';
 import {
   applyManifest,
   createNamespace,
@@ -161,7 +162,10 @@ test('malformed bodies, headers and authorities get 4xx; the manager never resta
       ask(session, { ':method': 'POST', ':path': path, ...extra }, body);
     assert.equal((await post(MANAGER_PATHS.sessions, 'not json')).status, 400);
     assert.equal((await post(MANAGER_PATHS.sessions, Buffer.alloc(3 << 20, 0x7b))).status, 400);
-    const grant = await post(MANAGER_PATHS.sessions, JSON.stringify({ holder: 'fuzz@e2e' }));
+    const grant = await post(
+      MANAGER_PATHS.sessions,
+      JSON.stringify({ holder: 'fuzz@e2e', version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION }),
+    );
     assert.equal(grant.status, 200);
     const withToken = { [SESSION_TOKEN_HEADER]: (JSON.parse(grant.body) as { token: string }).token };
     for (const authority of ['[', ':::', '10.0.0.1:0', 'telepod-manager:8081', `${'9'.repeat(300)}:1`]) {

@@ -193,3 +193,14 @@ export class UndoBook {
     return undo;
   }
 }
+
+/** The workload as it was before the change `undo` records. */
+export function asBefore(workload: Workload, undo: UndoRecord): Workload {
+  return undo.template ? { ...workload, spec: { ...workload.spec, template: undo.template } } : workload;
+}
+
+/** The Service as it was before the change `undo` records. */
+export function serviceBefore(service: Service, undo: UndoRecord): Service {
+  const recorded = undo.services.find((u) => u.path.endsWith(`/services/${service.metadata?.name}`));
+  return recorded ? { ...service, spec: { ...service.spec, ports: recorded.ports } } : service;
+}
