@@ -1,7 +1,9 @@
 // The benchmark's client, run inside a network namespace (workstation or node) by the driver:
-// one measurement per call, its result as JSON on stdout.
+// one measurement per call, its result as JSON on stdout. A transfer that is cut short, reset
+// or corrupted exits 1 with the reason on stderr and nothing on stdout.
 //   download <url> <bytes> | upload <url> <bytes> | ttfb <url> <count> | concurrent <url> <count> <bytes>
 //   dns <server> <name, {i} = the lookup's number> <count> | until <url> <text> <timeoutMs>
+//   hold <url> <connections> <seconds> <bytes> <requests per connection>
 import { Resolver } from 'node:dns/promises';
 import http from 'node:http';
 import { createHash } from 'node:crypto';
@@ -9,10 +11,22 @@ import { BLOCK_BYTES, patternBlock, patternSha256 } from './pattern.ts';
 
 const elapsedMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 
-function get(url: string): Promise<{ status: number; firstByteMs: number; bytes: number; sha256: string }> {
+/** Nothing sent or received for this long fails a request. */
+const IDLE_TIMEOUT_MS = 60_000;
+
+const describe = (err: NodeJS.ErrnoException) => (err.code ? `${err.message} (${err.code})` : err.message);
+
+/**
+ * A GET on a new connection (or on one of `agent`'s): status, time to first byte, body size and
+ * sha256, and whether the connection was new.
+ */
+function get(
+  url: string,
+  agent: http.Agent | false = false,
+): Promise<{ status: number; firstByteMs: number; bytes: number; sha256: string; newConnection: boolean }> {
   const start = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false }, (res) => {
+    const req = http.get(url, { agent }, (res) => {
       const firstByteMs = elapsedMs(start);
       const hash = createHash('sha256');
       let bytes = 0;
@@ -21,27 +35,44 @@ function get(url: string): Promise<{ status: number; firstByteMs: number; bytes:
         bytes += chunk.length;
       });
       res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, firstByteMs, bytes, sha256: hash.digest('hex') }),
+        resolve({
+          status: res.statusCode ?? 0,
+          firstByteMs,
+          bytes,
+          sha256: hash.digest('hex'),
+          newConnection: !req.reusedSocket,
+        }),
       );
-      res.on('error', reject);
+      // Node ends a body cut short of its content-length with an error, never with 'end'.
+      res.on('error', (err) =>
+        reject(new Error(`${url}: connection lost after ${bytes} bytes of the body: ${describe(err)}`)),
+      );
     });
-    req.setTimeout(60_000, () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
+    req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error(`idle for ${IDLE_TIMEOUT_MS} ms`)));
+    req.on('error', (err) => reject(new Error(`${url}: ${describe(err)}`)));
   });
+}
+
+/** Throws unless `got` is `bytes` bytes of the pattern, whose sha256 is `expected`. */
+function verify(what: string, bytes: number, expected: string, got: { bytes: number; sha256: string }): void {
+  if (got.bytes !== bytes) throw new Error(`${what} short: ${got.bytes} of ${bytes} bytes arrived`);
+  if (got.sha256 !== expected)
+    throw new Error(`${what} corrupted: sha256 ${got.sha256}, expected ${expected}`);
 }
 
 async function download(url: string, bytes: number) {
   const start = process.hrtime.bigint();
   const result = await get(`${url}/download?bytes=${bytes}`);
   const seconds = elapsedMs(start) / 1000;
-  if (result.bytes !== bytes || result.sha256 !== patternSha256(bytes))
-    throw new Error('download checksum mismatch');
-  return { MBps: bytes / 1e6 / seconds };
+  if (result.status !== 200) throw new Error(`download answered HTTP ${result.status}`);
+  verify('download', bytes, patternSha256(bytes), result);
+  return { MBps: bytes / 1e6 / seconds, bytes: result.bytes, sha256: result.sha256 };
 }
 
 async function upload(url: string, bytes: number) {
   const block = patternBlock();
   const start = process.hrtime.bigint();
+  let left = bytes;
   const answer = await new Promise<string>((resolve, reject) => {
     const req = http.request(
       `${url}/upload`,
@@ -49,11 +80,22 @@ async function upload(url: string, bytes: number) {
       (res) => {
         let text = '';
         res.setEncoding('utf8').on('data', (c: string) => (text += c));
-        res.on('end', () => resolve(text));
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve(text)
+            : reject(new Error(`upload answered HTTP ${res.statusCode}`)),
+        );
+        res.on('error', (err) => reject(new Error(`upload: the answer was cut off: ${describe(err)}`)));
       },
     );
-    req.on('error', reject);
-    let left = bytes;
+    req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error(`idle for ${IDLE_TIMEOUT_MS} ms`)));
+    req.on('error', (err) =>
+      reject(
+        new Error(
+          `upload: connection lost after writing ${bytes - left} of ${bytes} bytes: ${describe(err)}`,
+        ),
+      ),
+    );
     const pump = () => {
       while (left > 0) {
         const n = Math.min(left, BLOCK_BYTES);
@@ -65,10 +107,15 @@ async function upload(url: string, bytes: number) {
     pump();
   });
   const seconds = elapsedMs(start) / 1000;
-  const echoed = JSON.parse(answer) as { bytes: number; sha256: string };
-  if (echoed.bytes !== bytes || echoed.sha256 !== patternSha256(bytes))
-    throw new Error('upload checksum mismatch');
-  return { MBps: bytes / 1e6 / seconds };
+  let echoed: { bytes: number; sha256: string };
+  try {
+    echoed = JSON.parse(answer) as { bytes: number; sha256: string };
+  } catch {
+    throw new Error(`upload: the server's answer is not its byte count and sha256: ${answer.slice(0, 200)}`);
+  }
+  // What the server received, as it counted and hashed it.
+  verify('upload', bytes, patternSha256(bytes), echoed);
+  return { MBps: bytes / 1e6 / seconds, bytes: echoed.bytes, sha256: echoed.sha256 };
 }
 
 /** Sequential requests, each on a new connection: time to the response's first byte. */
@@ -86,6 +133,50 @@ async function concurrent(url: string, count: number, bytes: number) {
   const seconds = elapsedMs(start) / 1000;
   const ok = results.filter((r) => r.status === 'fulfilled' && r.value.bytes === bytes).length;
   return { errors: count - ok, MBps: (ok * bytes) / 1e6 / seconds };
+}
+
+/**
+ * `connections` workers, each holding one keep-alive connection for `perConnection` verified
+ * downloads of `bytes` before it opens the next, until `seconds` have passed. Counts requests,
+ * connections opened and errors (any failed, short or corrupted answer). A connection's
+ * requests follow one another at once, well within the servers' keep-alive timeout (5 s).
+ */
+async function hold(url: string, connections: number, seconds: number, bytes: number, perConnection: number) {
+  const expected = patternSha256(bytes);
+  const deadline = Date.now() + seconds * 1000;
+  const samples: number[] = [];
+  const errors: string[] = [];
+  let requests = 0;
+  let opened = 0;
+  const worker = async () => {
+    while (Date.now() < deadline) {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        for (let i = 0; i < perConnection && Date.now() < deadline; i++) {
+          requests++;
+          const start = process.hrtime.bigint();
+          const result = await get(`${url}/download?bytes=${bytes}`, agent);
+          if (result.newConnection) opened++;
+          if (result.status !== 200) throw new Error(`download answered HTTP ${result.status}`);
+          verify('download', bytes, expected, result);
+          samples.push(elapsedMs(start));
+        }
+      } catch (err) {
+        errors.push((err as Error).message);
+        await new Promise((resolve) => setTimeout(resolve, 100)); // no busy loop on a dead path
+      } finally {
+        agent.destroy();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, worker));
+  return {
+    requests,
+    connectionsOpened: opened,
+    errors: errors.length,
+    firstErrors: [...new Set(errors)].slice(0, 5),
+    samples,
+  };
 }
 
 async function dns(server: string, name: string, count: number) {
@@ -130,7 +221,13 @@ const measurements: Record<string, () => Promise<unknown>> = {
   concurrent: () => concurrent(args[0]!, n(1), n(2)),
   dns: () => dns(args[0]!, args[1]!, n(2)),
   until: () => until(args[0]!, args[1]!, n(2)),
+  hold: () => hold(args[0]!, n(1), n(2), n(3), n(4)),
 };
 const measure = measurements[command ?? ''];
 if (!measure) throw new Error(`unknown measurement ${command}`);
-process.stdout.write(`${JSON.stringify(await measure())}\n`);
+try {
+  process.stdout.write(`${JSON.stringify(await measure())}\n`);
+} catch (err) {
+  process.stderr.write(`${command} failed: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+}

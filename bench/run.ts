@@ -3,25 +3,30 @@
 // straight to the pod IP as the physical limit). Prints a table and writes
 // bench/results/latest.json. Absolute times on a shared VM are noise; the ratios are the figures.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { OUTSIDE_NAME, startFakeResolver } from '../testbed/lib/fake-resolver.ts';
 import {
-  applyManifest,
   createNamespace,
   ensureTestbed,
   kubectl,
   telepodInWorkstation,
-  waitForRollout,
   waitUntil,
   type TestbedStatus,
 } from '../testbed/lib/testbed.ts';
-import { serverScript } from './pattern.ts';
+import {
+  client,
+  deployServers,
+  kubectlGet,
+  markdownTable,
+  NODE_NETNS,
+  patternServerManifest,
+  percentile,
+  round,
+  startInWorkstation,
+  writeResults,
+} from './harness.ts';
+import { agentPid, processUsage, telepodPids } from './rss.ts';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const NS = 'telepod-bench';
-const NODE_NETNS = 'tpbed-node';
 const KUBE_DNS = '10.96.0.10';
 const quick = process.argv.includes('--quick');
 const size = quick
@@ -37,94 +42,16 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 const latency = (samples: number[]) => ({
   p50: round(percentile(samples, 50)),
   p99: round(percentile(samples, 99)),
 });
-
-/** Runs one measurement of bench/client.ts in a network namespace. */
-function client<T>(netns: string, ...args: (string | number)[]): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      'nsenter',
-      [
-        `--net=/run/netns/${netns}`,
-        '--',
-        process.execPath,
-        '--import',
-        'tsx',
-        'bench/client.ts',
-        ...args.map(String),
-      ],
-      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('close', (code) =>
-      code === 0
-        ? resolve(JSON.parse(stdout) as T)
-        : reject(new Error(`client ${args.join(' ')}: ${stderr.trim()}`)),
-    );
-  });
-}
 
 async function timed(what: () => Promise<{ code: number; stderr: string }>): Promise<number> {
   const start = process.hrtime.bigint();
   const result = await what();
   if (result.code !== 0) throw new Error(result.stderr);
   return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-/** A process's resident memory (MB) and CPU time so far (s), from /proc. */
-function processUsage(pid: number): { rssMB: number; cpuS: number } {
-  const rssKB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return { rssMB: round(rssKB / 1024, 1), cpuS: (Number(fields[11]) + Number(fields[12])) / 100 };
-}
-
-async function pidOf(pattern: string): Promise<number> {
-  const { stdout } = await new Promise<{ stdout: string }>((resolve) => {
-    const child = spawn('pgrep', ['-f', pattern], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    child.on('close', () => resolve({ stdout: out }));
-  });
-  const pid = Number(stdout.split('\n')[0]);
-  if (!pid) throw new Error(`no process matches ${pattern}`);
-  return pid;
-}
-
-function deployManifest(tb: TestbedStatus, name: string, ports: number[]): string {
-  return `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  selector: { matchLabels: { app: ${name} } }
-  template:
-    metadata: { labels: { app: ${name} } }
-    spec:
-      containers:
-        - name: server
-          image: ${tb.images.node}
-          imagePullPolicy: IfNotPresent
-          command: [node, -e, ${JSON.stringify(serverScript)}]
-          readinessProbe: { tcpSocket: { port: 8000 }, periodSeconds: 1 }
----
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  selector: { app: ${name} }
-  ports: [${ports.map((p) => `{ name: p${p}, port: ${p}, targetPort: ${p} }`).join(', ')}]
-`;
 }
 
 /** `kubectl port-forward` in the workstation netns, ready when it says it is forwarding. */
@@ -155,13 +82,7 @@ async function startPortForward(tb: TestbedStatus, pod: string, localPort: numbe
 /** A server in the workstation netns answering `text` (the target of the intercepts). */
 function startLocalServer(tb: TestbedStatus, port: number, text: string): ChildProcess {
   const script = `process.on('SIGTERM', () => process.exit(0)); require('http').createServer((q, s) => s.end(${JSON.stringify(text)})).listen(${port})`;
-  return spawn(
-    'nsenter',
-    [`--net=/run/netns/${tb.workstation.netns}`, '--', process.execPath, '-e', script],
-    {
-      stdio: 'ignore',
-    },
-  );
+  return startInWorkstation(tb, script);
 }
 
 async function main(): Promise<void> {
@@ -170,19 +91,13 @@ async function main(): Promise<void> {
   const ws = tb.workstation.netns;
   await telepod('quit');
   const deleteNamespace = await createNamespace(tb, NS);
-  await applyManifest(
-    tb,
-    deployManifest(tb, 'bench', [8000]) + '---\n' + deployManifest(tb, 'bench-target', [8000, 8001]),
-  );
-  await waitForRollout(tb, NS, 'bench');
-  await waitForRollout(tb, NS, 'bench-target');
-  const pod = (
-    await kubectl(tb, ['-n', NS, 'get', 'pod', '-l', 'app=bench', '-o', 'jsonpath={.items[0].metadata.name}'])
-  ).trim();
-  const podIP = (await kubectl(tb, ['-n', NS, 'get', 'pod', pod, '-o', 'jsonpath={.status.podIP}'])).trim();
-  const clusterIP = (
-    await kubectl(tb, ['-n', NS, 'get', 'svc', 'bench', '-o', 'jsonpath={.spec.clusterIP}'])
-  ).trim();
+  await deployServers(tb, NS, {
+    bench: patternServerManifest(tb, NS, 'bench', [8000]),
+    'bench-target': patternServerManifest(tb, NS, 'bench-target', [8000, 8001]),
+  });
+  const pod = await kubectlGet(tb, NS, ['pod', '-l', 'app=bench'], '{.items[0].metadata.name}');
+  const podIP = await kubectlGet(tb, NS, ['pod', pod], '{.status.podIP}');
+  const clusterIP = await kubectlGet(tb, NS, ['svc', 'bench'], '{.spec.clusterIP}');
   const resolver = await startFakeResolver(tb);
   const children: ChildProcess[] = [];
   try {
@@ -210,9 +125,7 @@ async function main(): Promise<void> {
       await telepod('quit');
       warmRuns.push(await timed(() => telepod('connect')));
     }
-    const daemonPid = (JSON.parse((await telepod('status', '-o', 'json')).stdout) as { daemonPid: number })
-      .daemonPid;
-    const managerPid = await pidOf('node /opt/telepod/manager.mjs');
+    const { daemon: daemonPid, manager: managerPid } = await telepodPids(telepod);
     const rest = { daemon: processUsage(daemonPid), manager: processUsage(managerPid) };
 
     const portForward = await startPortForward(tb, pod, 18090);
@@ -316,8 +229,7 @@ async function main(): Promise<void> {
     if (again.code !== 0) throw new Error(again.stderr);
     await client(ws, 'until', 'http://bench-target:8001/', 'second', 60_000);
     const agentPresent = Number(process.hrtime.bigint() - second) / 1e9;
-    const agentPid = await pidOf('telepod-agent/agent.mjs');
-    const agentRest = processUsage(agentPid);
+    const agentRest = processUsage(await agentPid());
     const interceptedTtfb = await client<{ samples: number[] }>(
       ws,
       'ttfb',
@@ -388,8 +300,7 @@ async function main(): Promise<void> {
         concurrencyErrors: { goal: '0', met: concurrency.errors === 0 },
       },
     };
-    await mkdir(new URL('results/', import.meta.url), { recursive: true });
-    await writeFile(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+    await writeResults('latest.json', results);
     process.stdout.write(table(results));
   } finally {
     for (const child of children) child.kill();
@@ -503,11 +414,8 @@ function table(r: {
       '',
     ],
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const lines = rows.map((row) => `| ${row.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`);
-  lines.splice(1, 0, `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`);
   const goals = Object.entries(r.goals).map(([name, g]) => `${name} ${g.goal}: ${g.met ? 'met' : 'NOT met'}`);
-  return `\nKubernetes ${r.kubernetesVersion}${r.quick ? ' (quick)' : ''}\n${lines.join('\n')}\n\ngoals: ${goals.join('; ')}\n`;
+  return `\nKubernetes ${r.kubernetesVersion}${r.quick ? ' (quick)' : ''}\n${markdownTable(rows)}\n\ngoals: ${goals.join('; ')}\n`;
 }
 
 await main();

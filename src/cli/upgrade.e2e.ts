@@ -107,7 +107,8 @@ test('connect keeps a manager of another version that other sessions use; instal
   await kubectl(tb, ['-n', MANAGER_NS, 'rollout', 'status', 'deploy/telepod-manager', '--timeout=120s']);
   // Another developer's session holds it.
   const other = await Tunnel.open(await managerTransport(), { holder: 'other@e2e' });
-  const renewal = setInterval(() => other.renewLease().catch(() => undefined), 5000); // as its daemon would
+  // Renewed as its daemon would.
+  const renewal = setInterval(() => void other.renewLease().catch(() => undefined), 5000);
   try {
     const connected = await telepod('connect');
     assert.equal(connected.code, 0, connected.stderr);
