@@ -34,7 +34,7 @@ import {
   parseRequest,
   uuid,
 } from '../protocol/requests.ts';
-import { endedCleanly } from '../protocol/liveness.ts';
+import { abort, endedCleanly } from '../protocol/liveness.ts';
 import { PROTOCOL_VERSION, TELEPOD_VERSION, versionSkew } from '../protocol/version.ts';
 import type { ClusterInfoSource } from './cluster-info.ts';
 import { parseDestination } from './destinations.ts';
@@ -82,7 +82,7 @@ function connectStream(stream: http2.ServerHttp2Stream, authority: string | unde
     else reply(stream, 502, `${(err as NodeJS.ErrnoException).code ?? err.message}\n`);
   });
   // A stream cut short (its tunnel died) resets the connection: the server must not take it as complete.
-  stream.once('close', () => (endedCleanly(stream) ? socket.destroy() : socket.resetAndDestroy()));
+  stream.once('close', () => (endedCleanly(stream) ? socket.destroy() : abort(socket)));
 }
 
 /** Forwards one wire-format query; only an answer from the server asked, with the query's id, counts. */

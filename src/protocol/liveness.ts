@@ -4,6 +4,7 @@
 // HTTP/2 session of telepod pings its peer and destroys the session when pings go unanswered;
 // and a stream that dies with its session resets the socket it feeds.
 import type http2 from 'node:http2';
+import type { Socket } from 'node:net';
 
 /**
  * Pings `session` every `intervalMs` until it closes; destroys it when `misses` pings in a row
@@ -38,4 +39,13 @@ export function keepAlive(session: http2.Http2Session, intervalMs: number, misse
  */
 export function endedCleanly(stream: http2.Http2Stream): boolean {
   return !stream.rstCode && stream.readableEnded;
+}
+
+/**
+ * Ends a socket as failed: a connected one is reset (RST), so its peer sees an error rather
+ * than an end; one still connecting is simply destroyed (a reset would wait for the connection).
+ */
+export function abort(socket: Socket): void {
+  if (socket.connecting || socket.destroyed) socket.destroy();
+  else socket.resetAndDestroy();
 }
