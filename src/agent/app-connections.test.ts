@@ -19,20 +19,31 @@ async function pair() {
   return { client, app };
 }
 
-test('an app connection idle after an answer is closed; a busy one stays', async () => {
+const REQUEST = 'GET / HTTP/1.1\r\nhost: web\r\n\r\n';
+const ANSWER = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
+
+test('an HTTP/1 connection idle after an answer is closed; a busy one, an event stream and other protocols stay', async () => {
   const connections = new AppConnections();
-  const idle = await pair();
-  const busy = await pair();
-  connections.add(19000, idle.client, idle.app);
-  connections.add(19000, busy.client, busy.app);
-  idle.app.write('request');
-  idle.client.write('answer'); // the app's answer, as the agent's client side sees it
-  const chatter = setInterval(() => busy.app.write('more'), 5);
+  const [idle, busy, events, other] = await Promise.all([pair(), pair(), pair(), pair()]);
+  // `app.write` reaches the agent's client side (the client spoke), `client.write` its app side.
+  for (const [c, request, answer] of [
+    [idle, REQUEST, ANSWER],
+    [busy, REQUEST, ANSWER],
+    [events, REQUEST, 'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: 1\n\n'],
+    [other, '\u0000\u0000\u0000\u0008postgres', 'R\u0000\u0000\u0000\u0008'],
+  ] as const) {
+    connections.add(19000, c.client, c.app);
+    c.app.write(request);
+    await once(c.client, 'data');
+    c.client.write(answer);
+    await once(c.app, 'data');
+  }
+  const chatter = setInterval(() => busy.app.write(REQUEST), 5);
   connections.handOver(19000);
   await once(idle.client, 'end');
   await new Promise((resolve) => setTimeout(resolve, 300));
-  assert.equal(busy.client.readyState, 'open');
+  for (const c of [busy, events, other]) assert.equal(c.client.readyState, 'open');
   clearInterval(chatter);
   connections.stop(19000);
-  for (const socket of [idle.client, idle.app, busy.client, busy.app]) socket.destroy();
+  for (const c of [idle, busy, events, other]) for (const socket of [c.client, c.app]) socket.destroy();
 });

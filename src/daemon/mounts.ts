@@ -122,6 +122,10 @@ export class Mounts {
     const { dir, uid, gid } = mounted.request;
     try {
       const stream = await this.tunnel().volumes(id);
+      if (this.mounted.get(id) !== mounted) {
+        stream.destroy(); // left while the stream was being opened
+        throw new Error('the intercept was left');
+      }
       const options = `passive,allow_other,default_permissions,uid=${uid},gid=${gid}`;
       const sshfs = spawn('sshfs', [':/', dir, '-f', '-o', options], { stdio: ['pipe', 'pipe', 'pipe'] });
       mounted.sshfs = sshfs;

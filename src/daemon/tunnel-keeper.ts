@@ -54,6 +54,7 @@ export class TunnelKeeper {
     this.log.warn('tunnel to the traffic manager closed; reconnecting');
     const downSince = Date.now();
     this.downSince = downSince;
+    let attempt = 0;
     while (!this.closed) {
       try {
         const previous = this.tunnel.grant;
@@ -72,7 +73,8 @@ export class TunnelKeeper {
       } catch (err) {
         this.lastError = (err as Error).message;
         this.log.warn({ err: this.lastError }, 'reconnect failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        // Quickly at first (a restart takes seconds), then at most every 5 s.
+        await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt++, 5000)));
       }
     }
   }

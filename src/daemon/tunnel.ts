@@ -37,7 +37,7 @@ export class Tunnel {
       session.once('error', reject);
     });
     session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW);
-    keepAlive(session, 5_000, 3); // through the API server: 15-20 s
+    keepAlive(session, 3_000, 3); // through the API server: 9-12 s, well within the 20 s lease
     const manager = JSON.parse((await request(session, 'GET', MANAGER_PATHS.version)).toString()) as Versions;
     const skew = versionSkew({ version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION }, manager);
     if (skew) {

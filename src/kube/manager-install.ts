@@ -346,7 +346,8 @@ export async function ensureManager(
   const bundle = objects.configMap.metadata!.name!;
   const pods = await managerPods(kc, namespace).catch(() => []);
   if (pods.some((p) => ready(p) && runs(p, bundle))) return bundle;
-  if (pods.some(ready)) {
+  // Also while its pod restarts or takes its sessions back (not Ready): they are still its.
+  if (pods.length) {
     const sessions = await liveSessions(kc, namespace);
     if (sessions !== 0) {
       const version = await runningVersion(kc, namespace);

@@ -368,8 +368,11 @@ export class Intercepts {
    */
   async takeBack(live: Set<string>): Promise<string[]> {
     const done: string[] = [];
-    const swept = await sweepClaimObjects(this.api, this.options.namespaces);
-    if (swept) done.push(`restored ${swept} claim objects`);
+    const swept = await sweepClaimObjects(this.api, this.options.namespaces).catch((err: Error) => {
+      done.push(`could not sweep claim objects (${err.message})`);
+      return 0;
+    });
+    if (swept) done.push(`deleted ${swept} claim objects`);
     for (const { label, namespace, undo, state } of await findLeftovers(
       this.api,
       this.undo,
@@ -377,9 +380,12 @@ export class Intercepts {
       this.options.namespaces,
     )) {
       const kept = state?.intercepts.filter((i) => live.has(i.sessionId)) ?? [];
-      if (!state || !kept.length) {
-        await this.undo.restore(undo);
-        done.push(`restored ${label}`);
+      if (!state || !kept.length || this.injections.has(state.key) || this.byId.has(state.id)) {
+        // One workload that cannot be restored now must not keep the manager from serving.
+        await this.undo.restore(undo).then(
+          () => done.push(`restored ${label}`),
+          (err: Error) => done.push(`could not restore ${label} (${err.message})`),
+        );
         continue;
       }
       const injection = this.track({ ...state, namespace, undo });

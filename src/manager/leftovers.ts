@@ -35,14 +35,14 @@ export async function findLeftovers(
       const namespace = object.metadata?.namespace ?? '';
       const undo = undoBook.recorded(object, workloadPath(namespace, resource, object.metadata?.name));
       if (!undo) continue;
+      const name = object.metadata?.name ?? '';
       const state = recordedState(signer, object);
-      const label = `${kind} ${namespace}/${object.metadata?.name}`;
-      // A state is only believed about the workload it sits on.
-      found.push(
-        state?.key.startsWith(`${namespace}/`)
-          ? { label, namespace, undo, state }
-          : { label, namespace, undo },
-      );
+      const label = `${kind} ${namespace}/${name}`;
+      // A state is only believed about the very workload it sits on (copied elsewhere, it is not).
+      const key =
+        state?.mode === 'expose' ? `${namespace}/expose/${name}` : `${namespace}/${resource}/${name}`;
+      const own = state?.key === key && state.name === name;
+      found.push(own ? { label, namespace, undo, state } : { label, namespace, undo });
     }
   }
   return found;

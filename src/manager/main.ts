@@ -73,9 +73,10 @@ const { developer, agents } = createManagerServers({
   ...(intercepts ? { intercepts } : {}),
   ...(clusterInfo ? { clusterInfo } : {}),
 });
-developer.listen(MANAGER_PORT, '127.0.0.1', () =>
-  log(`telepod traffic manager: developers on 127.0.0.1:${MANAGER_PORT}, DNS via ${nameserver}`),
-);
+developer.listen(MANAGER_PORT, '127.0.0.1', () => {
+  log(`telepod traffic manager: developers on 127.0.0.1:${MANAGER_PORT}, DNS via ${nameserver}`);
+  sessions?.serving(); // from now on, the sessions taken back can be resumed: their lease runs
+});
 agents.listen(AGENT_API_PORT, () => log(`agents on :${AGENT_API_PORT}`));
 // Stopping: end every tunnel at once (daemons reconnect to the next manager pod) and exit.
 const tunnels = new Set<Http2Session>();

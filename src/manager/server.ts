@@ -34,7 +34,7 @@ import {
   parseRequest,
   uuid,
 } from '../protocol/requests.ts';
-import { abort, endedCleanly } from '../protocol/liveness.ts';
+import { abort, endedCleanly, keepAlive } from '../protocol/liveness.ts';
 import { PROTOCOL_VERSION, TELEPOD_VERSION, versionSkew } from '../protocol/version.ts';
 import type { ClusterInfoSource } from './cluster-info.ts';
 import { parseDestination } from './destinations.ts';
@@ -242,6 +242,8 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
   developer.on('close', () => sessions.close());
 
   const agents = http2.createServer({ settings: HTTP2_SETTINGS });
+  // An agent gone without closing (its pod's network torn down) must not count as connected.
+  agents.on('session', (session: http2.ServerHttp2Session) => keepAlive(session, 2_000, 3));
   const log = options.log ?? (() => undefined);
   serve(agents, async (stream, headers) => {
     if (!intercepts || !inbound) return reply(stream, 401, 'not an agent of a current intercept\n');

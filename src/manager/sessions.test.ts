@@ -27,7 +27,10 @@ test('a session is stored without its token, and a new manager resumes it by tha
 
   const restarted = new Sessions(memoryStore([stored]).store, undefined, () => now);
   assert.deepEqual([...(await restarted.takeBack())], [grant.id]);
-  now += (LEASE_SECONDS - 1) * 1000; // within the grace of one lease from the restart
+  now += 600_000; // a slow start: nothing expires before the manager serves
+  restarted.sweep();
+  restarted.serving();
+  now += (LEASE_SECONDS - 1) * 1000; // within one lease of serving
   const resumed = await restarted.open('dev@laptop', grant.token);
   assert.equal(resumed.id, grant.id);
   assert.equal(restarted.touch(grant.token)?.token, grant.token);
@@ -35,7 +38,7 @@ test('a session is stored without its token, and a new manager resumes it by tha
   restarted.close();
 });
 
-test('a taken-back session whose daemon does not return within a lease expires, and its Lease goes', async () => {
+test('a taken-back session whose daemon does not return within a lease of serving expires, and its Lease goes', async () => {
   let now = 0;
   const stored = {
     id: '3f1c9f2e-8c55-4f0e-9d3e-3a4c7b1e2d10',
@@ -45,6 +48,7 @@ test('a taken-back session whose daemon does not return within a lease expires, 
   const { store, saved } = memoryStore([stored]);
   const sessions = new Sessions(store, undefined, () => now);
   await sessions.takeBack();
+  sessions.serving();
   const expired: string[] = [];
   sessions.onExpired = (s) => expired.push(s.id);
   now += LEASE_SECONDS * 1000 - 1;

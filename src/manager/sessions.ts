@@ -42,21 +42,29 @@ export class Sessions {
   }
 
   /**
-   * Takes back the sessions an earlier manager kept: each gets one lease from now to be
-   * resumed by its daemon (which could not renew while no manager ran). Answers their ids.
+   * Takes back the sessions an earlier manager kept. They do not expire until `serving()`:
+   * their daemons cannot renew before this manager listens. Answers their ids.
    */
   async takeBack(): Promise<Set<string>> {
     const stored = this.store ? await this.store.load() : [];
     for (const session of stored) {
-      const now = this.now();
-      this.byHash.set(session.tokenHash, {
-        ...session,
-        token: '',
-        expiry: now + LEASE_SECONDS * 1000,
-        storedAt: now,
-      });
+      this.byHash.set(session.tokenHash, { ...session, token: '', expiry: Infinity, storedAt: this.now() });
+      this.renewStored(session.id);
     }
     return new Set(stored.map((s) => s.id));
+  }
+
+  /** The manager listens: each taken-back session has one lease from now to be resumed. */
+  serving(): void {
+    for (const session of this.byHash.values()) {
+      if (session.expiry === Infinity) session.expiry = this.now() + LEASE_SECONDS * 1000;
+    }
+  }
+
+  private renewStored(id: string): void {
+    this.store
+      ?.renew(id)
+      .catch((err: Error) => this.log(`cannot renew the Lease of session ${id}: ${err.message}`));
   }
 
   /** A new session, or the same one again when a reconnecting daemon presents a live token. */
@@ -82,11 +90,9 @@ export class Sessions {
     if (!token || !session || session.expiry < this.now()) return undefined;
     session.token = token;
     session.expiry = this.now() + LEASE_SECONDS * 1000;
-    if (this.store && this.now() - session.storedAt >= STORE_RENEWAL_MS) {
+    if (this.now() - session.storedAt >= STORE_RENEWAL_MS) {
       session.storedAt = this.now();
-      this.store
-        .renew(session.id)
-        .catch((err: Error) => this.log(`cannot renew the Lease of session ${session.id}: ${err.message}`));
+      this.renewStored(session.id);
     }
     return session;
   }
