@@ -121,6 +121,7 @@ interface Results {
     path: string;
     connections: number;
     seconds: number;
+    pass: number;
     requests: number;
     connectionsOpened: number;
     errors: number;
@@ -163,10 +164,12 @@ test('chaos --quick loses no byte and holds the load', { timeout: 900_000 }, asy
     assert.equal(t.sha256, sha256, name);
   }
   assert.deepEqual(
-    r.loads.map((l) => [l.path, l.connections, l.seconds]),
+    r.loads.map((l) => [l.path, l.connections, l.seconds, l.pass]),
     [
-      ['tunnel', 200, 10],
-      ['intercept', 50, 10],
+      ['tunnel', 200, 10, 1],
+      ['tunnel', 200, 10, 2],
+      ['intercept', 50, 10, 1],
+      ['intercept', 50, 10, 2],
     ],
   );
   for (const l of r.loads) {
