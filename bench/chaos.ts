@@ -16,6 +16,7 @@ import {
   nodeServerManifest,
   ON_SIGTERM_EXIT,
   telepodInWorkstation,
+  startInWorkstation,
 } from '../testbed/lib/testbed.ts';
 import {
   client,
@@ -26,7 +27,6 @@ import {
   patternServerManifest,
   percentile,
   round,
-  startInWorkstation,
   writeResults,
 } from './harness.ts';
 import { patternSha256, serverScript } from './pattern.ts';

@@ -1,7 +1,7 @@
 // What the benchmark (bench/run.ts) and the chaos run (bench/chaos.ts) share: the client
-// spawner, statistics, the pattern server's Deployment, a server in the workstation netns,
+// spawner, statistics, the pattern server's Deployment,
 // and writing results.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { applyManifest, kubectl, waitForRollout, type TestbedStatus } from '../testbed/lib/testbed.ts';
@@ -99,17 +99,6 @@ export async function kubectlGet(
   path: string,
 ): Promise<string> {
   return (await kubectl(tb, ['-n', namespace, 'get', ...what, '-o', `jsonpath=${path}`])).trim();
-}
-
-/** `node -e <script>` in the workstation netns (a server there: the target of intercepts). */
-export function startInWorkstation(tb: TestbedStatus, script: string): ChildProcess {
-  return spawn(
-    'nsenter',
-    [`--net=/run/netns/${tb.workstation.netns}`, '--', process.execPath, '-e', script],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
 }
 
 /** Writes `results` as bench/results/<file>, indented. */

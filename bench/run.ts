@@ -11,6 +11,7 @@ import {
   telepodInWorkstation,
   waitUntil,
   type TestbedStatus,
+  startInWorkstation,
 } from '../testbed/lib/testbed.ts';
 import {
   client,
@@ -21,7 +22,6 @@ import {
   patternServerManifest,
   percentile,
   round,
-  startInWorkstation,
   writeResults,
 } from './harness.ts';
 import { agentPid, processUsage, telepodPids } from './rss.ts';

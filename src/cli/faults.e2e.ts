@@ -20,6 +20,7 @@ import {
   kubectl,
   nodeServerManifest,
   restartApiServer,
+  startInWorkstation,
   telepodInWorkstation,
   waitForRollout,
   waitUntil,
@@ -195,13 +196,7 @@ before(async () => {
   await applyManifest(tb, nodeServerManifest(tb, NS, 'bulk', serverScript));
   await waitForRollout(tb, NS, 'bulk');
   const script = `require('http').createServer((q, s) => s.end('${MARKER}:' + q.url + '\\n')).listen(8000)`;
-  localServer = spawn(
-    'nsenter',
-    [`--net=/run/netns/${tb.workstation.netns}`, process.execPath, '-e', script],
-    {
-      stdio: 'ignore',
-    },
-  );
+  localServer = startInWorkstation(tb, script);
   mountDir = await mkdtemp(join(tmpdir(), 'telepod-faults-'));
   await rm(mountDir, { recursive: true });
   const connected = await telepod('connect');

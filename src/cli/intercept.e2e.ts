@@ -2,7 +2,7 @@
 // --expose` send service-a's real requests to a server in the workstation netns, and put every
 // workload and Service back exactly as it was — on leave, on exit, and after a kill -9.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,7 @@ import {
   kubectl,
   nodeServerManifest,
   ON_SIGTERM_EXIT,
+  startInWorkstation,
   telepodInWorkstation,
   waitForRollout,
   waitUntil,
@@ -77,9 +78,7 @@ async function snapshot(kind: string, name: string): Promise<unknown> {
 /** A server in the workstation netns answering every request with the marker. */
 function startLocalServer(port: number): ChildProcess {
   const script = `require('http').createServer((q, s) => s.end('${MARKER}:' + q.url + '\\n')).listen(${port})`;
-  return spawn('nsenter', [`--net=/run/netns/${tb.workstation.netns}`, process.execPath, '-e', script], {
-    stdio: 'ignore',
-  });
+  return startInWorkstation(tb, script);
 }
 
 async function workloadsState(): Promise<unknown[]> {

@@ -1,6 +1,6 @@
 // Helpers for e2e tests on the testbed: bring it up (or reuse it), run commands in the
 // workstation netns, drive kubectl, and deploy the seed's sample services.
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
@@ -103,6 +103,17 @@ export function inWorkstation(tb: TestbedStatus, command: string, args: readonly
 }
 
 const TELEPOD = fileURLToPath(new URL('../../dist/telepod.mjs', import.meta.url));
+
+/** `node -e <script>` in the workstation netns (a server there: the target of intercepts). */
+export function startInWorkstation(tb: TestbedStatus, script: string): ChildProcess {
+  return spawn(
+    'nsenter',
+    [`--net=/run/netns/${tb.workstation.netns}`, '--', process.execPath, '-e', script],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'], // its failure (a port in use) shows in the test's output
+    },
+  );
+}
 
 /** The built `telepod` (run `npm run build` first) in the workstation netns, with its kubeconfig. */
 export function telepodInWorkstation(tb: TestbedStatus, ...args: string[]) {
