@@ -12,7 +12,8 @@ import { randomUUID } from 'node:crypto';
 import type http2 from 'node:http2';
 import type { AgentMessage, InboundEvent } from '../protocol/intercept.ts';
 import type { AgentHello } from '../protocol/requests.ts';
-import type { Injection, Intercepts } from './intercepts.ts';
+import type { Injection } from './injection-registry.ts';
+import type { Intercepts } from './intercepts.ts';
 import { reply, splice } from './reply.ts';
 
 /** How long a stream waits for its other half. */
@@ -45,7 +46,7 @@ export class Inbound {
     await this.intercepts.learnContext(injection, hello);
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
     const agent = { send: (message: AgentMessage) => void stream.write(`${JSON.stringify(message)}\n`) };
-    agent.send({ intercepted: this.intercepts.interceptedPorts(injection) });
+    agent.send(this.intercepts.agentMessage(injection));
     injection.agents.add(agent);
     stream.once('close', () => injection.agents.delete(agent));
   }
@@ -80,8 +81,14 @@ export class Inbound {
     splice(pending.stream, stream);
   }
 
-  agentConnect(stream: http2.ServerHttp2Stream, injection: Injection, agentPort: number): void {
-    const active = this.intercepts.interceptOn(injection, agentPort);
+  /** An agent's stream for a connection (or one routed request, naming `interceptId`) on `agentPort`. */
+  agentConnect(
+    stream: http2.ServerHttp2Stream,
+    injection: Injection,
+    agentPort: number,
+    interceptId?: string,
+  ): void {
+    const active = this.intercepts.interceptOn(injection, agentPort, interceptId);
     if (!active) return reply(stream, 404, 'not intercepted\n');
     const events = this.eventStreams.get(active.sessionId);
     if (!events) return reply(stream, 503, 'the workstation is not connected\n');

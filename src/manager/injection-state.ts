@@ -10,8 +10,9 @@ import {
   type AgentPort,
   type InterceptHolder,
   type InterceptInfo,
+  describeFilter,
 } from '../protocol/intercept.ts';
-import { portNumber, uuid } from '../protocol/requests.ts';
+import { portNumber, RequestFilterSchema, uuid } from '../protocol/requests.ts';
 import type { KubeObject } from './kube-api.ts';
 import type { Signer } from './signer.ts';
 
@@ -37,6 +38,8 @@ const InterceptInfoSchema = z.looseObject({
   kind: z.string(),
   holder: z.string(),
   ports: z.array(z.object({ local: portNumber, remote: z.string(), agentPort: portNumber })),
+  filter: z.optional(RequestFilterSchema),
+  mirror: z.optional(z.boolean()),
 });
 
 const InjectionStateSchema = z.object({
@@ -64,6 +67,8 @@ export function publishedAnnotations(signer: Signer, injection: Published): Reco
     mode: a.info.mode,
     holder: a.info.holder,
     ports: a.info.ports.map((p) => `${p.remote} -> localhost:${p.local}`),
+    ...(a.info.filter ? { filter: describeFilter(a.info.filter) } : {}),
+    ...(a.info.mirror ? { mirror: true } : {}),
   }));
   const { key, name, kind, mode, id, agentPorts } = injection;
   return {

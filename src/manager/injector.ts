@@ -16,7 +16,8 @@ import {
 import type { InterceptRequest } from '../protocol/requests.ts';
 import { requireServiceClaims } from './claims.ts';
 import { replacementTemplate, type SidecarPlan } from './injection.ts';
-import type { Injection, Requester } from './intercepts.ts';
+import type { Injection } from './injection-registry.ts';
+import type { Requester } from './intercepts.ts';
 import type { KubeApi } from './kube-api.ts';
 import { waitReady } from './rollout.ts';
 import type { UndoBook, UndoRecord } from './undo.ts';

@@ -1,28 +1,24 @@
-// The manager's intercept registry: which workloads carry an agent (an "injection"), which
-// sessions intercept which of its ports, and the cluster changes behind them. Requests for one
-// workload run one at a time; the last intercept of a workload to end restores it.
+// The manager's intercepts: the cluster changes behind them (agent injection, port moves,
+// proxies), the rules for who may share a workload, and taking them back after a restart.
+// Requests for one workload run one at a time; the last intercept of a workload to end
+// restores it. What is held is recorded in InjectionRegistry (injection-registry.ts).
 import { randomUUID } from 'node:crypto';
 import { TelepodError, usageError } from '../protocol/errors.ts';
-import {
-  type AgentMessage,
-  type AgentPort,
-  type InterceptInfo,
-  type PodContext,
-  type InterceptedPort,
-  type InterceptHealth,
-} from '../protocol/intercept.ts';
+import type { InterceptInfo, InterceptedPort } from '../protocol/intercept.ts';
 import type { AgentHello, InterceptRequest } from '../protocol/requests.ts';
 import { AGENT_CONTAINER, replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
 import { AgentPods } from './agent-pods.ts';
 import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
 import { publishedAnnotations } from './injection-state.ts';
 import { findLeftovers } from './leftovers.ts';
+import { isRouted, notHttpReason, portConflict, type Wanted } from './port-sharing.ts';
 import type { Signer } from './signer.ts';
 import type { SessionRecord } from './sessions.ts';
 import type { KubeApi } from './kube-api.ts';
-import { Injector, type TrackedInjection } from './injector.ts';
+import { Injector } from './injector.ts';
+import { InjectionRegistry, type Injection } from './injection-registry.ts';
 import type { Pod } from './rollout.ts';
-import { asBefore, serviceBefore, UndoBook, type UndoRecord } from './undo.ts';
+import { asBefore, serviceBefore, UndoBook } from './undo.ts';
 import {
   findContainer,
   findWorkload,
@@ -37,33 +33,6 @@ import {
 /** Refused because another intercept holds what was asked for (HTTP 409). */
 export class ConflictError extends TelepodError {
   readonly status = 409;
-}
-
-interface Active {
-  info: InterceptInfo;
-  sessionId: string;
-}
-
-export interface Injection {
-  key: string;
-  namespace: string;
-  name: string;
-  kind: string;
-  mode: InterceptInfo['mode'];
-  /** Named in the agents' configuration; their pods' tokens prove they are its agents. */
-  id: string;
-  agentPorts: AgentPort[];
-  undo: UndoRecord;
-  intercepts: Map<string, Active>;
-  /** The app container's environment and mounts, as the first agent to register reported them. */
-  context?: PodContext;
-  /** One per connected agent (one per pod), in the order they registered. */
-  agents: Set<AgentLink>;
-}
-
-/** A registered agent: lines sent here reach it on its watch stream. */
-export interface AgentLink {
-  send(message: AgentMessage): void;
 }
 
 /** The session a request comes from. */
@@ -88,9 +57,7 @@ function describePort(r: ResolvedPort): string {
   return `${r.service.metadata?.name}:${r.servicePort.port}${name}`;
 }
 
-export class Intercepts {
-  private readonly injections = new Map<string, Injection>();
-  private readonly byId = new Map<string, Injection>();
+export class Intercepts extends InjectionRegistry {
   private readonly agentPods: AgentPods;
   private readonly locks = new Map<string, Promise<unknown>>();
 
@@ -98,6 +65,7 @@ export class Intercepts {
   private readonly injector: Injector;
 
   constructor(private readonly options: InterceptsOptions) {
+    super();
     this.undo = new UndoBook(options.api, options.signer, options.log);
     this.injector = new Injector(options.api, this.undo, options, {
       track: (spec) => this.track(spec),
@@ -130,20 +98,11 @@ export class Intercepts {
     return this.agentPods.injectionOf(injectionId ? this.byId.get(injectionId) : undefined, authorization);
   }
 
-  /** The intercept that holds an agent port, if any. */
-  interceptOn(injection: Injection, agentPort: number): Active | undefined {
-    return [...injection.intercepts.values()].find((a) =>
-      a.info.ports.some((p) => p.agentPort === agentPort),
-    );
-  }
-
-  interceptedPorts(injection: Injection): number[] {
-    return [...injection.intercepts.values()].flatMap((a) => a.info.ports.map((p) => p.agentPort));
-  }
-
   async create(request: InterceptRequest, session: Requester): Promise<InterceptInfo> {
     if (!request.ports.length && (request.mode === 'intercept' || request.mode === 'replace'))
       throw usageError('give at least one port with --port');
+    if (isRouted(request) && request.mode !== 'intercept')
+      throw usageError('only an intercept can filter requests (--http-*) or mirror them');
     const { namespaces } = this.options;
     if (namespaces && !namespaces.includes(request.namespace)) {
       throw new Forbidden(
@@ -213,13 +172,21 @@ export class Intercepts {
     // The sidecar takes every port of every selecting Service, so that intercepting another
     // port later needs no second rollout.
     const app = request.container ?? this.containerServing(found.object, resolved[0]!.containerPort);
+    if (isRouted(request)) {
+      for (const r of resolved) {
+        const reason = notHttpReason(r.servicePort);
+        if (reason) throw usageError(`port ${describePort(r)} cannot be intercepted per request: ${reason}`);
+      }
+    }
+    // Checked before an injection, and again against it (another request may have come first).
+    if (existing) resolved.forEach((r) => this.sidecarPort(existing, found.object, r, request, session));
     const injection =
       existing ??
       (await this.injector.inject(found, key, request, session, all, (a) =>
         sidecarPlan(found.object, all, a, app),
       ));
     try {
-      const ports = resolved.map((r) => this.sidecarPort(injection, found.object, r));
+      const ports = resolved.map((r) => this.sidecarPort(injection, found.object, r, request, session));
       return this.register(injection, request, session, ports, started);
     } catch (err) {
       if (!injection.intercepts.size) await this.release(injection);
@@ -227,7 +194,13 @@ export class Intercepts {
     }
   }
 
-  private sidecarPort(injection: Injection, workload: Workload, r: ResolvedPort): InterceptedPort {
+  private sidecarPort(
+    injection: Injection,
+    workload: Workload,
+    r: ResolvedPort,
+    wanted: Wanted,
+    session: Requester,
+  ): InterceptedPort {
     const agentPort = injection.agentPorts.find((p) => p.forward === r.containerPort)?.listen;
     if (agentPort === undefined) {
       throw new TelepodError(
@@ -235,27 +208,22 @@ export class Intercepts {
           'leave every intercept of it and intercept again',
       );
     }
-    const holder = this.interceptOn(injection, agentPort);
-    if (holder) {
-      throw new ConflictError(
-        `port ${describePort(r)} of ${workload.kind} ${injection.name} is already intercepted by ${holder.info.holder}`,
-      );
-    }
+    const holders = [...injection.intercepts.values()].filter((a) =>
+      a.info.ports.some((p) => p.agentPort === agentPort),
+    );
+    const conflict = portConflict(
+      holders,
+      wanted,
+      session.id,
+      `${describePort(r)} of ${workload.kind} ${injection.name}`,
+    );
+    if (conflict) throw new ConflictError(conflict);
     return { local: r.local, remote: describePort(r), agentPort };
   }
 
   private containerServing(workload: Workload, port: number): string {
     const containers = workload.spec.template.spec.containers;
     return (containers.find((c) => c.ports?.some((p) => p.containerPort === port)) ?? containers[0]!).name;
-  }
-
-  /** Registers an injection before its rollout, so that its agents can authenticate meanwhile. */
-  private track(spec: TrackedInjection): Injection {
-    const injection: Injection = { ...spec, intercepts: new Map(), agents: new Set() };
-    const { key, id } = spec;
-    this.injections.set(key, injection);
-    this.byId.set(id, injection);
-    return injection;
   }
 
   private async register(
@@ -273,6 +241,8 @@ export class Intercepts {
       kind: injection.kind,
       ports,
       holder: session.holder,
+      ...(request.filter ? { filter: request.filter } : {}),
+      ...(request.mirror ? { mirror: true } : {}),
       readySeconds: (Date.now() - started) / 1000,
     };
     injection.intercepts.set(info.id, { info, sessionId: session.id });
@@ -305,25 +275,8 @@ export class Intercepts {
   }
 
   private notifyAgents(injection: Injection): void {
-    const ports = this.interceptedPorts(injection);
-    for (const agent of injection.agents) agent.send({ intercepted: ports });
-  }
-
-  /** The injection that holds intercept `id` of the session, if any. */
-  private holding(id: string, sessionId: string): Injection | undefined {
-    return [...this.injections.values()].find((i) => i.intercepts.get(id)?.sessionId === sessionId);
-  }
-
-  /** The injection behind one of the session's intercepts. */
-  injectionOf(id: string, sessionId: string): Injection {
-    const injection = this.holding(id, sessionId);
-    if (!injection) throw usageError(`no intercept ${id} in this session`);
-    return injection;
-  }
-
-  /** The environment and volume mounts behind one of the session's intercepts. */
-  context(id: string, sessionId: string): PodContext {
-    return this.injectionOf(id, sessionId).context ?? { env: {}, mounts: [] };
+    const message = this.agentMessage(injection);
+    for (const agent of injection.agents) agent.send(message);
   }
 
   /** What a registering agent's pod gives the workstation: its reported env, its mounts. */
@@ -356,8 +309,7 @@ export class Intercepts {
   }
 
   private async release(injection: Injection): Promise<void> {
-    this.injections.delete(injection.key);
-    this.byId.delete(injection.id);
+    this.forget(injection);
     await this.undo.restore(injection.undo);
   }
 
@@ -394,25 +346,5 @@ export class Intercepts {
       done.push(`took back ${label} (${kept.length} intercepts)`);
     }
     return done;
-  }
-
-  /**
-   * How each intercept of a session is doing, as its daemon's `status` shows it: effective
-   * while at least one agent of its workload is connected.
-   */
-  health(sessionId: string): InterceptHealth[] {
-    return [...this.injections.values()].flatMap((injection) =>
-      [...injection.intercepts]
-        .filter(([, a]) => a.sessionId === sessionId)
-        .map(([id]) =>
-          injection.agents.size
-            ? { id, agents: injection.agents.size }
-            : {
-                id,
-                agents: 0,
-                problem: `no agent of ${injection.kind} ${injection.name} is connected to the traffic manager (its pod is starting or restarting)`,
-              },
-        ),
-    );
   }
 }

@@ -14,6 +14,7 @@ import net from 'node:net';
 import { TelepodError, usageError } from '../protocol/errors.ts';
 import {
   AGENT_PORT_HEADER,
+  ROUTED_INTERCEPT_HEADER,
   AGENT_INJECTION_HEADER,
   INBOUND_HEADER,
   VOLUMES_HEADER,
@@ -39,7 +40,8 @@ import { PROTOCOL_VERSION, TELEPOD_VERSION, versionSkew } from '../protocol/vers
 import type { ClusterInfoSource } from './cluster-info.ts';
 import { parseDestination } from './destinations.ts';
 import { Inbound } from './inbound.ts';
-import type { Injection, Intercepts } from './intercepts.ts';
+import type { Injection } from './injection-registry.ts';
+import type { Intercepts } from './intercepts.ts';
 import { readBody, readJson, reply, replyError, replyJson } from './reply.ts';
 import { Sessions, type SessionRecord } from './sessions.ts';
 
@@ -271,7 +273,8 @@ function agentStream(
     if (volumes !== undefined) return inbound.agentVolumes(stream, injection, streamId(volumes));
     const port = Number(header(headers, AGENT_PORT_HEADER));
     if (!injection.agentPorts.some((p) => p.listen === port)) throw usageError('not a port of this agent');
-    return inbound.agentConnect(stream, injection, port);
+    const routed = header(headers, ROUTED_INTERCEPT_HEADER);
+    return inbound.agentConnect(stream, injection, port, routed === undefined ? undefined : streamId(routed));
   }
   if (headers[':path'] === MANAGER_PATHS.agentWatch && headers[':method'] === 'POST') {
     return readJson(stream, AgentHelloSchema, 'agent hello').then((hello) =>

@@ -34,6 +34,7 @@ export interface ServicePort {
   port: number;
   targetPort?: number | string;
   protocol?: string;
+  appProtocol?: string;
 }
 export type Service = KubeObject & { spec: { selector?: Record<string, string>; ports?: ServicePort[] } };
 

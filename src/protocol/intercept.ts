@@ -16,6 +16,56 @@ export interface InterceptedPort {
   agentPort: number;
 }
 
+/**
+ * Which requests of a port a personal intercept takes (all conditions must hold): a header's
+ * exact value (names in lower case), a path prefix, a method. See {@link routeOrder}.
+ */
+export interface RequestFilter {
+  headers: { name: string; value: string }[];
+  pathPrefix?: string;
+  method?: string;
+}
+
+/**
+ * One intercept on a port whose requests the agent routes one by one (HTTP/1.1, HTTP/2 streams,
+ * upgrades): matching requests go to the intercept's workstation, or, for a mirror, a copy does
+ * while the app answers. A port with no routes but intercepted whole goes to one workstation.
+ */
+export interface PortRoute {
+  /** The intercept's id: the agent's stream for a routed request names it. */
+  intercept: string;
+  /** Absent: every request (only a mirror may take every request while others filter). */
+  filter?: RequestFilter;
+  mirror: boolean;
+}
+
+/**
+ * The order in which routes are tried: the most specific filter first (more conditions, then
+ * the longer path prefix), then the older intercept; the first match takes the request.
+ */
+export function specificity(filter: RequestFilter | undefined): [number, number] {
+  if (!filter) return [0, 0];
+  const conditions = filter.headers.length + (filter.pathPrefix ? 1 : 0) + (filter.method ? 1 : 0);
+  return [conditions, filter.pathPrefix?.length ?? 0];
+}
+
+/** A filter as people read it: `x-dev=alice, path /api, GET`. */
+export function describeFilter(filter: RequestFilter): string {
+  return [
+    ...filter.headers.map((h) => `${h.name}=${h.value}`),
+    ...(filter.pathPrefix ? [`path ${filter.pathPrefix}`] : []),
+    ...(filter.method ? [filter.method] : []),
+  ].join(', ');
+}
+
+/** Sorts routes (given oldest first) into the order the agent tries them. */
+export function routeOrder<T extends { filter?: RequestFilter | undefined }>(routes: T[]): T[] {
+  return routes
+    .map((route, age) => ({ route, age, rank: specificity(route.filter) }))
+    .sort((a, b) => b.rank[0] - a.rank[0] || b.rank[1] - a.rank[1] || a.age - b.age)
+    .map(({ route }) => route);
+}
+
 export interface InterceptInfo {
   id: string;
   mode: InterceptMode;
@@ -25,6 +75,10 @@ export interface InterceptInfo {
   ports: InterceptedPort[];
   /** Who holds it: `user@host` of the session. */
   holder: string;
+  /** A personal intercept: only the requests that match go to the workstation. */
+  filter?: RequestFilter;
+  /** The workstation receives a copy of each (matching) request; the app answers. */
+  mirror?: boolean;
   /** Seconds from the request to the agent being ready. */
   readySeconds?: number;
   /** Set by the daemon: the last problem delivering a connection to the workstation. */
@@ -57,6 +111,9 @@ export interface InterceptHealth {
 export interface InterceptHolder {
   mode: InterceptMode;
   holder: string;
+  /** e.g. `x-dev=alice, path /api, GET`; absent for a whole-port intercept. */
+  filter?: string;
+  mirror?: boolean;
   /** `service:port/name -> localhost:local` */
   ports: string[];
 }
@@ -94,10 +151,12 @@ export const AGENT_CONFIG_ENV = 'TELEPOD_AGENT_CONFIG';
 export const AGENT_POD_ENV = 'TELEPOD_POD_NAME';
 
 /**
- * A line on an agent's watch stream: the ports now intercepted, or a request to serve the
+ * A line on an agent's watch stream: the ports now intercepted whole and those whose requests
+ * it routes one by one (agent port → routes in the order to try), or a request to serve the
  * volume `mounts` over SFTP on a new stream paired by `sftp`.
  */
-export type AgentMessage = { intercepted: number[] } | { sftp: string; mounts: string[] };
+export type AgentMessage =
+  { intercepted: number[]; routes?: Record<string, PortRoute[]> } | { sftp: string; mounts: string[] };
 
 /**
  * Variables an agent does not report: the image's and the shell's own (the node image sets
@@ -126,6 +185,8 @@ export const AGENT_AUDIENCE = 'telepod-agent';
 export const AGENT_TOKEN_DIR = '/var/run/secrets/telepod-agent';
 /** The agent port an inbound connection arrived on. */
 export const AGENT_PORT_HEADER = 'x-telepod-port';
+/** An agent's stream for a routed request (or its mirror copy) names the intercept it is for. */
+export const ROUTED_INTERCEPT_HEADER = 'x-telepod-intercept';
 /** The daemon's CONNECT for an inbound connection names it with this header. */
 export const INBOUND_HEADER = 'x-telepod-inbound';
 /** A volume (SFTP) stream: the daemon's CONNECT names the intercept, the agent's the pairing. */

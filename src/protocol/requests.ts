@@ -45,6 +45,24 @@ export const PortRequestSchema = z.object({
 });
 export type PortRequest = z.infer<typeof PortRequestSchema>;
 
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]{1,128}$/;
+/** A personal intercept's conditions (see RequestFilter); header names in lower case. */
+export const RequestFilterSchema = z.object({
+  headers: z
+    .array(
+      z.object({
+        name: z.string().check(z.regex(HEADER_NAME, 'is not a lower-case HTTP header name')),
+        // Visible ASCII and spaces: what a header value can carry through HTTP/1 and HTTP/2.
+        value: z.string().check(z.regex(/^[ -~]{0,1024}$/, 'is not a printable header value')),
+      }),
+    )
+    .check(z.maxLength(16)),
+  pathPrefix: z.optional(
+    z.string().check(z.regex(/^\/[!-~]{0,1023}$/, 'must start with / and have no spaces')),
+  ),
+  method: z.optional(z.string().check(z.regex(/^[A-Z]{1,16}$/, 'is not an HTTP method in upper case'))),
+});
+
 /** POST /intercepts. The agent's image is the installer's choice, never the request's. */
 export const InterceptRequestSchema = z.object({
   mode: z.enum(INTERCEPT_MODES),
@@ -56,6 +74,10 @@ export const InterceptRequestSchema = z.object({
   container: z.optional(kubeLabel),
   /** How long to wait for the workload's rollout before restoring it. */
   timeoutSeconds: z.optional(z.int().check(z.gte(1), z.lte(3600))),
+  /** A personal intercept: only matching requests (mode intercept only). */
+  filter: z.optional(RequestFilterSchema),
+  /** Copies of the (matching) requests go to the workstation; the app answers (mode intercept only). */
+  mirror: z.optional(z.boolean()),
 });
 export type InterceptRequest = z.infer<typeof InterceptRequestSchema>;
 
@@ -78,7 +100,15 @@ export type AgentHello = z.infer<typeof AgentHelloSchema>;
 
 /** A line on an agent's watch stream (manager → agent). */
 export const AgentMessageSchema = z.union([
-  z.object({ intercepted: z.array(portNumber) }),
+  z.object({
+    intercepted: z.array(portNumber),
+    routes: z.optional(
+      z.record(
+        z.string().check(z.regex(/^\d{1,5}$/)),
+        z.array(z.object({ intercept: uuid, filter: z.optional(RequestFilterSchema), mirror: z.boolean() })),
+      ),
+    ),
+  }),
   z.object({ sftp: uuid, mounts: z.array(z.string().check(z.maxLength(4096))) }),
 ]);
 

@@ -5,7 +5,7 @@ import { version } from '../../package.json';
 export const TELEPOD_VERSION: string = version;
 
 /** Bumped on any incompatible change of the messages in src/protocol. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** A telepod version and its protocol, as each side reports them. */
 export interface Versions {

@@ -6,11 +6,12 @@ import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-ins
 import { isCidr } from '../../kube/subnets.ts';
 import { DAEMON_PATHS, type ConnectRequest, type DaemonStatus } from '../../protocol/daemon-api.ts';
 import { usageError } from '../../protocol/errors.ts';
-import type { InterceptInfo } from '../../protocol/intercept.ts';
+import { describeFilter, type InterceptInfo } from '../../protocol/intercept.ts';
 import type { PortRequest } from '../../protocol/requests.ts';
 import { runChild } from '../child.ts';
 import { discardMount, podEnvironment, podOptions, prepareMount } from '../pod-context.ts';
 import { portCollector } from '../ports.ts';
+import { matchingRequests } from '../request-filter.ts';
 import { callDaemon, clearStaleState, daemonRunning, ensureDaemon, quitDaemon } from '../daemon-client.ts';
 import { loadKubeConfig } from '../../kube/config.ts';
 import { printResult } from '../output.ts';
@@ -58,7 +59,12 @@ export function describeIntercept(i: InterceptInfo): string {
     : i.volumes?.warning
       ? `\n  warning: ${i.volumes.warning}`
       : '';
-  return `${verb} ${i.kind} ${i.namespace}/${i.workload}: ${ports || 'no ports'} (ready in ${i.readySeconds?.toFixed(1)} s)${volumes}`;
+  const which = i.filter ? ` requests with ${describeFilter(i.filter)}` : '';
+  const mirror = i.mirror ? ' (copies; the app answers)' : '';
+  const requests = matchingRequests(i)
+    .map((curl) => `\n  ${i.mirror ? 'mirrored' : 'taken'}: ${curl}`)
+    .join('');
+  return `${verb}${which}${mirror} ${i.kind} ${i.namespace}/${i.workload}: ${ports || 'no ports'} (ready in ${i.readySeconds?.toFixed(1)} s)${volumes}${requests}`;
 }
 
 function interceptLines(s: DaemonStatus): string {

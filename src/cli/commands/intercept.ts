@@ -12,6 +12,7 @@ import { callDaemon, daemonRunning, quitDaemon } from '../daemon-client.ts';
 import { printResult } from '../output.ts';
 import { discardMount, podEnvironment, podOptions, prepareMount } from '../pod-context.ts';
 import { portCollector } from '../ports.ts';
+import { headerCollector, requestFilter } from '../request-filter.ts';
 import type { Program } from '../program.ts';
 import { connect, describeIntercept } from './connect.ts';
 
@@ -39,7 +40,14 @@ function workloadLines(workloads: WorkloadInfo[]): string {
         )
         .join(' ');
       const state = w.intercepts.length
-        ? w.intercepts.map((i) => `${i.mode} by ${i.holder}: ${i.ports.join(', ')}`).join('; ')
+        ? w.intercepts
+            .map((i) => {
+              const how = [i.filter ? `requests with ${i.filter}` : '', i.mirror ? 'mirror' : '']
+                .filter(Boolean)
+                .join(', ');
+              return `${i.mode}${how ? ` (${how})` : ''} by ${i.holder}: ${i.ports.join(', ')}`;
+            })
+            .join('; ')
         : 'not intercepted';
       return `${w.kind.padEnd(11)} ${w.name.padEnd(24)} ${(services || 'no Service').padEnd(32)} ${state}`;
     })
@@ -62,15 +70,32 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
     )
     .option('--service <name>', 'the Service whose port to take, when several select the workload')
     .option('--container <name>', 'the app container (default: the one serving the port)')
-    .option('--timeout <seconds>', 'how long to wait for the workload to roll out', '120');
+    .option('--timeout <seconds>', 'how long to wait for the workload to roll out', '120')
+    .addOption(
+      new Option(
+        '--http-header <name=value>',
+        'intercept only: only requests with this header value come here, the rest go to the app (repeatable: all must match)',
+      )
+        .argParser(headerCollector)
+        .default([] as [string, string][]),
+    )
+    .option('--http-path-prefix <path>', 'intercept only: only requests whose path starts with this')
+    .option('--http-method <method>', 'intercept only: only requests with this method')
+    .option('--mirror', 'intercept only: receive a copy of each (matching) request; the app still answers');
   podOptions(intercept).action(async (workload, command, opts) => {
     const timeout = Number(opts.timeout);
     if (!Number.isInteger(timeout) || timeout < 1 || timeout > 3600)
       throw usageError(`--timeout ${opts.timeout}: expected whole seconds from 1 to 3600`);
     const mount = await prepareMount(opts.mount);
     let connectedHere = false;
+    const filter = requestFilter(opts);
+    const mirror = opts.mirror === true;
+    if (name === 'replace' && (filter || mirror))
+      throw usageError('replace takes every request; filter (--http-*) or mirror with intercept instead');
     const request: DaemonInterceptRequest = {
       mode: name,
+      ...(filter ? { filter } : {}),
+      ...(mirror ? { mirror } : {}),
       workload,
       namespace: program.opts().namespace,
       ports: opts.port,
