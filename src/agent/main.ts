@@ -1,35 +1,42 @@
 // The agent: runs in an intercepted workload's pod (as a sidecar, or in place of the app
 // container) from the in-cluster bundle. It listens on its ports; a connection to a port that a
-// session intercepts goes to the manager as one HTTP/2 stream (and on to the workstation), any
-// other goes to the app's own port in the pod, unchanged. Per-request routing (headers, paths)
-// would sit in `route`, which sees each connection before it is piped anywhere. On request it
-// also serves the container's volume mounts over SFTP (sftp-server.ts).
+// session intercepts whole goes to the manager as one HTTP/2 stream (and on to the
+// workstation); on a port with personal intercepts or mirrors, each request is routed on its
+// own (request-router.ts); any other connection goes to the app's own port in the pod,
+// unchanged. On request it also serves the container's volume mounts over SFTP (sftp-server.ts).
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
+import { Duplex } from 'node:stream';
 import {
   AGENT_CONFIG_ENV,
   AGENT_POD_ENV,
   AGENT_PORT_HEADER,
   AGENT_INJECTION_HEADER,
+  ROUTED_INTERCEPT_HEADER,
   AGENT_TOKEN_DIR,
   UNREPORTED_ENV,
   VOLUMES_HEADER,
   type AgentConfig,
   type AgentMessage,
   type AgentPort,
+  type PortRoute,
 } from '../protocol/intercept.ts';
 import { AgentMessageSchema, type AgentHello } from '../protocol/requests.ts';
 import { endedCleanly, keepAlive } from '../protocol/liveness.ts';
 import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
 import { AppConnections } from './app-connections.ts';
+import { RequestRouter } from './request-router.ts';
 import { serveVolumes } from './sftp-server.ts';
 
 const config = JSON.parse(process.env[AGENT_CONFIG_ENV] ?? '{}') as AgentConfig;
 const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${message}\n`);
 let manager: http2.ClientHttp2Session | undefined;
+/** Ports intercepted whole, and each intercepted port's routes (agent port → routes in order). */
 let intercepted = new Set<number>();
+let routes = new Map<number, PortRoute[]>();
+const routers = new Map<number, RequestRouter>();
 const appConnections = new AppConnections();
 let listening = false;
 
@@ -71,6 +78,53 @@ function toApp(socket: net.Socket, port: AgentPort): void {
   app.once('error', () => socket.resetAndDestroy());
   socket.once('error', () => app.destroy());
   socket.once('close', () => app.destroy());
+}
+
+/** A stream that fails at once (and swallows what is written first): where a routed request cannot go. */
+function failed(reason: string): Duplex {
+  const stream = new Duplex({ read: () => undefined, write: (_chunk, _encoding, done) => done() });
+  process.nextTick(() => stream.destroy(new Error(reason)));
+  return stream;
+}
+
+/** A stream through the manager to the workstation of intercept `id`, for one routed connection. */
+function routedStream(port: AgentPort, id: string): Duplex {
+  if (!manager || manager.destroyed) return failed('the traffic manager is not connected');
+  const stream = manager.request(
+    {
+      ':method': 'CONNECT',
+      ':authority': `agent:${port.listen}`,
+      ...agentHeaders(),
+      [AGENT_PORT_HEADER]: String(port.listen),
+      [ROUTED_INTERCEPT_HEADER]: id,
+    },
+    { endStream: false },
+  );
+  stream.once('response', (headers) => {
+    const status = headers[':status'];
+    if (status !== 200) stream.destroy(new Error(`the traffic manager answered ${status}`));
+  });
+  return stream;
+}
+
+/** The router of a port with personal intercepts or mirrors (one per port, made on first use). */
+function routerFor(port: AgentPort): RequestRouter {
+  let router = routers.get(port.listen);
+  if (!router) {
+    router = new RequestRouter(
+      () => routes.get(port.listen) ?? [],
+      {
+        app: () =>
+          port.forward === undefined
+            ? failed('the app does not listen here')
+            : net.connect({ host: '127.0.0.1', port: port.forward, noDelay: true, allowHalfOpen: true }),
+        workstation: (id) => routedStream(port, id),
+      },
+      log,
+    );
+    routers.set(port.listen, router);
+  }
+  return router;
 }
 
 function toWorkstation(socket: net.Socket, port: AgentPort): void {
@@ -133,11 +187,17 @@ function parsedMessage(line: string): AgentMessage | undefined {
 
 function handle(session: http2.ClientHttp2Session, message: AgentMessage): void {
   if ('sftp' in message) return openVolumes(session, message.sftp, message.mounts);
-  const before = intercepted;
+  const before = new Set(routes.keys());
   intercepted = new Set(message.intercepted);
-  for (const port of intercepted) if (!before.has(port)) appConnections.handOver(port);
-  for (const port of before) if (!intercepted.has(port)) appConnections.stop(port);
-  log(`intercepted ports: ${[...intercepted].join(', ') || 'none'}`);
+  routes = new Map(Object.entries(message.routes ?? {}).map(([port, list]) => [Number(port), list]));
+  // Ports intercepted now (whole or per request): the app's kept-alive connections move over.
+  for (const port of routes.keys()) if (!before.has(port)) appConnections.handOver(port);
+  for (const port of before) if (!routes.has(port)) appConnections.stop(port);
+  for (const [port, router] of routers) if (!routes.has(port)) router.close();
+  const routed = [...routes.keys()].filter((port) => !intercepted.has(port));
+  log(
+    `intercepted ports: ${[...intercepted].join(', ') || 'none'}; routed per request: ${routed.join(', ') || 'none'}`,
+  );
   manager = session;
   if (!listening) listen();
 }
@@ -145,6 +205,7 @@ function handle(session: http2.ClientHttp2Session, message: AgentMessage): void 
 function route(socket: net.Socket, port: AgentPort): void {
   socket.setNoDelay(true);
   if (intercepted.has(port.listen)) toWorkstation(socket, port);
+  else if (routes.get(port.listen)?.length) routerFor(port).handle(socket);
   else toApp(socket, port);
 }
 
@@ -189,6 +250,7 @@ function connect(): void {
   session.once('close', () => {
     clearTimeout(connecting);
     intercepted = new Set();
+    routes = new Map();
     manager = undefined;
     setTimeout(connect, 500);
   });
