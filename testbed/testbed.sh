@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # telepod's testbed: a real one-node Kubernetes (upstream, built from Go modules) in its own
-# network namespace, plus a "workstation" netns that reaches only the API server.
+# network namespace, plus two "workstation" netns that each reach only the API server.
 # Usage: testbed.sh up | down | status [--json] | smoke | build | restart-apiserver     (see testbed/README.md)
 set -euo pipefail
 export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin:$PATH GOTOOLCHAIN=local
@@ -14,6 +14,9 @@ KUBE_VERSION=$(awk '$1=="k8s.io/kubernetes"{print $2; exit}' "$here/kube/go.mod"
 healthy() {
   local name
   for name in $COMPONENTS; do component_alive "$name" || return 1; done
+  # Both workstations (a testbed made before the second one existed is rebuilt by `up`).
+  for name in $WS_NS $WS2_NS; do [ -e "/run/netns/$name" ] || return 1; done
+  [ -f "$WS2_KUBECONFIG" ] || return 1
   apiserver_ready >/dev/null 2>&1 && node_ready 2>/dev/null &&
     [ "$(kctl -n kube-system get deploy coredns -o jsonpath='{.status.readyReplicas}' 2>/dev/null)" = 1 ]
 }
@@ -22,10 +25,10 @@ cmd_status() {
   local ready=false
   healthy && ready=true
   if [ "${1:-}" = --json ]; then
-    printf '{"ready":%s,"kubernetesVersion":"%s","kubeconfig":"%s","kubectl":"%s","workstation":{"netns":"%s","kubeconfig":"%s"},"images":{"node":"%s"}}\n' \
-      "$ready" "$KUBE_VERSION" "$HOST_KUBECONFIG" "$BIN/kubectl" "$WS_NS" "$WS_KUBECONFIG" "$NODE_IMAGE"
+    printf '{"ready":%s,"kubernetesVersion":"%s","kubeconfig":"%s","kubectl":"%s","workstation":{"netns":"%s","kubeconfig":"%s"},"workstation2":{"netns":"%s","kubeconfig":"%s"},"images":{"node":"%s"}}\n' \
+      "$ready" "$KUBE_VERSION" "$HOST_KUBECONFIG" "$BIN/kubectl" "$WS_NS" "$WS_KUBECONFIG" "$WS2_NS" "$WS2_KUBECONFIG" "$NODE_IMAGE"
   else
-    echo "ready: $ready; kubernetes $KUBE_VERSION; kubeconfig $HOST_KUBECONFIG; workstation netns $WS_NS (kubeconfig $WS_KUBECONFIG)"
+    echo "ready: $ready; kubernetes $KUBE_VERSION; kubeconfig $HOST_KUBECONFIG; workstation netns $WS_NS (kubeconfig $WS_KUBECONFIG); workstation 2 netns $WS2_NS (kubeconfig $WS2_KUBECONFIG)"
   fi
 }
 

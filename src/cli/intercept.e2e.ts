@@ -13,7 +13,7 @@ import { openPortForward } from '../kube/portforward.ts';
 import { Tunnel } from '../daemon/tunnel.ts';
 import { MANAGER_PATHS, MANAGER_PORT } from '../protocol/paths.ts';
 import type { InterceptInfo } from '../protocol/intercept.ts';
-import type { DaemonStatus } from '../protocol/daemon-api.ts';
+import { daemonLog, type DaemonStatus } from '../protocol/daemon-api.ts';
 import {
   applyManifest,
   createNamespace,
@@ -529,7 +529,7 @@ test("the intercepted container's environment reaches -- cmd and the env files (
   for (const file of [envFile, envJson]) assert.equal((await stat(file)).mode & 0o777, 0o600);
   const status = await telepod('status', '-o', 'json');
   assert.doesNotMatch(status.stdout + result.stderr, new RegExp(SECRET));
-  assert.doesNotMatch(await readFile('/run/telepod/daemon.log', 'utf8'), new RegExp(SECRET));
+  assert.doesNotMatch(await readFile(daemonLog(), 'utf8'), new RegExp(SECRET));
   await waitUntil('envy to be restored', 60_000, async () => {
     const annotations = await kubectl(tb, [
       '-n',

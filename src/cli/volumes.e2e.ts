@@ -18,7 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { DaemonStatus } from '../protocol/daemon-api.ts';
+import { daemonDir, type DaemonStatus } from '../protocol/daemon-api.ts';
 import type { InterceptInfo } from '../protocol/intercept.ts';
 import {
   applyManifest,
@@ -220,7 +220,7 @@ test('quit unmounts every volume and removes the folder telepod made', async () 
   await telepodOk('quit');
   assert.deepEqual(await sshfsMounts(), []);
   await assert.rejects(stat(root), /ENOENT/);
-  await assert.rejects(stat('/run/telepod/mounts.json'), /ENOENT/); // no state left either
+  await assert.rejects(stat(`${daemonDir()}/mounts.json`), /ENOENT/); // no state left either
 });
 
 test("replace and run --swap-deployment mount the replaced container's volumes too", async () => {

@@ -1,8 +1,8 @@
 // The daemon's control API for the CLI: HTTP/1 with JSON bodies on a unix socket, mode 0600,
 // owned by the invoking user when started through sudo.
-import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { DAEMON_DIR, DAEMON_SOCKET, type DaemonError } from '../protocol/daemon-api.ts';
+import { daemonSocket, type DaemonError } from '../protocol/daemon-api.ts';
 import { ExitCode, TelepodError } from '../protocol/errors.ts';
 
 /** A route's handler gets the parsed JSON body (undefined when empty) and checks it itself. */
@@ -11,9 +11,10 @@ export type Handler = (body: unknown) => Promise<unknown>;
 /** Requests are small JSON documents; anything larger is refused unread. */
 const MAX_BODY_BYTES = 1 << 20;
 
+/** Listens on the daemon socket (the daemon made and checked its directory first). */
 export async function startControlServer(routes: Record<string, Handler>): Promise<http.Server> {
-  mkdirSync(DAEMON_DIR, { recursive: true, mode: 0o755 });
-  rmSync(DAEMON_SOCKET, { force: true });
+  const socket = daemonSocket();
+  rmSync(socket, { force: true });
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -55,10 +56,10 @@ export async function startControlServer(routes: Record<string, Handler>): Promi
       );
     });
   });
-  await new Promise<void>((resolve) => server.listen(DAEMON_SOCKET, resolve));
-  chmodSync(DAEMON_SOCKET, 0o600);
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  chmodSync(socket, 0o600);
   const uid = Number(process.env.SUDO_UID);
   const gid = Number(process.env.SUDO_GID);
-  if (uid > 0) chownSync(DAEMON_SOCKET, uid, gid || uid);
+  if (uid > 0) chownSync(socket, uid, gid || uid);
   return server;
 }

@@ -1,8 +1,11 @@
 // The root daemon: owns every change telepod makes on the workstation and undoes it on quit,
 // on SIGTERM/SIGINT, and (for a predecessor killed with -9) when it starts.
+import { mkdirSync } from 'node:fs';
 import { pino } from 'pino';
 import {
-  DAEMON_LOG,
+  checkDaemonDir,
+  daemonDir,
+  daemonLog,
   DAEMON_PATHS,
   ConnectRequestSchema,
   ContextRequestSchema,
@@ -19,12 +22,15 @@ import { removeCapture } from './nft.ts';
 import { Session } from './session.ts';
 
 export async function runDaemon(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new TelepodError('the telepod daemon must run as root');
+  const dir = daemonDir(); // $TELEPOD_RUN_DIR: one daemon per directory (and network namespace)
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  checkDaemonDir(dir);
   const log = pino(
     { level: process.env.TELEPOD_LOG_LEVEL ?? 'info', base: { proc: 'daemon' } },
     // Synchronous: the daemon logs little, and its last lines must survive process.exit().
-    pino.destination({ dest: DAEMON_LOG, mkdir: true, sync: true }),
+    pino.destination({ dest: daemonLog(), sync: true }),
   );
-  if (process.getuid?.() !== 0) throw new TelepodError('the telepod daemon must run as root');
   await removeCapture(); // leftovers of a daemon that was killed
   await Mounts.clearLeftovers(log);
   let session: Session | undefined;

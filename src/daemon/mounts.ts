@@ -7,13 +7,13 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, rmdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import { DAEMON_DIR, type MountRequest } from '../protocol/daemon-api.ts';
+import { daemonDir, type MountRequest } from '../protocol/daemon-api.ts';
 import type { InterceptInfo } from '../protocol/intercept.ts';
 import type { Tunnel } from './tunnel.ts';
 
 const run = promisify(execFile);
 /** The mount points this daemon made (JSON), kept until they are unmounted. */
-const MOUNTS_FILE = `${DAEMON_DIR}/mounts.json`;
+const mountsFile = (): string => `${daemonDir()}/mounts.json`;
 const MOUNT_TIMEOUT_MS = 10_000;
 const SSHFS_HINT = 'install sshfs and FUSE (Debian/Ubuntu: apt install sshfs)';
 
@@ -58,7 +58,7 @@ async function unmountDir(point: MountPoint): Promise<void> {
 
 function readState(): MountPoint[] {
   try {
-    return JSON.parse(readFileSync(MOUNTS_FILE, 'utf8')) as MountPoint[];
+    return JSON.parse(readFileSync(mountsFile(), 'utf8')) as MountPoint[];
   } catch {
     return [];
   }
@@ -84,13 +84,13 @@ export class Mounts {
       );
       log.info({ dir: point.dir }, 'removed a mount an earlier daemon left');
     }
-    rmSync(MOUNTS_FILE, { force: true });
+    rmSync(mountsFile(), { force: true });
   }
 
   private saveState(): void {
     const points = [...this.mounted.values()].map(({ request: { dir, created } }) => ({ dir, created }));
-    if (points.length) writeFileSync(MOUNTS_FILE, JSON.stringify(points));
-    else rmSync(MOUNTS_FILE, { force: true }); // nothing mounted leaves nothing behind
+    if (points.length) writeFileSync(mountsFile(), JSON.stringify(points));
+    else rmSync(mountsFile(), { force: true }); // nothing mounted leaves nothing behind
   }
 
   /**

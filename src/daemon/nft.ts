@@ -5,7 +5,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { CAPTURE_MARKER } from '../protocol/daemon-api.ts';
+import { captureMarker } from '../protocol/daemon-api.ts';
 
 const run = promisify(execFile);
 export const TABLE = 'telepod';
@@ -74,7 +74,7 @@ export async function installCapture(rules: CaptureRules): Promise<void> {
   }
   await nft(rulesetFor(rules));
   await forgetDnsFlows();
-  writeFileSync(CAPTURE_MARKER, `${process.pid}\n`, { mode: 0o644 });
+  writeFileSync(captureMarker(), `${process.pid}\n`, { mode: 0o644 });
 }
 
 /**
@@ -90,7 +90,7 @@ async function forgetDnsFlows(): Promise<void> {
 async function deleteRules(): Promise<void> {
   await run('nft', ['delete', 'table', 'ip', TABLE]).catch(() => undefined);
   await run('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
-  rmSync(CAPTURE_MARKER, { force: true });
+  rmSync(captureMarker(), { force: true });
 }
 
 /** Removes the table and the bridge (with its routes); nothing to remove is fine. */

@@ -1,14 +1,54 @@
 // The CLI ↔ root daemon API: JSON over HTTP on a unix socket that only root and the invoking
 // user may open.
+import { lstatSync } from 'node:fs';
+import { posix } from 'node:path';
 import type { InterceptInfo } from './intercept.ts';
 import * as z from 'zod/mini';
+import { usageError } from './errors.ts';
 import { InterceptRequestSchema, kubeLabel, kubeName, uuid } from './requests.ts';
 
-export const DAEMON_DIR = '/run/telepod';
-export const DAEMON_SOCKET = `${DAEMON_DIR}/daemon.sock`;
-export const DAEMON_LOG = `${DAEMON_DIR}/daemon.log`;
+export const DEFAULT_DAEMON_DIR = '/run/telepod';
+/** A unix socket's path has room for 107 bytes (sun_path, NUL-terminated). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * The daemon's directory (socket, log, mounts.json, capture marker): `$TELEPOD_RUN_DIR`, default
+ * /run/telepod (empty counts as unset), so that two daemons on one machine, one per network
+ * namespace, keep apart. The CLI and the daemon both read it (sudo keeps it). Anything but an
+ * absolute path without `..` is a usage error.
+ */
+export function daemonDir(env: NodeJS.ProcessEnv = process.env): string {
+  const value = env.TELEPOD_RUN_DIR;
+  if (value === undefined || value === '') return DEFAULT_DAEMON_DIR;
+  if (!value.startsWith('/') || value.split('/').includes('..')) {
+    throw usageError(`TELEPOD_RUN_DIR must be an absolute path without "..", not ${JSON.stringify(value)}`);
+  }
+  const dir = posix.normalize(value).replace(/(?<=.)\/$/, '');
+  if (Buffer.byteLength(`${dir}/daemon.sock`) > MAX_SOCKET_PATH_BYTES) {
+    throw usageError(`TELEPOD_RUN_DIR is too long for a unix socket path in it: ${JSON.stringify(value)}`);
+  }
+  return dir;
+}
+export const daemonSocket = (): string => `${daemonDir()}/daemon.sock`;
+export const daemonLog = (): string => `${daemonDir()}/daemon.log`;
 /** Exists while the daemon's capture rules are installed; left behind only by a crash. */
-export const CAPTURE_MARKER = `${DAEMON_DIR}/capture-installed`;
+export const captureMarker = (): string => `${daemonDir()}/capture-installed`;
+
+/**
+ * The root daemon writes and deletes files in its directory, so only root may change what is
+ * in it: a real directory (no symlink), owned by root, writable by nobody else. Otherwise a
+ * TELEPOD_RUN_DIR chosen by the user (sudo keeps it) could make root write through the user's
+ * symlinks.
+ */
+export function checkDaemonDir(dir: string): void {
+  const st = lstatSync(dir);
+  let problem: string | undefined;
+  if (st.isSymbolicLink()) problem = 'is a symbolic link';
+  else if (!st.isDirectory()) problem = 'is not a directory';
+  else if (st.uid !== 0) problem = 'is not owned by root';
+  else if (st.mode & 0o022) problem = 'is writable by others than root';
+  if (problem) throw usageError(`the telepod daemon's directory ${dir} ${problem} (TELEPOD_RUN_DIR)`);
+}
 
 export const DAEMON_PATHS = {
   connect: '/connect',

@@ -1,5 +1,6 @@
 // Helpers for e2e tests on the testbed: bring it up (or reuse it), run commands in the
-// workstation netns, drive kubectl, and deploy the seed's sample services.
+// workstation netns (or the second one, through secondWorkstation), drive kubectl, and deploy
+// the seed's sample services.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -10,15 +11,28 @@ const run = promisify(execFile);
 const TESTBED_SCRIPT = fileURLToPath(new URL('../testbed.sh', import.meta.url));
 const KUBE_DNS = '10.96.0.10';
 
+const workstationSchema = z.object({ netns: z.string(), kubeconfig: z.string() });
 const statusSchema = z.object({
   ready: z.boolean(),
   kubernetesVersion: z.string(),
   kubeconfig: z.string(),
   kubectl: z.string(),
-  workstation: z.object({ netns: z.string(), kubeconfig: z.string() }),
+  /** The netns (and its kubeconfig) every workstation helper below runs in. */
+  workstation: workstationSchema,
+  /** A second workstation, isolated the same way: see secondWorkstation. */
+  workstation2: workstationSchema,
   images: z.object({ node: z.string() }),
 });
 export type TestbedStatus = z.infer<typeof statusSchema>;
+
+/**
+ * The testbed as seen from the second workstation netns: a copy whose `workstation` is
+ * `workstation2`, so inWorkstation, startInWorkstation, telepodWithEnv… run there. A second
+ * telepod daemon there needs its own TELEPOD_RUN_DIR (telepodWithEnv).
+ */
+export function secondWorkstation(tb: TestbedStatus): TestbedStatus {
+  return { ...tb, workstation: tb.workstation2 };
+}
 
 /**
  * Stops and starts the API server (clients' long-lived streams through it all drop), then waits

@@ -9,7 +9,7 @@ COMPONENTS="etcd kube-apiserver kube-controller-manager kube-scheduler container
 make_pki() { # cached: fixed addresses make the certificates valid for every run
   local stamp
   stamp=$(cat "$CONFIG_DIR/kubeadm.yaml" "$BIN/.tpbed.stamp" | sha256sum | cut -c1-16)
-  if [ "$(cat "$PKI/.stamp" 2>/dev/null)" = "$stamp" ] && [ -f "$WS_KUBECONFIG" ]; then return 0; fi
+  if [ "$(cat "$PKI/.stamp" 2>/dev/null)" = "$stamp" ] && [ -f "$WS_KUBECONFIG" ] && [ -f "$WS2_KUBECONFIG" ]; then return 0; fi
   rm -rf "$PKI" "$KC"
   mkdir -p "$PKI" "$KC"
   "$BIN/kubeadm" init phase certs all --config "$CONFIG_DIR/kubeadm.yaml" >/dev/null
@@ -17,7 +17,8 @@ make_pki() { # cached: fixed addresses make the certificates valid for every run
   "$BIN/kubeadm" kubeconfig user --config "$CONFIG_DIR/kubeadm.yaml" --client-name system:kube-proxy >"$KC/kube-proxy.conf" 2>/dev/null
   sed "s#server: https://.*#server: https://$HOST_NODE_IP:6443#" "$KC/admin.conf" >"$HOST_KUBECONFIG"
   sed "s#server: https://.*#server: https://$WS_NODE_IP:6443#" "$KC/admin.conf" >"$WS_KUBECONFIG"
-  chmod 0644 "$WS_KUBECONFIG" # read by unprivileged tests in the workstation netns too
+  sed "s#server: https://.*#server: https://$WS2_NODE_IP:6443#" "$KC/admin.conf" >"$WS2_KUBECONFIG"
+  chmod 0644 "$WS_KUBECONFIG" "$WS2_KUBECONFIG" # read by unprivileged tests in the workstation netns too
   echo "$stamp" >"$PKI/.stamp"
 }
 

