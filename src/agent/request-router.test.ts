@@ -825,12 +825,10 @@ test(
       toManager.request({ ':method': 'CONNECT', ':authority': `${name}:1` });
     const throughManager = (app: Backend | undefined) => () =>
       Promise.resolve({ app: () => connectTo(app?.port ?? 0), workstation: viaManager });
-    const h1 = await harness(
-      backends.slice(0, 3),
-      [byHeader('a'), byHeader('b')],
-      throughManager(backends[0]),
-    );
+    const h1Routes = [byHeader('a'), byHeader('b')];
+    const h1 = await harness(backends.slice(0, 3), h1Routes, throughManager(backends[0]));
     const h2 = await harness(backends.slice(3), [byHeader('h2a')], throughManager(backends[3]));
+
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const session = http2.connect(`http://127.0.0.1:${h2.port}`);
     try {
@@ -848,6 +846,23 @@ test(
         assert.equal(answer.body.toString(), `${dev ?? 'h2app'} GET /s `);
       }
       assert.equal(connects, 3, 'one HTTP/2 session per workstation');
+      // A request's head and body, or a mirror's copy, written at once: the head arrives whole.
+      const posted = await request(h1.port, {
+        method: 'POST',
+        path: '/p',
+        body: 'to a',
+        headers: { 'x-dev': 'a' },
+      });
+      assert.equal(posted.body, 'a POST /p to a');
+      h1Routes.splice(0, h1Routes.length, intercept('a', undefined, true));
+      const copy = await request(h1.port, { method: 'POST', path: '/c', body: 'copied' });
+      assert.equal(copy.body, 'app POST /c copied');
+      assert.equal((await request(h1.port, { path: '/g' })).body, 'app GET /g ');
+      const copies = [await backends[1]!.next('/c'), await backends[1]!.next('/g')];
+      assert.deepEqual(
+        copies.map((c) => `${c.method} ${c.body.toString()}`),
+        ['POST copied', 'GET '],
+      );
     } finally {
       agent.destroy();
       session.destroy();
