@@ -198,13 +198,15 @@ class Pool extends http.Agent {
   }
 
   override createConnection(): Duplex {
-    const stream = this.open() as Duplex & { ref?: () => void; unref?: () => void };
-    // Node's HTTP client writes a request's head as a latin1 string, corked with its body: an
-    // HTTP/2 stream's writev of strings and buffers together sent a garbled head (Node 20), so
-    // streams that are not sockets (the manager's CONNECT streams) take one chunk at a time.
-    if (!(stream instanceof net.Socket)) Object.assign(stream, { _writev: null });
-    stream.ref ??= () => undefined;
-    stream.unref ??= () => undefined;
+    const stream = this.open();
+    if (!(stream instanceof net.Socket)) {
+      // Node's HTTP client writes a request's head as a latin1 string, corked with its body: an
+      // HTTP/2 stream's writev of strings and buffers together sent a garbled head (Node 20), so
+      // streams that are not sockets (the manager's CONNECT streams) take one chunk at a time.
+      Object.assign(stream, { _writev: null });
+      // The pool refs and unrefs its sockets; a stream may have no such methods.
+      if (!('ref' in stream)) Object.assign(stream, { ref: () => undefined, unref: () => undefined });
+    }
     // The far end closed it (an idle one, typically): so do we, and the pool forgets it.
     stream.once('end', () => stream.end());
     return stream;
