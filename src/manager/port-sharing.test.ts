@@ -3,7 +3,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { InterceptInfo, RequestFilter } from '../protocol/intercept.ts';
-import { agentMessage, notHttpReason, portConflict, type PortHolder } from './port-sharing.ts';
+import {
+  agentMessage,
+  matchesEverything,
+  notHttpReason,
+  portConflict,
+  type PortHolder,
+} from './port-sharing.ts';
 
 let next = 0;
 function holder(
@@ -61,6 +67,20 @@ test('agents get whole-port intercepts apart, and each port routes most specific
     [narrow.info.id, broad.info.id, mirror.info.id],
   );
   assert.deepEqual(message.routes?.['19001'], [{ intercept: whole.info.id, mirror: false }]);
+});
+
+test('a header beats a path: a path or a method alone is everyone', () => {
+  const path = holder('path', { filter: { headers: [], pathPrefix: '/api/v2' } });
+  const header = holder('header', { filter: dev('x') });
+  const method = holder('method', { filter: { ...dev('x'), method: 'POST' } });
+  const message = agentMessage([path, header, method]);
+  assert.deepEqual(
+    message.routes?.['19000']?.map((r) => r.intercept),
+    [method.info.id, header.info.id, path.info.id],
+  );
+  assert.equal(matchesEverything({ headers: [], pathPrefix: '/' }), true);
+  assert.equal(matchesEverything({ headers: [], pathPrefix: '/a' }), false);
+  assert.equal(matchesEverything({ headers: [], method: 'GET' }), false);
 });
 
 test('ports declared as TLS or another protocol cannot be routed per request', () => {

@@ -25,6 +25,11 @@ export interface Wanted {
   mirror?: boolean | undefined;
 }
 
+/** Whether a filter takes every request (no header, no method, no path narrower than `/`). */
+export function matchesEverything(filter: RequestFilter): boolean {
+  return !filter.headers.length && !filter.method && (filter.pathPrefix ?? '/') === '/';
+}
+
 /** Whether an intercept takes requests one by one (a filter or a mirror), not the whole port. */
 export function isRouted(wanted: Wanted): boolean {
   return wanted.filter !== undefined || wanted.mirror === true;

@@ -40,13 +40,14 @@ export interface PortRoute {
 }
 
 /**
- * The order in which routes are tried: the most specific filter first (more conditions, then
- * the longer path prefix), then the older intercept; the first match takes the request.
+ * The order in which routes are tried: the filter with more headers first, then the longer
+ * path prefix, then one with a method, then the older intercept; the first match takes the
+ * request. Headers come first because they are what names a developer: a path or a method
+ * alone is shared by everyone's requests.
  */
-export function specificity(filter: RequestFilter | undefined): [number, number] {
-  if (!filter) return [0, 0];
-  const conditions = filter.headers.length + (filter.pathPrefix ? 1 : 0) + (filter.method ? 1 : 0);
-  return [conditions, filter.pathPrefix?.length ?? 0];
+export function specificity(filter: RequestFilter | undefined): [number, number, number] {
+  if (!filter) return [0, 0, 0];
+  return [filter.headers.length, filter.pathPrefix?.length ?? 0, filter.method ? 1 : 0];
 }
 
 /** A filter as people read it: `x-dev=alice, path /api, GET`. */
@@ -62,7 +63,7 @@ export function describeFilter(filter: RequestFilter): string {
 export function routeOrder<T extends { filter?: RequestFilter | undefined }>(routes: T[]): T[] {
   return routes
     .map((route, age) => ({ route, age, rank: specificity(route.filter) }))
-    .sort((a, b) => b.rank[0] - a.rank[0] || b.rank[1] - a.rank[1] || a.age - b.age)
+    .sort((a, b) => b.rank[0] - a.rank[0] || b.rank[1] - a.rank[1] || b.rank[2] - a.rank[2] || a.age - b.age)
     .map(({ route }) => route);
 }
 
