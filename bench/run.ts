@@ -239,6 +239,27 @@ async function main(): Promise<void> {
     const clusterTtfb = ttfbTelepod;
     await telepod('leave', 'bench-target');
     await telepod('leave', 'bench-target');
+
+    // What a personal intercept costs everyone else: a cluster client's requests without the
+    // header, through the agent's per-request router to the app, against no agent at all.
+    log(`cluster client's TTFB, ${size.sequential} new connections, without and with a personal intercept`);
+    const targetIP = await kubectlGet(tb, NS, ['svc', 'bench-target'], '{.spec.clusterIP}');
+    const inCluster = `http://${targetIP}:8000/`;
+    const warmUp = () => client(NODE_NETNS, 'ttfb', inCluster, 20); // JIT and pools, untimed
+    await warmUp();
+    const noAgent = await client<{ samples: number[] }>(NODE_NETNS, 'ttfb', inCluster, size.sequential);
+    const personal = await telepod(
+      'intercept',
+      'bench-target',
+      '--port',
+      '18100:8000',
+      '--http-header',
+      'x-bench=me',
+    );
+    if (personal.code !== 0) throw new Error(personal.stderr);
+    await warmUp();
+    const filtered = await client<{ samples: number[] }>(NODE_NETNS, 'ttfb', inCluster, size.sequential);
+    await telepod('leave', 'bench-target');
     await telepod('quit');
 
     const ratio = (a: number, b: number) => round(a / b);
@@ -276,6 +297,14 @@ async function main(): Promise<void> {
       interceptTtfbMs: {
         intercepted: latency(interceptedTtfb.samples),
         servedInCluster: latency(clusterTtfb.samples),
+      },
+      personalInterceptTtfbMs: {
+        noIntercept: latency(noAgent.samples),
+        othersRequests: latency(filtered.samples),
+        ratio: {
+          p50: ratio(percentile(filtered.samples, 50), percentile(noAgent.samples, 50)),
+          p99: ratio(percentile(filtered.samples, 99), percentile(noAgent.samples, 99)),
+        },
       },
       rssMB: { daemon: rest.daemon.rssMB, manager: rest.manager.rssMB, agent: agentRest.rssMB },
       underLoad: {
@@ -323,6 +352,11 @@ function table(r: {
   connectS: { warm: number; cold: number };
   interceptS: { withRollout: number; agentPresent: number };
   interceptTtfbMs: { intercepted: { p50: number }; servedInCluster: { p50: number } };
+  personalInterceptTtfbMs: {
+    noIntercept: { p50: number; p99: number };
+    othersRequests: { p50: number; p99: number };
+    ratio: { p50: number; p99: number };
+  };
   rssMB: Record<string, number>;
   goals: Record<string, { goal: string; met: boolean }>;
   kubernetesVersion: string;
@@ -405,6 +439,13 @@ function table(r: {
       '',
       `${r.interceptTtfbMs.servedInCluster.p50}`,
       '',
+    ],
+    [
+      "others' requests under a personal intercept, TTFB p50 / p99 ms (cluster client)",
+      `${r.personalInterceptTtfbMs.othersRequests.p50} / ${r.personalInterceptTtfbMs.othersRequests.p99}`,
+      '',
+      `${r.personalInterceptTtfbMs.noIntercept.p50} / ${r.personalInterceptTtfbMs.noIntercept.p99} (no agent)`,
+      `${r.personalInterceptTtfbMs.ratio.p50}x / ${r.personalInterceptTtfbMs.ratio.p99}x of no agent`,
     ],
     [
       'RSS MB daemon / manager / agent',
