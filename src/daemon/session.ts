@@ -8,7 +8,8 @@ import { isIPv4, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import { loadKubeConfig, type LoadedKubeConfig } from '../kube/config.ts';
+import { kubeConfigFromText, type LoadedKubeConfig } from '../kube/config.ts';
+import { runPluginsAs, sudoUser } from '../kube/credential-plugins.ts';
 import { writeClaims } from '../kube/claims.ts';
 import { explainKubeError } from '../kube/errors.ts';
 import { listWorkloads } from '../kube/workload-list.ts';
@@ -70,7 +71,8 @@ export class Session {
   ) {}
 
   static async open(req: ConnectRequest, log: Logger): Promise<Session> {
-    const loaded = loadKubeConfig(req);
+    const loaded = kubeConfigFromText(req.kubeconfig, req);
+    runPluginsAs(loaded.kc, req.env, sudoUser());
     const server = loaded.kc.getCurrentCluster()!.server;
     return Session.connect(req, loaded, log).catch((err: unknown) => {
       throw explainKubeError(err, server);

@@ -95,7 +95,13 @@ export const LeaveRequestSchema = z.object({
 export type LeaveRequest = z.infer<typeof LeaveRequestSchema>;
 
 export const ConnectRequestSchema = z.object({
-  kubeconfig: z.optional(path),
+  /** The kubeconfig as the CLI loaded and merged it, as the user (JSON or YAML). */
+  kubeconfig: z.string().check(z.minLength(1), z.maxLength(4 << 20)),
+  /** The CLI's environment: exec credential plugins run with it, as the user (never logged). */
+  env: z.record(
+    z.string().check(z.regex(/^[^=\0]{1,1024}$/, 'is not an environment variable name')),
+    z.string().check(z.maxLength(128 * 1024)),
+  ),
   context: z.optional(z.string().check(z.maxLength(1024))),
   namespace: z.optional(kubeLabel),
   alsoProxy: z.array(cidr),

@@ -1,7 +1,6 @@
 // `telepod connect`, `status`, `quit` and `run`: the outbound half of telepod — cluster
 // Services, pod IPs and DNS names reachable from every process on the workstation.
 import { Option, type Command, type OptionValues } from '@commander-js/extra-typings';
-import { homedir } from 'node:os';
 import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-install.ts';
 import { isCidr } from '../../kube/subnets.ts';
 import { DAEMON_PATHS, type ConnectRequest, type DaemonStatus } from '../../protocol/daemon-api.ts';
@@ -94,8 +93,13 @@ export interface ConnectFlags {
 
 export async function connect(program: Program, opts: ConnectFlags) {
   const globals = program.opts();
+  // Read and merged here, as the user (a bad kubeconfig or context fails before anything starts).
+  const { kc } = loadKubeConfig(globals);
   const request: ConnectRequest = {
-    kubeconfig: globals.kubeconfig ?? process.env.KUBECONFIG ?? `${homedir()}/.kube/config`,
+    kubeconfig: kc.exportConfig(),
+    env: Object.fromEntries(
+      Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+    ),
     context: globals.context,
     namespace: globals.namespace,
     alsoProxy: opts.alsoProxy,
@@ -104,7 +108,6 @@ export async function connect(program: Program, opts: ConnectFlags) {
     image: opts.image,
     namespaces: opts.namespaces,
   };
-  loadKubeConfig(request); // a bad kubeconfig or context fails here, before anything starts
   if (await clearStaleState()) warnStale();
   if (globals.output === 'text') process.stderr.write('telepod: starting the daemon and connecting ...\n');
   // Ctrl-C while connecting: undo whatever the daemon did so far and stop it.
