@@ -1,9 +1,8 @@
 // Global flags in kubectl's shape, shared by every command and accepted before or after the
 // command name (commander keeps program options active after the subcommand).
 import { Option, type Command } from '@commander-js/extra-typings';
+import { LOG_LEVELS } from '../protocol/daemon-api.ts';
 import { OUTPUT_FORMATS } from './output.ts';
-
-const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 
 export function addGlobalOptions<C extends Command>(program: C) {
   return program
@@ -12,6 +11,11 @@ export function addGlobalOptions<C extends Command>(program: C) {
     .option('-n, --namespace <ns>', 'the namespace to work in')
     .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('text'))
     .addOption(
-      new Option('--log-level <level>', 'log verbosity on stderr').choices(LOG_LEVELS).default('warn'),
+      new Option(
+        '--log-level <level>',
+        'log verbosity on stderr, and of a daemon this command starts (its log)',
+      )
+        .choices(LOG_LEVELS)
+        .default('warn'),
     );
 }

@@ -29,5 +29,10 @@ export function createProgram(): Program {
   addInterceptCommands(program);
   addInstallCommands(program);
   addVersionCommand(program);
+  // An explicit --log-level also sets the verbosity of a daemon this command starts.
+  program.hook('preAction', () => {
+    if (program.getOptionValueSource('logLevel') === 'cli')
+      process.env.TELEPOD_LOG_LEVEL = program.opts().logLevel;
+  });
   return program;
 }

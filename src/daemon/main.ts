@@ -17,6 +17,7 @@ import {
 import { parseRequest } from '../protocol/requests.ts';
 import { TelepodError } from '../protocol/errors.ts';
 import { startControlServer } from './control.ts';
+import { daemonLogLevel, rotatingDestination } from './log-file.ts';
 import { Mounts } from './mounts.ts';
 import { removeCapture } from './nft.ts';
 import { Session } from './session.ts';
@@ -27,9 +28,8 @@ export async function runDaemon(): Promise<void> {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   checkDaemonDir(dir);
   const log = pino(
-    { level: process.env.TELEPOD_LOG_LEVEL ?? 'info', base: { proc: 'daemon' } },
-    // Synchronous: the daemon logs little, and its last lines must survive process.exit().
-    pino.destination({ dest: daemonLog(), sync: true }),
+    { level: daemonLogLevel(), base: { proc: 'daemon' } },
+    rotatingDestination(daemonLog()).destination,
   );
   await removeCapture(); // leftovers of a daemon that was killed
   await Mounts.clearLeftovers(log);

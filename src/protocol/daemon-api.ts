@@ -50,6 +50,9 @@ export function checkDaemonDir(dir: string): void {
   if (problem) throw usageError(`the telepod daemon's directory ${dir} ${problem} (TELEPOD_RUN_DIR)`);
 }
 
+/** The levels of `--log-level`; the CLI passes an explicit one to the daemon it starts as `$TELEPOD_LOG_LEVEL`. */
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+
 export const DAEMON_PATHS = {
   connect: '/connect',
   status: '/status',
