@@ -2,6 +2,7 @@
 import { Command } from '@commander-js/extra-typings';
 import { TELEPOD_VERSION } from '../protocol/version.ts';
 import { addConnectCommands } from './commands/connect.ts';
+import { addDoctorCommand } from './commands/doctor.ts';
 import { addInstallCommands } from './commands/install.ts';
 import { addInterceptCommands } from './commands/intercept.ts';
 import { addVersionCommand } from './commands/version.ts';
@@ -29,6 +30,7 @@ export function createProgram(): Program {
   addInterceptCommands(program);
   addInstallCommands(program);
   addVersionCommand(program);
+  addDoctorCommand(program);
   // An explicit --log-level also sets the verbosity of a daemon this command starts.
   program.hook('preAction', () => {
     if (program.getOptionValueSource('logLevel') === 'cli')

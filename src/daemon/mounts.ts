@@ -7,13 +7,12 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, rmdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import { daemonDir, type MountRequest } from '../protocol/daemon-api.ts';
+import { mountsFile, type MountRequest } from '../protocol/daemon-api.ts';
 import type { InterceptInfo } from '../protocol/intercept.ts';
 import type { Tunnel } from './tunnel.ts';
 
 const run = promisify(execFile);
 /** The mount points this daemon made (JSON), kept until they are unmounted. */
-const mountsFile = (): string => `${daemonDir()}/mounts.json`;
 const MOUNT_TIMEOUT_MS = 10_000;
 const SSHFS_HINT = 'install sshfs and FUSE (Debian/Ubuntu: apt install sshfs)';
 

@@ -370,8 +370,8 @@ export async function ensureManager(
   }
 }
 
-/** The telepod version the installed manager Deployment says it runs. */
-async function runningVersion(kc: KubeConfig, namespace: string): Promise<string | undefined> {
+/** The telepod version of the manager Deployment in `namespace`, if there is one. */
+export async function runningVersion(kc: KubeConfig, namespace: string): Promise<string | undefined> {
   const deployment = await kc
     .makeApiClient(AppsV1Api)
     .readNamespacedDeployment({ name: NAME, namespace })

@@ -54,11 +54,15 @@ export function agentContainer(spec: AgentSpec): Container {
     // The health port opens once the agent is registered with the manager. Probing an
     // intercepted port instead would send the kubelet's probes to the workstation.
     readinessProbe: { tcpSocket: { port: spec.config.health }, periodSeconds: 1 },
+    // What the Pod Security "restricted" level asks of a container, so that the agent is
+    // admitted wherever the app is.
     securityContext: {
       runAsNonRoot: true,
       runAsUser: 1000,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
     },
   };
 }

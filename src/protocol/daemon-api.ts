@@ -33,6 +33,8 @@ export const daemonSocket = (): string => `${daemonDir()}/daemon.sock`;
 export const daemonLog = (): string => `${daemonDir()}/daemon.log`;
 /** Exists while the daemon's capture rules are installed; left behind only by a crash. */
 export const captureMarker = (): string => `${daemonDir()}/capture-installed`;
+/** The daemon's record of its sshfs mounts, which the next daemon unmounts after a crash. */
+export const mountsFile = (): string => `${daemonDir()}/mounts.json`;
 
 /**
  * The root daemon writes and deletes files in its directory, so only root may change what is
