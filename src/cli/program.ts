@@ -3,6 +3,7 @@ import { Command } from '@commander-js/extra-typings';
 import { TELEPOD_VERSION } from '../protocol/version.ts';
 import { addConnectCommands } from './commands/connect.ts';
 import { addDoctorCommand } from './commands/doctor.ts';
+import { addGatherLogsCommand } from './commands/gather-logs.ts';
 import { addInstallCommands } from './commands/install.ts';
 import { addInterceptCommands } from './commands/intercept.ts';
 import { addVersionCommand } from './commands/version.ts';
@@ -31,6 +32,7 @@ export function createProgram(): Program {
   addInstallCommands(program);
   addVersionCommand(program);
   addDoctorCommand(program);
+  addGatherLogsCommand(program);
   // An explicit --log-level also sets the verbosity of a daemon this command starts.
   program.hook('preAction', () => {
     if (program.getOptionValueSource('logLevel') === 'cli')

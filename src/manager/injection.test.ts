@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AGENT_CONFIG_ENV, AGENT_POD_ENV, type AgentConfig } from '../protocol/intercept.ts';
-import { AGENT_CONTAINER, replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
+import { AGENT_CONTAINER } from '../protocol/intercept.ts';
+import { replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
 import type { Container, Service, Workload } from './workloads.ts';
 
 const agent = {

@@ -5,6 +5,7 @@
 // number is pointed at the agent's port (and pointed back on restore).
 import {
   AGENT_AUDIENCE,
+  AGENT_CONTAINER,
   AGENT_CONFIG_ENV,
   AGENT_POD_ENV,
   AGENT_TOKEN_DIR,
@@ -14,7 +15,6 @@ import {
 import type { Container, ContainerPort, PodTemplate, Service, ServicePort, Workload } from './workloads.ts';
 import { targetOf } from './workloads.ts';
 
-export const AGENT_CONTAINER = 'telepod-agent';
 const BUNDLE_VOLUME = 'telepod-agent-bundle';
 const BUNDLE_DIR = '/opt/telepod-agent';
 const TOKEN_VOLUME = 'telepod-agent-token';

@@ -5,7 +5,7 @@ import { TelepodError } from '../protocol/errors.ts';
 import { FAILING_WAIT_REASONS } from '../protocol/pod-failures.ts';
 import { AGENT_CONFIG_ENV, type AgentConfig } from '../protocol/intercept.ts';
 import type { InterceptRequest } from '../protocol/requests.ts';
-import { AGENT_CONTAINER } from './injection.ts';
+import { AGENT_CONTAINER } from '../protocol/intercept.ts';
 import type { KubeApi, KubeObject } from './kube-api.ts';
 import { podSelector, type Container, type Workload } from './workloads.ts';
 

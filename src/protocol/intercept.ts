@@ -147,6 +147,8 @@ export interface AgentConfig {
   health: number;
 }
 
+/** The agent's container name in a workload's pods. */
+export const AGENT_CONTAINER = 'telepod-agent';
 export const AGENT_CONFIG_ENV = 'TELEPOD_AGENT_CONFIG';
 /** The agent's pod name (downward API), which it reports when it registers. */
 export const AGENT_POD_ENV = 'TELEPOD_POD_NAME';
