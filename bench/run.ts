@@ -245,8 +245,36 @@ async function main(): Promise<void> {
     log(`cluster client's TTFB, ${size.sequential} new connections, without and with a personal intercept`);
     const targetIP = await kubectlGet(tb, NS, ['svc', 'bench-target'], '{.spec.clusterIP}');
     const inCluster = `http://${targetIP}:8000/`;
-    const warmUp = () => client(NODE_NETNS, 'ttfb', inCluster, 20); // JIT and pools, untimed
-    await warmUp();
+    // A leave or an intercept rolls the pods: measure once no old pod is left and 20 new
+    // connections in a row succeed (which also warms up JIT and pools, untimed).
+    const settled = async (agent: boolean) => {
+      await waitUntil(
+        `bench-target's pods ${agent ? 'with' : 'without'} the agent, none terminating`,
+        120_000,
+        async () => {
+          const pods = JSON.parse(
+            await kubectl(tb, ['-n', NS, 'get', 'pods', '-l', 'app=bench-target', '-o', 'json']),
+          ) as {
+            items: { metadata: { deletionTimestamp?: string }; spec: { containers: { name: string }[] } }[];
+          };
+          return (
+            pods.items.length > 0 &&
+            pods.items.every(
+              (p) =>
+                !p.metadata.deletionTimestamp &&
+                p.spec.containers.some((c) => c.name === 'telepod-agent') === agent,
+            )
+          );
+        },
+      );
+      await waitUntil('20 connections in a row to succeed', 60_000, () =>
+        client(NODE_NETNS, 'ttfb', inCluster, 20).then(
+          () => true,
+          () => false,
+        ),
+      );
+    };
+    await settled(false);
     const noAgent = await client<{ samples: number[] }>(NODE_NETNS, 'ttfb', inCluster, size.sequential);
     const personal = await telepod(
       'intercept',
@@ -257,7 +285,7 @@ async function main(): Promise<void> {
       'x-bench=me',
     );
     if (personal.code !== 0) throw new Error(personal.stderr);
-    await warmUp();
+    await settled(true);
     const filtered = await client<{ samples: number[] }>(NODE_NETNS, 'ttfb', inCluster, size.sequential);
     await telepod('leave', 'bench-target');
     await telepod('quit');
