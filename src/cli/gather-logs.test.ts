@@ -2,7 +2,7 @@
 // parts under telepod-logs/.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -17,6 +17,22 @@ test('secret values, bearer tokens and JWTs are redacted; short values are left'
   );
 });
 
+test('a value is also redacted as a JSON string carries it', () => {
+  const secret = 'line one\n"quoted"';
+  assert.equal(redact(JSON.stringify({ env: secret }), [secret]), `{"env":"${REDACTED}"}`);
+});
+
+test('an existing file or link is never written through', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'telepod-archive-'));
+  try {
+    const archive = join(dir, 'logs.tar.gz');
+    symlinkSync('/etc/passwd', archive);
+    assert.throws(() => writeArchive(archive, [{ name: 'a', text: 'b' }], []), /cannot create/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the archive holds each part, redacted, under telepod-logs/', () => {
   const dir = mkdtempSync(join(tmpdir(), 'telepod-archive-'));
   try {
@@ -29,6 +45,7 @@ test('the archive holds each part, redacted, under telepod-logs/', () => {
       ],
       ['s3cr3t-value'],
     );
+    assert.equal(statSync(archive).mode & 0o777, 0o600);
     execFileSync('tar', ['-xzf', archive, '-C', dir]);
     assert.equal(
       readFileSync(join(dir, 'telepod-logs', 'daemon.log'), 'utf8'),

@@ -4,7 +4,16 @@
 // Secrets they reference) and bearer tokens — written as a .tar.gz by the system's tar.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DaemonStatus } from '../protocol/daemon-api.ts';
@@ -20,9 +29,9 @@ export const REDACTED = '[redacted]';
  */
 export function redact(text: string, secrets: string[]): string {
   let out = text;
-  for (const secret of [...new Set(secrets)]
-    .filter((s) => s.length >= 4)
-    .sort((a, b) => b.length - a.length)) {
+  // Each value as it is, and as a JSON string carries it (a log line escapes quotes and newlines).
+  const forms = secrets.filter((s) => s.length >= 4).flatMap((s) => [s, JSON.stringify(s).slice(1, -1)]);
+  for (const secret of [...new Set(forms)].sort((a, b) => b.length - a.length)) {
     out = out.split(secret).join(REDACTED);
   }
   return out
@@ -39,7 +48,7 @@ export interface Gathered {
 async function podLogs(
   kc: KubeConfig,
   namespace: string,
-  selector: { label?: string; container?: string },
+  selector: { label?: string; container?: string; workloads?: string[] },
 ): Promise<Gathered[]> {
   const core = kc.makeApiClient(CoreV1Api);
   const pods = (
@@ -48,6 +57,8 @@ async function podLogs(
   const out: Gathered[] = [];
   for (const pod of pods) {
     const name = pod.metadata?.name ?? '';
+    // A workload's pods are named after it: only the pods of this session's workloads.
+    if (selector.workloads && !selector.workloads.some((w) => name.startsWith(`${w}-`))) continue;
     const containers = (pod.spec?.containers ?? [])
       .map((c) => c.name)
       .filter((c) => !selector.container || c === selector.container);
@@ -82,9 +93,11 @@ export async function clusterLogs(
   await attempt('manager', () =>
     podLogs(kc, managerNamespace, { label: 'app.kubernetes.io/name=telepod-manager' }),
   );
-  for (const namespace of new Set((status?.intercepts ?? []).map((i) => i.namespace))) {
+  const intercepts = status?.intercepts ?? [];
+  for (const namespace of new Set(intercepts.map((i) => i.namespace))) {
+    const workloads = intercepts.filter((i) => i.namespace === namespace).map((i) => i.workload);
     await attempt(`agents in ${namespace}`, () =>
-      podLogs(kc, namespace, { container: AGENT_CONTAINER }).then((logs) => logs),
+      podLogs(kc, namespace, { container: AGENT_CONTAINER, workloads }),
     );
   }
   return parts;
@@ -103,7 +116,10 @@ export function daemonLogs(file: string): Gathered[] {
     });
 }
 
-/** Writes `parts` (redacted of `secrets`) into the .tar.gz `archive`, under a `telepod-logs/` folder. */
+/**
+ * Writes `parts` (redacted of `secrets`) into the .tar.gz `archive`, under a `telepod-logs/`
+ * folder. The archive is created new (never through an existing file or link), mode 0600.
+ */
 export function writeArchive(archive: string, parts: Gathered[], secrets: string[]): void {
   const dir = mkdtempSync(join(tmpdir(), 'telepod-logs-'));
   try {
@@ -113,9 +129,22 @@ export function writeArchive(archive: string, parts: Gathered[], secrets: string
       const safe = part.name.replace(/[^A-Za-z0-9._-]+/g, '_');
       writeFileSync(join(root, safe), redact(part.text, secrets), { mode: 0o600 });
     }
-    const tar = spawnSync('tar', ['-czf', archive, '-C', dir, 'telepod-logs'], { encoding: 'utf8' });
-    if (tar.status !== 0)
-      throw new TelepodError(`cannot write ${archive}: ${tar.stderr || tar.error?.message}`);
+    let out: number;
+    try {
+      out = openSync(archive, 'wx', 0o600);
+    } catch (err) {
+      throw new TelepodError(`cannot create ${archive}: ${(err as Error).message}`);
+    }
+    try {
+      const tar = spawnSync('tar', ['-cz', '-C', dir, 'telepod-logs'], {
+        stdio: ['ignore', out, 'pipe'],
+        encoding: 'utf8',
+      });
+      if (tar.status !== 0)
+        throw new TelepodError(`cannot write ${archive}: ${tar.stderr || tar.error?.message}`);
+    } finally {
+      closeSync(out);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -8,8 +8,8 @@ import { ExitCode, TelepodError } from '../protocol/errors.ts';
 /** A route's handler gets the parsed JSON body (undefined when empty) and checks it itself. */
 export type Handler = (body: unknown) => Promise<unknown>;
 
-/** Requests are small JSON documents; anything larger is refused unread. */
-const MAX_BODY_BYTES = 1 << 20;
+/** Requests are JSON documents (connect's carries the kubeconfig, up to 4 MiB, and the CLI's environment); anything larger is refused unread. */
+const MAX_BODY_BYTES = 8 << 20;
 
 /** Listens on the daemon socket (the daemon made and checked its directory first). */
 export async function startControlServer(routes: Record<string, Handler>): Promise<http.Server> {

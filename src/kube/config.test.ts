@@ -5,7 +5,13 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { kubeConfigFromText, kubeconfigFiles, loadKubeConfig, mergedKubeconfig } from './config.ts';
+import {
+  inlineFiles,
+  kubeConfigFromText,
+  kubeconfigFiles,
+  loadKubeConfig,
+  mergedKubeconfig,
+} from './config.ts';
 import { runPluginsAs } from './credential-plugins.ts';
 
 let dir: string;
@@ -113,32 +119,43 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
   assert.equal(options.headers?.Authorization, 'Bearer token-of-the-user');
 });
 
-test('as root for a sudo user, a plugin runs through setpriv as that user; its own env entries win', () => {
+test('for a sudo user, plugins are spawned as that user; nothing is run or read as root for them', () => {
   const kc = mergedKubeconfig([join(dir, 'users.yaml')]);
-  const exec = {
-    ...(kc.getUser('exec')!.exec as object),
-    args: ['--flag'],
-    env: [{ name: 'HOME', value: '/plugin-home' }],
-  };
+  const exec = { ...(kc.getUser('exec')!.exec as object), env: [{ name: 'HOME', value: '/plugin-home' }] };
   Object.assign(kc.getUser('exec')!, { exec });
+  const spawnBefore = (kc as unknown as { authenticators: { execFn?: unknown }[] }).authenticators.find(
+    (a) => a.execFn,
+  )!.execFn;
   runPluginsAs(kc, { HOME: '/home/dev', AWS_PROFILE: 'dev' }, { uid: 1234, gid: 2345 });
-  const wrapped = kc.getUser('exec')!.exec as {
-    command: string;
-    args: string[];
-    env: { name: string; value: string }[];
-  };
-  assert.equal(wrapped.command, 'setpriv');
-  assert.deepEqual(wrapped.args, [
-    '--reuid',
-    '1234',
-    '--regid',
-    '2345',
-    '--init-groups',
-    '--',
-    join(dir, 'bin/token-plugin'),
-    '--flag',
-  ]);
-  const env = Object.fromEntries(wrapped.env.map((e) => [e.name, e.value]));
-  assert.deepEqual(env, { HOME: '/plugin-home', AWS_PROFILE: 'dev' });
+  const plugin = kc.getUser('exec')!.exec as { command: string; env: { name: string; value: string }[] };
+  assert.equal(plugin.command, join(dir, 'bin/token-plugin'), 'the plugin itself, no root wrapper');
+  assert.deepEqual(Object.fromEntries(plugin.env.map((e) => [e.name, e.value])), {
+    HOME: '/plugin-home',
+    AWS_PROFILE: 'dev',
+  });
+  const spawnAfter = (kc as unknown as { authenticators: { execFn?: unknown }[] }).authenticators.find(
+    (a) => a.execFn,
+  )!.execFn;
+  assert.notEqual(spawnAfter, spawnBefore, 'plugins are spawned by telepod, as the user');
   assert.equal(kc.getUser('plugin')!.exec, undefined, 'users without a plugin are left alone');
+
+  const withFile = mergedKubeconfig([join(dir, 'users.yaml')]);
+  Object.assign(withFile.getCluster('c')!, { caFile: '/etc/shadow' });
+  assert.throws(
+    () => runPluginsAs(withFile, {}, { uid: 1234, gid: 2345 }),
+    /certificate-authority \/etc\/shadow/,
+  );
+  const gcp = mergedKubeconfig([join(dir, 'users.yaml')]);
+  Object.assign(gcp.getUser('plugin')!, { authProvider: { name: 'gcp', config: { 'cmd-path': '/tmp/x' } } });
+  assert.throws(() => runPluginsAs(gcp, {}, { uid: 1234, gid: 2345 }), /auth-provider gcp runs commands/);
+});
+
+test('the CLI puts the files a kubeconfig names into it as data', async () => {
+  await writeFile(join(dir, 'ca.crt'), 'the CA');
+  const kc = mergedKubeconfig([join(dir, 'clusters.yaml')]);
+  Object.assign(kc.getCluster('c')!, { caFile: 'ca.crt' });
+  kc.makePathsAbsolute(dir);
+  inlineFiles(kc);
+  assert.equal(kc.getCluster('c')!.caFile, undefined);
+  assert.equal(Buffer.from(kc.getCluster('c')!.caData!, 'base64').toString(), 'the CA');
 });

@@ -5,7 +5,7 @@
 // daemon the merged text: the daemon never reads the user's kubeconfig by path, and runs exec
 // credential plugins as the user (credential-plugins.ts).
 import { KubeConfig } from '@kubernetes/client-node';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, resolve } from 'node:path';
 import { usageError } from '../protocol/errors.ts';
@@ -73,6 +73,21 @@ function select(kc: KubeConfig, selection: KubeSelection): LoadedKubeConfig {
     throw usageError('the kubeconfig names no current context or cluster');
   const namespace = selection.namespace ?? kc.getContextObject(context)?.namespace ?? 'default';
   return { kc, context, namespace };
+}
+
+/**
+ * Puts the files a kubeconfig names (CA, client certificate and key) into it as data, read by
+ * this process (the user): the root daemon reads no file for them.
+ */
+export function inlineFiles(kc: KubeConfig): void {
+  const data = (file: string) => readFileSync(file).toString('base64');
+  for (const cluster of kc.clusters) {
+    if (cluster.caFile) Object.assign(cluster, { caData: data(cluster.caFile), caFile: undefined });
+  }
+  for (const user of kc.users) {
+    if (user.certFile) Object.assign(user, { certData: data(user.certFile), certFile: undefined });
+    if (user.keyFile) Object.assign(user, { keyData: data(user.keyFile), keyFile: undefined });
+  }
 }
 
 /** Loads the selection's kubeconfig files (as the user running this process). */

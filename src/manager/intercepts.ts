@@ -12,7 +12,14 @@ import { AgentPods } from './agent-pods.ts';
 import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
 import { publishedAnnotations } from './injection-state.ts';
 import { findLeftovers } from './leftovers.ts';
-import { isRouted, matchesEverything, notHttpReason, portConflict, type Wanted } from './port-sharing.ts';
+import {
+  isRouted,
+  matchesEverything,
+  normalizedFilter,
+  notHttpReason,
+  portConflict,
+  type Wanted,
+} from './port-sharing.ts';
 import type { Signer } from './signer.ts';
 import type { SessionRecord } from './sessions.ts';
 import type { KubeApi } from './kube-api.ts';
@@ -104,6 +111,7 @@ export class Intercepts extends InjectionRegistry {
       throw usageError('give at least one port with --port');
     if (isRouted(request) && request.mode !== 'intercept')
       throw usageError('only an intercept can filter requests (--http-*) or mirror them');
+    if (request.filter) request = { ...request, filter: normalizedFilter(request.filter) };
     if (request.filter && !request.mirror && matchesEverything(request.filter))
       throw usageError(
         'this filter matches every request: intercept without --http-* to take the whole port',

@@ -6,6 +6,7 @@ import type { InterceptInfo, RequestFilter } from '../protocol/intercept.ts';
 import {
   agentMessage,
   matchesEverything,
+  normalizedFilter,
   notHttpReason,
   portConflict,
   type PortHolder,
@@ -49,6 +50,10 @@ test('filtered intercepts of different sessions share a port; a whole-port one s
 
 test('the same filter twice, or a second intercept of one session on a port, is refused', () => {
   const a = holder('a', { filter: dev('a') });
+  // Restated, a filter is the same filter: not a more specific one that would take a's requests.
+  const restated = normalizedFilter({ headers: [...dev('a').headers, ...dev('a').headers], pathPrefix: '/' });
+  assert.deepEqual(restated, dev('a'));
+  assert.match(portConflict([a], { filter: restated }, 'session-b', 'p') ?? '', /same filter by a/);
   assert.match(portConflict([a], { filter: dev('a') }, 'session-b', 'p') ?? '', /same filter by a/);
   assert.match(portConflict([a], { filter: dev('c') }, 'session-a', 'p') ?? '', /by this session/);
   // A mirror of the same filter is not a twin: it takes nothing away.

@@ -25,9 +25,30 @@ export interface Wanted {
   mirror?: boolean | undefined;
 }
 
+/**
+ * A filter in its one canonical form: a header condition given twice counts once, and a path
+ * prefix `/` (which every path has) is no condition. Rules and ranks are applied to this form,
+ * so that restating someone's filter is the same filter, not a more specific one.
+ */
+export function normalizedFilter(filter: RequestFilter): RequestFilter {
+  const seen = new Set<string>();
+  const headers = filter.headers.filter((h) => {
+    const key = `${h.name}\n${h.value}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  return {
+    headers,
+    ...(filter.pathPrefix && filter.pathPrefix !== '/' ? { pathPrefix: filter.pathPrefix } : {}),
+    ...(filter.method ? { method: filter.method } : {}),
+  };
+}
+
 /** Whether a filter takes every request (no header, no method, no path narrower than `/`). */
 export function matchesEverything(filter: RequestFilter): boolean {
-  return !filter.headers.length && !filter.method && (filter.pathPrefix ?? '/') === '/';
+  const { headers, method, pathPrefix } = normalizedFilter(filter);
+  return !headers.length && !method && !pathPrefix;
 }
 
 /** Whether an intercept takes requests one by one (a filter or a mirror), not the whole port. */

@@ -12,7 +12,7 @@ import { discardMount, podEnvironment, podOptions, prepareMount } from '../pod-c
 import { portCollector } from '../ports.ts';
 import { matchingRequests } from '../request-filter.ts';
 import { callDaemon, clearStaleState, daemonRunning, ensureDaemon, quitDaemon } from '../daemon-client.ts';
-import { loadKubeConfig } from '../../kube/config.ts';
+import { inlineFiles, loadKubeConfig } from '../../kube/config.ts';
 import { printResult } from '../output.ts';
 import type { Program } from '../program.ts';
 import { namespacesOption } from './install.ts';
@@ -95,10 +95,14 @@ export async function connect(program: Program, opts: ConnectFlags) {
   const globals = program.opts();
   // Read and merged here, as the user (a bad kubeconfig or context fails before anything starts).
   const { kc } = loadKubeConfig(globals);
+  inlineFiles(kc); // certificates and keys as data: the root daemon reads no file for the user
   const request: ConnectRequest = {
     kubeconfig: kc.exportConfig(),
+    // For exec credential plugins; a value over 128 KiB is no credential setting.
     env: Object.fromEntries(
-      Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+      Object.entries(process.env).filter(
+        (entry): entry is [string, string] => entry[1] !== undefined && entry[1].length <= 128 * 1024,
+      ),
     ),
     context: globals.context,
     namespace: globals.namespace,

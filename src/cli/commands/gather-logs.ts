@@ -1,6 +1,7 @@
 // `telepod gather-logs [--file telepod-logs.tar.gz]`: the logs and state a bug report needs, in
 // one archive, secrets redacted (src/cli/gather-logs.ts). `-o` stays the output format of every
 // command, so the archive is named with --file.
+import { TelepodError } from '../../protocol/errors.ts';
 import type { PodContext } from '../../protocol/intercept.ts';
 import { DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-install.ts';
 import { loadKubeConfig } from '../../kube/config.ts';
@@ -25,10 +26,15 @@ export function addGatherLogsCommand(program: Program): void {
       // The intercepted pods' environment values hold the Secrets they reference: none may leave.
       const secrets: string[] = [];
       for (const intercept of status?.intercepts ?? []) {
+        // Without the values to redact, nothing is written (fail closed).
         const context = await callDaemon<PodContext>(DAEMON_PATHS.context, { id: intercept.id }).catch(
-          () => undefined,
+          (err: Error) => {
+            throw new TelepodError(
+              `cannot read the environment of the intercept of ${intercept.workload} to redact it (${err.message}); nothing was written`,
+            );
+          },
         );
-        secrets.push(...Object.values(context?.env ?? {}));
+        secrets.push(...Object.values(context.env));
       }
       const parts: Gathered[] = [
         ...daemonLogs(daemonLog()),
