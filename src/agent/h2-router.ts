@@ -1,12 +1,13 @@
 // HTTP/2 with prior knowledge (h2c, as gRPC speaks it) on a routed port: Node's HTTP/2 server
-// takes the client's connection, and each stream goes, over one HTTP/2 session per destination,
-// to the app or to the workstation its route names (headers, body both ways with backpressure,
-// trailers), while mirrors get a copy.
+// takes the client's connection, and each stream goes to the app or to the workstation its route
+// names (headers, body both ways with backpressure, trailers), over an HTTP/2 session of that
+// client session's own per destination (so that one client's streams or GOAWAY never hold up or
+// fail another's), while mirrors get a copy (over sessions per destination, shared).
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { PortRoute } from '../protocol/intercept.ts';
 import { HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
-import { failureText, MIRROR_TIMEOUT_MS, type RouterContext } from './route-context.ts';
+import { failureText, MIRROR_TIMEOUT_MS, takeSlots, type RouterContext } from './route-context.ts';
 import type { RequestView } from './route-match.ts';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
@@ -25,9 +26,21 @@ const NO_DATE = { sendDate: false };
 /** Routes the streams of h2c client connections. */
 export class H2Router {
   private readonly server = http2.createServer();
-  private readonly sessions = new Map<string | undefined, http2.ClientHttp2Session>();
+  /** Mirror copies' sessions, shared by all client sessions. */
+  private readonly sessions: Sessions = new Map();
+  /** Each client session's own sessions upstream: one client's streams never hold up another's. */
+  private readonly clients = new Map<http2.Http2Session, Sessions>();
 
   constructor(private readonly context: RouterContext) {
+    this.server.on('session', (client: http2.ServerHttp2Session) => {
+      const sessions: Sessions = new Map();
+      this.clients.set(client, sessions);
+      client.once('close', () => {
+        this.clients.delete(client);
+        for (const session of sessions.values()) session.close();
+        sessions.clear();
+      });
+    });
     // Node passes the raw headers too (not in its types): they keep repeated fields apart.
     this.server.on(
       'stream',
@@ -43,12 +56,15 @@ export class H2Router {
 
   /** Closes the upstream sessions once their streams are done; new streams open new ones. */
   close(): void {
-    for (const session of this.sessions.values()) session.close();
-    this.sessions.clear();
+    for (const sessions of [this.sessions, ...this.clients.values()]) {
+      for (const session of sessions.values()) session.close();
+      sessions.clear();
+    }
   }
 
-  private session(intercept: string | undefined): http2.ClientHttp2Session {
-    const existing = this.sessions.get(intercept);
+  /** The session to `intercept` (undefined: the app) in `sessions`, opened if need be. */
+  private session(intercept: string | undefined, sessions = this.sessions): http2.ClientHttp2Session {
+    const existing = sessions.get(intercept);
     if (existing && !existing.closed && !existing.destroyed) return existing;
     // A workstation is a round trip away: large windows, as on the manager connection itself.
     const far = intercept !== undefined;
@@ -58,12 +74,12 @@ export class H2Router {
     });
     if (far) session.once('connect', () => session.setLocalWindowSize(HTTP2_CONNECTION_WINDOW));
     const forget = () => {
-      if (this.sessions.get(intercept) === session) this.sessions.delete(intercept);
+      if (sessions.get(intercept) === session) sessions.delete(intercept);
     };
     session.on('error', forget); // its streams fail with it, and answer for it
     session.once('goaway', forget);
     session.once('close', forget);
-    this.sessions.set(intercept, session);
+    sessions.set(intercept, session);
     return session;
   }
 
@@ -79,7 +95,9 @@ export class H2Router {
     const bodyless = stream.endAfterHeaders;
     let upstream: http2.ClientHttp2Stream;
     try {
-      upstream = this.session(intercept).request(outgoing, {
+      const sessions = this.clients.get(stream.session as http2.Http2Session);
+      if (!sessions) throw new Error('the client session is closed');
+      upstream = this.session(intercept, sessions).request(outgoing, {
         endStream: bodyless,
         waitForTrailers: !bodyless,
       });
@@ -126,16 +144,20 @@ export class H2Router {
     headers: http2.OutgoingHttpHeaders,
     mirrors: PortRoute[],
   ): void {
+    // Slots first: a body is held only for mirrors that take a copy.
+    const slots = takeSlots(this.context, mirrors);
+    if (!slots.length) return;
     const send = (body: Buffer | undefined) => {
-      if (body) for (const { intercept } of mirrors) this.copy(intercept, headers, body);
+      for (const [intercept, free] of slots) {
+        if (body) this.copy(intercept, headers, body, free);
+        else free();
+      }
     };
     if (stream.endAfterHeaders) send(Buffer.alloc(0));
     else this.context.collectBody(stream, send);
   }
 
-  private copy(intercept: string, headers: http2.OutgoingHttpHeaders, body: Buffer): void {
-    const free = this.context.mirrorSlot(intercept);
-    if (!free) return;
+  private copy(intercept: string, headers: http2.OutgoingHttpHeaders, body: Buffer, free: () => void): void {
     let copy: http2.ClientHttp2Stream;
     try {
       copy = this.session(intercept).request(headers, { endStream: body.length === 0 });
@@ -153,6 +175,9 @@ export class H2Router {
     if (body.length) copy.end(body);
   }
 }
+
+/** Sessions upstream by intercept (undefined: the app). */
+type Sessions = Map<string | undefined, http2.ClientHttp2Session>;
 
 /**
  * Pipes the body of `from` into `to`, created with `waitForTrailers`, then the trailers of

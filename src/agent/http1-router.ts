@@ -1,13 +1,14 @@
 // HTTP/1.1 on a routed port: Node's HTTP server machinery reads the client's connection
-// (keep-alive, pipelining, chunked bodies, 100-continue), and each request goes, over pooled
-// keep-alive connections, to the app or to the workstation its route names, while mirrors get a
-// copy. An upgrade (WebSocket) or a CONNECT takes the rest of its connection, raw, to where its
-// request goes.
+// (keep-alive, pipelining, chunked bodies, 100-continue), and each request goes, one at a time
+// per client connection and over that connection's own kept-alive upstream connections, to the
+// app or to the workstation its route names, while mirrors get a copy. An upgrade (WebSocket)
+// or a CONNECT takes the rest of its connection, raw, to where its request goes, once agreed.
 import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { PortRoute } from '../protocol/intercept.ts';
-import { failureText, MIRROR_TIMEOUT_MS, splice, type RouterContext } from './route-context.ts';
+import { ParseGate } from './parse-gate.ts';
+import { failureText, MIRROR_TIMEOUT_MS, splice, takeSlots, type RouterContext } from './route-context.ts';
 import type { RequestView } from './route-match.ts';
 
 /** Headers that only concern one hop, besides those the Connection header names. */
@@ -18,8 +19,81 @@ const FRAMING = new Set(['content-length', 'transfer-encoding']);
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
 /** Request and response heads up to this size pass (Node's default is 16 KiB). */
 const MAX_HEADER_SIZE = 64 * 1024;
-/** How long a client connection may stay idle between requests. */
-const CLIENT_KEEP_ALIVE_MS = 65_000;
+/** How long a client connection may take to send a complete request head (after it connects, or after the last answer). */
+export const HEAD_TIMEOUT_MS = 30_000;
+/** Requests of one client connection parsed and waiting for the one before them to be answered. */
+const MAX_QUEUED = 64;
+
+/** One client connection: its requests, handled one at a time, and its own upstream connections. */
+class Conversation {
+  readonly gate: ParseGate;
+  private readonly queue: (() => void)[] = [];
+  private busy = false;
+  private readonly pools = new Map<string | undefined, Pool>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    client: Duplex,
+    private readonly context: RouterContext,
+    private readonly headTimeoutMs: number,
+  ) {
+    this.gate = new ParseGate(client, () => this.queue.length === 0);
+    this.gate.on('error', () => undefined); // Node's server, or a tunnel, ends it
+    this.gate.once('close', () => {
+      clearTimeout(this.timer);
+      this.queue.length = 0;
+      for (const pool of this.pools.values()) pool.destroy();
+      this.pools.clear();
+    });
+    this.awaitHead();
+  }
+
+  /** Runs `task` (a request's whole handling) after the requests before it; it calls `done` when answered. */
+  enqueue(task: () => void): void {
+    clearTimeout(this.timer);
+    if (this.queue.length >= MAX_QUEUED) return void this.gate.destroy();
+    this.queue.push(task);
+    this.next();
+  }
+
+  /** The request being handled is answered: on to the next one. */
+  done(): void {
+    this.busy = false;
+    this.next();
+  }
+
+  /** The connection to `intercept`'s workstation (undefined: the app) of this client connection. */
+  pool(intercept: string | undefined): Pool {
+    let pool = this.pools.get(intercept);
+    if (!pool) {
+      pool = new Pool(() => this.context.connect(intercept), 1);
+      this.pools.set(intercept, pool);
+    }
+    return pool;
+  }
+
+  /** Closes idle upstream connections now, busy ones once their request is done. */
+  retire(): void {
+    for (const pool of this.pools.values()) pool.retire();
+    this.pools.clear();
+  }
+
+  private next(): void {
+    if (this.busy || this.gate.destroyed) return;
+    const task = this.queue.shift();
+    if (task) {
+      this.busy = true;
+      task();
+    } else this.awaitHead();
+    this.gate.pump();
+  }
+
+  /** The client has so long to send its next complete request head. */
+  private awaitHead(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.gate.destroy(), this.headTimeoutMs).unref();
+  }
+}
 
 /** Routes the requests of HTTP/1 client connections. */
 export class Http1Router {
@@ -28,32 +102,48 @@ export class Http1Router {
     requireHostHeader: false,
     requestTimeout: 0,
   });
+  /** Mirror copies' connections, shared by all client connections. */
   private readonly pools = new Map<string | undefined, Pool>();
+  private readonly conversations = new Map<Duplex, Conversation>();
 
-  constructor(private readonly context: RouterContext) {
-    this.server.keepAliveTimeout = CLIENT_KEEP_ALIVE_MS;
-    const forward = (req: http.IncomingMessage, res: http.ServerResponse) => this.forward(req, res);
+  constructor(
+    private readonly context: RouterContext,
+    private readonly headTimeoutMs = HEAD_TIMEOUT_MS,
+  ) {
+    // Node tells clients (Keep-Alive: timeout=…) how long an idle connection stays open.
+    this.server.keepAliveTimeout = headTimeoutMs;
+    const handle = (req: http.IncomingMessage, task: () => void) => {
+      const conversation = this.conversations.get(req.socket);
+      if (conversation) conversation.enqueue(task);
+      else req.socket.destroy();
+    };
+    const forward = (req: http.IncomingMessage, res: http.ServerResponse) =>
+      handle(req, () => this.forward(req, res));
     this.server.on('request', forward);
     this.server.on('checkContinue', forward);
     this.server.on('checkExpectation', forward);
     const tunnel = (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
-      this.tunnel(req, socket, head);
+      handle(req, () => this.tunnel(req, socket, head));
     this.server.on('upgrade', tunnel);
     this.server.on('connect', tunnel);
   }
 
   /** Serves a client connection (paused, its first bytes unread) until it closes. */
   serve(client: Duplex): void {
-    this.server.emit('connection', client);
-    client.resume();
+    const conversation = new Conversation(client, this.context, this.headTimeoutMs);
+    this.conversations.set(conversation.gate, conversation);
+    conversation.gate.once('close', () => this.conversations.delete(conversation.gate));
+    this.server.emit('connection', conversation.gate);
   }
 
   /** Closes idle upstream connections now, busy ones once their request is done. */
   close(): void {
     for (const pool of this.pools.values()) pool.retire();
     this.pools.clear();
+    for (const conversation of this.conversations.values()) conversation.retire();
   }
 
+  /** The pool of mirror copies to `intercept`. */
   private pool(intercept: string | undefined): Pool {
     let pool = this.pools.get(intercept);
     if (!pool) {
@@ -76,15 +166,17 @@ export class Http1Router {
     if (!framed && !BODYLESS_METHODS.has(method)) headers.push('Content-Length', '0');
     if (mirrors.length) this.mirror(req, method, headers, bodyless, mirrors);
 
+    const conversation = this.conversations.get(req.socket);
     let upstream: http.ClientRequest | undefined;
     res.once('close', () => {
       if (!res.writableFinished) upstream?.destroy();
+      conversation?.done();
     });
     const send = (retry: boolean) => {
       let request: http.ClientRequest;
       try {
         request = upstream = http.request({
-          agent: this.pool(intercept),
+          agent: conversation?.pool(intercept) ?? this.pool(intercept),
           method,
           path: req.url,
           headers,
@@ -132,8 +224,14 @@ export class Http1Router {
     const copyHeaders = pairs(headers)
       .filter(([name]) => name.toLowerCase() !== 'expect')
       .flat();
+    // Slots first: a body is held only for mirrors that take a copy.
+    const slots = takeSlots(this.context, mirrors);
+    if (!slots.length) return;
     const send = (body: Buffer | undefined) => {
-      if (body) for (const { intercept } of mirrors) this.copy(intercept, method, req.url, copyHeaders, body);
+      for (const [intercept, free] of slots) {
+        if (body) this.copy(intercept, method, req.url, copyHeaders, body, free);
+        else free();
+      }
     };
     if (bodyless) send(Buffer.alloc(0));
     else this.context.collectBody(req, send);
@@ -145,9 +243,8 @@ export class Http1Router {
     path: string | undefined,
     headers: string[],
     body: Buffer,
+    free: () => void,
   ): void {
-    const free = this.context.mirrorSlot(intercept);
-    if (!free) return;
     let copy: http.ClientRequest;
     try {
       copy = http.request({
@@ -171,18 +268,108 @@ export class Http1Router {
     copy.end(body);
   }
 
-  /** An upgrade or CONNECT: the rest of the connection goes raw to where the request goes. */
+  /**
+   * An upgrade or CONNECT: the request goes to where its route says, and only once the far end
+   * agreed (101 to an upgrade, 2xx to a CONNECT) does the rest of the connection go there raw.
+   * Any other answer goes to the client, whose connection then closes: its next requests must
+   * be routed on their own, never follow this one.
+   */
   private tunnel(req: http.IncomingMessage, client: Duplex, head: Buffer): void {
-    client.on('error', () => undefined); // splice ends the upstream side
-    if (client instanceof net.Socket) client.setTimeout(0); // no keep-alive timeout any more
+    client.on('error', () => undefined); // splice or the end of the answer ends it
+    if (client instanceof net.Socket || client instanceof ParseGate) client.setTimeout(0); // no keep-alive timeout any more
     const intercept = this.context.choose(view(req)).take?.intercept;
-    const upstream = this.context.connect(intercept);
-    const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
-    for (const [name, value] of pairs(req.rawHeaders)) lines.push(`${name}: ${value}`);
-    upstream.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
-    if (head.length) upstream.write(head);
-    splice(client, upstream, (reason) => failureText(intercept, reason));
+    const method = req.method ?? 'GET';
+    const fail = (reason: string) => {
+      if (!client.writable) return void client.destroy();
+      const text = failureText(intercept, reason);
+      client.end(
+        `HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+          `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+      );
+    };
+    let upstream: http.ClientRequest;
+    try {
+      upstream = http.request({
+        createConnection: () => prepare(this.context.connect(intercept)),
+        method,
+        path: req.url,
+        headers: req.rawHeaders.slice(),
+        setHost: false,
+        maxHeaderSize: MAX_HEADER_SIZE,
+      });
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+    let answered = false;
+    client.once('close', () => {
+      if (!answered) upstream.destroy();
+    });
+    upstream.on('error', (err) => {
+      if (!answered) fail(err.message);
+    });
+    const agreed = (answer: http.IncomingMessage, socket: Duplex, upstreamHead: Buffer) => {
+      answered = true;
+      const status = answer.statusCode ?? 0;
+      const ok = method === 'CONNECT' ? status >= 200 && status < 300 : status === 101;
+      if (!ok) return refused(answer, socket, upstreamHead);
+      client.write(headOf(answer), 'latin1');
+      if (upstreamHead.length) client.write(upstreamHead);
+      if (head.length) socket.write(head);
+      splice(client, socket);
+    };
+    // A CONNECT's answer, whatever its status, comes as 'connect' with the raw rest of the
+    // connection (an upgrade's only when it is a 101): a refusal's body is what follows.
+    const refused = (answer: http.IncomingMessage, socket: Duplex, upstreamHead: Buffer) => {
+      // Its body, if any, is whatever the far end sends until it closes (or the client does).
+      client.write(headOf(answer, ['content-length', 'transfer-encoding']), 'latin1');
+      if (upstreamHead.length) client.write(upstreamHead);
+      socket.on('error', () => client.destroy());
+      socket.pipe(client);
+      client.once('close', () => socket.destroy());
+      client.resume(); // whatever else it sends is not wanted
+    };
+    upstream.on('upgrade', agreed);
+    upstream.on('connect', agreed);
+    upstream.on('response', (answer) => {
+      // Not an upgrade: the answer, with its body, goes to the client, which may not go on.
+      answered = true;
+      // Unframed (no length), its body ends with the connection.
+      client.write(headOf(answer, ['transfer-encoding']), 'latin1');
+      answer.on('error', () => client.destroy());
+      answer.pipe(client);
+      client.once('close', () => answer.destroy());
+      client.resume(); // whatever else it sends is not wanted
+    });
+    upstream.end();
   }
+}
+
+/**
+ * The status line and headers of `answer`: as they came for a tunnel that is agreed (`dropped`
+ * absent), else without hop-by-hop headers and those in `dropped`, and closing the connection.
+ */
+function headOf(answer: http.IncomingMessage, dropped?: readonly string[]): string {
+  const fields = dropped ? pairs(endToEnd(answer.rawHeaders, dropped)) : pairs(answer.rawHeaders);
+  if (dropped) fields.push(['Connection', 'close']);
+  const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`];
+  for (const [name, value] of fields) lines.push(`${name}: ${value}`);
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
+/**
+ * Makes a stream that is not a socket (an HTTP/2 stream through the manager) fit for Node's
+ * HTTP client: what the client calls on a socket and the stream lacks does nothing.
+ */
+function prepare(stream: Duplex): Duplex {
+  if (!(stream instanceof net.Socket)) {
+    // Node's HTTP client writes a request's head as a latin1 string, corked with its body: an
+    // HTTP/2 stream's writev of strings and buffers together sent a garbled head (Node 20), so
+    // streams that are not sockets (the manager's CONNECT streams) take one chunk at a time.
+    Object.assign(stream, { _writev: null });
+    // The pool refs and unrefs its sockets; a stream may have no such methods.
+    if (!('ref' in stream)) Object.assign(stream, { ref: () => undefined, unref: () => undefined });
+  }
+  return stream;
 }
 
 /**
@@ -193,20 +380,15 @@ export class Http1Router {
 class Pool extends http.Agent {
   private retired = false;
 
-  constructor(private readonly open: () => Duplex) {
-    super({ keepAlive: true });
+  constructor(
+    private readonly open: () => Duplex,
+    maxSockets?: number,
+  ) {
+    super({ keepAlive: true, maxSockets });
   }
 
   override createConnection(): Duplex {
-    const stream = this.open();
-    if (!(stream instanceof net.Socket)) {
-      // Node's HTTP client writes a request's head as a latin1 string, corked with its body: an
-      // HTTP/2 stream's writev of strings and buffers together sent a garbled head (Node 20), so
-      // streams that are not sockets (the manager's CONNECT streams) take one chunk at a time.
-      Object.assign(stream, { _writev: null });
-      // The pool refs and unrefs its sockets; a stream may have no such methods.
-      if (!('ref' in stream)) Object.assign(stream, { ref: () => undefined, unref: () => undefined });
-    }
+    const stream = prepare(this.open());
     // The far end closed it (an idle one, typically): so do we, and the pool forgets it.
     stream.once('end', () => stream.end());
     return stream;

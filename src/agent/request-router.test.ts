@@ -12,7 +12,7 @@ import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { test } from 'node:test';
 import { routeOrder, type PortRoute } from '../protocol/intercept.ts';
-import { chooseRoutes, RequestRouter, type RouteTargets } from './request-router.ts';
+import { chooseRoutes, RequestRouter, type RouterOptions, type RouteTargets } from './request-router.ts';
 
 /** A request as a test server received it. */
 interface Received {
@@ -188,6 +188,7 @@ async function targetsFor(backends: Backend[]): Promise<RouteTargets> {
 
 interface Harness {
   port: number;
+  router: RequestRouter;
   log: string[];
   close: () => Promise<void>;
 }
@@ -197,6 +198,7 @@ async function harness(
   backends: Backend[],
   routes: PortRoute[],
   targets?: (backends: Backend[]) => Promise<RouteTargets>,
+  options?: RouterOptions,
 ): Promise<Harness> {
   const closers: (() => Promise<void>)[] = [];
   for (const backend of backends) {
@@ -209,6 +211,7 @@ async function harness(
     () => routes,
     await (targets ?? targetsFor)(backends),
     (m) => log.push(m),
+    options,
   );
   const front = await listen(net.createServer({ allowHalfOpen: true }, (socket) => router.handle(socket)));
   const close = async () => {
@@ -216,7 +219,7 @@ async function harness(
     await front.close();
     await Promise.all(closers.map((closer) => closer()));
   };
-  return { port: front.port, log, close };
+  return { port: front.port, router, log, close };
 }
 
 const intercept = (id: string, filter?: PortRoute['filter'], mirror = false): PortRoute => ({
@@ -408,6 +411,64 @@ test('HTTP/1: pipelined requests are answered in order by the right servers', LI
   }
 });
 
+test(
+  'HTTP/1: 500 pipelined requests are answered in order, one at a time over one app connection',
+  LIMIT,
+  async () => {
+    const app = h1Backend('app');
+    let open = 0;
+    let most = 0;
+    app.server.on('connection', (socket: net.Socket) => {
+      most = Math.max(most, ++open);
+      socket.once('close', () => open--);
+    });
+    const h = await harness([app], [byHeader('a')]);
+    try {
+      const socket = connectTo(h.port);
+      const count = 500;
+      let requests = '';
+      for (let i = 0; i < count; i++) {
+        requests += `GET /p${i} HTTP/1.1\r\nHost: web\r\n${i === count - 1 ? 'Connection: close\r\n' : ''}\r\n`;
+      }
+      socket.write(requests);
+      const text = await readAll(socket);
+      const bodies = [...text.matchAll(/\r\n\r\n(app GET \/p\d+ )/g)].map((match) => match[1]);
+      assert.deepEqual(
+        bodies,
+        Array.from({ length: count }, (_, i) => `app GET /p${i} `),
+      );
+      assert.equal(most, 1, 'the app saw one connection from the agent at a time');
+    } finally {
+      await h.close();
+    }
+  },
+);
+
+test('HTTP/1: two client connections never share an upstream app connection', LIMIT, async () => {
+  const app = new Backend(
+    'app',
+    http.createServer((req, res) => {
+      req.resume();
+      req.once('end', () => res.end(String(req.socket.remotePort)));
+    }),
+  );
+  const h = await harness([app], []);
+  const agents = [1, 2].map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  try {
+    const seen: string[][] = [[], []];
+    for (const i of [0, 1, 0, 1, 0, 1]) {
+      seen[i]?.push((await request(h.port, { agent: agents[i], path: `/c${i}` })).body);
+    }
+    const [first = [], second = []] = seen;
+    assert.equal(new Set(first).size, 1, 'client 1 kept its upstream connection');
+    assert.equal(new Set(second).size, 1, 'client 2 kept its upstream connection');
+    assert.notEqual(first[0], second[0], 'the clients had different upstream connections');
+  } finally {
+    for (const agent of agents) agent.destroy();
+    await h.close();
+  }
+});
+
 test('HTTP/1: chunked bodies, Expect: 100-continue and trailers pass', LIMIT, async () => {
   const [app, a] = [h1Backend('app'), h1Backend('a')];
   const h = await harness([app, a], [byHeader('a')]);
@@ -503,6 +564,46 @@ test('HTTP/1: an upgrade takes its connection to the server its header names', L
     await h.close();
   }
 });
+
+test(
+  'HTTP/1: an upgrade its server refuses (200, not 101) closes the connection: later requests never follow it',
+  LIMIT,
+  async () => {
+    const app = h1Backend('app');
+    // Answers every request, upgrades included, with a plain 200, keeping the connection.
+    const a = new Backend(
+      'a',
+      net.createServer((socket) => {
+        socket.on('error', () => undefined);
+        let buffered = '';
+        socket.on('data', (data: Buffer) => {
+          buffered += data.toString('latin1');
+          for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
+            const [method = '', url = ''] = buffered.slice(0, end).split(' ');
+            buffered = buffered.slice(end + 4);
+            a.record({ method, url, rawHeaders: [], body: Buffer.alloc(0) });
+            const body = url === '/ws' ? 'no thanks' : `a ${method} ${url}`;
+            socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+          }
+        });
+      }),
+    );
+    const h = await harness([app, a], [byHeader('a')]);
+    try {
+      const socket = connectTo(h.port);
+      socket.write(
+        'GET /ws HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nx-dev: a\r\n\r\n',
+      );
+      assert.match(await readUntil(socket, 'no thanks'), /^HTTP\/1\.1 200 .*\r\n\r\nno thanks$/s);
+      socket.write('GET /next HTTP/1.1\r\nHost: web\r\n\r\n');
+      const rest = await readAll(socket);
+      assert.ok(!rest.includes('a GET /next'), rest);
+      assert.ok(!a.received.some((received) => received.url === '/next'), 'the next request did not reach a');
+    } finally {
+      await h.close();
+    }
+  },
+);
 
 test(
   'HTTP/1: a client silent for a while before its first request is still routed per request',
@@ -636,6 +737,38 @@ test(
   },
 );
 
+test(
+  'HTTP/1: a client slow to send a complete request head is cut off, also between requests',
+  LIMIT,
+  async () => {
+    const app = h1Backend('app');
+    const h = await harness([app], [byHeader('a')], undefined, { headTimeoutMs: 300 });
+    const partial = connectTo(h.port);
+    partial.write('GET /slow HTTP/1.1\r\nHost: web\r\n');
+    const trickle = setInterval(() => partial.write('x-a: b\r\n'), 50);
+    /** Resolves when `socket` closes, reset (its unread bytes cut off) or not. */
+    const closed = (socket: net.Socket) => {
+      socket.on('error', () => undefined);
+      socket.once('end', () => socket.destroy());
+      return new Promise((resolve) => socket.once('close', resolve));
+    };
+    try {
+      const started = Date.now();
+      await closed(partial);
+      await closed(connectTo(h.port)); // silent
+      const idle = connectTo(h.port);
+      idle.write('GET /once HTTP/1.1\r\nHost: web\r\n\r\n');
+      assert.match(await readAll(idle), /\r\n\r\napp GET \/once $/);
+      assert.ok(Date.now() - started < 5_000);
+      assert.ok(!app.received.some((received) => received.url === '/slow'));
+    } finally {
+      clearInterval(trickle);
+      partial.destroy();
+      await h.close();
+    }
+  },
+);
+
 test('HTTP/1: a client that goes away aborts its request upstream', LIMIT, async () => {
   const [app, a] = [h1Backend('app'), h1Backend('a')];
   const h = await harness([app, a], [byHeader('a')]);
@@ -705,6 +838,42 @@ test(
 );
 
 test(
+  'HTTP/1 mirror: stalled uploads holding every mirror slot keep others from being held for copies',
+  LIMIT,
+  async () => {
+    const [app, m] = [h1Backend('app'), h1Backend('m')];
+    const h = await harness([app, m], [intercept('m', undefined, true)]);
+    const stalled: net.Socket[] = [];
+    try {
+      const part = 10_000;
+      for (let i = 0; i < 32; i++) {
+        const socket = connectTo(h.port);
+        socket.on('error', () => undefined);
+        socket.write(`POST /stalled${i} HTTP/1.1\r\nHost: web\r\nContent-Length: 100000\r\n\r\n`);
+        socket.write(Buffer.alloc(part, 'x'));
+        stalled.push(socket);
+      }
+      while (h.router.mirrorBytesHeld < 32 * part) await new Promise((resolve) => setTimeout(resolve, 10));
+      const body = Buffer.alloc(200_000, 'y');
+      for (let i = 0; i < 5; i++) {
+        const answer = await request(h.port, { method: 'POST', path: `/more${i}`, body });
+        assert.equal(answer.body, `app POST /more${i} ${body.length} bytes`);
+        assert.ok(h.router.mirrorBytesHeld <= 32 * part, `${h.router.mirrorBytesHeld} bytes held`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.ok(!m.received.some((received) => received.url.startsWith('/more')), 'no slot, no copy');
+      for (const socket of stalled) socket.destroy();
+      while (h.router.mirrorBytesHeld > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      await request(h.port, { method: 'POST', path: '/later', body: 'x' });
+      assert.equal((await m.next('/later')).body.toString(), 'x', 'slots freed by aborted uploads');
+    } finally {
+      for (const socket of stalled) socket.destroy();
+      await h.close();
+    }
+  },
+);
+
+test(
   'HTTP/2: streams of one session go to the servers their headers name; cancels pass on',
   LIMIT,
   async () => {
@@ -743,6 +912,29 @@ test(
     }
   },
 );
+
+test("HTTP/2: a client holding all the app's streams does not hold up another client", LIMIT, async () => {
+  const app = h2Backend('app');
+  app.server.on('listening', () =>
+    (app.server as http2.Http2Server).updateSettings({ maxConcurrentStreams: 10 }),
+  );
+  const h = await harness([app], [byHeader('a')]);
+  const [first, second] = [1, 2].map(() => http2.connect(`http://127.0.0.1:${h.port}`));
+  try {
+    for (let i = 0; i < 10; i++) first?.request({ ':path': '/hang' }).on('error', () => undefined);
+    while (app.received.filter((received) => received.url === '/hang').length < 10)
+      await once(app.events, 'request');
+    const answer = h2Request(second as http2.ClientHttp2Session, { ':path': '/other' });
+    const late = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error('no answer in 3 s')), 3_000).unref(),
+    );
+    assert.equal((await Promise.race([answer, late])).body.toString(), 'app GET /other ');
+  } finally {
+    first?.destroy();
+    second?.destroy();
+    await h.close();
+  }
+});
 
 test('HTTP/2: a gRPC call is routed by its metadata, with its trailers', LIMIT, async () => {
   const [app, a, b] = [h2Backend('app'), h2Backend('a'), h2Backend('b')];

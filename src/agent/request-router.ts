@@ -10,25 +10,34 @@
 // - TLS is not terminated: HTTPS and gRPC over TLS reach the app whole, unfiltered. So does a
 //   connection whose first request has a method Node's HTTP parser does not know.
 // - The protocol is decided once per connection, and an upgrade (WebSocket, h2c upgrade) or a
-//   CONNECT takes the rest of its connection to where its own request goes, unmirrored.
+//   CONNECT takes the rest of its connection to where its own request goes, unmirrored, once
+//   the far end agreed (101; 2xx to a CONNECT): any other answer is passed on and the client's
+//   connection closed. Bytes the client sends after an upgrade's head (a body) go upstream only
+//   after the 101.
+// - A client that says nothing, to an app that says nothing either, is cut off after 30 s.
 // - A client silent for a second gets a connection to the app opened, in case the app speaks
 //   first; if the client then sends HTTP, the app sees that connection close unused.
 // - HTTP/1: Node's parser is strict (a malformed request gets a 400 the app might have
 //   tolerated); heads up to 64 KiB; requests go upstream as HTTP/1.1; informational answers
 //   other than 100 Continue (102, 103) are not passed on; an HTTP/1.0 client gets no trailers;
-//   a client's FIN aborts its requests in flight (as with Node, nginx or Go behind it); an idle
-//   client connection is closed after 65 s.
+//   a client's FIN aborts its requests in flight (as with Node, nginx or Go behind it); a client
+//   connection is closed when a complete request head takes over 30 s to come (after it
+//   connected or after its last answer: idle connections too). Each client connection's
+//   requests go one at a time (pipelined ones are read ahead by at most 64), over its own
+//   upstream connection per destination, closed with it.
+// - HTTP/2: each client session has its own upstream session per destination.
 // - An HTTP/1 request without a body is sent again once when a kept-alive upstream connection
 //   turns out to be closed as it is reused; one with a body gets a 502.
 // - HTTP/2: extended CONNECT (RFC 8441) is not offered; server push is refused.
 // - Mirrors get a copy once the request's body has arrived, without its trailers; a body over
-//   1 MiB, copies beyond 32 in flight per intercept and copies unanswered in 30 s are dropped.
+//   1 MiB or taking over 30 s to arrive, copies beyond 32 in flight (body being received
+//   included) per intercept and copies unanswered in 30 s are dropped.
 import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { PortRoute } from '../protocol/intercept.ts';
 import { H2Router } from './h2-router.ts';
-import { Http1Router } from './http1-router.ts';
+import { HEAD_TIMEOUT_MS, Http1Router } from './http1-router.ts';
 import { RouterContext, splice } from './route-context.ts';
 
 export { chooseRoutes } from './route-match.ts';
@@ -75,9 +84,19 @@ function protocolOf(bytes: Buffer): Protocol | undefined {
   return partial ? undefined : 'other';
 }
 
+/** Settings, for tests. */
+export interface RouterOptions {
+  /**
+   * How long a client may take to send its first bytes (when the app does not speak first
+   * either) and each complete HTTP/1 request head, after it connected or after its last answer.
+   */
+  headTimeoutMs?: number;
+}
+
 /** Routes the connections of one port, request by request. */
 export class RequestRouter {
   private readonly context: RouterContext;
+  private readonly headTimeoutMs: number;
   private readonly http1: Http1Router;
   private readonly h2: H2Router;
 
@@ -85,11 +104,17 @@ export class RequestRouter {
    * `routes()` is called per request and returns the port's current routes, already in the
    * order to try (first matching non-mirror route wins).
    */
-  constructor(routes: () => PortRoute[], targets: RouteTargets, log: (message: string) => void) {
+  constructor(
+    routes: () => PortRoute[],
+    targets: RouteTargets,
+    log: (message: string) => void,
+    options: RouterOptions = {},
+  ) {
+    this.headTimeoutMs = options.headTimeoutMs ?? HEAD_TIMEOUT_MS;
     const connect = (intercept: string | undefined) =>
       intercept === undefined ? targets.app() : targets.workstation(intercept);
     this.context = new RouterContext(routes, connect, log);
-    this.http1 = new Http1Router(this.context);
+    this.http1 = new Http1Router(this.context, this.headTimeoutMs);
     this.h2 = new H2Router(this.context);
   }
 
@@ -104,6 +129,7 @@ export class RequestRouter {
     const serve = (protocol: Protocol, why?: string) => {
       detecting = false;
       clearTimeout(silence);
+      clearTimeout(deadline);
       client.pause();
       client.off('data', onData);
       client.off('end', onEnd);
@@ -128,8 +154,11 @@ export class RequestRouter {
     const onClose = () => {
       detecting = false;
       clearTimeout(silence);
+      clearTimeout(deadline);
       app?.destroy();
     };
+    // Neither the client nor the app said enough in time: the connection is given up.
+    const deadline = setTimeout(() => client.destroy(), this.headTimeoutMs).unref();
     const silence = setTimeout(() => {
       const opened = (app = this.context.connect(undefined));
       const forget = () => {
@@ -147,6 +176,11 @@ export class RequestRouter {
     client.on('data', onData);
     client.once('end', onEnd);
     client.once('close', onClose);
+  }
+
+  /** The bytes of request bodies held now to be copied to mirrors. */
+  get mirrorBytesHeld(): number {
+    return this.context.heldForMirrors;
   }
 
   /** Closes idle pooled upstream connections (called when the port's routes change or the agent stops). */

@@ -20,6 +20,8 @@ const NOTE_INTERVAL_MS = 60_000;
 export class RouterContext {
   private readonly inFlight = new Map<string, number>();
   private readonly noted = new Map<string, number>();
+  /** The bytes of request bodies held to be copied to mirrors. */
+  heldForMirrors = 0;
 
   /**
    * @param routes the port's routes, in the order to try them
@@ -87,25 +89,55 @@ export class RouterContext {
 
   /**
    * Calls `done` with the whole body of `request` once it has arrived, to copy it to mirrors,
-   * or with undefined when it is longer than a copy may be. Only observes: whoever else reads
-   * `request` is unaffected.
+   * or with undefined when it is longer than a copy may be, does not arrive within
+   * MIRROR_TIMEOUT_MS, or never does (the request is aborted). Only observes: whoever else
+   * reads `request` is unaffected. Call it only with mirror slots taken: they bound what it holds.
    */
   collectBody(request: Readable, done: (body: Buffer | undefined) => void): void {
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] = [];
     let size = 0;
+    let finished = false;
+    /** Lets go of what is held. */
+    const drop = () => {
+      request.off('data', onData);
+      this.heldForMirrors -= chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+      chunks = [];
+    };
+    const finish = (body: Buffer | undefined) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      drop();
+      done(body);
+    };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= MIRROR_BODY_LIMIT) return void chunks.push(chunk);
-      request.off('data', onData);
-      chunks.length = 0;
+      if (size > MIRROR_BODY_LIMIT) return drop();
+      this.heldForMirrors += chunk.length;
+      chunks.push(chunk);
     };
+    const timer = setTimeout(() => {
+      this.note('mirror-slow', 'a request body that took over 30 s to arrive is not mirrored');
+      finish(undefined);
+    }, MIRROR_TIMEOUT_MS).unref();
     request.on('data', onData);
     request.once('end', () => {
-      if (size <= MIRROR_BODY_LIMIT) return done(Buffer.concat(chunks));
+      if (size <= MIRROR_BODY_LIMIT) return finish(Buffer.concat(chunks));
       this.note('mirror-size', `a request body over ${MIRROR_BODY_LIMIT / 1024 / 1024} MiB is not mirrored`);
-      done(undefined);
+      finish(undefined);
     });
+    request.once('close', () => finish(undefined));
   }
+}
+
+/** A mirror slot for each of `mirrors` that has one free: the intercept and the function freeing it. */
+export function takeSlots(context: RouterContext, mirrors: readonly PortRoute[]): [string, () => void][] {
+  const slots: [string, () => void][] = [];
+  for (const { intercept } of mirrors) {
+    const free = context.mirrorSlot(intercept);
+    if (free) slots.push([intercept, free]);
+  }
+  return slots;
 }
 
 /** The text of the 502 answer when the destination of a request failed. */
