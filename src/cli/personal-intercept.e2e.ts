@@ -214,6 +214,7 @@ after(async () => {
   await Promise.all([telepod(alice, 'quit'), telepod(bob, 'quit')]);
   await deleteNamespace?.();
   await Promise.all([rm(alice.log, { force: true }), rm(bob.log, { force: true })]);
+  await rm(bob.env.TELEPOD_RUN_DIR!, { recursive: true, force: true }); // the second daemon's folder
 });
 
 test('two developers hold personal intercepts of one port: each gets their requests, the app the rest', async (t) => {
