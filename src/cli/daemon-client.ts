@@ -11,11 +11,15 @@ import {
   daemonLog,
   DAEMON_PATHS,
   daemonSocket,
+  PROGRESS_MEDIA_TYPE,
   type DaemonError,
+  type DaemonProgressLine,
   type DaemonStatus,
 } from '../protocol/daemon-api.ts';
 import { TelepodError } from '../protocol/errors.ts';
+import type { Progress } from './progress.ts';
 
+/** Calls the daemon; it answers the value or a DaemonError, thrown here as a TelepodError. */
 export async function callDaemon<T>(path: string, body?: unknown): Promise<T> {
   const socketPath = daemonSocket();
   return new Promise((resolve, reject) => {
@@ -33,6 +37,48 @@ export async function callDaemon<T>(path: string, body?: unknown): Promise<T> {
   });
 }
 
+/**
+ * Calls the daemon for a long operation, showing its steps on `progress` as they begin; the
+ * last step ends as done or failed with the call.
+ */
+export async function callDaemonWithProgress<T>(path: string, body: unknown, progress: Progress): Promise<T> {
+  const outcome = await new Promise<DaemonProgressLine>((resolve, reject) => {
+    const req = http.request(
+      { socketPath: daemonSocket(), path, method: 'POST', headers: { accept: PROGRESS_MEDIA_TYPE } },
+      (res) => {
+        let pending = '';
+        let last: DaemonProgressLine | undefined;
+        res.setEncoding('utf8');
+        res.on('data', (text: string) => {
+          const lines = (pending + text).split('\n');
+          pending = lines.pop()!;
+          for (const line of lines.filter(Boolean)) {
+            last = JSON.parse(line) as DaemonProgressLine;
+            if ('step' in last) progress.step(last.step);
+          }
+        });
+        res.on('end', () => {
+          if (res.statusCode !== 200) {
+            // Refused before the call began (e.g. unknown path): a plain DaemonError.
+            const error = JSON.parse(pending || '{}') as DaemonError;
+            return resolve({ failure: error });
+          }
+          if (last && !('step' in last)) resolve(last);
+          else reject(new TelepodError('the telepod daemon ended the call without an answer'));
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  }).catch((err: unknown) => {
+    progress.end(false);
+    throw err;
+  });
+  progress.end(!('failure' in outcome));
+  if ('failure' in outcome) throw new TelepodError(outcome.failure.error, outcome.failure.exitCode);
+  return (outcome as { result: T }).result;
+}
+
 export async function daemonRunning(): Promise<boolean> {
   daemonDir(); // a bad TELEPOD_RUN_DIR is the user's error, not "no daemon"
   return callDaemon(DAEMON_PATHS.status).then(
@@ -41,7 +87,8 @@ export async function daemonRunning(): Promise<boolean> {
   );
 }
 
-export async function ensureDaemon(): Promise<void> {
+/** Starts the root daemon unless one runs (through sudo when not root), reporting it as a step. */
+export async function ensureDaemon(progress?: Progress): Promise<void> {
   if (await daemonRunning()) return;
   const dir = daemonDir();
   const command = [process.execPath, process.argv[1]!, 'daemon'];
@@ -62,6 +109,7 @@ export async function ensureDaemon(): Promise<void> {
   const [file, ...args] = root
     ? command
     : ['sudo', '-n', '--preserve-env=TELEPOD_LOG_LEVEL,TELEPOD_RUN_DIR', ...command];
+  progress?.step('starting the telepod daemon'); // after sudo's prompt, never over it
   const child = spawn(file!, args, { detached: true, stdio: ['ignore', 'ignore', stderr] });
   child.unref();
   const deadline = Date.now() + 15_000;

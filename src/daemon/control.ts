@@ -1,12 +1,28 @@
 // The daemon's control API for the CLI: HTTP/1 with JSON bodies on a unix socket, mode 0600,
-// owned by the invoking user when started through sudo.
+// owned by the invoking user when started through sudo. A caller that accepts
+// PROGRESS_MEDIA_TYPE gets the steps of a long call as they begin, one JSON line each.
 import { chmodSync, chownSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { daemonSocket, type DaemonError } from '../protocol/daemon-api.ts';
+import {
+  daemonSocket,
+  PROGRESS_MEDIA_TYPE,
+  type DaemonError,
+  type DaemonProgressLine,
+} from '../protocol/daemon-api.ts';
 import { ExitCode, TelepodError } from '../protocol/errors.ts';
 
-/** A route's handler gets the parsed JSON body (undefined when empty) and checks it itself. */
-export type Handler = (body: unknown) => Promise<unknown>;
+/** Tells the caller that a step of a long call begins (e.g. "waiting for the traffic manager pod"). */
+export type ProgressStep = (step: string) => void;
+
+/**
+ * A route's handler gets the parsed JSON body (undefined when empty) and checks it itself; it
+ * reports the steps of a long call through `step`.
+ */
+export type Handler = (body: unknown, step: ProgressStep) => Promise<unknown>;
+
+function failure(err: Error): DaemonError {
+  return { error: err.message, exitCode: err instanceof TelepodError ? err.exitCode : 1 };
+}
 
 /** Requests are JSON documents (connect's carries the kubeconfig, up to 4 MiB, and the CLI's environment); anything larger is refused unread. */
 const MAX_BODY_BYTES = 8 << 20;
@@ -46,13 +62,21 @@ export async function startControlServer(routes: Record<string, Handler>): Promi
           exitCode: ExitCode.usage,
         } satisfies DaemonError);
       }
-      handler(body).then(
-        (value) => send(200, value ?? {}),
+      if (req.headers.accept !== PROGRESS_MEDIA_TYPE) {
+        handler(body, () => undefined).then(
+          (value) => send(200, value ?? {}),
+          (err: Error) => send(500, failure(err)),
+        );
+        return;
+      }
+      res.writeHead(200, { 'content-type': PROGRESS_MEDIA_TYPE });
+      const line = (value: DaemonProgressLine) => {
+        if (!res.writableEnded) res.write(`${JSON.stringify(value)}\n`);
+      };
+      handler(body, (step) => line({ step })).then(
+        (value) => res.end(`${JSON.stringify({ result: value ?? {} } satisfies DaemonProgressLine)}\n`),
         (err: Error) =>
-          send(500, {
-            error: err.message,
-            exitCode: err instanceof TelepodError ? err.exitCode : 1,
-          } satisfies DaemonError),
+          res.end(`${JSON.stringify({ failure: failure(err) } satisfies DaemonProgressLine)}\n`),
       );
     });
   });

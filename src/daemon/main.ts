@@ -54,9 +54,9 @@ export async function runDaemon(): Promise<void> {
     [DAEMON_PATHS.status]: () =>
       session?.status() ??
       Promise.resolve({ connected: false, daemonPid: process.pid } satisfies DaemonStatus),
-    [DAEMON_PATHS.connect]: async (body) => {
+    [DAEMON_PATHS.connect]: async (body, step) => {
       if (session) return session.status();
-      connecting ??= Session.open(parseRequest(ConnectRequestSchema, body, 'connect request'), log);
+      connecting ??= Session.open(parseRequest(ConnectRequestSchema, body, 'connect request'), log, step);
       try {
         session = await connecting;
         const status = await session.status();
@@ -66,8 +66,8 @@ export async function runDaemon(): Promise<void> {
         connecting = undefined;
       }
     },
-    [DAEMON_PATHS.intercept]: async (body) =>
-      connected().intercept(parseRequest(DaemonInterceptRequestSchema, body, 'intercept request')),
+    [DAEMON_PATHS.intercept]: async (body, step) =>
+      connected().intercept(parseRequest(DaemonInterceptRequestSchema, body, 'intercept request'), step),
     [DAEMON_PATHS.leave]: async (body) =>
       connected().leave(parseRequest(LeaveRequestSchema, body, 'leave request')),
     [DAEMON_PATHS.context]: async (body) =>

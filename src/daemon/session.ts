@@ -15,6 +15,7 @@ import { explainKubeError } from '../kube/errors.ts';
 import { listWorkloads } from '../kube/workload-list.ts';
 import { ensureManager, managerObjects, readManagerBundle } from '../kube/manager-install.ts';
 import { waitForManagerPod } from '../kube/manager-pods.ts';
+import { followRollout } from '../kube/rollout-progress.ts';
 import { openPortForward } from '../kube/portforward.ts';
 import { applyProxyFlags } from '../kube/subnets.ts';
 import type {
@@ -26,6 +27,7 @@ import type {
 import { usageError } from '../protocol/errors.ts';
 import type { InterceptHealth, InterceptInfo, PodContext, WorkloadInfo } from '../protocol/intercept.ts';
 import { MANAGER_PATHS, MANAGER_PORT } from '../protocol/paths.ts';
+import type { ProgressStep } from './control.ts';
 import { startDnsServer, type DnsServer } from './dns.ts';
 import { InboundHandler } from './inbound.ts';
 import { installCapture, removeCapture } from './nft.ts';
@@ -70,32 +72,48 @@ export class Session {
     readonly notices: string[],
   ) {}
 
-  static async open(req: ConnectRequest, log: Logger): Promise<Session> {
+  /** Connects; `step` hears of each step as it begins (see the CLI's progress). */
+  static async open(req: ConnectRequest, log: Logger, step: ProgressStep): Promise<Session> {
     const loaded = kubeConfigFromText(req.kubeconfig, req);
     runPluginsAs(loaded.kc, req.env, sudoUser());
     const server = loaded.kc.getCurrentCluster()!.server;
-    return Session.connect(req, loaded, log).catch((err: unknown) => {
+    return Session.connect(req, loaded, log, step).catch((err: unknown) => {
       throw explainKubeError(err, server);
     });
   }
 
-  private static async connect(req: ConnectRequest, loaded: LoadedKubeConfig, log: Logger): Promise<Session> {
+  private static async connect(
+    req: ConnectRequest,
+    loaded: LoadedKubeConfig,
+    log: Logger,
+    step: ProgressStep,
+  ): Promise<Session> {
     const { kc, context, namespace } = loaded;
     const objects = managerObjects(readManagerBundle(), req.image, req.managerNamespace, req.namespaces);
     const notices: string[] = [];
-    const version = await ensureManager(kc, objects, (message) => {
-      log.warn(message);
-      notices.push(message);
-    });
+    step(`checking the traffic manager in namespace ${req.managerNamespace}`);
+    const version = await ensureManager(
+      kc,
+      objects,
+      (message) => {
+        log.warn(message);
+        notices.push(message);
+      },
+      step,
+    );
     // The first dial waits for the manager this telepod installed; a redial takes any ready
     // one (it may have been upgraded meanwhile), whose protocol the tunnel then checks.
+    let firstDial: ProgressStep | undefined = step;
     const dial = async (resumeToken?: string) => {
       const bundle = resumeToken ? undefined : version;
+      firstDial?.('waiting for the traffic manager pod to be ready');
       const pod = await waitForManagerPod(kc, req.managerNamespace, bundle, 120_000);
+      firstDial?.(`opening the tunnel to ${pod}`);
       const transport = await openPortForward(kc, req.managerNamespace, pod, MANAGER_PORT);
       return Tunnel.open(transport, { holder: holder(), ...(resumeToken ? { resumeToken } : {}) });
     };
     const tunnel = await TunnelKeeper.start(dial, log);
+    firstDial = undefined;
     const inbound = new InboundHandler(log);
     const mounts = new Mounts(log, () => tunnel.current);
     const lost = new Map<string, string>();
@@ -124,6 +142,7 @@ export class Session {
       tunnel.close();
       throw usageError(`namespace "${namespace}" not found among those the traffic manager serves`);
     }
+    step('routing the cluster subnets and DNS names here');
     const subnets = applyProxyFlags(cluster.subnets, req.alsoProxy, req.neverProxy);
     const namespaces = new Set(cluster.namespaces);
     const nameservers = [...readFileSync('/etc/resolv.conf', 'utf8').matchAll(/^nameserver\s+(\S+)/gm)]
@@ -210,18 +229,28 @@ export class Session {
     });
   }
 
-  async intercept({ mount, ...asked }: DaemonInterceptRequest): Promise<InterceptInfo> {
+  /** Intercepts; `step` hears of each step (the rollout as it goes, the mount) as it begins. */
+  async intercept({ mount, ...asked }: DaemonInterceptRequest, step: ProgressStep): Promise<InterceptInfo> {
     const request = { ...asked, namespace: asked.namespace ?? this.connected.namespace! };
     const tunnel = this.tunnel.current;
     // The developer's own rights decide: the claims are written with their kubeconfig.
     const claims = await writeClaims(this.kc, request, tunnel.grant);
+    step(`asking the traffic manager for ${request.workload || 'a proxy pod'}`);
+    // The manager rolls the workload out; its progress is watched here, as the developer.
+    const rollout = request.workload
+      ? await followRollout(this.kc, request.namespace, request.workload, step)
+      : undefined;
     let info: InterceptInfo;
     try {
       info = await tunnel.call<InterceptInfo>(MANAGER_PATHS.intercepts, request);
     } finally {
+      rollout?.stop();
       await claims.release();
     }
-    if (mount) info.volumes = await this.mounts.mount(info.id, mount);
+    if (mount) {
+      step("mounting the pod's volumes");
+      info.volumes = await this.mounts.mount(info.id, mount);
+    }
     this.inbound.add(info);
     return info;
   }

@@ -335,12 +335,13 @@ async function liveSessions(kc: KubeConfig, namespace: string): Promise<number |
  * than to list the manager's pods and port-forward to one. A manager of another version is
  * upgraded only when no session uses it; otherwise it is used as it is (the tunnel checks that
  * its protocol matches) and the developer is told how to upgrade it for everyone. Answers the
- * bundle to wait for (undefined: whichever runs).
+ * bundle to wait for (undefined: whichever runs). `step` hears when an install begins.
  */
 export async function ensureManager(
   kc: KubeConfig,
   objects: ManagerObjects,
   warn: (message: string) => void,
+  step: (step: string) => void = () => undefined,
 ): Promise<string | undefined> {
   const namespace = objects.namespace.metadata!.name!;
   const bundle = objects.configMap.metadata!.name!;
@@ -360,6 +361,7 @@ export async function ensureManager(
     }
   }
   try {
+    step(`installing or updating the traffic manager in namespace ${namespace}`);
     const changed = await installManager(kc, objects);
     if (changed) warn(`installed or upgraded the traffic manager in namespace ${namespace}`);
     return bundle;

@@ -146,3 +146,12 @@ export interface DaemonError {
   error: string;
   exitCode: number;
 }
+
+/**
+ * A CLI that shows progress asks for it with this `accept` type: the daemon then answers 200 at
+ * once and sends one JSON document per line — {@link DaemonProgressLine}s, then the outcome.
+ */
+export const PROGRESS_MEDIA_TYPE = 'application/x-ndjson';
+
+/** One line of a progress answer: a step begun, then exactly one `result` or `failure`. */
+export type DaemonProgressLine = { step: string } | { result: unknown } | { failure: DaemonError };

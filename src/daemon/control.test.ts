@@ -1,0 +1,71 @@
+// The daemon's control socket as the CLI uses it: plain JSON answers, and progress answers that
+// carry each step as it begins and then the value or the failure.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { callDaemon, callDaemonWithProgress } from '../cli/daemon-client.ts';
+import type { Progress } from '../cli/progress.ts';
+import { usageError } from '../protocol/errors.ts';
+import { startControlServer } from './control.ts';
+
+let server: http.Server;
+const dir = mkdtempSync(path.join(tmpdir(), 'telepod-control-'));
+const previousRunDir = process.env.TELEPOD_RUN_DIR;
+
+before(async () => {
+  process.env.TELEPOD_RUN_DIR = dir;
+  server = await startControlServer({
+    '/steps': async (_body, step) => {
+      step('one');
+      await new Promise((resolve) => setImmediate(resolve));
+      step('two');
+      return { answer: 42 };
+    },
+    '/fails': (_body, step) => {
+      step('trying');
+      return Promise.reject(usageError('no such workload'));
+    },
+  });
+});
+
+after(async () => {
+  await new Promise((resolve) => server.close(resolve));
+  if (previousRunDir === undefined) delete process.env.TELEPOD_RUN_DIR;
+  else process.env.TELEPOD_RUN_DIR = previousRunDir;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function recorder(): Progress & { seen: string[] } {
+  const seen: string[] = [];
+  return { seen, step: (text) => seen.push(`step ${text}`), end: (ok) => seen.push(`end ${ok}`) };
+}
+
+test('a progress call hears each step in order, then gets the value', async () => {
+  const progress = recorder();
+  const value = await callDaemonWithProgress<{ answer: number }>('/steps', {}, progress);
+  assert.deepEqual(value, { answer: 42 });
+  assert.deepEqual(progress.seen, ['step one', 'step two', 'end true']);
+});
+
+test("a progress call's failure keeps its message and exit code, and ends the step as failed", async () => {
+  const progress = recorder();
+  await assert.rejects(callDaemonWithProgress('/fails', {}, progress), {
+    message: 'no such workload',
+    exitCode: 2,
+  });
+  assert.deepEqual(progress.seen, ['step trying', 'end false']);
+});
+
+test('a plain call of the same route gets plain JSON (older CLIs, scripts)', async () => {
+  assert.deepEqual(await callDaemon('/steps', {}), { answer: 42 });
+});
+
+test('an unknown route is refused in both forms', async () => {
+  const progress = recorder();
+  await assert.rejects(callDaemonWithProgress('/nope', {}, progress), /no such daemon call \/nope/);
+  assert.deepEqual(progress.seen, ['end false']);
+  await assert.rejects(callDaemon('/nope', {}), /no such daemon call \/nope/);
+});
