@@ -6,7 +6,7 @@
 #   test; conntrack lets the daemon forget its DNS redirects' NAT state; sudo and passwd let the
 #   e2e tests act as a developer who is not root; curl and python3 are clients in the tests.
 set -euo pipefail
-PACKAGES="curl iproute2 util-linux nftables procps python3 sudo passwd sshfs openssh-client conntrack"
+PACKAGES="curl iproute2 util-linux nftables procps python3 sudo passwd sshfs openssh-client conntrack zsh fish"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

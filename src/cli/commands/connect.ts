@@ -11,7 +11,15 @@ import { runChild } from '../child.ts';
 import { discardMount, podEnvironment, podOptions, prepareMount } from '../pod-context.ts';
 import { portCollector } from '../ports.ts';
 import { matchingRequests } from '../request-filter.ts';
-import { callDaemon, clearStaleState, daemonRunning, ensureDaemon, quitDaemon } from '../daemon-client.ts';
+import {
+  callDaemon,
+  callDaemonWithProgress,
+  clearStaleState,
+  daemonRunning,
+  ensureDaemon,
+  quitDaemon,
+} from '../daemon-client.ts';
+import { progressReporter } from '../progress.ts';
 import { inlineFiles, loadKubeConfig } from '../../kube/config.ts';
 import { printResult } from '../output.ts';
 import type { Program } from '../program.ts';
@@ -113,15 +121,21 @@ export async function connect(program: Program, opts: ConnectFlags) {
     namespaces: opts.namespaces,
   };
   if (await clearStaleState()) warnStale();
-  if (globals.output === 'text') process.stderr.write('telepod: starting the daemon and connecting ...\n');
+  const progress = progressReporter(globals.output);
+  if (globals.output === 'text' && !process.stderr.isTTY)
+    process.stderr.write('telepod: starting the daemon and connecting ...\n');
   // Ctrl-C while connecting: undo whatever the daemon did so far and stop it.
   const interrupted = () => {
+    progress.end(false);
     void quitDaemon().finally(() => process.exit(130));
   };
   process.once('SIGINT', interrupted);
   try {
-    await ensureDaemon();
-    const status = await callDaemon<DaemonStatus>(DAEMON_PATHS.connect, request);
+    await ensureDaemon(progress).catch((err: unknown) => {
+      progress.end(false);
+      throw err;
+    });
+    const status = await callDaemonWithProgress<DaemonStatus>(DAEMON_PATHS.connect, request, progress);
     for (const notice of status.notices ?? []) process.stderr.write(`telepod: ${notice}\n`);
     return status;
   } finally {
@@ -196,14 +210,18 @@ export function addConnectCommands(program: Program): void {
         await connect(program, opts);
         // Without --swap-deployment, a proxy pod of the session's own (exposing --expose ports,
         // if any) gives the command its environment and volumes.
-        info = await callDaemon<InterceptInfo>(DAEMON_PATHS.intercept, {
-          mode: swap ? 'swap' : 'expose',
-          workload: swap?.[0] ?? '',
-          container: swap?.[1],
-          ports: opts.expose,
-          namespace: program.opts().namespace,
-          mount,
-        });
+        info = await callDaemonWithProgress<InterceptInfo>(
+          DAEMON_PATHS.intercept,
+          {
+            mode: swap ? 'swap' : 'expose',
+            workload: swap?.[0] ?? '',
+            container: swap?.[1],
+            ports: opts.expose,
+            namespace: program.opts().namespace,
+            mount,
+          },
+          progressReporter(program.opts().output),
+        );
       } catch (err) {
         await discardMount(mount);
         await quitDaemon();

@@ -1,31 +1,32 @@
 // `telepod list`, `intercept`, `replace` and `leave`: a workload's cluster traffic to the
 // workstation. Each connects first when no session exists; with `-- cmd` the intercept lasts
 // as long as the command (and a connection made for it ends with it too).
-import { Option } from '@commander-js/extra-typings';
-import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-install.ts';
+import { Command, Option } from '@commander-js/extra-typings';
 import { DAEMON_PATHS, type DaemonInterceptRequest, type DaemonStatus } from '../../protocol/daemon-api.ts';
 import { usageError } from '../../protocol/errors.ts';
 import type { InterceptInfo, WorkloadInfo } from '../../protocol/intercept.ts';
 import type { PortRequest } from '../../protocol/requests.ts';
 import { runChild } from '../child.ts';
-import { callDaemon, daemonRunning, quitDaemon } from '../daemon-client.ts';
+import { callDaemon, callDaemonWithProgress, daemonRunning, quitDaemon } from '../daemon-client.ts';
+import { progressReporter } from '../progress.ts';
 import { printResult } from '../output.ts';
 import { discardMount, podEnvironment, podOptions, prepareMount } from '../pod-context.ts';
 import { portCollector } from '../ports.ts';
 import { headerCollector, requestFilter } from '../request-filter.ts';
+import { applyConfig } from '../config/apply.ts';
 import type { Program } from '../program.ts';
-import { connect, describeIntercept } from './connect.ts';
+import { connect, connectOptions, describeIntercept } from './connect.ts';
 
-/** Connects with default settings unless connected; answers whether this call connected. */
+/**
+ * Connects unless connected, as a `telepod connect` without flags would (defaults, environment,
+ * config file); answers whether this call connected.
+ */
 async function ensureConnected(program: Program): Promise<boolean> {
   if ((await daemonRunning()) && (await callDaemon<DaemonStatus>(DAEMON_PATHS.status)).connected)
     return false;
-  await connect(program, {
-    alsoProxy: [],
-    neverProxy: [],
-    managerNamespace: DEFAULT_MANAGER_NAMESPACE,
-    image: DEFAULT_IMAGE,
-  });
+  const flags = connectOptions(new Command());
+  applyConfig(program, flags);
+  await connect(program, flags.opts());
   return true;
 }
 
@@ -107,7 +108,11 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
     let info: InterceptInfo;
     try {
       connectedHere = await ensureConnected(program);
-      info = await callDaemon<InterceptInfo>(DAEMON_PATHS.intercept, request);
+      info = await callDaemonWithProgress<InterceptInfo>(
+        DAEMON_PATHS.intercept,
+        request,
+        progressReporter(program.opts().output),
+      );
     } catch (err) {
       await discardMount(mount);
       if (connectedHere) await quitDaemon();
