@@ -3,10 +3,11 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { endedCleanly } from '../protocol/liveness.ts';
-import { originalDestination } from './original-dst.ts';
+import { bindGetsockopt, originalDestination } from './original-dst.ts';
 import type { Tunnel } from './tunnel.ts';
 
 export async function startOutboundListener(tunnel: () => Tunnel, log: Logger): Promise<net.Server> {
+  bindGetsockopt(); // a missing native add-on fails connect, not each connection
   const server = net.createServer({ noDelay: true }, (socket) => {
     socket.on('error', () => socket.destroy());
     let target: { host: string; port: number };
