@@ -19,17 +19,30 @@ import {
 import { TelepodError } from '../protocol/errors.ts';
 import type { Progress } from './progress.ts';
 
+/** Parses what the daemon sent; a daemon that sends something else is a clear error, not a crash. */
+function parseAnswer<T>(text: string): T {
+  try {
+    return JSON.parse(text || '{}') as T;
+  } catch {
+    throw new TelepodError(`the telepod daemon answered something that is not JSON (see ${daemonLog()})`);
+  }
+}
+
 /** Calls the daemon; it answers the value or a DaemonError, thrown here as a TelepodError. */
 export async function callDaemon<T>(path: string, body?: unknown): Promise<T> {
   const socketPath = daemonSocket();
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path, method: 'POST' }, (res) => {
+    const req = http.request({ socketPath, path, method: 'POST', agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        const value = JSON.parse(Buffer.concat(chunks).toString() || '{}') as T | DaemonError;
-        if (res.statusCode === 200) resolve(value as T);
-        else reject(new TelepodError((value as DaemonError).error, (value as DaemonError).exitCode));
+        try {
+          const value = parseAnswer<T | DaemonError>(Buffer.concat(chunks).toString());
+          if (res.statusCode === 200) resolve(value as T);
+          else reject(new TelepodError((value as DaemonError).error, (value as DaemonError).exitCode));
+        } catch (err) {
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
       });
     });
     req.on('error', reject);
@@ -37,38 +50,70 @@ export async function callDaemon<T>(path: string, body?: unknown): Promise<T> {
   });
 }
 
+/** A line of a progress answer longer than this is not one the daemon writes. */
+const MAX_PROGRESS_LINE = 1 << 20;
+
 /**
  * Calls the daemon for a long operation, showing its steps on `progress` as they begin; the
- * last step ends as done or failed with the call.
+ * last step ends as done or failed with the call. A daemon that answers plainly (an older one,
+ * or a refusal before the call began) is understood too.
  */
 export async function callDaemonWithProgress<T>(path: string, body: unknown, progress: Progress): Promise<T> {
   const outcome = await new Promise<DaemonProgressLine>((resolve, reject) => {
+    const stopped = () => new TelepodError(`the telepod daemon stopped during the call (see ${daemonLog()})`);
+    let sent = false; // after the request went out, a broken socket means the daemon stopped
     const req = http.request(
-      { socketPath: daemonSocket(), path, method: 'POST', headers: { accept: PROGRESS_MEDIA_TYPE } },
+      {
+        socketPath: daemonSocket(),
+        path,
+        method: 'POST',
+        agent: false,
+        headers: { accept: PROGRESS_MEDIA_TYPE },
+      },
       (res) => {
+        const fail = (err: Error) => {
+          req.destroy();
+          reject(err);
+        };
+        res.on('error', () => fail(stopped()));
+        res.on('close', () => {
+          if (!res.complete) fail(stopped());
+        });
         let pending = '';
         let last: DaemonProgressLine | undefined;
+        const streamed = res.headers['content-type'] === PROGRESS_MEDIA_TYPE;
         res.setEncoding('utf8');
         res.on('data', (text: string) => {
+          if (!streamed) return void (pending += text);
           const lines = (pending + text).split('\n');
           pending = lines.pop()!;
-          for (const line of lines.filter(Boolean)) {
-            last = JSON.parse(line) as DaemonProgressLine;
-            if ('step' in last) progress.step(last.step);
+          try {
+            if (pending.length > MAX_PROGRESS_LINE)
+              throw new TelepodError('the telepod daemon sent an overlong line');
+            for (const line of lines.filter(Boolean)) {
+              last = parseAnswer<DaemonProgressLine>(line);
+              if ('step' in last) progress.step(last.step);
+            }
+          } catch (err) {
+            fail(err as Error);
           }
         });
         res.on('end', () => {
-          if (res.statusCode !== 200) {
-            // Refused before the call began (e.g. unknown path): a plain DaemonError.
-            const error = JSON.parse(pending || '{}') as DaemonError;
-            return resolve({ failure: error });
+          try {
+            if (!streamed) {
+              const value = parseAnswer<unknown>(pending);
+              return resolve(res.statusCode === 200 ? { result: value } : { failure: value as DaemonError });
+            }
+            if (last && !('step' in last)) resolve(last);
+            else reject(new TelepodError('the telepod daemon ended the call without an answer'));
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
           }
-          if (last && !('step' in last)) resolve(last);
-          else reject(new TelepodError('the telepod daemon ended the call without an answer'));
         });
       },
     );
-    req.on('error', reject);
+    req.on('finish', () => (sent = true));
+    req.on('error', (err: Error) => reject(sent ? stopped() : err));
     req.end(JSON.stringify(body));
   }).catch((err: unknown) => {
     progress.end(false);

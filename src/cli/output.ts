@@ -10,3 +10,8 @@ export function printResult(format: OutputFormat, value: unknown, text: () => st
   else if (format === 'yaml') process.stdout.write(stringify(value));
   else process.stdout.write(`${text()}\n`);
 }
+
+/** `text` with control characters (the terminal's escape sequences) replaced by `?`; tabs and newlines kept. */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?'); // eslint-disable-line no-control-regex
+}

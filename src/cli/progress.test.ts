@@ -59,3 +59,12 @@ test('elapsed time is shown in seconds with one decimal', () => {
   assert.equal(elapsed(1_000, 3_460), '2.5 s');
   assert.equal(elapsed(0, 0), '0.0 s');
 });
+
+test("a step's control characters never reach the terminal", () => {
+  const out = stream(true);
+  const progress = progressReporter('text', out);
+  progress.step('rolling out deployment/\x1b]0;pwned\x07\x1b[31mRED');
+  progress.end(true);
+  assert.match(out.text(), /✔ rolling out deployment\/\?\]0;pwned\?\?\[31mRED \(\d+\.\d s\)/);
+  assert.ok(!out.text().includes('pwned\x07'));
+});

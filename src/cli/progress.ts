@@ -3,17 +3,19 @@
 // each finished step kept as one line with how long it took. Only on a terminal and only for
 // text output: piped stderr and `-o json` see exactly what they saw before.
 import ora, { type Ora } from 'ora';
-import type { OutputFormat } from './output.ts';
+import { printable, type OutputFormat } from './output.ts';
 
 /** Where the CLI reports steps; all methods are no-ops when progress is not shown. */
 export interface Progress {
+  /** Whether steps are shown at all (a sized terminal and text output). */
+  readonly shown: boolean;
   /** A new step begins; the previous one (if any) is shown as done. */
   step(text: string): void;
   /** The last step is done (success) or failed; the spinner is gone either way. */
   end(ok: boolean): void;
 }
 
-const SILENT: Progress = { step: () => undefined, end: () => undefined };
+const SILENT: Progress = { shown: false, step: () => undefined, end: () => undefined };
 
 /** Seconds since `since`, as shown beside a step. */
 export function elapsed(since: number, now = Date.now()): string {
@@ -36,7 +38,10 @@ export function progressReporter(
     current = undefined;
   };
   return {
-    step(text) {
+    shown: true,
+    step(step) {
+      // Steps name cluster objects: no escape sequence of theirs reaches the terminal.
+      const text = printable(step).replace(/\s+/g, ' ');
       finish('✔');
       current = { text, since: Date.now() };
       // discardStdin off: a command run after connecting owns the terminal's input.

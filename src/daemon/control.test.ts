@@ -40,7 +40,12 @@ after(async () => {
 
 function recorder(): Progress & { seen: string[] } {
   const seen: string[] = [];
-  return { seen, step: (text) => seen.push(`step ${text}`), end: (ok) => seen.push(`end ${ok}`) };
+  return {
+    seen,
+    shown: true,
+    step: (text) => seen.push(`step ${text}`),
+    end: (ok) => seen.push(`end ${ok}`),
+  };
 }
 
 test('a progress call hears each step in order, then gets the value', async () => {
@@ -68,4 +73,60 @@ test('an unknown route is refused in both forms', async () => {
   await assert.rejects(callDaemonWithProgress('/nope', {}, progress), /no such daemon call \/nope/);
   assert.deepEqual(progress.seen, ['end false']);
   await assert.rejects(callDaemon('/nope', {}), /no such daemon call \/nope/);
+});
+
+/** A stand-in daemon on the socket that answers with `respond`, for the client's failure cases. */
+async function withFakeDaemon(
+  respond: (res: http.ServerResponse) => void,
+  check: () => Promise<void>,
+): Promise<void> {
+  const { createServer } = await import('node:http');
+  const fake = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => respond(res));
+  });
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await new Promise<void>((resolve) => fake.listen(path.join(dir, 'daemon.sock'), resolve));
+  try {
+    await check();
+  } finally {
+    await new Promise((resolve) => fake.close(resolve));
+    server = await startControlServer({});
+  }
+}
+
+test('a daemon that dies in the middle of a call fails it at once', async () => {
+  const progress = recorder();
+  await withFakeDaemon(
+    (res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write('{"step":"waiting"}\n', () => res.socket?.destroy());
+    },
+    () =>
+      assert.rejects(
+        callDaemonWithProgress('/x', {}, progress),
+        /the telepod daemon stopped during the call/,
+      ),
+  );
+  assert.deepEqual(progress.seen, ['step waiting', 'end false']);
+});
+
+test('a line that is not JSON is an error, not a crash', async () => {
+  await withFakeDaemon(
+    (res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.end('not json\n');
+    },
+    () => assert.rejects(callDaemonWithProgress('/x', {}, recorder()), /answered something that is not JSON/),
+  );
+});
+
+test('an older daemon that answers plainly is understood', async () => {
+  await withFakeDaemon(
+    (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"answer":7}');
+    },
+    async () => assert.deepEqual(await callDaemonWithProgress('/x', {}, recorder()), { answer: 7 }),
+  );
 });

@@ -8,11 +8,9 @@ import {
   PROGRESS_MEDIA_TYPE,
   type DaemonError,
   type DaemonProgressLine,
+  type ProgressStep,
 } from '../protocol/daemon-api.ts';
 import { ExitCode, TelepodError } from '../protocol/errors.ts';
-
-/** Tells the caller that a step of a long call begins (e.g. "waiting for the traffic manager pod"). */
-export type ProgressStep = (step: string) => void;
 
 /**
  * A route's handler gets the parsed JSON body (undefined when empty) and checks it itself; it

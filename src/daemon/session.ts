@@ -15,7 +15,7 @@ import { explainKubeError } from '../kube/errors.ts';
 import { listWorkloads } from '../kube/workload-list.ts';
 import { ensureManager, managerObjects, readManagerBundle } from '../kube/manager-install.ts';
 import { waitForManagerPod } from '../kube/manager-pods.ts';
-import { followRollout } from '../kube/rollout-progress.ts';
+import { followRollout, type RolloutFollower } from '../kube/rollout-progress.ts';
 import { openPortForward } from '../kube/portforward.ts';
 import { applyProxyFlags } from '../kube/subnets.ts';
 import type {
@@ -23,11 +23,11 @@ import type {
   DaemonInterceptRequest,
   DaemonStatus,
   LeaveRequest,
+  ProgressStep,
 } from '../protocol/daemon-api.ts';
 import { usageError } from '../protocol/errors.ts';
 import type { InterceptHealth, InterceptInfo, PodContext, WorkloadInfo } from '../protocol/intercept.ts';
 import { MANAGER_PATHS, MANAGER_PORT } from '../protocol/paths.ts';
-import type { ProgressStep } from './control.ts';
 import { startDnsServer, type DnsServer } from './dns.ts';
 import { InboundHandler } from './inbound.ts';
 import { installCapture, removeCapture } from './nft.ts';
@@ -237,11 +237,10 @@ export class Session {
     const claims = await writeClaims(this.kc, request, tunnel.grant);
     step(`asking the traffic manager for ${request.workload || 'a proxy pod'}`);
     // The manager rolls the workload out; its progress is watched here, as the developer.
-    const rollout = request.workload
-      ? await followRollout(this.kc, request.namespace, request.workload, step)
-      : undefined;
+    let rollout: RolloutFollower | undefined;
     let info: InterceptInfo;
     try {
+      if (request.workload) rollout = await followRollout(this.kc, request.namespace, request.workload, step);
       info = await tunnel.call<InterceptInfo>(MANAGER_PATHS.intercepts, request);
     } finally {
       rollout?.stop();
@@ -267,7 +266,12 @@ export class Session {
       );
     }
     await this.mounts.unmount(info.id);
-    if (!this.lost.delete(info.id)) await this.tunnel.current.call(MANAGER_PATHS.leave, { id: info.id });
+    if (!this.lost.delete(info.id)) {
+      await this.tunnel.current.call(MANAGER_PATHS.leave, {
+        id: info.id,
+        ...(request.restore ? { restore: true } : {}),
+      });
+    }
     this.inbound.remove(info.id);
     return info;
   }

@@ -16,6 +16,7 @@ import {
 } from '@kubernetes/client-node';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { ProgressStep } from '../protocol/daemon-api.ts';
 import { TelepodError } from '../protocol/errors.ts';
 import { explainKubeError } from './errors.ts';
 import { applyRbac, managerRbac, rbacObjects, removeRbac, type ManagerRbac } from './manager-rbac.ts';
@@ -341,7 +342,7 @@ export async function ensureManager(
   kc: KubeConfig,
   objects: ManagerObjects,
   warn: (message: string) => void,
-  step: (step: string) => void = () => undefined,
+  step: ProgressStep = () => undefined,
 ): Promise<string | undefined> {
   const namespace = objects.namespace.metadata!.name!;
   const bundle = objects.configMap.metadata!.name!;

@@ -3,6 +3,7 @@
 // 1 ready"). It reads the workload with the developer's own credentials once a second; being
 // progress only, a failed read is skipped and the intercept's outcome decides everything.
 import { AppsV1Api, type KubeConfig, type V1ObjectMeta } from '@kubernetes/client-node';
+import type { ProgressStep } from '../protocol/daemon-api.ts';
 
 /** What the rollout description needs of a Deployment, StatefulSet or ReplicaSet. */
 export interface WorkloadRolloutState {
@@ -54,6 +55,9 @@ async function readWorkload(
   return undefined;
 }
 
+/** How long an intercept waits for the workload's first read. */
+const FIRST_READ_MS = 2000;
+
 /** A rollout being followed; `stop` ends it (no step is reported after it). */
 export interface RolloutFollower {
   stop(): void;
@@ -67,7 +71,7 @@ export async function followRollout(
   kc: KubeConfig,
   namespace: string,
   name: string,
-  step: (step: string) => void,
+  step: ProgressStep,
   intervalMs = 1000,
 ): Promise<RolloutFollower> {
   const apps = kc.makeApiClient(AppsV1Api);
@@ -91,7 +95,9 @@ export async function followRollout(
       intervalMs,
     );
   };
-  await poll();
+  // The first read sets where the rollout starts; an API server slow to answer delays the
+  // intercept by 2 s at most (the progress then starts with the next read).
+  await Promise.race([poll(), new Promise((resolve) => setTimeout(resolve, FIRST_READ_MS).unref())]);
   next();
   return {
     stop() {

@@ -96,6 +96,8 @@ export const LeaveRequestSchema = z.object({
   id: z.optional(uuid),
   name: z.optional(kubeName),
   namespace: z.optional(kubeLabel),
+  /** Restore the workload now, instead of keeping its agent dormant for the next intercept. */
+  restore: z.optional(z.boolean()),
 });
 export type LeaveRequest = z.infer<typeof LeaveRequestSchema>;
 
@@ -152,6 +154,9 @@ export interface DaemonError {
  * once and sends one JSON document per line — {@link DaemonProgressLine}s, then the outcome.
  */
 export const PROGRESS_MEDIA_TYPE = 'application/x-ndjson';
+
+/** Hears that a step of a long call begins (e.g. "waiting for the traffic manager pod to be ready"). */
+export type ProgressStep = (step: string) => void;
 
 /** One line of a progress answer: a step begun, then exactly one `result` or `failure`. */
 export type DaemonProgressLine = { step: string } | { result: unknown } | { failure: DaemonError };

@@ -122,7 +122,7 @@ export async function connect(program: Program, opts: ConnectFlags) {
   };
   if (await clearStaleState()) warnStale();
   const progress = progressReporter(globals.output);
-  if (globals.output === 'text' && !process.stderr.isTTY)
+  if (globals.output === 'text' && !progress.shown)
     process.stderr.write('telepod: starting the daemon and connecting ...\n');
   // Ctrl-C while connecting: undo whatever the daemon did so far and stop it.
   const interrupted = () => {

@@ -168,3 +168,24 @@ test('the lines: a value per line, a tab before its description, or the file dir
     'intercept\tsend a workload\nweb\n',
   );
 });
+
+test('a name with shell syntax or control characters is never offered (bash inserts candidates as they are)', () => {
+  const lines = completionLines({
+    files: false,
+    candidates: [
+      { value: 'prod;touch${IFS}/tmp/PWNED;#' },
+      { value: 'dev\x1b]0;owned\x07' },
+      { value: 'a b' },
+      { value: '$(id)' },
+      { value: 'arn:aws:eks:eu-west-1:123456789012:cluster/shop' },
+      { value: 'gke_project_europe-west1_shop' },
+      { value: 'admin@tpbed' },
+      { value: '--namespace=team-a' },
+      { value: 'ok', description: 'a \x1b[31mred\x1b[0m word' },
+    ],
+  });
+  assert.equal(
+    lines,
+    'arn:aws:eks:eu-west-1:123456789012:cluster/shop\ngke_project_europe-west1_shop\nadmin@tpbed\n--namespace=team-a\nok\ta ?[31mred?[0m word\n',
+  );
+});

@@ -5,6 +5,7 @@
 import type { CommandUnknownOpts, Option } from '@commander-js/extra-typings';
 import type { KubeSelection } from '../../kube/config.ts';
 import type { WorkloadKind } from '../../kube/completion-names.ts';
+import { printable } from '../output.ts';
 
 /** One word to offer, with what it is (shells that show descriptions show it). */
 export interface Candidate {
@@ -221,12 +222,20 @@ export async function complete(
 /** The one line that asks the shell to complete a file name. */
 export const FILES_DIRECTIVE = ':files';
 
+/**
+ * The characters a candidate may have: those of flags, Kubernetes names and the usual context
+ * names (`arn:aws:eks:…:cluster/x`, `gke_p_z_c`, `user@cluster`). bash inserts a candidate as it
+ * is, so a name with shell syntax in it (a hostile kubeconfig's context `a;rm -rf ~`) or with
+ * terminal control characters is never offered.
+ */
+const SAFE_CANDIDATE = /^[\w.:/@%+=,~-]+$/;
+
 /** The protocol the shell scripts read: `value` or `value<TAB>description` per line, or `:files`. */
 export function completionLines(completion: Completion): string {
   if (completion.files) return `${FILES_DIRECTIVE}\n`;
   return completion.candidates
-    .filter((c) => !/[\t\n]/.test(c.value))
-    .map((c) => (c.description ? `${c.value}\t${c.description.replace(/\s+/g, ' ')}` : c.value))
+    .filter((c) => SAFE_CANDIDATE.test(c.value))
+    .map((c) => (c.description ? `${c.value}\t${printable(c.description).replace(/\s+/g, ' ')}` : c.value))
     .map((line) => `${line}\n`)
     .join('');
 }

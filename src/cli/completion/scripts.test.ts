@@ -7,19 +7,26 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { completionScript } from './scripts.ts';
 
 const repo = fileURLToPath(new URL('../../..', import.meta.url));
 const main = join(repo, 'src/cli/main.ts');
 
+/** This process's environment without the developer's telepod settings and kubeconfig. */
+const cleanEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([name]) => !name.startsWith('TELEPOD_') && name !== 'KUBECONFIG'),
+);
+cleanEnv.XDG_CONFIG_HOME = mkdtempSync(join(tmpdir(), 'telepod-completion-config-'));
+after(() => rmSync(cleanEnv.XDG_CONFIG_HOME!, { recursive: true, force: true }));
+
 /** Runs `shell` with `args`; the script, node and the CLI are in $SCRIPT, $NODE and $MAIN. */
 function run(shell: string, args: string[], script: string) {
   const result = spawnSync(shell, args, {
     cwd: repo,
     encoding: 'utf8',
-    env: { ...process.env, SCRIPT: script, NODE: process.execPath, MAIN: main },
+    env: { ...cleanEnv, SCRIPT: script, NODE: process.execPath, MAIN: main },
   });
   assert.equal(result.stderr, '');
   assert.equal(result.status, 0);

@@ -206,6 +206,8 @@ describe('errors', () => {
     assert.equal(ran, false);
     assert.deepEqual((await parse(['version'])).ran, ['version']);
     assert.deepEqual((await parse(['completion', 'bash'])).ran, ['completion']);
+    // Completing still runs (commands and flags complete; the file's settings are left out).
+    assert.deepEqual((await parse(['__complete', '--', 'inter'])).ran, ['__complete']);
   });
 
   it('a missing $TELEPOD_CONFIG is a usage error', async () => {

@@ -13,6 +13,9 @@ import { isConfigKey } from './schema.ts';
  */
 const UNCONFIGURED = new Set(['version', 'completion', 'daemon']);
 
+/** The hidden command the completion scripts call. */
+const COMPLETING = '__complete';
+
 const read = new WeakMap<CommandUnknownOpts, Settings>();
 
 /** The settings for a program, read once (from process.env and the config file). */
@@ -28,7 +31,14 @@ function settingsOf(program: CommandUnknownOpts): Settings {
  */
 export function applyConfig(program: CommandUnknownOpts, command: CommandUnknownOpts): void {
   if (UNCONFIGURED.has(command.name())) return;
-  const settings = settingsOf(program);
+  let settings: Settings;
+  try {
+    settings = settingsOf(program);
+  } catch (err) {
+    // Completion uses what settings it can: with a broken file, commands and flags still complete.
+    if (command.name() === COMPLETING) return;
+    throw err;
+  }
   for (let cmd: CommandUnknownOpts | null = command; cmd; cmd = cmd.parent) {
     for (const option of cmd.options) {
       const key = option.attributeName();
