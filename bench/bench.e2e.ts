@@ -55,7 +55,8 @@ test(
     assert.equal(r.concurrency!.connections, 100);
     assert.equal(typeof r.concurrency!.errors, 'number');
     for (const key of ['warm', 'cold']) positive(r.connectS![key], `connectS.${key}`);
-    for (const key of ['withRollout', 'agentPresent']) positive(r.interceptS![key], `interceptS.${key}`);
+    for (const key of ['withRollout', 'agentPresent', 'afterLeave'])
+      positive(r.interceptS![key], `interceptS.${key}`);
     for (const key of ['daemon', 'manager', 'agent']) positive(r.rssMB![key], `rssMB.${key}`);
     for (const key of ['p50', 'p99'])
       positive(r.personalInterceptTtfbMs!.ratio![key], `personal ratio ${key}`);

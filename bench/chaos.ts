@@ -285,7 +285,7 @@ async function main(): Promise<void> {
     if (!results.ok) process.exitCode = 1;
   } finally {
     local.kill();
-    await telepod('leave', 'chaos-target');
+    await telepod('leave', 'chaos-target', '--restore');
     await telepod('quit');
     await deleteNamespace();
   }

@@ -239,6 +239,14 @@ async function main(): Promise<void> {
     const clusterTtfb = ttfbTelepod;
     await telepod('leave', 'bench-target');
     await telepod('leave', 'bench-target');
+    // The agent stays dormant after leave: intercepting again needs no rollout.
+    log('re-intercept right after leave (the agent stayed, dormant)');
+    const third = process.hrtime.bigint();
+    const reintercepted = await telepod('intercept', 'bench-target', '--port', '18100:8000');
+    if (reintercepted.code !== 0) throw new Error(reintercepted.stderr);
+    await client(ws, 'until', 'http://bench-target:8000/', 'first', 60_000);
+    const afterLeave = Number(process.hrtime.bigint() - third) / 1e9;
+    await telepod('leave', 'bench-target', '--restore');
 
     // What a personal intercept costs everyone else: a cluster client's requests without the
     // header, through the agent's per-request router to the app, against no agent at all.
@@ -287,7 +295,7 @@ async function main(): Promise<void> {
     if (personal.code !== 0) throw new Error(personal.stderr);
     await settled(true);
     const filtered = await client<{ samples: number[] }>(NODE_NETNS, 'ttfb', inCluster, size.sequential);
-    await telepod('leave', 'bench-target');
+    await telepod('leave', 'bench-target', '--restore');
     await telepod('quit');
 
     const ratio = (a: number, b: number) => round(a / b);
@@ -321,7 +329,11 @@ async function main(): Promise<void> {
         nonCluster: { telepod: latency(outsideTelepod.samples), direct: latency(outsideDirect.samples) },
       },
       connectS: { warm: round(median(warmRuns)), cold: round(cold) },
-      interceptS: { withRollout: round(withRollout), agentPresent: round(agentPresent) },
+      interceptS: {
+        withRollout: round(withRollout),
+        agentPresent: round(agentPresent),
+        afterLeave: round(afterLeave),
+      },
       interceptTtfbMs: {
         intercepted: latency(interceptedTtfb.samples),
         servedInCluster: latency(clusterTtfb.samples),
@@ -378,7 +390,7 @@ function table(r: {
   };
   concurrency: { connections: number; errors: number; aggregateMBps: number };
   connectS: { warm: number; cold: number };
-  interceptS: { withRollout: number; agentPresent: number };
+  interceptS: { withRollout: number; agentPresent: number; afterLeave: number };
   interceptTtfbMs: { intercepted: { p50: number }; servedInCluster: { p50: number } };
   personalInterceptTtfbMs: {
     noIntercept: { p50: number; p99: number };
@@ -455,8 +467,8 @@ function table(r: {
     ],
     ['connect warm / cold s', `${r.connectS.warm} / ${r.connectS.cold}`, '', '', ''],
     [
-      'intercept → first request s (rollout / agent present)',
-      `${r.interceptS.withRollout} / ${r.interceptS.agentPresent}`,
+      'intercept → first request s (rollout / agent present / again after leave)',
+      `${r.interceptS.withRollout} / ${r.interceptS.agentPresent} / ${r.interceptS.afterLeave}`,
       '',
       '',
       '',

@@ -26,7 +26,7 @@ import {
 import { AgentMessageSchema, type AgentHello } from '../protocol/requests.ts';
 import { endedCleanly, keepAlive } from '../protocol/liveness.ts';
 import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
-import { AppConnections } from './app-connections.ts';
+import { HandedConnections } from './handed-connections.ts';
 import { RequestRouter } from './request-router.ts';
 import { serveVolumes } from './sftp-server.ts';
 
@@ -37,7 +37,9 @@ let manager: http2.ClientHttp2Session | undefined;
 let intercepted = new Set<number>();
 let routes = new Map<number, PortRoute[]>();
 const routers = new Map<number, RequestRouter>();
-const appConnections = new AppConnections();
+const appConnections = new HandedConnections();
+/** Connections sent to the workstation: handed back to the app when their port's intercept ends. */
+const workstationConnections = new HandedConnections();
 let listening = false;
 
 /**
@@ -143,6 +145,7 @@ function toWorkstation(socket: net.Socket, port: AgentPort): void {
     if (status === 200) {
       socket.pipe(stream);
       stream.pipe(socket);
+      workstationConnections.add(port.listen, socket, stream);
       return;
     }
     stream.destroy();
@@ -188,11 +191,15 @@ function parsedMessage(line: string): AgentMessage | undefined {
 function handle(session: http2.ClientHttp2Session, message: AgentMessage): void {
   if ('sftp' in message) return openVolumes(session, message.sftp, message.mounts);
   const before = new Set(routes.keys());
+  const wholeBefore = intercepted;
   intercepted = new Set(message.intercepted);
   routes = new Map(Object.entries(message.routes ?? {}).map(([port, list]) => [Number(port), list]));
   // Ports intercepted now (whole or per request): the app's kept-alive connections move over.
   for (const port of routes.keys()) if (!before.has(port)) appConnections.handOver(port);
   for (const port of before) if (!routes.has(port)) appConnections.stop(port);
+  // Ports no longer intercepted whole: the workstation's kept-alive connections come back.
+  for (const port of wholeBefore) if (!intercepted.has(port)) workstationConnections.handOver(port);
+  for (const port of intercepted) workstationConnections.stop(port);
   for (const [port, router] of routers) if (!routes.has(port)) router.close();
   const routed = [...routes.keys()].filter((port) => !intercepted.has(port));
   log(

@@ -12,7 +12,7 @@ import { loadKubeConfig } from '../kube/config.ts';
 import { openPortForward } from '../kube/portforward.ts';
 import { Tunnel } from '../daemon/tunnel.ts';
 import { MANAGER_PATHS, MANAGER_PORT } from '../protocol/paths.ts';
-import type { InterceptInfo } from '../protocol/intercept.ts';
+import type { InterceptInfo, WorkloadInfo } from '../protocol/intercept.ts';
 import { daemonLog, type DaemonStatus } from '../protocol/daemon-api.ts';
 import {
   applyManifest,
@@ -236,8 +236,56 @@ test('intercept of a named targetPort: service-a reaches the local server; leave
     intercepts: { holder: string }[];
   }[];
   assert.equal(listed.find((w) => w.name === 'service-b')?.intercepts.length, 1);
-  const left = await telepod('leave', 'service-b');
+  const left = await telepod('leave', 'service-b', '--restore');
   assert.equal(left.code, 0, left.stderr);
+  await assertRestored();
+});
+
+/** The names of a Deployment's running pods (not those being deleted). */
+async function podNames(deployment: string): Promise<string[]> {
+  const list = JSON.parse(
+    await kubectl(tb, ['-n', NS, 'get', 'pods', '-l', `app=${deployment}`, '-o', 'json']),
+  ) as { items: { metadata: { name: string; deletionTimestamp?: string } }[] };
+  return list.items
+    .filter((pod) => !pod.metadata.deletionTimestamp)
+    .map((pod) => pod.metadata.name)
+    .sort();
+}
+
+test('leave keeps the agent dormant (the app answers); intercepting again needs no rollout; quit restores', async () => {
+  await telepodOk('intercept', 'service-b', '--port', '8000:http');
+  await untilFromCluster('http://localhost:8000/', `service-a got: ${MARKER}:/\n`);
+  const pods = await podNames('service-b');
+  const left = await telepodOk('leave', 'service-b');
+  assert.match(left.stdout, /its agent stays for a quick re-intercept/);
+  await untilFromCluster('http://localhost:8000/', 'service-a got: Hello, world!\n');
+  const listed = JSON.parse((await telepodOk('list', '-o', 'json')).stdout) as WorkloadInfo[];
+  const serviceB = listed.find((w) => w.name === 'service-b');
+  assert.deepEqual(serviceB?.intercepts, []);
+  assert.equal(serviceB?.dormantAgent, true);
+
+  const started = Date.now();
+  const again = JSON.parse(
+    (await telepodOk('intercept', 'service-b', '--port', '8000:http', '-o', 'json')).stdout,
+  ) as InterceptInfo;
+  await untilFromCluster('http://localhost:8000/', `service-a got: ${MARKER}:/\n`);
+  process.stdout.write(
+    `# re-intercept after leave to first intercepted request: ${((Date.now() - started) / 1000).toFixed(2)} s (manager: ${again.readySeconds} s)\n`,
+  );
+  // The same pods: the workload was not rolled out again.
+  assert.deepEqual(await podNames('service-b'), pods);
+
+  // Left again, a replace takes the dormant agent out first and works as on a fresh workload.
+  await telepodOk('leave', 'service-b');
+  await telepodOk('replace', 'service-b', '--port', '8000:http');
+  await untilFromCluster('http://localhost:8000/', `service-a got: ${MARKER}:/\n`);
+  await telepodOk('leave', 'service-b'); // a replace is restored at once
+  await assertRestored();
+
+  // Intercepted and left once more, then the session ends: the workload is restored exactly.
+  await telepodOk('intercept', 'service-b', '--port', '8000:http');
+  await telepodOk('leave', 'service-b');
+  await telepodOk('quit');
   await assertRestored();
 });
 
@@ -246,7 +294,7 @@ test('intercept of a numeric targetPort moves only that port; the other stays wi
   assert.equal(result.code, 0, result.stderr);
   await untilFromCluster('http://numeric/x', `${MARKER}:/x\n`);
   await untilFromCluster('http://numeric:9000/', 'numeric app 9000\n');
-  const left = await telepod('leave', 'numeric');
+  const left = await telepod('leave', 'numeric', '--restore');
   assert.equal(left.code, 0, left.stderr);
   await waitUntil(
     'numeric to answer from the app',
@@ -270,6 +318,9 @@ test('intercept -- cmd lasts as long as the command', async () => {
   );
   assert.equal(result.code, 7, result.stderr);
   assert.equal(result.stdout, `service-a got: ${MARKER}:/\n`);
+  // The intercept ended with the command; its agent stays dormant until the session ends.
+  await untilFromCluster('http://localhost:8000/', 'service-a got: Hello, world!\n');
+  await telepodOk('quit');
   await assertRestored();
 });
 
@@ -287,7 +338,7 @@ test('replace: the app container is gone while replaced; traffic comes here; lea
     'jsonpath={.spec.template.spec.containers[*].name}',
   ]);
   assert.equal(containers, 'telepod-agent');
-  await telepodOk('leave', 'service-b');
+  await telepodOk('leave', 'service-b', '--restore');
   await assertRestored();
 });
 
@@ -419,7 +470,7 @@ test('nothing listening locally: the cluster client is reset at once, and status
   });
   const status = await telepod('status');
   assert.match(status.stdout, /warning: nothing accepts connections on localhost:8999/);
-  await telepodOk('leave', 'service-b');
+  await telepodOk('leave', 'service-b', '--restore');
   await assertRestored();
 });
 
@@ -468,7 +519,7 @@ test('a second session cannot take an intercepted port, and is told who holds it
     rival.close();
   }
   await untilFromCluster('http://localhost:8000/', `service-a got: ${MARKER}:/\n`);
-  await telepodOk('leave', 'service-b');
+  await telepodOk('leave', 'service-b', '--restore');
   await assertRestored();
 });
 

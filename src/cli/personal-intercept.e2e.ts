@@ -145,7 +145,10 @@ async function podNames(): Promise<string[]> {
 
 /** Ends whatever a failed test left, so that the next one starts from the original workload. */
 async function leaveAll(): Promise<void> {
-  await Promise.all([telepod(alice, 'leave', 'echo'), telepod(bob, 'leave', 'echo')]);
+  await Promise.all([
+    telepod(alice, 'leave', 'echo', '--restore'),
+    telepod(bob, 'leave', 'echo', '--restore'),
+  ]);
 }
 
 interface ClientResults {
@@ -240,9 +243,9 @@ test('two developers hold personal intercepts of one port: each gets their reque
   assert.notEqual(whole.code, 0);
   assert.match(whole.stderr, /personal intercepts or mirrors of .*\(x-dev=alice\), .*\(x-dev=bob\)/);
 
-  await telepodOk(bob, 'leave', 'echo');
+  await telepodOk(bob, 'leave', 'echo', '--restore');
   assertRouted(await fromCluster('clients'), ['alice']);
-  await telepodOk(alice, 'leave', 'echo');
+  await telepodOk(alice, 'leave', 'echo', '--restore');
   assert.deepEqual(await snapshot(), original);
 });
 
@@ -267,6 +270,6 @@ test('a mirror gets a copy of every request while the app answers, even with the
   } finally {
     alice.server!.kill('SIGCONT');
   }
-  await telepodOk(alice, 'leave', 'echo');
+  await telepodOk(alice, 'leave', 'echo', '--restore');
   assert.deepEqual(await snapshot(), original);
 });

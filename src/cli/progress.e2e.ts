@@ -112,7 +112,7 @@ test('connect and intercept show each step with its elapsed time', async () => {
     lines.some((line) => line.startsWith('intercepted Deployment')),
     lines.join('\n'),
   );
-  const left = await telepodInWorkstation(tb, '-n', NS, 'leave', 'service-b');
+  const left = await telepodInWorkstation(tb, '-n', NS, 'leave', 'service-b', '--restore');
   assert.equal(left.code, 0, left.stderr);
 });
 

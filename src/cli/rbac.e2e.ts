@@ -165,7 +165,7 @@ test('a developer with edit in A and port-forward to the manager connects, reach
   const listed = await dev('list', '-o', 'json');
   assert.equal(listed.code, 0, listed.stderr);
   assert.match(listed.stdout, /"holder":/);
-  const left = await dev('leave', 'service-b');
+  const left = await dev('leave', 'service-b', '--restore');
   assert.equal(left.code, 0, left.stderr);
 });
 

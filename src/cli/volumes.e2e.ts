@@ -146,7 +146,7 @@ test("intercept mounts the pod's volumes: token, ConfigMap and Secret files, a w
   assert.match(status.stdout, new RegExp(`volumes at ${root}`));
   assert.doesNotMatch(status.stdout, new RegExp(SECRET));
 
-  await telepodOk('leave', 'vols');
+  await telepodOk('leave', 'vols', '--restore');
   assert.ok(!(await sshfsMounts()).includes(root), 'unmounted on leave');
   await assert.rejects(stat(root), /ENOENT/); // the fresh folder is removed again
 });
@@ -164,7 +164,7 @@ test('the tunnel drops and comes back: the volumes are mounted again on the new 
     return (await inWorkstation(tb, 'timeout', ['2', 'cat', conf])).stdout === 'level=debug\n';
   });
   assert.ok((await sshfsMounts()).includes(root));
-  await telepodOk('leave', 'vols');
+  await telepodOk('leave', 'vols', '--restore');
   assert.deepEqual(await sshfsMounts(), []);
 });
 

@@ -146,7 +146,7 @@ test('through sudo, an exec plugin runs as the user with their HOME; a two-file 
       15_000,
       async () => (await kubectl(tb, probe).catch(() => '')) === 'service-a got: from the cloud user',
     );
-    assert.equal((await asUser('leave', 'service-b')).code, 0);
+    assert.equal((await asUser('leave', 'service-b', '--restore')).code, 0);
   } finally {
     local.kill();
   }

@@ -45,6 +45,7 @@ function selects(service: V1Service, labels: Record<string, string>): boolean {
 function describe(workload: Listed, services: V1Service[], namespace: string): WorkloadInfo {
   const annotations = workload.metadata?.annotations ?? {};
   const before = parsed<RecordedPorts>(annotations[UNDO_ANNOTATION], {}).services ?? [];
+  const intercepts = parsed<InterceptHolder[]>(annotations[INTERCEPTS_ANNOTATION], []);
   return {
     kind: workload.kind,
     name: workload.metadata?.name ?? '',
@@ -63,7 +64,8 @@ function describe(workload: Listed, services: V1Service[], namespace: string): W
           })),
         };
       }),
-    intercepts: parsed<InterceptHolder[]>(annotations[INTERCEPTS_ANNOTATION], []),
+    intercepts,
+    ...(annotations[UNDO_ANNOTATION] && !intercepts.length ? { dormantAgent: true } : {}),
   };
 }
 

@@ -35,6 +35,12 @@ export interface Injection {
   context?: PodContext;
   /** One per connected agent (one per pod), in the order they registered. */
   agents: Set<AgentLink>;
+  /**
+   * Set while no intercept holds the workload but its agent stays, passing every request to the
+   * app, so that the next intercept needs no rollout: which session left it last, and the timer
+   * that restores the workload after the idle time.
+   */
+  dormant?: { sessionId: string; timer: NodeJS.Timeout };
 }
 
 /** A registered agent: lines sent here reach it on its watch stream. */

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { TelepodError, usageError } from '../protocol/errors.ts';
 import type { InterceptInfo, InterceptedPort } from '../protocol/intercept.ts';
 import type { AgentHello, InterceptRequest } from '../protocol/requests.ts';
-import { AGENT_CONTAINER } from '../protocol/intercept.ts';
+import { AGENT_CONTAINER, DORMANT_AGENT_MINUTES } from '../protocol/intercept.ts';
 import { replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
 import { AgentPods } from './agent-pods.ts';
 import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
@@ -58,6 +58,8 @@ export interface InterceptsOptions {
   log: (message: string) => void;
   /** The namespaces this install may act in (`install --namespaces`); undefined: all of them. */
   namespaces?: string[] | undefined;
+  /** How long an agent stays dormant after the last intercept left (default DORMANT_AGENT_MINUTES). */
+  dormantIdleMs?: number;
 }
 
 function describePort(r: ResolvedPort): string {
@@ -148,7 +150,13 @@ export class Intercepts extends InjectionRegistry {
     session: Requester,
   ): Promise<InterceptInfo> {
     const started = Date.now();
-    const existing = this.injections.get(key);
+    let existing = this.injections.get(key);
+    if (existing?.dormant && request.mode !== 'intercept') {
+      // A replace or swap needs the workload as it was: the dormant agent goes first.
+      await this.release(existing);
+      existing = undefined;
+      found = await findWorkload(this.api, request.namespace, request.workload);
+    }
     if (existing && (existing.mode !== 'intercept' || request.mode !== 'intercept')) {
       const holder = [...existing.intercepts.values()][0]?.info.holder ?? 'another session';
       const state = { intercept: 'intercepted', replace: 'replaced', swap: 'swapped', expose: 'exposed' };
@@ -202,7 +210,7 @@ export class Intercepts extends InjectionRegistry {
       const ports = resolved.map((r) => this.sidecarPort(injection, found.object, r, request, session));
       return this.register(injection, request, session, ports, started);
     } catch (err) {
-      if (!injection.intercepts.size) await this.release(injection);
+      if (!injection.intercepts.size && !injection.dormant) await this.release(injection);
       throw err;
     }
   }
@@ -259,6 +267,7 @@ export class Intercepts extends InjectionRegistry {
       readySeconds: (Date.now() - started) / 1000,
     };
     injection.intercepts.set(info.id, { info, sessionId: session.id });
+    this.wake(injection);
     this.notifyAgents(injection);
     await this.publish(injection);
     return info;
@@ -300,28 +309,62 @@ export class Intercepts extends InjectionRegistry {
     injection.context ??= { env: hello.env, mounts: agent ? volumeMountPaths(agent) : [] };
   }
 
-  /** Ends one intercept of a session; the last one of a workload restores it. */
-  async leave(id: string, sessionId: string): Promise<boolean> {
+  /**
+   * Ends one intercept of a session. The last one of a workload restores it when `restore` is
+   * asked or the workload was replaced, swapped or exposed; an intercepted workload keeps its
+   * agent, dormant, for the next intercept (see DORMANT_AGENT_MINUTES).
+   */
+  async leave(id: string, sessionId: string, restore: boolean): Promise<boolean> {
     const injection = this.holding(id, sessionId);
     if (!injection) return false;
     await this.serialized(injection.key, async () => {
       injection.intercepts.delete(id);
       this.notifyAgents(injection);
-      if (!injection.intercepts.size) await this.release(injection);
-      else await this.publish(injection);
+      if (injection.intercepts.size) return this.publish(injection);
+      if (restore || injection.mode !== 'intercept') return this.release(injection);
+      this.sleep(injection, sessionId);
+      await this.publish(injection);
     });
     return true;
   }
 
-  /** Ends every intercept of a session (it left, or its lease expired). */
+  /** Ends every intercept of a session (it left, or its lease expired), and restores what it left dormant. */
   async endSession(sessionId: string): Promise<void> {
     const ids = [...this.injections.values()].flatMap((i) =>
       [...i.intercepts].filter(([, a]) => a.sessionId === sessionId).map(([id]) => id),
     );
-    for (const id of ids) await this.leave(id, sessionId);
+    for (const id of ids) await this.leave(id, sessionId, true);
+    for (const injection of [...this.injections.values()]) {
+      if (injection.dormant?.sessionId !== sessionId) continue;
+      await this.serialized(injection.key, async () => {
+        if (injection.dormant?.sessionId === sessionId) await this.release(injection);
+      });
+    }
+  }
+
+  /** Keeps the agent of a workload no intercept holds, until the idle time passes. */
+  private sleep(injection: Injection, sessionId: string): void {
+    clearTimeout(injection.dormant?.timer);
+    const timer = setTimeout(
+      () => {
+        void this.serialized(injection.key, async () => {
+          if (injection.dormant?.timer === timer) await this.release(injection);
+        }).catch((err: Error) => this.options.log(`cannot restore ${injection.key}: ${err.message}`));
+      },
+      this.options.dormantIdleMs ?? DORMANT_AGENT_MINUTES * 60_000,
+    );
+    timer.unref();
+    injection.dormant = { sessionId, timer };
+  }
+
+  /** A dormant workload is intercepted again: its agent serves, and no timer restores it. */
+  private wake(injection: Injection): void {
+    clearTimeout(injection.dormant?.timer);
+    delete injection.dormant;
   }
 
   private async release(injection: Injection): Promise<void> {
+    this.wake(injection);
     this.forget(injection);
     await this.undo.restore(injection.undo);
   }

@@ -30,6 +30,7 @@ import {
   AgentHelloSchema,
   InboundRefusalSchema,
   InterceptRefSchema,
+  LeaveInterceptSchema,
   InterceptRequestSchema,
   SessionRequestSchema,
   parseRequest,
@@ -199,9 +200,10 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
       case MANAGER_PATHS.interceptHealth:
         return clusterRequest(stream, (i) => Promise.resolve(i.health(session.id)));
       case MANAGER_PATHS.leave:
-        return clusterRequest(stream, async (i) => ({
-          left: await i.leave((await readJson(stream, InterceptRefSchema, 'leave request')).id, session.id),
-        }));
+        return clusterRequest(stream, async (i) => {
+          const { id, restore } = await readJson(stream, LeaveInterceptSchema, 'leave request');
+          return { left: await i.leave(id, session.id, restore === true) };
+        });
       case MANAGER_PATHS.inboundEvents:
         return inbound ? inbound.events(stream, session.id) : reply(stream, 503, 'no intercepts\n');
       case MANAGER_PATHS.inboundRefused:

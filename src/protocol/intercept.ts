@@ -125,6 +125,8 @@ export interface WorkloadInfo {
   namespace: string;
   services: { name: string; ports: { name?: string; port: number; targetPort: string }[] }[];
   intercepts: InterceptHolder[];
+  /** No intercept holds it, but its agent stays (dormant) for the next one. */
+  dormantAgent?: boolean;
 }
 
 /** Annotation on an intercepted workload: JSON {@link InterceptHolder}[], kept by the manager. */
@@ -210,3 +212,10 @@ export const UNDO_MAC_ANNOTATION = 'telepod.io/undo-mac';
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'telepod' } as const;
 /** Label on objects telepod created for a session (proxy Deployments and Services). */
 export const SESSION_LABEL = 'telepod.io/session';
+
+/**
+ * How long a workload keeps its agent, passing every request to the app, after its last
+ * intercept ended without `--restore`: a re-intercept within this time needs no rollout. The end
+ * of the session that left it (quit, or its lease after a crash) restores it at once.
+ */
+export const DORMANT_AGENT_MINUTES = 15;

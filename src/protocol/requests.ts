@@ -81,8 +81,14 @@ export const InterceptRequestSchema = z.object({
 });
 export type InterceptRequest = z.infer<typeof InterceptRequestSchema>;
 
-/** POST /intercepts/context and /intercepts/leave */
+/** POST /intercepts/context */
 export const InterceptRefSchema = z.object({ id: uuid });
+/**
+ * POST /intercepts/leave. Without `restore`, the last intercept of a workload leaves its agent
+ * in place, dormant (requests pass to the app), until the session ends, the idle time passes or
+ * a leave with `restore` comes; an older manager ignores `restore` and always restores.
+ */
+export const LeaveInterceptSchema = z.object({ id: uuid, restore: z.optional(z.boolean()) });
 /** POST /inbound/refused */
 export const InboundRefusalSchema = z.object({ conn: uuid, reason: z.string().check(z.maxLength(1024)) });
 

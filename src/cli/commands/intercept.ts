@@ -4,7 +4,7 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { DAEMON_PATHS, type DaemonInterceptRequest, type DaemonStatus } from '../../protocol/daemon-api.ts';
 import { usageError } from '../../protocol/errors.ts';
-import type { InterceptInfo, WorkloadInfo } from '../../protocol/intercept.ts';
+import { DORMANT_AGENT_MINUTES, type InterceptInfo, type WorkloadInfo } from '../../protocol/intercept.ts';
 import type { PortRequest } from '../../protocol/requests.ts';
 import { runChild } from '../child.ts';
 import { callDaemon, callDaemonWithProgress, daemonRunning, quitDaemon } from '../daemon-client.ts';
@@ -49,7 +49,9 @@ function workloadLines(workloads: WorkloadInfo[]): string {
               return `${i.mode}${how ? ` (${how})` : ''} by ${i.holder}: ${i.ports.join(', ')}`;
             })
             .join('; ')
-        : 'not intercepted';
+        : w.dormantAgent
+          ? 'not intercepted (agent kept for a quick re-intercept)'
+          : 'not intercepted';
       return `${w.kind.padEnd(11)} ${w.name.padEnd(24)} ${(services || 'no Service').padEnd(32)} ${state}`;
     })
     .join('\n');
@@ -166,14 +168,28 @@ export function addInterceptCommands(program: Program): void {
 
   program
     .command('leave')
-    .description('end an intercept (or replace); the workload is restored')
+    .description(
+      `end an intercept (or replace); a replaced workload is restored, an intercepted one keeps its agent ` +
+        `(passing requests to the app) for a re-intercept without rollout until you quit or ${DORMANT_AGENT_MINUTES} min pass`,
+    )
     .argument('<workload>', 'the intercepted workload')
-    .action(async (workload) => {
+    .option('--restore', 'restore the workload now (its agent is taken out: a rollout)')
+    .action(async (workload, opts) => {
       if (!(await daemonRunning())) throw usageError('not connected: there is no intercept to leave');
+      const restore = opts.restore === true;
       const info = await callDaemon<InterceptInfo>(DAEMON_PATHS.leave, {
         name: workload,
         namespace: program.opts().namespace,
+        ...(restore ? { restore } : {}),
       });
-      printResult(program.opts().output, info, () => `left ${info.kind} ${info.namespace}/${info.workload}`);
+      const kept =
+        info.mode === 'intercept' && !restore
+          ? ` (its agent stays for a quick re-intercept until quit or ${DORMANT_AGENT_MINUTES} min idle; --restore takes it out)`
+          : '';
+      printResult(
+        program.opts().output,
+        info,
+        () => `left ${info.kind} ${info.namespace}/${info.workload}${kept}`,
+      );
     });
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { AppConnections } from './app-connections.ts';
+import { HandedConnections } from './handed-connections.ts';
 
 /** A client ↔ app pair over loopback: `client` and `app` are the agent's two ends. */
 async function pair() {
@@ -23,7 +23,7 @@ const REQUEST = 'GET / HTTP/1.1\r\nhost: web\r\n\r\n';
 const ANSWER = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
 
 test('an HTTP/1 connection idle after an answer is closed; a busy one, an event stream and other protocols stay', async () => {
-  const connections = new AppConnections();
+  const connections = new HandedConnections();
   const [idle, busy, events, other] = await Promise.all([pair(), pair(), pair(), pair()]);
   // `app.write` reaches the agent's client side (the client spoke), `client.write` its app side.
   for (const [c, request, answer] of [
