@@ -2,11 +2,12 @@
 // one measurement per call, its result as JSON on stdout. A transfer that is cut short, reset
 // or corrupted exits 1 with the reason on stderr and nothing on stdout.
 //   download <url> <bytes> | upload <url> <bytes> | ttfb <url> <count> | concurrent <url> <count> <bytes>
-//   dns <server> <name, {i} = the lookup's number> <count> | until <url> <text> <timeoutMs>
+//   dns <server> <name, {i} = the lookup's number> <count> | until <url> <text> <timeoutMs> [readyFile]
 //   hold <url> <connections> <seconds> <bytes> <requests per connection>
 import { Resolver } from 'node:dns/promises';
 import http from 'node:http';
 import { createHash } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 import { BLOCK_BYTES, patternBlock, patternSha256 } from './pattern.ts';
 
 const elapsedMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
@@ -198,15 +199,20 @@ async function dns(server: string, name: string, count: number) {
   return { samples };
 }
 
-/** Polls `url` every 50 ms until its body contains `text`: milliseconds until it did. */
-async function until(url: string, text: string, timeoutMs: number) {
+/**
+ * Polls `url` every 50 ms until its body contains `text`: milliseconds until it did, and when
+ * (epoch ms). `readyFile`, when given, is created once the first answer came back, so that the
+ * driver can start what it measures with the poller already polling.
+ */
+async function until(url: string, text: string, timeoutMs: number, readyFile?: string) {
   const start = process.hrtime.bigint();
   while (elapsedMs(start) < timeoutMs) {
     const body = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
       (r) => r.text(),
       () => '',
     );
-    if (body.includes(text)) return { ms: elapsedMs(start) };
+    if (readyFile && !existsSync(readyFile)) writeFileSync(readyFile, '');
+    if (body.includes(text)) return { ms: elapsedMs(start), at: Date.now() };
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`${url} did not answer ${text} within ${timeoutMs} ms`);
@@ -220,7 +226,7 @@ const measurements: Record<string, () => Promise<unknown>> = {
   ttfb: () => ttfb(args[0]!, n(1)),
   concurrent: () => concurrent(args[0]!, n(1), n(2)),
   dns: () => dns(args[0]!, args[1]!, n(2)),
-  until: () => until(args[0]!, args[1]!, n(2)),
+  until: () => until(args[0]!, args[1]!, n(2), args[3]),
   hold: () => hold(args[0]!, n(1), n(2), n(3), n(4)),
 };
 const measure = measurements[command ?? ''];
