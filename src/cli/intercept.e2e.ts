@@ -282,6 +282,13 @@ test('leave keeps the agent dormant (the app answers); intercepting again needs 
   await telepodOk('leave', 'service-b'); // a replace is restored at once
   await assertRestored();
 
+  // Left with its agent kept, then `leave --restore` (no intercept to name): restored now.
+  await telepodOk('intercept', 'service-b', '--port', '8000:http');
+  await telepodOk('leave', 'service-b');
+  const restored = await telepodOk('leave', 'service-b', '--restore');
+  assert.match(restored.stdout, /^left Deployment \S+\/service-b\n$/);
+  await assertRestored();
+
   // Intercepted and left once more, then the session ends: the workload is restored exactly.
   await telepodOk('intercept', 'service-b', '--port', '8000:http');
   await telepodOk('leave', 'service-b');

@@ -55,6 +55,9 @@ function holder(): string {
 }
 
 export class Session {
+  /** Intercepts this session left with their agent kept (by namespace/workload), for `leave --restore`. */
+  private readonly leftDormant = new Map<string, InterceptInfo>();
+
   private constructor(
     private readonly connected: DaemonStatus,
     private readonly tunnel: TunnelKeeper,
@@ -259,6 +262,14 @@ export class Session {
     const info = this.inbound.all.find((i) =>
       request.id ? i.id === request.id : i.workload === request.name && i.namespace === namespace,
     );
+    const dormant = `${namespace}/${request.name}`;
+    if (!info && request.restore && this.leftDormant.has(dormant)) {
+      // Left earlier with its agent kept: restore it now (a no-op if it was intercepted again).
+      await this.tunnel.current.call(MANAGER_PATHS.restore, { namespace, workload: request.name });
+      const left = this.leftDormant.get(dormant)!;
+      this.leftDormant.delete(dormant);
+      return left;
+    }
     if (!info) {
       const names = this.inbound.all.map((i) => `${i.workload} (${i.namespace})`).join(', ') || 'none';
       throw usageError(
@@ -273,6 +284,9 @@ export class Session {
       });
     }
     this.inbound.remove(info.id);
+    const key = `${info.namespace}/${info.workload}`;
+    if (info.mode === 'intercept' && !request.restore) this.leftDormant.set(key, info);
+    else this.leftDormant.delete(key);
     return info;
   }
 

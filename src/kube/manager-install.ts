@@ -24,8 +24,6 @@ import { AGENT_API_PORT } from '../protocol/paths.ts';
 import { TELEPOD_VERSION } from '../protocol/version.ts';
 import { managerPods, ready, runs } from './manager-pods.ts';
 
-export const DEFAULT_IMAGE = 'docker.io/library/node:22-bookworm-slim';
-export const DEFAULT_MANAGER_NAMESPACE = 'telepod';
 const NAME = 'telepod-manager';
 const UNDO_KEY_SECRET = 'telepod-manager-undo-key';
 /** On the manager Deployment: the hash of the spec telepod asked for (the API server adds defaults). */

@@ -13,7 +13,7 @@ import {
   describeFilter,
 } from '../protocol/intercept.ts';
 import { portNumber, RequestFilterSchema, uuid } from '../protocol/requests.ts';
-import type { KubeObject } from './kube-api.ts';
+import type { KubeApi, KubeObject } from './kube-api.ts';
 import type { Signer } from './signer.ts';
 
 const STATE_ANNOTATION = 'telepod.io/state';
@@ -61,7 +61,7 @@ type Published = Omit<InjectionState, 'intercepts'> & {
  * The annotations an injection keeps on its workload: who intercepts it (`telepod list` reads
  * them with the developer's own rights) and, signed, its state for a restarted manager.
  */
-export function publishedAnnotations(signer: Signer, injection: Published): Record<string, string> {
+function publishedAnnotations(signer: Signer, injection: Published): Record<string, string> {
   const active = [...injection.intercepts.values()];
   const holders: InterceptHolder[] = active.map((a) => ({
     mode: a.info.mode,
@@ -75,6 +75,31 @@ export function publishedAnnotations(signer: Signer, injection: Published): Reco
     [INTERCEPTS_ANNOTATION]: JSON.stringify(holders),
     ...stateAnnotations(signer, { key, name, kind, mode, id, agentPorts, intercepts: active }),
   };
+}
+
+/**
+ * Writes who intercepts the workload on the workload itself (`telepod list` reads it with the
+ * developer's own rights, so listing needs nothing of the manager) and, signed, the injection's
+ * state, which a restarted manager takes back. Tried three times; then only logged, as the
+ * intercept works and only a restart of this manager would not find it again.
+ */
+export async function publishState(
+  api: KubeApi,
+  signer: Signer,
+  injection: Published & { undo: { workload: string } },
+  log: (message: string) => void,
+): Promise<void> {
+  const annotations = publishedAnnotations(signer, injection);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await api.mergePatch(injection.undo.workload, { metadata: { annotations } });
+      return;
+    } catch (err) {
+      if (attempt >= 3)
+        return log(`cannot record the intercepts on ${injection.key}: ${(err as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
 }
 
 /** The annotations that record `state` (merged into the workload's). */

@@ -10,7 +10,7 @@ import { AGENT_CONTAINER, DORMANT_AGENT_MINUTES } from '../protocol/intercept.ts
 import { replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
 import { AgentPods } from './agent-pods.ts';
 import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
-import { publishedAnnotations } from './injection-state.ts';
+import { publishState } from './injection-state.ts';
 import { findLeftovers } from './leftovers.ts';
 import {
   isRouted,
@@ -24,6 +24,7 @@ import type { Signer } from './signer.ts';
 import type { SessionRecord } from './sessions.ts';
 import type { KubeApi } from './kube-api.ts';
 import { Injector } from './injector.ts';
+import { KeyedQueue } from './keyed-queue.ts';
 import { InjectionRegistry, type Injection } from './injection-registry.ts';
 import type { Pod } from './rollout.ts';
 import { asBefore, serviceBefore, UndoBook } from './undo.ts';
@@ -69,7 +70,8 @@ function describePort(r: ResolvedPort): string {
 
 export class Intercepts extends InjectionRegistry {
   private readonly agentPods: AgentPods;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Requests for one workload run one at a time. */
+  private readonly queue = new KeyedQueue();
 
   private readonly undo: UndoBook;
   private readonly injector: Injector;
@@ -86,18 +88,6 @@ export class Intercepts extends InjectionRegistry {
 
   private get api(): KubeApi {
     return this.options.api;
-  }
-
-  /** Runs `work` after every earlier request for the same key has finished. */
-  private serialized<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const next = (this.locks.get(key) ?? Promise.resolve()).then(work, work);
-    const settled = next.catch(() => undefined);
-    this.locks.set(key, settled);
-    // The last request of a key removes it, so the map holds only keys with work in flight.
-    void settled.then(() => {
-      if (this.locks.get(key) === settled) this.locks.delete(key);
-    });
-    return next;
   }
 
   /**
@@ -129,7 +119,7 @@ export class Intercepts extends InjectionRegistry {
       await requireClaims(this.api, session, request);
       const name = `telepod-expose-${session.id.slice(0, 8)}`;
       const key = `${request.namespace}/expose/${name}`;
-      return this.serialized(key, async () => {
+      return this.queue.run(key, async () => {
         const started = Date.now();
         if (this.injections.has(key))
           throw new ConflictError(`this session already exposes ports as ${name}`);
@@ -140,7 +130,7 @@ export class Intercepts extends InjectionRegistry {
     const found = await findWorkload(this.api, request.namespace, request.workload);
     await requireClaims(this.api, session, request, found);
     const key = `${request.namespace}/${found.resource}/${request.workload}`;
-    return this.serialized(key, () => this.createFor(found, key, request, session));
+    return this.queue.run(key, () => this.createFor(found, key, request, session));
   }
 
   private async createFor(
@@ -273,27 +263,9 @@ export class Intercepts extends InjectionRegistry {
     return info;
   }
 
-  /**
-   * Who intercepts the workload, on the workload itself: `telepod list` reads it with the
-   * developer's own rights, so listing needs nothing of the manager. Beside it, signed, the
-   * injection's state, which a restarted manager takes back.
-   */
-  private async publish(injection: Injection): Promise<void> {
-    const annotations = publishedAnnotations(this.options.signer, injection);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.api.mergePatch(injection.undo.workload, { metadata: { annotations } });
-        return;
-      } catch (err) {
-        if (attempt >= 3) {
-          // The intercept works; only a restart of this manager would not find it again.
-          return this.options.log(
-            `cannot record the intercepts on ${injection.key}: ${(err as Error).message}`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
-      }
-    }
+  /** Records who intercepts the workload, and its state, on the workload (publishedState). */
+  private publish(injection: Injection): Promise<void> {
+    return publishState(this.api, this.options.signer, injection, this.options.log);
   }
 
   private notifyAgents(injection: Injection): void {
@@ -317,7 +289,7 @@ export class Intercepts extends InjectionRegistry {
   async leave(id: string, sessionId: string, restore: boolean): Promise<boolean> {
     const injection = this.holding(id, sessionId);
     if (!injection) return false;
-    await this.serialized(injection.key, async () => {
+    await this.queue.run(injection.key, async () => {
       injection.intercepts.delete(id);
       this.notifyAgents(injection);
       if (injection.intercepts.size) return this.publish(injection);
@@ -336,10 +308,26 @@ export class Intercepts extends InjectionRegistry {
     for (const id of ids) await this.leave(id, sessionId, true);
     for (const injection of [...this.injections.values()]) {
       if (injection.dormant?.sessionId !== sessionId) continue;
-      await this.serialized(injection.key, async () => {
+      await this.queue.run(injection.key, async () => {
         if (injection.dormant?.sessionId === sessionId) await this.release(injection);
       });
     }
+  }
+
+  /**
+   * Restores now a workload whose agent this session left dormant (`leave --restore` after a
+   * plain leave); false when it is not dormant for this session (intercepted again, restored).
+   */
+  async restoreDormant(namespace: string, workload: string, sessionId: string): Promise<boolean> {
+    const injection = [...this.injections.values()].find(
+      (i) => i.namespace === namespace && i.name === workload && i.dormant?.sessionId === sessionId,
+    );
+    if (!injection) return false;
+    return this.queue.run(injection.key, async () => {
+      if (injection.dormant?.sessionId !== sessionId) return false;
+      await this.release(injection);
+      return true;
+    });
   }
 
   /** Keeps the agent of a workload no intercept holds, until the idle time passes. */
@@ -347,9 +335,11 @@ export class Intercepts extends InjectionRegistry {
     clearTimeout(injection.dormant?.timer);
     const timer = setTimeout(
       () => {
-        void this.serialized(injection.key, async () => {
-          if (injection.dormant?.timer === timer) await this.release(injection);
-        }).catch((err: Error) => this.options.log(`cannot restore ${injection.key}: ${err.message}`));
+        void this.queue
+          .run(injection.key, async () => {
+            if (injection.dormant?.timer === timer) await this.release(injection);
+          })
+          .catch((err: Error) => this.options.log(`cannot restore ${injection.key}: ${err.message}`));
       },
       this.options.dormantIdleMs ?? DORMANT_AGENT_MINUTES * 60_000,
     );

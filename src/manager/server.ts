@@ -31,6 +31,7 @@ import {
   InboundRefusalSchema,
   InterceptRefSchema,
   LeaveInterceptSchema,
+  RestoreDormantSchema,
   InterceptRequestSchema,
   SessionRequestSchema,
   parseRequest,
@@ -203,6 +204,11 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
         return clusterRequest(stream, async (i) => {
           const { id, restore } = await readJson(stream, LeaveInterceptSchema, 'leave request');
           return { left: await i.leave(id, session.id, restore === true) };
+        });
+      case MANAGER_PATHS.restore:
+        return clusterRequest(stream, async (i) => {
+          const { namespace, workload } = await readJson(stream, RestoreDormantSchema, 'restore request');
+          return { restored: await i.restoreDormant(namespace, workload, session.id) };
         });
       case MANAGER_PATHS.inboundEvents:
         return inbound ? inbound.events(stream, session.id) : reply(stream, 503, 'no intercepts\n');

@@ -21,6 +21,8 @@ export const MANAGER_PATHS = {
   interceptHealth: '/intercepts/health',
   /** POST {id}: ends one intercept of the session. */
   leave: '/intercepts/leave',
+  /** POST {@link RestoreDormantRequest}: restores now a workload this session left dormant; answers {restored}. */
+  restore: '/intercepts/restore',
   /** GET: a long-lived stream of InboundEvent JSON lines for the session. */
   inboundEvents: '/inbound/events',
   /** POST {conn, reason}: the workstation could not take an inbound connection. */

@@ -89,6 +89,9 @@ export const InterceptRefSchema = z.object({ id: uuid });
  * a leave with `restore` comes; an older manager ignores `restore` and always restores.
  */
 export const LeaveInterceptSchema = z.object({ id: uuid, restore: z.optional(z.boolean()) });
+/** POST /intercepts/restore: a workload whose agent the session left dormant. */
+export const RestoreDormantSchema = z.object({ namespace: kubeLabel, workload: kubeName });
+export type RestoreDormantRequest = z.infer<typeof RestoreDormantSchema>;
 /** POST /inbound/refused */
 export const InboundRefusalSchema = z.object({ conn: uuid, reason: z.string().check(z.maxLength(1024)) });
 

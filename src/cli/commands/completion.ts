@@ -2,15 +2,16 @@
 // `telepod __complete -- <words...>` answers it (src/cli/completion/). Completing starts no
 // daemon, needs no root and writes nothing; cluster lookups run as the user, for at most 2 s.
 import { Argument } from '@commander-js/extra-typings';
-import { contextNames, namespaceNames, workloadNames } from '../../kube/completion-names.ts';
 import { complete, completionLines, type NameLister } from '../completion/candidates.ts';
 import { completionScript, SHELLS } from '../completion/scripts.ts';
 import type { Program } from '../program.ts';
 
+/** Names from the kubeconfig and the cluster; the Kubernetes client library loads on first use. */
+const names = () => import('../../kube/completion-names.ts');
 const clusterNames: NameLister = {
-  contexts: contextNames,
-  namespaces: namespaceNames,
-  workloads: workloadNames,
+  contexts: async (...args) => (await names()).contextNames(...args),
+  namespaces: async (...args) => (await names()).namespaceNames(...args),
+  workloads: async (...args) => (await names()).workloadNames(...args),
 };
 
 const usage = `

@@ -1,7 +1,7 @@
 // `telepod connect`, `status`, `quit` and `run`: the outbound half of telepod — cluster
 // Services, pod IPs and DNS names reachable from every process on the workstation.
 import { Option, type Command, type OptionValues } from '@commander-js/extra-typings';
-import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-install.ts';
+import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/defaults.ts';
 import { isCidr } from '../../kube/subnets.ts';
 import { DAEMON_PATHS, type ConnectRequest, type DaemonStatus } from '../../protocol/daemon-api.ts';
 import { usageError } from '../../protocol/errors.ts';
@@ -20,7 +20,6 @@ import {
   quitDaemon,
 } from '../daemon-client.ts';
 import { progressReporter } from '../progress.ts';
-import { inlineFiles, loadKubeConfig } from '../../kube/config.ts';
 import { printResult } from '../output.ts';
 import type { Program } from '../program.ts';
 import { namespacesOption } from './install.ts';
@@ -101,6 +100,8 @@ export interface ConnectFlags {
 
 export async function connect(program: Program, opts: ConnectFlags) {
   const globals = program.opts();
+  // Loaded here: the Kubernetes client library costs the start of commands that need none.
+  const { inlineFiles, loadKubeConfig } = await import('../../kube/config.ts');
   // Read and merged here, as the user (a bad kubeconfig or context fails before anything starts).
   const { kc } = loadKubeConfig(globals);
   inlineFiles(kc); // certificates and keys as data: the root daemon reads no file for the user

@@ -1,11 +1,9 @@
 // `telepod doctor`: checks this machine and the cluster for what telepod needs, each with OK or
 // the fix; exits 1 when a check that every command needs fails.
-import { DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-install.ts';
-import { loadKubeConfig } from '../../kube/config.ts';
+import { DEFAULT_MANAGER_NAMESPACE } from '../../kube/defaults.ts';
 import { DAEMON_PATHS, type DaemonStatus } from '../../protocol/daemon-api.ts';
 import { callDaemon, daemonRunning } from '../daemon-client.ts';
 import { failed, reportLines, type Check } from '../doctor/check.ts';
-import { clusterChecks } from '../doctor/cluster-checks.ts';
 import { localChecks } from '../doctor/local-checks.ts';
 import { printResult } from '../output.ts';
 import type { Program } from '../program.ts';
@@ -16,6 +14,9 @@ export function addDoctorCommand(program: Program): void {
     .description('check this machine and the cluster for what telepod needs, with the fix for each problem')
     .option('--manager-namespace <ns>', "the traffic manager's namespace", DEFAULT_MANAGER_NAMESPACE)
     .action(async (opts) => {
+      // Loaded here: the Kubernetes client library costs every other command's start.
+      const { loadKubeConfig } = await import('../../kube/config.ts');
+      const { clusterChecks } = await import('../doctor/cluster-checks.ts');
       const running = await daemonRunning();
       const status = running ? await callDaemon<DaemonStatus>(DAEMON_PATHS.status) : undefined;
       let checks: Check[] = localChecks(running);

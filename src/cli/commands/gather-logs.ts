@@ -3,11 +3,10 @@
 // command, so the archive is named with --file.
 import { TelepodError } from '../../protocol/errors.ts';
 import type { PodContext } from '../../protocol/intercept.ts';
-import { DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-install.ts';
-import { loadKubeConfig } from '../../kube/config.ts';
+import { DEFAULT_MANAGER_NAMESPACE } from '../../kube/defaults.ts';
 import { DAEMON_PATHS, daemonLog, type DaemonStatus } from '../../protocol/daemon-api.ts';
 import { callDaemon, daemonRunning } from '../daemon-client.ts';
-import { clusterLogs, daemonLogs, writeArchive, type Gathered } from '../gather-logs.ts';
+import type { Gathered } from '../gather-logs.ts';
 import { printResult } from '../output.ts';
 import type { Program } from '../program.ts';
 
@@ -20,6 +19,9 @@ export function addGatherLogsCommand(program: Program): void {
     .option('--file <archive>', 'where to write the .tar.gz', 'telepod-logs.tar.gz')
     .option('--manager-namespace <ns>', "the traffic manager's namespace", DEFAULT_MANAGER_NAMESPACE)
     .action(async (opts) => {
+      // Loaded here: the Kubernetes client library costs every other command's start.
+      const { loadKubeConfig } = await import('../../kube/config.ts');
+      const { clusterLogs, daemonLogs, writeArchive } = await import('../gather-logs.ts');
       const status = (await daemonRunning())
         ? await callDaemon<DaemonStatus>(DAEMON_PATHS.status)
         : undefined;

@@ -2,16 +2,7 @@
 // (`--dry-run`: YAML, or JSON with `-o json`), or removed with their namespace.
 import { Option } from '@commander-js/extra-typings';
 import { stringify } from 'yaml';
-import { loadKubeConfig } from '../../kube/config.ts';
-import {
-  DEFAULT_IMAGE,
-  DEFAULT_MANAGER_NAMESPACE,
-  installManager,
-  managerObjects,
-  manifests,
-  readManagerBundle,
-  uninstallManager,
-} from '../../kube/manager-install.ts';
+import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/defaults.ts';
 import { kubeLabel } from '../../protocol/requests.ts';
 import { usageError } from '../../protocol/errors.ts';
 import type { Program } from '../program.ts';
@@ -38,6 +29,9 @@ export function addInstallCommands(program: Program): void {
     .addOption(namespacesOption())
     .addOption(new Option('--dry-run', 'print the manifests instead of applying them'))
     .action(async (opts) => {
+      const { loadKubeConfig } = await import('../../kube/config.ts');
+      const { installManager, managerObjects, manifests, readManagerBundle } =
+        await import('../../kube/manager-install.ts');
       const objects = managerObjects(readManagerBundle(), opts.image, opts.managerNamespace, opts.namespaces);
       const list = manifests(objects);
       if (opts.dryRun) {
@@ -60,6 +54,8 @@ export function addInstallCommands(program: Program): void {
     .description('remove the traffic manager, its namespace and its rights from the cluster')
     .option('--manager-namespace <ns>', 'namespace of the traffic manager', DEFAULT_MANAGER_NAMESPACE)
     .action(async (opts) => {
+      const { loadKubeConfig } = await import('../../kube/config.ts');
+      const { uninstallManager } = await import('../../kube/manager-install.ts');
       await uninstallManager(loadKubeConfig(program.opts()).kc, opts.managerNamespace);
       process.stdout.write(`traffic manager namespace ${opts.managerNamespace} deleted\n`);
     });

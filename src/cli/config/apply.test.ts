@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Command, CommanderError } from '@commander-js/extra-typings';
-import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/manager-install.ts';
+import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/defaults.ts';
 import { TelepodError } from '../../protocol/errors.ts';
 import { connectOptions } from '../commands/connect.ts';
 import { createProgram } from '../program.ts';
