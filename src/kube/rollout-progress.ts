@@ -38,21 +38,15 @@ export function describeRollout(w: WorkloadRolloutState, startGeneration: number
   return `rolling out ${name}: ${updated} of ${wanted} pods updated, ${rest}`;
 }
 
-async function readWorkload(
-  apps: AppsV1Api,
-  namespace: string,
-  name: string,
-): Promise<WorkloadRolloutState | undefined> {
-  const reads = [
+type WorkloadRead = () => Promise<WorkloadRolloutState>;
+
+/** The ways to read `namespace/name`, one per workload kind an intercept can name. */
+function workloadReads(apps: AppsV1Api, namespace: string, name: string): WorkloadRead[] {
+  return [
     () => apps.readNamespacedDeployment({ name, namespace }).then((w) => ({ ...w, kind: 'Deployment' })),
     () => apps.readNamespacedStatefulSet({ name, namespace }).then((w) => ({ ...w, kind: 'StatefulSet' })),
     () => apps.readNamespacedReplicaSet({ name, namespace }).then((w) => ({ ...w, kind: 'ReplicaSet' })),
   ];
-  for (const read of reads) {
-    const found = await read().catch(() => undefined);
-    if (found) return found;
-  }
-  return undefined;
 }
 
 /** How long an intercept waits for the workload's first read. */
@@ -79,8 +73,20 @@ export async function followRollout(
   let timer: NodeJS.Timeout | undefined;
   let startGeneration: number | undefined;
   let last: string | undefined;
+  // The kind is found once; later reads ask for that kind alone.
+  let reads = workloadReads(apps, namespace, name);
+  const read = async () => {
+    for (const attempt of reads) {
+      const found = await attempt().catch(() => undefined);
+      if (found) {
+        reads = [attempt];
+        return found;
+      }
+    }
+    return undefined;
+  };
   const poll = async () => {
-    const workload = await readWorkload(apps, namespace, name);
+    const workload = await read();
     if (stopped || !workload) return;
     startGeneration ??= workload.metadata?.generation ?? 0;
     const text = describeRollout(workload, startGeneration);
