@@ -21,6 +21,7 @@ import {
 
 const MANAGER_NS = 'telepod';
 const OLD_BUNDLE = 'telepod-manager-0ld0ld0ld0';
+const SESSION_LEASES = 'app.kubernetes.io/managed-by=telepod';
 let tb: TestbedStatus;
 
 const telepod = (...args: string[]) => telepodInWorkstation(tb, ...args);
@@ -105,6 +106,12 @@ test('connect keeps a manager of another version that other sessions use; instal
     ]),
   ]);
   await kubectl(tb, ['-n', MANAGER_NS, 'rollout', 'status', 'deploy/telepod-manager', '--timeout=120s']);
+  // Sessions of earlier tests whose daemons went without goodbye count until the manager
+  // expires them and deletes their Leases: wait for that, so that "1 other" below is exact.
+  await waitUntil('the sessions of earlier tests to expire', 60_000, async () => {
+    const leases = await kubectl(tb, ['-n', MANAGER_NS, 'get', 'leases', '-l', SESSION_LEASES, '-o', 'name']);
+    return leases.trim() === '';
+  });
   // Another developer's session holds it.
   const other = await Tunnel.open(await managerTransport(), { holder: 'other@e2e' });
   // Renewed as its daemon would.

@@ -29,6 +29,24 @@ interface Mounted {
 
 type VolumesInfo = NonNullable<InterceptInfo['volumes']>;
 
+/**
+ * Joins a tunnel stream to a child's stdin and stdout. Either side may go first: a child that
+ * exits while the stream still delivers (sshfs unmounted at leave) makes writes to its stdin
+ * fail with EPIPE, which ends the stream here instead of the daemon.
+ */
+export function joinToProcess(
+  stream: NodeJS.ReadWriteStream & { destroy(): void },
+  child: ChildProcess,
+): void {
+  const { stdin, stdout } = child;
+  if (!stdin || !stdout) throw new Error('the child has no stdin/stdout pipes');
+  stream.pipe(stdin);
+  stdout.pipe(stream);
+  stream.on('error', () => stdin.destroy());
+  stdin.on('error', () => stream.destroy());
+  stdout.on('error', () => stream.destroy());
+}
+
 /** A path as /proc/self/mountinfo writes it (space, tab, newline and backslash octal-escaped). */
 export function mountinfoPath(path: string): string {
   return path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
@@ -128,9 +146,7 @@ export class Mounts {
       const options = `passive,allow_other,default_permissions,uid=${uid},gid=${gid}`;
       const sshfs = spawn('sshfs', [':/', dir, '-f', '-o', options], { stdio: ['pipe', 'pipe', 'pipe'] });
       mounted.sshfs = sshfs;
-      stream.pipe(sshfs.stdin);
-      sshfs.stdout.pipe(stream);
-      stream.on('error', () => sshfs.stdin.destroy());
+      joinToProcess(stream, sshfs);
       let stderr = '';
       sshfs.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
       const exited = new Promise<never>((_, reject) =>
