@@ -12,12 +12,34 @@ import {
   DAEMON_PATHS,
   daemonSocket,
   PROGRESS_MEDIA_TYPE,
+  rootlessDaemonDir,
   type DaemonError,
   type DaemonProgressLine,
   type DaemonStatus,
 } from '../protocol/daemon-api.ts';
 import { TelepodError } from '../protocol/errors.ts';
 import type { Progress } from './progress.ts';
+import { userNamespaceBlocker } from './user-namespaces.ts';
+
+/** Whether this command talks to (and starts) the user's rootless daemon rather than root's. */
+let rootless = false;
+
+/**
+ * Makes this command use a rootless daemon: the user's own, in the user's own directory
+ * (protocol/daemon-api.ts `rootlessDaemonDir`), started without sudo. Checks first that user
+ * namespaces can be made, so that a machine without them fails before anything changed.
+ */
+export function useRootlessDaemon(): void {
+  const blocker = userNamespaceBlocker();
+  if (blocker) {
+    throw new TelepodError(
+      `rootless mode needs unprivileged user namespaces, and this machine does not allow them: ` +
+        `${blocker.detail}. To allow them (as root): ${blocker.fix}; or run telepod without --rootless`,
+    );
+  }
+  rootless = true;
+  process.env.TELEPOD_RUN_DIR = rootlessDaemonDir(process.getuid?.() ?? 0);
+}
 
 /** Parses what the daemon sent; a daemon that sends something else is a clear error, not a crash. */
 function parseAnswer<T>(text: string): T {
@@ -136,25 +158,26 @@ export async function daemonRunning(): Promise<boolean> {
 export async function ensureDaemon(progress?: Progress): Promise<void> {
   if (await daemonRunning()) return;
   const dir = daemonDir();
-  const command = [process.execPath, process.argv[1]!, 'daemon'];
-  const root = process.getuid?.() === 0;
-  if (root) mkdirSync(dir, { recursive: true, mode: 0o755 });
-  // The daemon refuses a directory that is not root's alone: say why here, where it is seen.
-  if (existsSync(dir)) checkDaemonDir(dir);
+  const command = [process.execPath, process.argv[1]!, 'daemon', ...(rootless ? ['--rootless'] : [])];
+  const uid = process.getuid?.() ?? 0;
+  const asItself = rootless || uid === 0; // no sudo: root, or the user's rootless daemon
+  if (asItself) mkdirSync(dir, { recursive: true, mode: rootless ? 0o700 : 0o755 });
+  // The daemon refuses a directory that is not its user's alone: say why here, where it is seen.
+  if (existsSync(dir)) checkDaemonDir(dir, rootless ? uid : 0);
   let stderr: 'ignore' | number = 'ignore';
-  if (root) {
-    // A root CLI sends the daemon's stderr (a crash trace) to the daemon log.
-    stderr = openSync(daemonLog(), 'a');
+  if (asItself) {
+    // The daemon's stderr (a crash trace) goes to the daemon log.
+    stderr = openSync(daemonLog(), 'a', rootless ? 0o600 : 0o644);
   } else {
     // sudo asks for the password once, in the foreground, on the terminal; the daemon is then
     // started without a prompt and holds none of this process's descriptors.
     const validated = spawnSync('sudo', ['-v'], { stdio: 'inherit' });
     if (validated.status !== 0) throw new TelepodError('telepod needs root for its daemon, and sudo refused');
   }
-  const [file, ...args] = root
+  const [file, ...args] = asItself
     ? command
     : ['sudo', '-n', '--preserve-env=TELEPOD_LOG_LEVEL,TELEPOD_RUN_DIR', ...command];
-  progress?.step('starting the telepod daemon'); // after sudo's prompt, never over it
+  progress?.step(rootless ? 'starting the rootless telepod daemon' : 'starting the telepod daemon'); // after sudo's prompt, never over it
   const child = spawn(file!, args, { detached: true, stdio: ['ignore', 'ignore', stderr] });
   child.unref();
   const deadline = Date.now() + 15_000;

@@ -38,6 +38,8 @@ export interface DnsOptions {
   upstream?: string | undefined;
   /** The resolver's port: 53, another one only in tests. */
   upstreamPort?: number | undefined;
+  /** A bound socket made elsewhere (the rootless namespace's); by default one on 127.0.0.1. */
+  socket?: dgram.Socket;
   log: Logger;
 }
 
@@ -248,7 +250,7 @@ function sendDatagram(socket: dgram.Socket, msg: Buffer, log: Logger, to?: Peer)
  * without a resolver it is bound to 127.0.0.1 (its port still names the nft exception).
  */
 export async function startDnsServer(options: DnsOptions): Promise<DnsServer> {
-  const server = dgram.createSocket('udp4');
+  const server = options.socket ?? dgram.createSocket('udp4');
   const upstream = dgram.createSocket('udp4');
   const { log } = options;
   const handler = new DnsHandler(options, (query) => sendDatagram(upstream, query, log));
@@ -257,10 +259,12 @@ export async function startDnsServer(options: DnsOptions): Promise<DnsServer> {
   );
   upstream.on('message', (msg, from) => handler.upstreamAnswer(msg, from));
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.bind(0, '127.0.0.1', () => resolve());
-    });
+    if (!options.socket) {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.bind(0, '127.0.0.1', () => resolve());
+      });
+    }
     await new Promise<void>((resolve, reject) => {
       upstream.once('error', reject);
       if (options.upstream) upstream.connect(options.upstreamPort ?? 53, options.upstream, () => resolve());

@@ -9,10 +9,26 @@ import { endedCleanly } from '../protocol/liveness.ts';
 import { MANAGER_PATHS } from '../protocol/paths.ts';
 import type { Tunnel } from './tunnel.ts';
 
+/** A connection to `port` on this network namespace's loopback, once it is established. */
+export function connectLoopback(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: 'localhost', port, noDelay: true, allowHalfOpen: true });
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+  });
+}
+
 export class InboundHandler {
   private readonly intercepts = new Map<string, InterceptInfo>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** Connects to an intercepted local port (in rootless mode: inside the namespace). */
+    private readonly connectLocal: (port: number) => Promise<net.Socket> = connectLoopback,
+  ) {}
 
   get all(): InterceptInfo[] {
     return [...this.intercepts.values()];
@@ -44,27 +60,27 @@ export class InboundHandler {
     if (!info?.ports.some((p) => p.local === event.local)) {
       return this.refuse(tunnel, event, `port ${event.local} is not intercepted by this workstation`);
     }
-    const local = net.connect({ host: 'localhost', port: event.local, noDelay: true, allowHalfOpen: true });
-    local.once('error', (err) => {
-      if (local.connecting || !local.remoteAddress) {
-        info.warning = `nothing accepts connections on localhost:${event.local} (${(err as NodeJS.ErrnoException).code ?? err.message}); cluster clients get their connections reset`;
+    this.connectLocal(event.local).then(
+      (local) => {
+        delete info.warning;
+        local.on('error', () => local.destroy());
+        tunnel.inbound(event.conn).then(
+          (stream) => {
+            local.pipe(stream);
+            stream.pipe(local);
+            stream.once('close', () => {
+              if (!endedCleanly(stream)) local.resetAndDestroy();
+            });
+            local.once('error', () => stream.destroy());
+          },
+          () => local.destroy(),
+        );
+      },
+      (err: NodeJS.ErrnoException) => {
+        info.warning = `nothing accepts connections on localhost:${event.local} (${err.code ?? err.message}); cluster clients get their connections reset`;
         this.log.warn({ intercept: info.workload, port: event.local }, info.warning);
         this.refuse(tunnel, event, info.warning);
-      }
-    });
-    local.once('connect', () => {
-      delete info.warning;
-      tunnel.inbound(event.conn).then(
-        (stream) => {
-          local.pipe(stream);
-          stream.pipe(local);
-          stream.once('close', () => {
-            if (!endedCleanly(stream)) local.resetAndDestroy();
-          });
-          local.once('error', () => stream.destroy());
-        },
-        () => local.destroy(),
-      );
-    });
+      },
+    );
   }
 }

@@ -22,16 +22,21 @@ import { Mounts } from './mounts.ts';
 import { removeCapture } from './nft.ts';
 import { Session } from './session.ts';
 
-export async function runDaemon(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new TelepodError('the telepod daemon must run as root');
+/**
+ * The daemon's main. A rootless daemon runs as the user: it captures in a network namespace
+ * of its own (rootless/namespace.ts) instead of the machine's, so it has no rules to remove.
+ */
+export async function runDaemon({ rootless = false } = {}): Promise<void> {
+  const uid = process.getuid?.() ?? 0;
+  if (!rootless && uid !== 0) throw new TelepodError('the telepod daemon must run as root');
   const dir = daemonDir(); // $TELEPOD_RUN_DIR: one daemon per directory (and network namespace)
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  checkDaemonDir(dir);
+  mkdirSync(dir, { recursive: true, mode: rootless ? 0o700 : 0o755 });
+  checkDaemonDir(dir, rootless ? uid : 0);
   const log = pino(
     { level: daemonLogLevel(), base: { proc: 'daemon' } },
     rotatingDestination(daemonLog()).destination,
   );
-  await removeCapture(); // leftovers of a daemon that was killed
+  if (!rootless) await removeCapture(); // leftovers of a daemon that was killed
   await Mounts.clearLeftovers(log);
   let session: Session | undefined;
   let connecting: Promise<Session> | undefined;
@@ -43,7 +48,7 @@ export async function runDaemon(): Promise<void> {
 
   const shutdown = async () => {
     await session?.close().catch((err: Error) => log.error({ err: err.message }, 'cleanup failed'));
-    await removeCapture();
+    if (!rootless) await removeCapture();
     await new Promise((resolve) => control.close(resolve)); // also unlinks the socket
     log.info('daemon stopped');
     log.flush();
@@ -56,7 +61,12 @@ export async function runDaemon(): Promise<void> {
       Promise.resolve({ connected: false, daemonPid: process.pid } satisfies DaemonStatus),
     [DAEMON_PATHS.connect]: async (body, step) => {
       if (session) return session.status();
-      connecting ??= Session.open(parseRequest(ConnectRequestSchema, body, 'connect request'), log, step);
+      connecting ??= Session.open(
+        parseRequest(ConnectRequestSchema, body, 'connect request'),
+        log,
+        step,
+        rootless,
+      );
       try {
         session = await connecting;
         const status = await session.status();

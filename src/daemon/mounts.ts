@@ -143,7 +143,10 @@ export class Mounts {
         stream.destroy(); // left while the stream was being opened
         throw new Error('the intercept was left');
       }
-      const options = `passive,allow_other,default_permissions,uid=${uid},gid=${gid}`;
+      // Root mounts for the user (allow_other); a rootless daemon is the user, and FUSE lets a
+      // user's mount be opened by that user alone.
+      const others = process.getuid?.() === 0 ? 'allow_other,' : '';
+      const options = `passive,${others}default_permissions,uid=${uid},gid=${gid}`;
       const sshfs = spawn('sshfs', [':/', dir, '-f', '-o', options], { stdio: ['pipe', 'pipe', 'pipe'] });
       mounted.sshfs = sshfs;
       joinToProcess(stream, sshfs);

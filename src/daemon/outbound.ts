@@ -1,16 +1,74 @@
-// The outbound listener: every TCP connection the nft table redirects here is carried to its
-// original destination through one CONNECT stream of the tunnel.
+// The outbound listener: every TCP connection the capture rules redirect here is carried to its
+// original destination through one CONNECT stream of the tunnel. In rootless mode every
+// connection of the namespace arrives here; those not for the cluster are made directly from
+// the machine's own network namespace (the internet, the LAN, the machine's loopback).
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { endedCleanly } from '../protocol/liveness.ts';
 import { bindGetsockopt, originalDestination } from './original-dst.ts';
 import type { Tunnel } from './tunnel.ts';
 
-export async function startOutboundListener(tunnel: () => Tunnel, log: Logger): Promise<net.Server> {
+interface Target {
+  host: string;
+  port: number;
+}
+
+export interface OutboundOptions {
+  /** A listener made elsewhere (the rootless namespace's); by default one on 127.0.0.1. */
+  server?: net.Server;
+  /** Destinations to connect to directly rather than through the tunnel (default: none). */
+  direct?: (host: string) => boolean;
+}
+
+function throughTunnel(socket: net.Socket, target: Target, tunnel: Tunnel, log: Logger): void {
+  let opened: ReturnType<Tunnel['connect']>;
+  try {
+    opened = tunnel.connect(target.host, target.port);
+  } catch (err) {
+    log.debug({ target, err: (err as Error).message }, 'outbound connect failed');
+    return void socket.resetAndDestroy();
+  }
+  const { stream, connected } = opened;
+  // A stream cut short (the tunnel died) resets the client's connection: a transfer without a
+  // length of its own must not look complete.
+  stream.on('error', () => socket.resetAndDestroy());
+  stream.once('close', () => {
+    if (!endedCleanly(stream)) socket.resetAndDestroy();
+  });
+  socket.pipe(stream); // the request goes out now, not after the manager has connected
+  connected.then(
+    () => stream.pipe(socket),
+    (err: Error) => {
+      log.debug({ target, err: err.message }, 'outbound connect failed');
+      socket.resetAndDestroy();
+    },
+  );
+}
+
+function directly(socket: net.Socket, target: Target, log: Logger): void {
+  const peer = net.connect({ ...target, noDelay: true });
+  // A refused or reset peer resets the client, as it would have without telepod.
+  peer.on('error', (err) => {
+    log.debug({ target, err: err.message }, 'direct connect failed');
+    socket.resetAndDestroy();
+  });
+  socket.on('error', () => peer.resetAndDestroy());
+  socket.pipe(peer);
+  peer.pipe(socket);
+}
+
+export async function startOutboundListener(
+  tunnel: () => Tunnel,
+  log: Logger,
+  options: OutboundOptions = {},
+): Promise<net.Server> {
   bindGetsockopt(); // a missing native add-on fails connect, not each connection
-  const server = net.createServer({ noDelay: true }, (socket) => {
+  const direct = options.direct ?? (() => false);
+  const server = options.server ?? net.createServer({ noDelay: true });
+  server.on('connection', (socket: net.Socket) => {
     socket.on('error', () => socket.destroy());
-    let target: { host: string; port: number };
+    socket.setNoDelay(true);
+    let target: Target;
     try {
       target = originalDestination(socket);
     } catch (err) {
@@ -18,29 +76,9 @@ export async function startOutboundListener(tunnel: () => Tunnel, log: Logger): 
       socket.destroy();
       return;
     }
-    let opened: ReturnType<Tunnel['connect']>;
-    try {
-      opened = tunnel().connect(target.host, target.port);
-    } catch (err) {
-      log.debug({ target, err: (err as Error).message }, 'outbound connect failed');
-      return void socket.resetAndDestroy();
-    }
-    const { stream, connected } = opened;
-    // A stream cut short (the tunnel died) resets the client's connection: a transfer without a
-    // length of its own must not look complete.
-    stream.on('error', () => socket.resetAndDestroy());
-    stream.once('close', () => {
-      if (!endedCleanly(stream)) socket.resetAndDestroy();
-    });
-    socket.pipe(stream); // the request goes out now, not after the manager has connected
-    connected.then(
-      () => stream.pipe(socket),
-      (err: Error) => {
-        log.debug({ target, err: err.message }, 'outbound connect failed');
-        socket.resetAndDestroy();
-      },
-    );
+    if (direct(target.host)) directly(socket, target, log);
+    else throughTunnel(socket, target, tunnel(), log);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  if (!options.server) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;
 }

@@ -4,7 +4,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { isIPv4, type Server } from 'node:net';
+import { BlockList, isIPv4, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
@@ -33,6 +33,7 @@ import { InboundHandler } from './inbound.ts';
 import { installCapture, removeCapture } from './nft.ts';
 import { startOutboundListener } from './outbound.ts';
 import { Mounts } from './mounts.ts';
+import { openNamespace, type Namespace } from './rootless/namespace.ts';
 import { Tunnel } from './tunnel.ts';
 import { TunnelKeeper, type TunnelState } from './tunnel-keeper.ts';
 
@@ -48,6 +49,16 @@ async function routed(address: string): Promise<boolean> {
 
 /** How long `status` waits for the manager's view of the intercepts. */
 const HEALTH_TIMEOUT_MS = 2_000;
+
+/** Whether an address is in one of the subnets (CIDRs). */
+function inSubnets(subnets: string[]): (address: string) => boolean {
+  const list = new BlockList();
+  for (const cidr of subnets) {
+    const [net, bits] = cidr.split('/');
+    list.addSubnet(net!, Number(bits), 'ipv4');
+  }
+  return (address) => isIPv4(address) && list.check(address, 'ipv4');
+}
 
 /** Who holds this session's intercepts, as other developers see it. */
 function holder(): string {
@@ -73,14 +84,25 @@ export class Session {
     private readonly kc: KubeConfig,
     /** What connecting found worth telling the developer (e.g. a manager of another version kept). */
     readonly notices: string[],
+    /** A rootless daemon's network namespace; a root daemon captures in its own. */
+    private readonly namespace: Namespace | undefined,
   ) {}
 
   /** Connects; `step` hears of each step as it begins (see the CLI's progress). */
-  static async open(req: ConnectRequest, log: Logger, step: ProgressStep): Promise<Session> {
+  static async open(
+    req: ConnectRequest,
+    log: Logger,
+    step: ProgressStep,
+    rootless = false,
+  ): Promise<Session> {
     const loaded = kubeConfigFromText(req.kubeconfig, req);
     runPluginsAs(loaded.kc, req.env, sudoUser());
     const server = loaded.kc.getCurrentCluster()!.server;
-    return Session.connect(req, loaded, log, step).catch((err: unknown) => {
+    // Made first: a machine without user namespaces fails before anything changed.
+    const namespace = rootless ? await openNamespace(log) : undefined;
+    if (namespace) step('made a network namespace for the command');
+    return Session.connect(req, loaded, log, step, namespace).catch((err: unknown) => {
+      namespace?.close();
       throw explainKubeError(err, server);
     });
   }
@@ -90,6 +112,7 @@ export class Session {
     loaded: LoadedKubeConfig,
     log: Logger,
     step: ProgressStep,
+    ns: Namespace | undefined,
   ): Promise<Session> {
     const { kc, context, namespace } = loaded;
     const objects = managerObjects(readManagerBundle(), req.image, req.managerNamespace, req.namespaces);
@@ -117,7 +140,7 @@ export class Session {
     };
     const tunnel = await TunnelKeeper.start(dial, log);
     firstDial = undefined;
-    const inbound = new InboundHandler(log);
+    const inbound = new InboundHandler(log, ns ? (port) => ns.connect(port) : undefined);
     const mounts = new Mounts(log, () => tunnel.current);
     const lost = new Map<string, string>();
     inbound.follow(tunnel.current);
@@ -151,23 +174,32 @@ export class Session {
     const nameservers = [...readFileSync('/etc/resolv.conf', 'utf8').matchAll(/^nameserver\s+(\S+)/gm)]
       .map((m) => m[1]!)
       .filter((ip) => isIPv4(ip));
-    const upstream = nameservers[0] && (await routed(nameservers[0])) ? nameservers[0] : undefined;
+    // A rootless daemon asks the resolver from the machine's namespace, which nothing captures.
+    const upstream = nameservers[0] && (ns || (await routed(nameservers[0]))) ? nameservers[0] : undefined;
     const dns = await startDnsServer({
       naming: { namespace, namespaces, domain: CLUSTER_DOMAIN },
       tunnel: () => tunnel.current,
       upstream,
+      socket: ns?.dns,
       log,
     });
-    const outbound = await startOutboundListener(() => tunnel.current, log);
-    const apiHost = new URL(kc.getCurrentCluster()!.server).hostname;
-    await installCapture({
-      subnets,
-      exclude: isIPv4(apiHost) ? [apiHost] : [],
-      tcpPort: (outbound.address() as { port: number }).port,
-      dns: nameservers.length
-        ? { servers: nameservers, port: dns.port, upstreamSourcePort: dns.upstreamSourcePort }
-        : undefined,
-    });
+    const forCluster = inSubnets(subnets);
+    const outbound = await startOutboundListener(
+      () => tunnel.current,
+      log,
+      ns ? { server: ns.tcp, direct: (host) => !forCluster(host) } : {},
+    );
+    if (!ns) {
+      const apiHost = new URL(kc.getCurrentCluster()!.server).hostname;
+      await installCapture({
+        subnets,
+        exclude: isIPv4(apiHost) ? [apiHost] : [],
+        tcpPort: (outbound.address() as { port: number }).port,
+        dns: nameservers.length
+          ? { servers: nameservers, port: dns.port, upstreamSourcePort: dns.upstreamSourcePort }
+          : undefined,
+      });
+    }
     // Four renewals per lease: a session outlives three lost ones.
     const renewal = setInterval(
       () => {
@@ -185,9 +217,13 @@ export class Session {
       managerNamespace: req.managerNamespace,
       managerVersion: tunnel.current.managerVersion,
       subnets,
-      dns: { mode: nameservers.length ? 'nft-redirect' : 'none', clusterDomain: CLUSTER_DOMAIN },
+      dns: {
+        mode: ns ? 'namespace' : nameservers.length ? 'nft-redirect' : 'none',
+        clusterDomain: CLUSTER_DOMAIN,
+      },
+      ...(ns ? { rootless: { namespacePid: ns.pid } } : {}),
     };
-    return new Session(status, tunnel, outbound, dns, renewal, inbound, mounts, lost, log, kc, notices);
+    return new Session(status, tunnel, outbound, dns, renewal, inbound, mounts, lost, log, kc, notices, ns);
   }
 
   /** The session now; each intercept says whether cluster traffic reaches it, and if not, why. */
@@ -307,7 +343,8 @@ export class Session {
       .catch((err: Error) =>
         this.log.warn({ err: err.message }, 'ending the session failed; its lease will expire'),
       );
-    await removeCapture();
+    if (this.namespace) this.namespace.close();
+    else await removeCapture();
     this.dns.close();
     this.outbound.close();
     this.tunnel.close();

@@ -37,19 +37,32 @@ export const captureMarker = (): string => `${daemonDir()}/capture-installed`;
 export const mountsFile = (): string => `${daemonDir()}/mounts.json`;
 
 /**
- * The root daemon writes and deletes files in its directory, so only root may change what is
- * in it: a real directory (no symlink), owned by root, writable by nobody else. Otherwise a
- * TELEPOD_RUN_DIR chosen by the user (sudo keeps it) could make root write through the user's
- * symlinks.
+ * The daemon writes and deletes files in its directory, so only its owner may change what is
+ * in it: a real directory (no symlink), owned by the daemon's user (root, or the user of a
+ * rootless daemon), writable by nobody else. Otherwise a TELEPOD_RUN_DIR chosen by the user
+ * (sudo keeps it) could make root write through the user's symlinks.
  */
-export function checkDaemonDir(dir: string): void {
+export function checkDaemonDir(dir: string, owner = 0): void {
   const st = lstatSync(dir);
+  const who = owner === 0 ? 'root' : `uid ${owner}`;
   let problem: string | undefined;
   if (st.isSymbolicLink()) problem = 'is a symbolic link';
   else if (!st.isDirectory()) problem = 'is not a directory';
-  else if (st.uid !== 0) problem = 'is not owned by root';
-  else if (st.mode & 0o022) problem = 'is writable by others than root';
+  else if (st.uid !== owner) problem = `is not owned by ${who}`;
+  else if (st.mode & 0o022) problem = `is writable by others than ${who}`;
   if (problem) throw usageError(`the telepod daemon's directory ${dir} ${problem} (TELEPOD_RUN_DIR)`);
+}
+
+/**
+ * A rootless daemon's directory for the user `uid`: `$XDG_RUNTIME_DIR/telepod` (that directory
+ * is the user's alone), else /tmp/telepod-<uid>; `$TELEPOD_RUN_DIR` wins as for the root daemon.
+ */
+export function rootlessDaemonDir(uid: number, env: NodeJS.ProcessEnv = process.env): string {
+  if (env.TELEPOD_RUN_DIR) return daemonDir(env);
+  const runtime = env.XDG_RUNTIME_DIR;
+  return daemonDir({
+    TELEPOD_RUN_DIR: runtime?.startsWith('/') ? `${runtime}/telepod` : `/tmp/telepod-${uid}`,
+  });
 }
 
 /** The levels of `--log-level`; the CLI passes an explicit one to the daemon it starts as `$TELEPOD_LOG_LEVEL`. */
@@ -141,6 +154,8 @@ export interface DaemonStatus {
   intercepts?: InterceptInfo[];
   /** Only in the answer to the connect that made the session: what the developer should know. */
   notices?: string[];
+  /** A rootless daemon's: the holder of its network namespace (`nsenter -t <pid> --user --net`). */
+  rootless?: { namespacePid: number };
 }
 
 /** How the daemon reports a failure; the CLI turns it back into a TelepodError. */

@@ -18,6 +18,7 @@ import {
   daemonRunning,
   ensureDaemon,
   quitDaemon,
+  useRootlessDaemon,
 } from '../daemon-client.ts';
 import { progressReporter } from '../progress.ts';
 import { printResult } from '../output.ts';
@@ -200,15 +201,21 @@ export function addConnectCommands(program: Program): void {
         .argParser(portCollector('--expose', true))
         .default([] as PortRequest[]),
     )
+    .option(
+      '--rootless',
+      "without root: the command runs in a network namespace of its own, with the user's own daemon (docs/rootless.md)",
+    )
     .action(async (command, opts) => {
       const swap = opts.swapDeployment?.split(':');
       if (swap && (!swap[0] || swap.length > 2)) {
         throw usageError(`--swap-deployment ${opts.swapDeployment}: expected <deployment>[:<container>]`);
       }
+      if (opts.rootless) useRootlessDaemon(); // before anything changes
       const mount = await prepareMount(opts.mount);
       let info: InterceptInfo;
+      let namespacePid: number | undefined;
       try {
-        await connect(program, opts);
+        namespacePid = (await connect(program, opts)).rootless?.namespacePid;
         // Without --swap-deployment, a proxy pod of the session's own (exposing --expose ports,
         // if any) gives the command its environment and volumes.
         info = await callDaemonWithProgress<InterceptInfo>(
@@ -231,7 +238,7 @@ export function addConnectCommands(program: Program): void {
       try {
         if (program.opts().output === 'text') process.stderr.write(`telepod: ${describeIntercept(info)}\n`);
         const env = await podEnvironment(info, opts, true);
-        process.exitCode = await runChild(command, env);
+        process.exitCode = await runChild(command, env, namespacePid);
       } finally {
         await quitDaemon();
       }
@@ -240,8 +247,17 @@ export function addConnectCommands(program: Program): void {
   program
     .command('daemon', { hidden: true })
     .description('run the root daemon (started by connect)')
-    .action(async () => {
+    .option('--rootless', "run as the user, capturing in a network namespace of the daemon's own")
+    .action(async (opts) => {
       const { runDaemon } = await import('../../daemon/main.ts');
-      await runDaemon();
+      await runDaemon({ rootless: opts.rootless === true });
+    });
+
+  program
+    .command('__netns-holder', { hidden: true })
+    .description("hold a rootless daemon's network namespace (started by that daemon)")
+    .action(async () => {
+      const { runNamespaceHolder } = await import('../../daemon/rootless/holder.ts');
+      await runNamespaceHolder();
     });
 }

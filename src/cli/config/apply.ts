@@ -11,7 +11,7 @@ import { isConfigKey } from './schema.ts';
  * file too) and the root daemon (its settings come in the connect request; it reads no file of
  * the user's).
  */
-const UNCONFIGURED = new Set(['version', 'completion', 'daemon']);
+const UNCONFIGURED = new Set(['version', 'completion', 'daemon', '__netns-holder']);
 
 /** The hidden command the completion scripts call. */
 const COMPLETING = '__complete';

@@ -1,45 +1,20 @@
 // `telepod doctor`'s checks of this machine: the kernel features and tools telepod uses, root
 // or sudo for the daemon, and state a crashed daemon left behind.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { captureMarker, mountsFile } from '../../protocol/daemon-api.ts';
+import { namespaceSettingBlocker } from '../user-namespaces.ts';
 import type { Check } from './check.ts';
 
 function found(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
 
-function sysctl(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
-
 /** Whether unprivileged user namespaces can be made, and if not, which setting says no. */
 function userNamespaces(): Check {
   const name = 'user namespaces';
-  const blockers = [
-    ['/proc/sys/user/max_user_namespaces', '0', 'sysctl -w user.max_user_namespaces=15000'],
-    ['/proc/sys/kernel/unprivileged_userns_clone', '0', 'sysctl -w kernel.unprivileged_userns_clone=1'],
-    [
-      '/proc/sys/kernel/apparmor_restrict_unprivileged_userns',
-      '1',
-      'sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (or an AppArmor profile for telepod)',
-    ],
-  ] as const;
-  for (const [path, bad, fix] of blockers) {
-    if (sysctl(path) === bad) {
-      return {
-        name,
-        ok: false,
-        optional: true,
-        detail: `${path} is ${bad}: not for unprivileged users`,
-        fix,
-      };
-    }
-  }
+  const blocker = namespaceSettingBlocker();
+  if (blocker) return { name, ok: false, optional: true, ...blocker };
   return { name, ok: true, optional: true, detail: 'unprivileged users may create them' };
 }
 

@@ -1,0 +1,149 @@
+// The rootless daemon's network namespace: starts the holder (holder.ts) in a new user and
+// network namespace, receives its TCP listener and DNS socket, connects to the namespace's
+// loopback through it, and tells it every second which loopback ports the machine listens on.
+// The namespace ends with the holder, which ends with this daemon (also after a kill -9: its
+// channel closes); nothing of it outlives them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import type dgram from 'node:dgram';
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { TelepodError } from '../../protocol/errors.ts';
+import { listeningPorts } from './listening-ports.ts';
+import { FromHolderSchema, type ToHolder } from './messages.ts';
+
+const START_TIMEOUT_MS = 15_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+const HOST_PORTS_EVERY_MS = 1_000;
+
+/** The namespace, as the daemon uses it. */
+export interface Namespace {
+  /** The holder's pid: `nsenter -t <pid> --user --net` runs a program in the namespace. */
+  pid: number;
+  /** Accepts every TCP connection made in the namespace (SO_ORIGINAL_DST says where it was going). */
+  tcp: net.Server;
+  /** Receives every DNS query made in the namespace. */
+  dns: dgram.Socket;
+  /** A connection to `port` on the namespace's loopback (where the user's command listens). */
+  connect(port: number): Promise<net.Socket>;
+  close(): void;
+}
+
+type Handle = net.Server | net.Socket | dgram.Socket;
+
+/** The command that starts the holder: this same executable, in a new user and network namespace. */
+export function holderCommand(): string[] {
+  return [
+    'unshare',
+    '--user',
+    '--map-current-user',
+    '--net',
+    '--keep-caps',
+    '--kill-child',
+    '--',
+    process.execPath,
+    process.argv[1]!,
+    '__netns-holder',
+  ];
+}
+
+export async function openNamespace(log: Logger): Promise<Namespace> {
+  const [file, ...args] = holderCommand();
+  const holder = spawn(file!, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  let stderr = '';
+  holder.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+    log.warn({ holder: chunk.trim() }, 'namespace holder');
+  });
+  const pending = new Map<number, { resolve: (s: net.Socket) => void; reject: (e: Error) => void }>();
+  let nextId = 1;
+  let tcp: net.Server | undefined;
+  const started = new Promise<{ pid: number; dns: dgram.Socket }>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error('the namespace holder did not start within 15 s')),
+      START_TIMEOUT_MS,
+    );
+    holder.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(
+        new TelepodError(
+          `cannot make a network namespace: ${stderr.trim() || `unshare exited with ${code}`}`,
+        ),
+      );
+    });
+    holder.on('message', (raw: unknown, handle?: Handle) => {
+      const parsed = FromHolderSchema.safeParse(raw);
+      if (!parsed.success) return;
+      const message = parsed.data;
+      switch (message.kind) {
+        case 'tcp':
+          tcp = handle as net.Server;
+          return;
+        case 'dns':
+          clearTimeout(timer);
+          return resolve({ pid: message.pid, dns: handle as dgram.Socket });
+        case 'failed':
+          clearTimeout(timer);
+          return reject(new TelepodError(`cannot set up the network namespace: ${message.error}`));
+        case 'connected':
+          pending.get(message.id)?.resolve(handle as net.Socket);
+          pending.delete(message.id);
+          return;
+        case 'connect-failed':
+          pending.get(message.id)?.reject(new Error(message.error));
+          pending.delete(message.id);
+          return;
+      }
+    });
+  });
+  let opened: { pid: number; dns: dgram.Socket };
+  try {
+    opened = await started;
+  } catch (err) {
+    holder.kill();
+    throw err;
+  }
+  const tell = (message: ToHolder) => {
+    if (holder.connected) holder.send(message);
+  };
+  const scan = setInterval(() => {
+    void listeningPorts().then((ports) => tell({ kind: 'host-ports', ports }));
+  }, HOST_PORTS_EVERY_MS);
+  void listeningPorts().then((ports) => tell({ kind: 'host-ports', ports }));
+  holder.on('exit', (code) => {
+    clearInterval(scan);
+    log.warn({ code }, 'namespace holder exited');
+    for (const { reject } of pending.values()) reject(new Error('the namespace holder exited'));
+    pending.clear();
+  });
+  return {
+    pid: opened.pid,
+    tcp: tcp!,
+    dns: opened.dns,
+    connect(port) {
+      const id = nextId++;
+      return new Promise<net.Socket>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(new Error(`no answer from the namespace within ${CONNECT_TIMEOUT_MS / 1000} s`));
+        }, CONNECT_TIMEOUT_MS);
+        const settle =
+          <T>(f: (v: T) => void) =>
+          (v: T) => {
+            clearTimeout(timer);
+            f(v);
+          };
+        pending.set(id, { resolve: settle(resolve), reject: settle(reject) });
+        tell({ kind: 'connect', id, port });
+      });
+    },
+    close() {
+      clearInterval(scan);
+      stop(holder);
+    },
+  };
+}
+
+function stop(holder: ChildProcess): void {
+  if (holder.connected) holder.disconnect(); // the holder exits when its channel closes
+  holder.kill();
+}
