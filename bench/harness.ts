@@ -22,20 +22,16 @@ export function percentile(values: number[], p: number): number {
 /** `value` with at most `digits` decimals. */
 export const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 
-/** Runs one measurement of bench/client.ts in a network namespace; its JSON answer. */
-export function client<T>(netns: string, ...args: (string | number)[]): Promise<T> {
+/**
+ * Runs one measurement of bench/client.ts in a network namespace (a name under /run/netns, or
+ * the whole `nsenter` argument list to get there); its JSON answer.
+ */
+export function client<T>(netns: string | string[], ...args: (string | number)[]): Promise<T> {
   return new Promise((resolve, reject) => {
+    const enter = typeof netns === 'string' ? [`--net=/run/netns/${netns}`] : netns;
     const child = spawn(
       'nsenter',
-      [
-        `--net=/run/netns/${netns}`,
-        '--',
-        process.execPath,
-        '--import',
-        'tsx',
-        'bench/client.ts',
-        ...args.map(String),
-      ],
+      [...enter, '--', process.execPath, '--import', 'tsx', 'bench/client.ts', ...args.map(String)],
       { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';

@@ -28,6 +28,7 @@ import {
   writeResults,
 } from './harness.ts';
 import { agentPid, processUsage, telepodPids } from './rss.ts';
+import { measureRootless } from './rootless.ts';
 
 const NS = 'telepod-bench';
 const KUBE_DNS = '10.96.0.10';
@@ -197,6 +198,9 @@ async function main(): Promise<void> {
       size.sequential,
     );
 
+    log('rootless: bulk data and new-connection TTFB from inside a `run --rootless` namespace');
+    const rootless = await measureRootless(tb, NS, targets.telepod.url, size);
+
     log(`${size.concurrent} concurrent connections through the tunnel`);
     const concurrency = await client<{ errors: number; MBps: number }>(
       ws,
@@ -336,6 +340,22 @@ async function main(): Promise<void> {
         },
       },
       ttfbMs: { telepod: latency(ttfbTelepod.samples), portForward: latency(ttfbPortForward.samples) },
+      rootless: {
+        downloadMBps: round(median(rootless.downloadMBps), 1),
+        uploadMBps: round(median(rootless.uploadMBps), 1),
+        ttfbMs: latency(rootless.ttfbSamples),
+        ratioVsPortForward: {
+          download: ratio(median(rootless.downloadMBps), throughput.download.portForward!),
+          upload: ratio(median(rootless.uploadMBps), throughput.upload.portForward!),
+          ttfbP50: ratio(percentile(rootless.ttfbSamples, 50), percentile(ttfbPortForward.samples, 50)),
+          ttfbP99: ratio(percentile(rootless.ttfbSamples, 99), percentile(ttfbPortForward.samples, 99)),
+        },
+        ratioVsRootDaemon: {
+          download: ratio(median(rootless.downloadMBps), throughput.download.telepod!),
+          upload: ratio(median(rootless.uploadMBps), throughput.upload.telepod!),
+          ttfbP50: ratio(percentile(rootless.ttfbSamples, 50), percentile(ttfbTelepod.samples, 50)),
+        },
+      },
       concurrency: {
         connections: size.concurrent,
         errors: concurrency.errors,
@@ -401,6 +421,12 @@ async function main(): Promise<void> {
 function table(r: {
   throughput: { downloadMBps: Record<string, number>; uploadMBps: Record<string, number> };
   ttfbMs: Record<'telepod' | 'portForward', { p50: number; p99: number }>;
+  rootless: {
+    downloadMBps: number;
+    uploadMBps: number;
+    ttfbMs: { p50: number; p99: number };
+    ratioVsPortForward: Record<'download' | 'upload' | 'ttfbP50' | 'ttfbP99', number>;
+  };
   dnsMs: {
     telepod: { p50: number; p99: number };
     direct: { p50: number; p99: number };
@@ -455,6 +481,20 @@ function table(r: {
       `${r.ttfbMs.portForward.p99}`,
       '',
       x(r.ttfbMs.telepod.p99, r.ttfbMs.portForward.p99),
+    ],
+    [
+      'rootless: download / upload MB/s (Service name)',
+      `${r.rootless.downloadMBps} / ${r.rootless.uploadMBps}`,
+      `${d.portForward} / ${u.portForward}`,
+      '',
+      `${r.rootless.ratioVsPortForward.download}x / ${r.rootless.ratioVsPortForward.upload}x`,
+    ],
+    [
+      'rootless: new connection TTFB p50 / p99 ms',
+      `${r.rootless.ttfbMs.p50} / ${r.rootless.ttfbMs.p99}`,
+      `${r.ttfbMs.portForward.p50} / ${r.ttfbMs.portForward.p99}`,
+      '',
+      `${r.rootless.ratioVsPortForward.ttfbP50}x / ${r.rootless.ratioVsPortForward.ttfbP99}x`,
     ],
     [
       'cluster DNS p50 / p99 ms',

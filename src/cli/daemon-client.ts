@@ -26,19 +26,26 @@ let rootless = false;
 
 /**
  * Makes this command use a rootless daemon: the user's own, in the user's own directory
- * (protocol/daemon-api.ts `rootlessDaemonDir`), started without sudo. Checks first that user
- * namespaces can be made, so that a machine without them fails before anything changed.
+ * (protocol/daemon-api.ts `rootlessDaemonDir`), started without sudo. To start one (`start`),
+ * first makes sure user namespaces can be made, so that a machine without them fails before
+ * anything changed; `status` and `quit` only need to find it. Either way the directory must be
+ * the user's alone before its socket is used: /tmp is shared, and a directory someone else made
+ * there would let them pose as the daemon (and be sent the kubeconfig).
  */
-export function useRootlessDaemon(): void {
-  const blocker = userNamespaceBlocker();
+export function useRootlessDaemon({ start = true } = {}): void {
+  const blocker = start ? userNamespaceBlocker() : undefined;
   if (blocker) {
     throw new TelepodError(
       `rootless mode needs unprivileged user namespaces, and this machine does not allow them: ` +
         `${blocker.detail}. To allow them (as root): ${blocker.fix}; or run telepod without --rootless`,
     );
   }
+  const uid = process.getuid?.() ?? 0;
+  const dir = rootlessDaemonDir(uid);
+  if (start) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (existsSync(dir)) checkDaemonDir(dir, uid);
   rootless = true;
-  process.env.TELEPOD_RUN_DIR = rootlessDaemonDir(process.getuid?.() ?? 0);
+  process.env.TELEPOD_RUN_DIR = dir;
 }
 
 /** Parses what the daemon sent; a daemon that sends something else is a clear error, not a crash. */

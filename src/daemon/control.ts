@@ -82,6 +82,7 @@ export async function startControlServer(routes: Record<string, Handler>): Promi
   chmodSync(socket, 0o600);
   const uid = Number(process.env.SUDO_UID);
   const gid = Number(process.env.SUDO_GID);
-  if (uid > 0) chownSync(socket, uid, gid || uid);
+  // Root's daemon lets the user who started it through sudo call it; a rootless daemon is that user.
+  if (uid > 0 && process.getuid?.() === 0) chownSync(socket, uid, gid || uid);
   return server;
 }

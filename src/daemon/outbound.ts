@@ -46,7 +46,7 @@ function throughTunnel(socket: net.Socket, target: Target, tunnel: Tunnel, log: 
 }
 
 function directly(socket: net.Socket, target: Target, log: Logger): void {
-  const peer = net.connect({ ...target, noDelay: true });
+  const peer = net.connect({ ...target, noDelay: true, allowHalfOpen: true });
   // A refused or reset peer resets the client, as it would have without telepod.
   peer.on('error', (err) => {
     log.debug({ target, err: err.message }, 'direct connect failed');
@@ -65,6 +65,8 @@ export async function startOutboundListener(
   bindGetsockopt(); // a missing native add-on fails connect, not each connection
   const direct = options.direct ?? (() => false);
   const server = options.server ?? net.createServer({ noDelay: true });
+  // A handed-over listener does not carry its options: a client's FIN must not end the reply.
+  if (options.server) (server as net.Server & { allowHalfOpen: boolean }).allowHalfOpen = true;
   server.on('connection', (socket: net.Socket) => {
     socket.on('error', () => socket.destroy());
     socket.setNoDelay(true);

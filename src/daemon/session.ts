@@ -184,13 +184,14 @@ export class Session {
       log,
     });
     const forCluster = inSubnets(subnets);
+    const apiHost = new URL(kc.getCurrentCluster()!.server).hostname;
+    // The API server is never reached through the tunnel (kubectl in the command included).
     const outbound = await startOutboundListener(
       () => tunnel.current,
       log,
-      ns ? { server: ns.tcp, direct: (host) => !forCluster(host) } : {},
+      ns ? { server: ns.tcp, direct: (host) => host === apiHost || !forCluster(host) } : {},
     );
     if (!ns) {
-      const apiHost = new URL(kc.getCurrentCluster()!.server).hostname;
       await installCapture({
         subnets,
         exclude: isIPv4(apiHost) ? [apiHost] : [],

@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { checkDaemonDir, daemonDir, DEFAULT_DAEMON_DIR } from './daemon-api.ts';
+import { checkDaemonDir, daemonDir, DEFAULT_DAEMON_DIR, rootlessDaemonDir } from './daemon-api.ts';
 import { ExitCode, TelepodError } from './errors.ts';
 
 const isUsageError = (pattern: RegExp) => (err: unknown) =>
@@ -72,4 +72,32 @@ test("the daemon takes only a directory that is root's alone", () => {
   symlinkSync(dir, link);
   assert.throws(() => checkDaemonDir(link), isUsageError(/is a symbolic link/));
   assert.throws(() => checkDaemonDir(join(scratch, 'missing')), /ENOENT/);
+});
+
+test("a rootless daemon's directory: the user's own runtime directory, else /tmp/telepod-<uid>", () => {
+  const uid = process.getuid?.() ?? 0;
+  const runtime = join(scratch, 'runtime');
+  mkdirSync(runtime);
+  assert.equal(rootlessDaemonDir(uid, { XDG_RUNTIME_DIR: runtime }), `${runtime}/telepod`);
+  // Someone else's runtime directory (su and sudo pass root's on), a missing or relative one: /tmp.
+  assert.equal(rootlessDaemonDir(uid + 1, { XDG_RUNTIME_DIR: runtime }), `/tmp/telepod-${uid + 1}`);
+  assert.equal(rootlessDaemonDir(uid, { XDG_RUNTIME_DIR: join(scratch, 'gone') }), `/tmp/telepod-${uid}`);
+  assert.equal(rootlessDaemonDir(uid, { XDG_RUNTIME_DIR: 'relative' }), `/tmp/telepod-${uid}`);
+  assert.equal(rootlessDaemonDir(uid, {}), `/tmp/telepod-${uid}`);
+  // TELEPOD_RUN_DIR wins, with the same checks as for the root daemon.
+  assert.equal(rootlessDaemonDir(uid, { TELEPOD_RUN_DIR: '/run/x', XDG_RUNTIME_DIR: runtime }), '/run/x');
+  assert.throws(() => rootlessDaemonDir(uid, { TELEPOD_RUN_DIR: 'x' }), isUsageError(/absolute path/));
+});
+
+test("a rootless daemon takes only a directory that is its user's alone", () => {
+  const uid = process.getuid?.() ?? 0;
+  const dir = join(scratch, 'user-run');
+  mkdirSync(dir, { mode: 0o700 });
+  checkDaemonDir(dir, uid);
+  assert.throws(
+    () => checkDaemonDir(dir, uid + 1),
+    isUsageError(new RegExp(`is not owned by uid ${uid + 1}`)),
+  );
+  chmodSync(dir, 0o770);
+  assert.throws(() => checkDaemonDir(dir, uid), isUsageError(/is writable by others than/));
 });

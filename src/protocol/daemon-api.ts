@@ -54,15 +54,20 @@ export function checkDaemonDir(dir: string, owner = 0): void {
 }
 
 /**
- * A rootless daemon's directory for the user `uid`: `$XDG_RUNTIME_DIR/telepod` (that directory
- * is the user's alone), else /tmp/telepod-<uid>; `$TELEPOD_RUN_DIR` wins as for the root daemon.
+ * A rootless daemon's directory for the user `uid`: `$XDG_RUNTIME_DIR/telepod` when that runtime
+ * directory is the user's own (su and sudo may pass on another user's), else /tmp/telepod-<uid>;
+ * `$TELEPOD_RUN_DIR` wins as for the root daemon.
  */
 export function rootlessDaemonDir(uid: number, env: NodeJS.ProcessEnv = process.env): string {
   if (env.TELEPOD_RUN_DIR) return daemonDir(env);
   const runtime = env.XDG_RUNTIME_DIR;
-  return daemonDir({
-    TELEPOD_RUN_DIR: runtime?.startsWith('/') ? `${runtime}/telepod` : `/tmp/telepod-${uid}`,
-  });
+  let owned: boolean;
+  try {
+    owned = !!runtime?.startsWith('/') && lstatSync(runtime).uid === uid;
+  } catch {
+    owned = false; // missing
+  }
+  return daemonDir({ TELEPOD_RUN_DIR: owned ? `${runtime}/telepod` : `/tmp/telepod-${uid}` });
 }
 
 /** The levels of `--log-level`; the CLI passes an explicit one to the daemon it starts as `$TELEPOD_LOG_LEVEL`. */

@@ -156,7 +156,9 @@ export function addConnectCommands(program: Program): void {
   program
     .command('status')
     .description('show whether telepod is connected, and to what')
-    .action(async () => {
+    .option('--rootless', 'the rootless session of `run --rootless` (docs/rootless.md)')
+    .action(async (opts) => {
+      if (opts.rootless) useRootlessDaemon({ start: false });
       if (await clearStaleState()) warnStale();
       const status: DaemonStatus = (await daemonRunning())
         ? await callDaemon<DaemonStatus>(DAEMON_PATHS.status)
@@ -165,6 +167,7 @@ export function addConnectCommands(program: Program): void {
         status.connected
           ? `${summary(status)}\nmanager ${status.managerVersion} in ${status.managerNamespace}; ` +
             `DNS ${status.dns?.mode}; tunnel reconnects ${status.reconnects}; daemon pid ${status.daemonPid}` +
+            (status.rootless ? `; rootless, namespace held by pid ${status.rootless.namespacePid}` : '') +
             tunnelLine(status) +
             interceptLines(status)
           : 'not connected',
@@ -174,7 +177,9 @@ export function addConnectCommands(program: Program): void {
   program
     .command('quit')
     .description('disconnect, undo every change on this machine and stop the daemon')
-    .action(async () => {
+    .option('--rootless', 'the rootless session of `run --rootless` (docs/rootless.md)')
+    .action(async (opts) => {
+      if (opts.rootless) useRootlessDaemon({ start: false });
       const stale = await clearStaleState();
       if (stale) warnStale();
       const stopped = (await quitDaemon()) || stale;

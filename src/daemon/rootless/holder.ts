@@ -10,7 +10,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { listeningPorts } from './listening-ports.ts';
 import { ToHolderSchema, type FromHolder } from './messages.ts';
-import { hostPortsUpdate, namespaceRuleset } from './ruleset.ts';
+import { HOLDER_SOURCE, hostPortsUpdate, namespaceRuleset } from './ruleset.ts';
 
 /** A link for the default route, so that connect() to any address gets as far as the nat hook. */
 const LINK = 'telepod0';
@@ -73,7 +73,12 @@ function hostPortsKeeper(): (ports: number[]) => void {
 }
 
 function connectInside(id: number, port: number): void {
-  const socket = net.connect({ host: '127.0.0.1', port, noDelay: true, allowHalfOpen: true });
+  // From its own address, which the table never redirects: an intercept's connection reaches
+  // the namespace's server, never the machine's port of the same number.
+  const socket = net.connect({ host: '127.0.0.1', port, localAddress: HOLDER_SOURCE, noDelay: true });
+  // Not read here: what the server sends first (an HTTP/2 or SMTP greeting) stays in the kernel
+  // for the daemon, however long the handle waits in the channel's queue.
+  socket.pause();
   socket.once(
     'error',
     (err) => void send({ kind: 'connect-failed', id, error: err.message }).catch(() => undefined),

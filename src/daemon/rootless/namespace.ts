@@ -4,8 +4,8 @@
 // The namespace ends with the holder, which ends with this daemon (also after a kill -9: its
 // channel closes); nothing of it outlives them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import type dgram from 'node:dgram';
-import type net from 'node:net';
+import dgram from 'node:dgram';
+import net from 'node:net';
 import type { Logger } from 'pino';
 import { TelepodError } from '../../protocol/errors.ts';
 import { listeningPorts } from './listening-ports.ts';
@@ -46,13 +46,17 @@ export function holderCommand(): string[] {
   ];
 }
 
-export async function openNamespace(log: Logger): Promise<Namespace> {
-  const [file, ...args] = holderCommand();
+/** Starts the holder (`command`: tests start it from source) and receives its sockets. */
+export async function openNamespace(log: Logger, command = holderCommand()): Promise<Namespace> {
+  const [file, ...args] = command;
   const holder = spawn(file!, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-  let stderr = '';
+  // e.g. EPIPE on a send to a holder that just died: its exit says the rest.
+  holder.on('error', (err) => log.warn({ err: err.message }, 'namespace holder'));
+  let stderr = ''; // kept until it started, for the error; logged after that
+  let starting = true;
   holder.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-    log.warn({ holder: chunk.trim() }, 'namespace holder');
+    if (starting) stderr += chunk;
+    else log.debug({ holder: chunk.trim() }, 'namespace holder');
   });
   const pending = new Map<number, { resolve: (s: net.Socket) => void; reject: (e: Error) => void }>();
   let nextId = 1;
@@ -72,26 +76,29 @@ export async function openNamespace(log: Logger): Promise<Namespace> {
     });
     holder.on('message', (raw: unknown, handle?: Handle) => {
       const parsed = FromHolderSchema.safeParse(raw);
-      if (!parsed.success) return;
-      const message = parsed.data;
-      switch (message.kind) {
-        case 'tcp':
-          tcp = handle as net.Server;
-          return;
-        case 'dns':
-          clearTimeout(timer);
-          return resolve({ pid: message.pid, dns: handle as dgram.Socket });
-        case 'failed':
-          clearTimeout(timer);
-          return reject(new TelepodError(`cannot set up the network namespace: ${message.error}`));
-        case 'connected':
-          pending.get(message.id)?.resolve(handle as net.Socket);
-          pending.delete(message.id);
-          return;
-        case 'connect-failed':
-          pending.get(message.id)?.reject(new Error(message.error));
-          pending.delete(message.id);
-          return;
+      const message = parsed.success ? parsed.data : undefined;
+      // Each kind carries its own type of handle or none; anything else is let go at once.
+      if (message?.kind === 'tcp' && handle instanceof net.Server) {
+        tcp = handle;
+      } else if (message?.kind === 'dns' && handle instanceof dgram.Socket) {
+        clearTimeout(timer);
+        resolve({ pid: message.pid, dns: handle });
+      } else if (message?.kind === 'failed') {
+        clearTimeout(timer);
+        reject(new TelepodError(`cannot set up the network namespace: ${message.error}`));
+      } else if (message?.kind === 'connected' && handle instanceof net.Socket && pending.has(message.id)) {
+        // A reset may come before the caller listens: never an uncaught error in the daemon.
+        handle.on('error', () => handle.destroy());
+        pending.get(message.id)!.resolve(handle);
+        pending.delete(message.id);
+      } else if (message?.kind === 'connected' || message?.kind === 'connect-failed') {
+        // connect-failed; or connected without a socket (reset while queued), or too late
+        const error = message.kind === 'connect-failed' ? message.error : 'the connection ended at once';
+        pending.get(message.id)?.reject(new Error(error));
+        pending.delete(message.id);
+        closeHandle(handle);
+      } else {
+        closeHandle(handle);
       }
     });
   });
@@ -100,10 +107,13 @@ export async function openNamespace(log: Logger): Promise<Namespace> {
     opened = await started;
   } catch (err) {
     holder.kill();
+    tcp?.close();
     throw err;
   }
+  starting = false;
+  stderr = '';
   const tell = (message: ToHolder) => {
-    if (holder.connected) holder.send(message);
+    if (holder.connected) holder.send(message, undefined, undefined, () => undefined);
   };
   const scan = setInterval(() => {
     void listeningPorts().then((ports) => tell({ kind: 'host-ports', ports }));
@@ -120,6 +130,7 @@ export async function openNamespace(log: Logger): Promise<Namespace> {
     tcp: tcp!,
     dns: opened.dns,
     connect(port) {
+      if (!holder.connected) return Promise.reject(new Error('the namespace holder has exited'));
       const id = nextId++;
       return new Promise<net.Socket>((resolve, reject) => {
         const timer = setTimeout(() => {
@@ -139,8 +150,20 @@ export async function openNamespace(log: Logger): Promise<Namespace> {
     close() {
       clearInterval(scan);
       stop(holder);
+      // The daemon's descriptors keep the namespace (its table, its veth) alive: let them go.
+      closeHandle(tcp);
+      closeHandle(opened.dns);
     },
   };
+}
+
+function closeHandle(handle: Handle | undefined): void {
+  try {
+    if (handle instanceof net.Socket) handle.destroy();
+    else handle?.close();
+  } catch {
+    // already closed
+  }
 }
 
 function stop(holder: ChildProcess): void {

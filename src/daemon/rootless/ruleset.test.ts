@@ -8,7 +8,9 @@ test('DNS and every TCP destination go to the holder; loopback only for the mach
     .split('\n')
     .map((l) => l.trim());
   const at = (rule: string) => rules.indexOf(rule);
-  assert.ok(at('udp dport 53 redirect to :5300') > 0);
+  // The holder's own connections (intercepts, to the namespace's servers) come first, untouched.
+  assert.equal(at('ip saddr 127.0.0.2 return'), 4);
+  assert.ok(at('udp dport 53 redirect to :5300') > 4);
   // The holder's own port is never redirected to itself; then the machine's loopback ports;
   // then the namespace's loopback stays its own; every other TCP destination is captured.
   const own = at('ip daddr 127.0.0.0/8 tcp dport 4100 return');

@@ -9,6 +9,9 @@ export const NAMESPACE_TABLE = 'telepod';
 /** The set of loopback ports that belong to the machine rather than to the namespace. */
 export const HOST_PORTS_SET = 'host_ports';
 
+/** The holder connects to the namespace's servers from this address, which is never redirected. */
+export const HOLDER_SOURCE = '127.0.0.2';
+
 /** The ports the holder listens on inside the namespace, for TCP and for DNS. */
 export interface NamespaceListeners {
   tcpPort: number;
@@ -22,6 +25,7 @@ export function namespaceRuleset({ tcpPort, dnsPort }: NamespaceListeners): stri
     `  set ${HOST_PORTS_SET} { type inet_service; }`,
     '  chain output {',
     '    type nat hook output priority -100; policy accept;',
+    `    ip saddr ${HOLDER_SOURCE} return`,
     `    udp dport 53 redirect to :${dnsPort}`,
     `    ip daddr 127.0.0.0/8 tcp dport ${tcpPort} return`,
     `    ip daddr 127.0.0.0/8 tcp dport @${HOST_PORTS_SET} redirect to :${tcpPort}`,
