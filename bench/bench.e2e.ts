@@ -60,5 +60,10 @@ test(
     for (const key of ['daemon', 'manager', 'agent']) positive(r.rssMB![key], `rssMB.${key}`);
     for (const key of ['p50', 'p99'])
       positive(r.personalInterceptTtfbMs!.ratio![key], `personal ratio ${key}`);
+    // Rootless: measured from inside a `run --rootless` namespace, next to the root daemon's.
+    for (const key of ['download', 'upload', 'ttfbP50', 'ttfbP99'])
+      positive((r.rootless!.ratioVsPortForward as Record<string, number>)[key], `rootless ratio ${key}`);
+    for (const key of ['download', 'upload', 'ttfbP50'])
+      positive((r.rootless!.ratioVsRootDaemon as Record<string, number>)[key], `rootless vs root ${key}`);
   },
 );

@@ -73,6 +73,16 @@ async function leftovers(): Promise<string[]> {
   if (/telepod-/.test(objects)) left.push(`objects: ${objects}`);
   const spec = await kubectl(tb, ['-n', NS, 'get', 'deploy', 'service-b', '-o', 'jsonpath={.spec.replicas}']);
   if (spec !== '1') left.push(`service-b has ${spec} replicas`);
+  const containers = await kubectl(tb, [
+    '-n',
+    NS,
+    'get',
+    'deploy',
+    'service-b',
+    '-o',
+    'jsonpath={.spec.template.spec.containers[*].name}',
+  ]);
+  if (containers.includes('telepod')) left.push(`service-b's containers: ${containers}`);
   const leases = await kubectl(tb, ['-n', 'telepod', 'get', 'leases', '-o', 'jsonpath={..holderIdentity}']);
   if (leases.includes(USER)) left.push(`session leases: ${leases}`);
   return left;
@@ -195,14 +205,26 @@ test("in the same run: an outside name from the machine's resolver, the workstat
   assert.deepEqual(await leftovers(), []);
 });
 
-test("a swap delivers service-a's request to a server the command started in its namespace", async () => {
-  const server = `${process.execPath} -e "require('http').createServer((q, s) => s.end('Hello from the rootless namespace\\n')).listen(8000, '127.0.0.1')"`;
-  const ask =
-    `${server} & ` +
-    'until curl -s -o /dev/null http://127.0.0.1:8000/; do sleep 0.1; done; ' +
-    'for i in $(seq 60); do out=$(curl -sS --max-time 2 http://service-a:8000/); ' +
-    'case "$out" in *rootless*) echo "$out"; kill $!; exit 0;; esac; sleep 0.5; done; echo "$out"; kill $!; exit 1';
-  const result = await asUser(
+for (const [how, args] of [
+  ['run --swap-deployment', ['run', '--rootless', '--swap-deployment', 'service-b', '--expose', '8000']],
+  ['intercept', ['intercept', 'service-b', '--rootless', '--port', '8000']],
+] as const) {
+  test(`${how} delivers service-a's request to a server the command started in its namespace`, async () => {
+    const server = `${process.execPath} -e "require('http').createServer((q, s) => s.end('Hello from the rootless namespace\\n')).listen(8000, '127.0.0.1')"`;
+    const ask =
+      `${server} & ` +
+      'until curl -s -o /dev/null http://127.0.0.1:8000/; do sleep 0.1; done; ' +
+      'for i in $(seq 60); do out=$(curl -sS --max-time 2 http://service-a:8000/); ' +
+      'case "$out" in *rootless*) echo "$out"; kill $!; exit 0;; esac; sleep 0.5; done; echo "$out"; kill $!; exit 1';
+    const result = await asUser(...args, '--', 'sh', '-c', ask);
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    assert.equal(result.stdout, 'service-a got: Hello from the rootless namespace\n');
+    assert.deepEqual(await leftovers(), []);
+  });
+}
+
+test('kill -9 of the rootless daemon: its namespace ends at once, the swap is undone within the lease', async () => {
+  const running = asUser(
     'run',
     '--rootless',
     '--swap-deployment',
@@ -210,12 +232,46 @@ test("a swap delivers service-a's request to a server the command started in its
     '--expose',
     '8000',
     '--',
-    'sh',
-    '-c',
-    ask,
+    'sleep',
+    '600',
   );
-  assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
-  assert.equal(result.stdout, 'service-a got: Hello from the rootless namespace\n');
+  let status: { daemonPid: number; rootless?: { namespacePid: number } } | undefined;
+  await waitUntil('the rootless session', 90_000, async () => {
+    const answer = await asUser('-o', 'json', 'status', '--rootless');
+    status = answer.code === 0 ? (JSON.parse(answer.stdout) as typeof status) : undefined;
+    return !!status?.rootless;
+  });
+  // The swap is in place once the command runs.
+  let sleeper = '';
+  await waitUntil('the command to run', 90_000, async () => {
+    sleeper = (await run('pgrep', ['-u', USER, '-x', 'sleep']).catch(() => ({ stdout: '' }))).stdout.trim();
+    return sleeper !== '';
+  });
+  assert.match(await kubectl(tb, ['-n', NS, 'get', 'deploy', '-o', 'name']), /telepod-swap-service-b/);
+  process.kill(status!.daemonPid, 'SIGKILL');
+  const killed = Date.now();
+  const holderGone = async () =>
+    !(await run('kill', ['-0', String(status!.rootless!.namespacePid)]).then(
+      () => true,
+      () => false,
+    ));
+  await waitUntil("the namespace's holder to end with its daemon", 10_000, holderGone);
+  await waitUntil('the manager to undo the swap once the lease ran out', 90_000, async () => {
+    const objects = await kubectl(tb, ['-n', NS, 'get', 'deploy,svc,configmap', '-o', 'name']);
+    return !/telepod-/.test(objects);
+  });
+  process.stdout.write(`# swap undone ${((Date.now() - killed) / 1000).toFixed(1)} s after kill -9\n`);
+  // The command itself is the user's: it ends when they end it, and telepod with it.
+  process.kill(Number(sleeper), 'SIGTERM');
+  const ended = await running;
+  assert.notEqual(ended.code, 0, 'the command was killed');
+  assert.deepEqual(await leftovers(), []);
+});
+
+test('intercept --rootless without a command is a usage error, and nothing changed', async () => {
+  const result = await asUser('intercept', 'service-b', '--rootless', '--port', '8000');
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /intercept --rootless: give the command to run after --/);
   assert.deepEqual(await leftovers(), []);
 });
 

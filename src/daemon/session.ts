@@ -99,8 +99,8 @@ export class Session {
     runPluginsAs(loaded.kc, req.env, sudoUser());
     const server = loaded.kc.getCurrentCluster()!.server;
     // Made first: a machine without user namespaces fails before anything changed.
+    if (rootless) step('making a network namespace for the command');
     const namespace = rootless ? await openNamespace(log) : undefined;
-    if (namespace) step('made a network namespace for the command');
     return Session.connect(req, loaded, log, step, namespace).catch((err: unknown) => {
       namespace?.close();
       throw explainKubeError(err, server);

@@ -3,9 +3,17 @@
 // proof only that session can compute.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CLAIM_ANNOTATION_PREFIX, claimProof, createSubject, patchSubject } from '../protocol/claims.ts';
+import {
+  CLAIM_ANNOTATION_PREFIX,
+  CLAIM_IMAGE,
+  CLAIM_LABEL,
+  claimProof,
+  createSubject,
+  patchSubject,
+} from '../protocol/claims.ts';
+import { MANAGED_BY } from '../protocol/intercept.ts';
 import type { InterceptRequest } from '../protocol/requests.ts';
-import { Forbidden, requireClaims, requireServiceClaims } from './claims.ts';
+import { Forbidden, requireClaims, requireServiceClaims, sweepClaimObjects } from './claims.ts';
 import type { KubeApi, KubeObject } from './kube-api.ts';
 import type { FoundWorkload } from './workloads.ts';
 
@@ -110,4 +118,35 @@ test('an intercept changes only Services the session claimed', () => {
     /patch services a\/payments/,
   );
   assert.throws(() => requireServiceClaims(other, 'a', [mine], ['web']), Forbidden);
+});
+
+test("a session's end sweeps that session's claim objects only; a manager's start, all of them", async () => {
+  const asked: string[] = [];
+  const removed: string[] = [];
+  const claim = {
+    metadata: { name: 'telepod-claim-x1', namespace: 'a', labels: { ...MANAGED_BY } },
+    spec: { replicas: 0, template: { spec: { containers: [{ image: CLAIM_IMAGE }] } } },
+  };
+  const api = {
+    list: (path: string) => {
+      asked.push(decodeURIComponent(path));
+      return Promise.resolve(path.includes('/deployments') ? [claim] : []);
+    },
+    remove: (path: string) => {
+      removed.push(path);
+      return Promise.resolve();
+    },
+  } as unknown as KubeApi;
+  assert.equal(await sweepClaimObjects(api, ['a'], session.id), 1);
+  assert.ok(
+    asked.every((path) => path.endsWith(`?labelSelector=${CLAIM_LABEL}=${session.id}`)),
+    asked.join('\n'),
+  );
+  assert.deepEqual(removed, ['/apis/apps/v1/namespaces/a/deployments/telepod-claim-x1']);
+  asked.length = 0;
+  await sweepClaimObjects(api, undefined);
+  assert.ok(
+    asked.every((path) => path.endsWith(`?labelSelector=${CLAIM_LABEL}`)),
+    asked.join('\n'),
+  );
 });

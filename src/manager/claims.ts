@@ -123,11 +123,17 @@ export function requireServiceClaims(
 }
 
 /**
- * Deletes claim objects in `namespaces` (all when undefined) whose daemon did not remove them;
- * only what is a claim object by name, label and shape, whatever else carries the claim label.
+ * Deletes claim objects in `namespaces` (all when undefined) whose daemon did not remove them
+ * (it was killed between writing and taking back its claims): when a manager starts, all of
+ * them; when a session ends, that session's. Only what is a claim object by name, label and
+ * shape, whatever else carries the claim label.
  */
-export async function sweepClaimObjects(api: KubeApi, namespaces: string[] | undefined): Promise<number> {
-  const selector = `?labelSelector=${encodeURIComponent(CLAIM_LABEL)}`;
+export async function sweepClaimObjects(
+  api: KubeApi,
+  namespaces: string[] | undefined,
+  sessionId?: string,
+): Promise<number> {
+  const selector = `?labelSelector=${encodeURIComponent(sessionId ? `${CLAIM_LABEL}=${sessionId}` : CLAIM_LABEL)}`;
   const scopes = namespaces ?? [undefined];
   let removed = 0;
   for (const namespace of scopes) {

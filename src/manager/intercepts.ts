@@ -300,12 +300,16 @@ export class Intercepts extends InjectionRegistry {
     return true;
   }
 
-  /** Ends every intercept of a session (it left, or its lease expired), and restores what it left dormant. */
+  /**
+   * Ends every intercept of a session (it left, or its lease expired), deletes the claim objects
+   * its daemon left, and restores what it left dormant.
+   */
   async endSession(sessionId: string): Promise<void> {
     const ids = [...this.injections.values()].flatMap((i) =>
       [...i.intercepts].filter(([, a]) => a.sessionId === sessionId).map(([id]) => id),
     );
     for (const id of ids) await this.leave(id, sessionId, true);
+    await sweepClaimObjects(this.api, this.options.namespaces, sessionId).catch(() => 0);
     for (const injection of [...this.injections.values()]) {
       if (injection.dormant?.sessionId !== sessionId) continue;
       await this.queue.run(injection.key, async () => {

@@ -7,7 +7,13 @@ import { usageError } from '../../protocol/errors.ts';
 import { DORMANT_AGENT_MINUTES, type InterceptInfo, type WorkloadInfo } from '../../protocol/intercept.ts';
 import type { PortRequest } from '../../protocol/requests.ts';
 import { runChild } from '../child.ts';
-import { callDaemon, callDaemonWithProgress, daemonRunning, quitDaemon } from '../daemon-client.ts';
+import {
+  callDaemon,
+  callDaemonWithProgress,
+  daemonRunning,
+  quitDaemon,
+  useRootlessDaemon,
+} from '../daemon-client.ts';
 import { progressReporter } from '../progress.ts';
 import { printResult } from '../output.ts';
 import { discardMount, podEnvironment, podOptions, prepareMount } from '../pod-context.ts';
@@ -84,11 +90,18 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
     )
     .option('--http-path-prefix <path>', 'intercept only: only requests whose path starts with this')
     .option('--http-method <method>', 'intercept only: only requests with this method')
-    .option('--mirror', 'intercept only: receive a copy of each (matching) request; the app still answers');
+    .option('--mirror', 'intercept only: receive a copy of each (matching) request; the app still answers')
+    .option(
+      '--rootless',
+      "without root, for the command after --: it runs in a network namespace of its own, with the user's own daemon (docs/rootless.md)",
+    );
   podOptions(intercept).action(async (workload, command, opts) => {
     const timeout = Number(opts.timeout);
     if (!Number.isInteger(timeout) || timeout < 1 || timeout > 3600)
       throw usageError(`--timeout ${opts.timeout}: expected whole seconds from 1 to 3600`);
+    if (opts.rootless && !command.length)
+      throw usageError(`${name} --rootless: give the command to run after --, e.g. -- npm start`);
+    if (opts.rootless) useRootlessDaemon(); // before anything changes
     const mount = await prepareMount(opts.mount);
     let connectedHere = false;
     const filter = requestFilter(opts);
@@ -136,7 +149,10 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
     if (!oneShot) return printResult(program.opts().output, info, () => describeIntercept(info));
     if (program.opts().output === 'text') process.stderr.write(`telepod: ${describeIntercept(info)}\n`);
     try {
-      process.exitCode = await runChild(command, env);
+      const rootless = opts.rootless
+        ? (await callDaemon<DaemonStatus>(DAEMON_PATHS.status)).rootless?.namespacePid
+        : undefined;
+      process.exitCode = await runChild(command, env, rootless);
     } finally {
       await end();
     }
