@@ -7,14 +7,11 @@ import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { PortRoute } from '../protocol/intercept.ts';
+import { answerWith, endToEnd, headOf, pairs, reply502, view } from './http1-messages.ts';
+import { Pool, prepare } from './http1-pool.ts';
 import { ParseGate } from './parse-gate.ts';
 import { failureText, MIRROR_TIMEOUT_MS, splice, takeSlots, type RouterContext } from './route-context.ts';
-import type { RequestView } from './route-match.ts';
 
-/** Headers that only concern one hop, besides those the Connection header names. */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection'];
-/** Framing, which the Connection header does not get to remove. */
-const FRAMING = new Set(['content-length', 'transfer-encoding']);
 /** Methods whose request Node's client sends without a body when no length is given. */
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
 /** Request and response heads up to this size pass (Node's default is 16 KiB). */
@@ -342,142 +339,4 @@ export class Http1Router {
     });
     upstream.end();
   }
-}
-
-/**
- * The status line and headers of `answer`: as they came for a tunnel that is agreed (`dropped`
- * absent), else without hop-by-hop headers and those in `dropped`, and closing the connection.
- */
-function headOf(answer: http.IncomingMessage, dropped?: readonly string[]): string {
-  const fields = dropped ? pairs(endToEnd(answer.rawHeaders, dropped)) : pairs(answer.rawHeaders);
-  if (dropped) fields.push(['Connection', 'close']);
-  const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`];
-  for (const [name, value] of fields) lines.push(`${name}: ${value}`);
-  return `${lines.join('\r\n')}\r\n\r\n`;
-}
-
-/**
- * Makes a stream that is not a socket (an HTTP/2 stream through the manager) fit for Node's
- * HTTP client: what the client calls on a socket and the stream lacks does nothing.
- */
-function prepare(stream: Duplex): Duplex {
-  if (!(stream instanceof net.Socket)) {
-    // Node's HTTP client writes a request's head as a latin1 string, corked with its body: an
-    // HTTP/2 stream's writev of strings and buffers together sent a garbled head (Node 20), so
-    // streams that are not sockets (the manager's CONNECT streams) take one chunk at a time.
-    Object.assign(stream, { _writev: null });
-    // The pool refs and unrefs its sockets; a stream may have no such methods.
-    if (!('ref' in stream)) Object.assign(stream, { ref: () => undefined, unref: () => undefined });
-  }
-  return stream;
-}
-
-/**
- * A keep-alive pool of connections to one destination, each opened by `open`. The streams it
- * gets need not be sockets (an HTTP/2 stream through the manager): what Node's agent calls on a
- * socket and they lack does nothing.
- */
-class Pool extends http.Agent {
-  private retired = false;
-
-  constructor(
-    private readonly open: () => Duplex,
-    maxSockets?: number,
-  ) {
-    super({ keepAlive: true, maxSockets });
-  }
-
-  override createConnection(): Duplex {
-    const stream = prepare(this.open());
-    // The far end closed it (an idle one, typically): so do we, and the pool forgets it.
-    stream.once('end', () => stream.end());
-    return stream;
-  }
-
-  override keepSocketAlive(): boolean {
-    return !this.retired;
-  }
-
-  /** Closes the idle connections now, and each busy one once its request is done. */
-  retire(): void {
-    this.retired = true;
-    for (const sockets of Object.values(this.freeSockets))
-      for (const socket of sockets ?? []) socket.destroy();
-  }
-}
-
-/** Answers the client with `answer`, the upstream's response. */
-function answerWith(
-  answer: http.IncomingMessage,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  intercept: string | undefined,
-): void {
-  // Node frames the answer itself (chunked, or by its length); an HTTP/1.0 client gets no trailers.
-  const dropped = req.httpVersion === '1.0' ? ['transfer-encoding', 'trailer'] : ['transfer-encoding'];
-  try {
-    res.writeHead(answer.statusCode ?? 502, answer.statusMessage ?? '', endToEnd(answer.rawHeaders, dropped));
-  } catch (err) {
-    answer.destroy();
-    return reply502(res, failureText(intercept, `its answer is unusable: ${(err as Error).message}`));
-  }
-  answer.on('error', () => res.destroy());
-  answer.once('close', () => {
-    if (!answer.complete) res.destroy();
-  });
-  answer.pipe(res, { end: false });
-  answer.once('end', () => {
-    try {
-      if (answer.rawTrailers.length) res.addTrailers(pairs(answer.rawTrailers));
-      res.end();
-    } catch {
-      res.destroy();
-    }
-  });
-}
-
-/** Answers the client with a 502 and `text`, or cuts its connection when its answer has begun. */
-function reply502(res: http.ServerResponse, text: string): void {
-  if (res.destroyed) return;
-  if (res.headersSent) return void res.destroy();
-  res.writeHead(502, {
-    'content-type': 'text/plain; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-/** Routing's view of an HTTP/1 request: a repeated header also matches by its joined value. */
-function view(req: http.IncomingMessage): RequestView {
-  return {
-    method: req.method ?? '',
-    path: req.url ?? '/',
-    header(name) {
-      const values = pairs(req.rawHeaders)
-        .filter(([field]) => field.toLowerCase() === name)
-        .map(([, value]) => value);
-      return values.length > 1 ? [...values, values.join(', ')] : values;
-    },
-  };
-}
-
-/** `raw` (name, value, name, value…) without hop-by-hop headers and those named in `dropped`. */
-function endToEnd(raw: readonly string[], dropped: readonly string[] = []): string[] {
-  const fields = pairs(raw);
-  const drop = new Set([...HOP_BY_HOP, ...dropped]);
-  for (const [name, value] of fields) {
-    if (name.toLowerCase() !== 'connection') continue;
-    for (const token of value.split(',')) {
-      const named = token.trim().toLowerCase();
-      if (named && !FRAMING.has(named)) drop.add(named);
-    }
-  }
-  return fields.filter(([name]) => !drop.has(name.toLowerCase())).flat();
-}
-
-/** A flat list of names and values as pairs. */
-function pairs(raw: readonly string[]): [string, string][] {
-  const result: [string, string][] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) result.push([raw[i] ?? '', raw[i + 1] ?? '']);
-  return result;
 }

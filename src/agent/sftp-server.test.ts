@@ -15,7 +15,9 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { constants } from 'node:fs';
 import { OPEN_MODE, STATUS_CODE } from 'ssh2/lib/protocol/SFTP.js';
-import { MAX_HANDLES, MAX_READ_LENGTH, openFlags, serveVolumes, VolumeTree } from './sftp-server.ts';
+import { MAX_HANDLES, MAX_READ_LENGTH, serveVolumes } from './sftp-server.ts';
+import { openFlags } from './sftp-status.ts';
+import { VolumeTree } from './volume-tree.ts';
 import { packet, u32, type Field } from './sftp-packets.fixture.ts';
 
 const run = promisify(execFile);

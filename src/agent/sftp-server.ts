@@ -6,11 +6,21 @@
 // The client is not trusted: a malformed packet ends the stream (never the agent), every path
 // is resolved through its symlinks and must stay inside a volume, READ lengths are capped, and
 // open handles, requests in flight and unsent answers are bounded per stream.
-import { constants, type Stats } from 'node:fs';
+import { constants } from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { OPEN_MODE, SFTP, STATUS_CODE, type Attributes, type FileEntry } from 'ssh2/lib/protocol/SFTP.js';
+import {
+  attributes,
+  openFlags,
+  PARENT_ATTRIBUTES,
+  permissions,
+  Refused,
+  statusFor,
+  text,
+} from './sftp-status.ts';
+import { VolumeTree, within } from './volume-tree.ts';
 
 /** Entries per READDIR answer, so one answer stays far below the 256 KiB packet limit. */
 const DIR_BATCH = 100;
@@ -30,112 +40,6 @@ const MAX_WAITING = 256;
 const MAX_UNSENT = 4 << 20;
 
 type Handle = { file: FileHandle } | { entries: FileEntry[] };
-
-/** Where a path lies: in a volume, on the way to one, or outside every volume. */
-type Place = 'volume' | 'parent' | 'none';
-
-export class VolumeTree {
-  private readonly mounts: string[];
-
-  constructor(mounts: readonly string[]) {
-    this.mounts = mounts.map((m) => path.posix.resolve('/', m));
-  }
-
-  static normalize(p: string): string {
-    return path.posix.resolve('/', p);
-  }
-
-  place(p: string): Place {
-    if (this.mounts.some((m) => within(p, m))) return 'volume';
-    if (this.mounts.some((m) => p === '/' || m.startsWith(`${p}/`))) return 'parent';
-    return 'none';
-  }
-
-  isMount(p: string): boolean {
-    return this.mounts.includes(p);
-  }
-
-  /** The names directly under a parent folder that lead to a mount. */
-  children(p: string): string[] {
-    const prefix = p === '/' ? '/' : `${p}/`;
-    const names = this.mounts
-      .filter((m) => m.startsWith(prefix))
-      .map((m) => m.slice(prefix.length).split('/')[0]!);
-    return [...new Set(names)].sort();
-  }
-
-  /** The mounts with their own symlinks resolved (a mount under /var/run may really be in /run). */
-  realMounts(): Promise<string[]> {
-    return Promise.all(this.mounts.map((m) => fs.realpath(m).catch(() => m)));
-  }
-}
-
-/** Whether `p` is `root` or below it. */
-function within(p: string, root: string): boolean {
-  return p === root || p.startsWith(root === '/' ? root : `${root}/`);
-}
-
-function attributes(stats: Stats): Attributes {
-  return {
-    mode: stats.mode,
-    uid: stats.uid,
-    gid: stats.gid,
-    size: stats.size,
-    atime: Math.floor(stats.atimeMs / 1000),
-    mtime: Math.floor(stats.mtimeMs / 1000),
-  };
-}
-
-/**
- * SFTP open flags as open(2) flags. Every combination maps, unlike ssh2's own table of fopen
- * modes: the kernel sends an existing file's `> file` as WRITE|TRUNC, with no CREAT.
- */
-export function openFlags(pflags: number): number {
-  const read = (pflags & OPEN_MODE.READ) !== 0;
-  const write = (pflags & OPEN_MODE.WRITE) !== 0;
-  let flags = read && write ? constants.O_RDWR : write ? constants.O_WRONLY : constants.O_RDONLY;
-  if (pflags & OPEN_MODE.APPEND) flags |= constants.O_APPEND;
-  if (pflags & OPEN_MODE.CREAT) flags |= constants.O_CREAT;
-  if (pflags & OPEN_MODE.TRUNC) flags |= constants.O_TRUNC;
-  if (pflags & OPEN_MODE.EXCL) flags |= constants.O_EXCL;
-  return flags;
-}
-
-const PARENT_ATTRIBUTES: Attributes = { mode: 0o40555, uid: 0, gid: 0, size: 0, atime: 0, mtime: 0 };
-
-/** A request answered with an SFTP status other than OK. */
-class Refused extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** The SFTP status for a failed request. */
-function statusFor(err: unknown): [number, string] {
-  if (err instanceof Refused) return [err.code, err.message];
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  if (code === 'ENOENT' || code === 'ENOTDIR') return [STATUS_CODE.NO_SUCH_FILE, code];
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ELOOP')
-    return [STATUS_CODE.PERMISSION_DENIED, code];
-  return [STATUS_CODE.FAILURE, code || (err as Error).message];
-}
-
-/**
- * The permission bits of a client's mode (or the default): node:fs aborts the process, not
- * just the call, on a mode over 31 bits in open and mkdir.
- */
-function permissions(mode: number | undefined, fallback: number): number {
-  return (mode ?? fallback) & 0o7777;
-}
-
-/** A request argument that must be a string (ssh2 passes undefined for some malformed packets). */
-function text(value: unknown): string {
-  if (typeof value !== 'string') throw new Refused(STATUS_CODE.BAD_MESSAGE, 'malformed request');
-  return value;
-}
 
 /**
  * ssh2's SFTP packet layer over a byte stream (the channel it expects is emulated here). A
