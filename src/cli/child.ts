@@ -4,6 +4,7 @@
 // as the user (no capabilities there, the user's own uid).
 import { spawn } from 'node:child_process';
 import { usageError } from '../protocol/errors.ts';
+import { commandEnvironment } from './daemon-client.ts';
 
 /**
  * Runs `command` with the workstation's environment plus `env` (the pod's values win); with
@@ -23,7 +24,10 @@ export async function runChild(
   process.on('SIGINT', ignore);
   try {
     return await new Promise<number>((resolve, reject) => {
-      const child = spawn(program!, programArgs, { stdio: 'inherit', env: { ...process.env, ...env } });
+      const child = spawn(program!, programArgs, {
+        stdio: 'inherit',
+        env: { ...commandEnvironment(), ...env },
+      });
       child.on('error', (err) => reject(usageError(`cannot run ${file}: ${err.message}`)));
       child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
     });

@@ -23,6 +23,8 @@ import { userNamespaceBlocker } from './user-namespaces.ts';
 
 /** Whether this command talks to (and starts) the user's rootless daemon rather than root's. */
 let rootless = false;
+/** $TELEPOD_RUN_DIR as the user set it, before `useRootlessDaemon` pointed it at their daemon. */
+let userRunDir: string | undefined;
 
 /**
  * Makes this command use a rootless daemon: the user's own, in the user's own directory
@@ -45,7 +47,31 @@ export function useRootlessDaemon({ start = true } = {}): void {
   if (start) mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (existsSync(dir)) checkDaemonDir(dir, uid);
   rootless = true;
+  userRunDir = process.env.TELEPOD_RUN_DIR;
   process.env.TELEPOD_RUN_DIR = dir;
+}
+
+/**
+ * The environment for the user's command: this process's, with $TELEPOD_RUN_DIR as the user
+ * set it — so that a `telepod` inside a rootless run talks to the daemon it would talk to
+ * anywhere else (root's), not to the one the run set up.
+ */
+export function commandEnvironment(): NodeJS.ProcessEnv {
+  if (!rootless) return process.env;
+  const env = { ...process.env };
+  if (userRunDir === undefined) delete env.TELEPOD_RUN_DIR;
+  else env.TELEPOD_RUN_DIR = userRunDir;
+  return env;
+}
+
+/** A rootless session's namespace, for running the user's command in it; an error when it has none. */
+export function rootlessNamespace(status: DaemonStatus): number {
+  if (!status.rootless) {
+    throw new TelepodError(
+      `the daemon in ${daemonDir()} is not a rootless one: not running the command outside a namespace`,
+    );
+  }
+  return status.rootless.namespacePid;
 }
 
 /** Parses what the daemon sent; a daemon that sends something else is a clear error, not a crash. */
@@ -161,7 +187,10 @@ export async function daemonRunning(): Promise<boolean> {
   );
 }
 
-/** Starts the root daemon unless one runs (through sudo when not root), reporting it as a step. */
+/**
+ * Starts the daemon unless one runs — root's (through sudo when not root), or after
+ * `useRootlessDaemon` the user's own — reporting it as a step.
+ */
 export async function ensureDaemon(progress?: Progress): Promise<void> {
   if (await daemonRunning()) return;
   const dir = daemonDir();

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ExitCode, TelepodError } from '../protocol/errors.ts';
-import { useRootlessDaemon } from './daemon-client.ts';
+import { commandEnvironment, useRootlessDaemon } from './daemon-client.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'telepod-rootless-dir-'));
 const saved = { XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR, TELEPOD_RUN_DIR: process.env.TELEPOD_RUN_DIR };
@@ -31,6 +31,18 @@ test("starting: the user's directory is made, 0700, and used", () => {
   useRootlessDaemon();
   assert.equal(process.env.TELEPOD_RUN_DIR, dir);
   assert.equal(statSync(dir).mode & 0o777, 0o700);
+});
+
+test("the user's command gets $TELEPOD_RUN_DIR as the user set it, not the rootless daemon's", () => {
+  inRuntimeDir('for-command');
+  useRootlessDaemon({ start: false });
+  assert.equal(commandEnvironment().TELEPOD_RUN_DIR, undefined); // a plain `telepod` inside: root's daemon
+  const own = join(scratch, 'own-run-dir');
+  mkdirSync(own, { mode: 0o700 });
+  process.env.TELEPOD_RUN_DIR = own;
+  useRootlessDaemon({ start: false }); // TELEPOD_RUN_DIR wins for the rootless daemon too
+  assert.equal(process.env.TELEPOD_RUN_DIR, own);
+  assert.equal(commandEnvironment().TELEPOD_RUN_DIR, own);
 });
 
 test('finding one (status, quit) makes nothing', () => {

@@ -185,7 +185,8 @@ export class Session {
     });
     const forCluster = inSubnets(subnets);
     const apiHost = new URL(kc.getCurrentCluster()!.server).hostname;
-    // The API server is never reached through the tunnel (kubectl in the command included).
+    // The API server (its address as the kubeconfig names it) is reached directly, never
+    // through the tunnel, also by kubectl in the command.
     const outbound = await startOutboundListener(
       () => tunnel.current,
       log,

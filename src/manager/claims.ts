@@ -133,7 +133,7 @@ export async function sweepClaimObjects(
   namespaces: string[] | undefined,
   sessionId?: string,
 ): Promise<number> {
-  const selector = `?labelSelector=${encodeURIComponent(sessionId ? `${CLAIM_LABEL}=${sessionId}` : CLAIM_LABEL)}`;
+  const selector = `?labelSelector=${encodeURIComponent(sessionId !== undefined ? `${CLAIM_LABEL}=${sessionId}` : CLAIM_LABEL)}`;
   const scopes = namespaces ?? [undefined];
   let removed = 0;
   for (const namespace of scopes) {

@@ -309,7 +309,10 @@ export class Intercepts extends InjectionRegistry {
       [...i.intercepts].filter(([, a]) => a.sessionId === sessionId).map(([id]) => id),
     );
     for (const id of ids) await this.leave(id, sessionId, true);
-    await sweepClaimObjects(this.api, this.options.namespaces, sessionId).catch(() => 0);
+    // Not awaited: the daemon's goodbye need not wait for a listing of the cluster.
+    void sweepClaimObjects(this.api, this.options.namespaces, sessionId).catch((err: Error) =>
+      this.options.log(`cannot sweep the claim objects of session ${sessionId}: ${err.message}`),
+    );
     for (const injection of [...this.injections.values()]) {
       if (injection.dormant?.sessionId !== sessionId) continue;
       await this.queue.run(injection.key, async () => {

@@ -1,5 +1,5 @@
-// The CLI ↔ root daemon API: JSON over HTTP on a unix socket that only root and the invoking
-// user may open.
+// The CLI ↔ daemon API: JSON over HTTP on a unix socket that only the daemon's user and the
+// invoking user may open (root's daemon, or the user's own rootless one).
 import { lstatSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { InterceptInfo } from './intercept.ts';
@@ -55,7 +55,8 @@ export function checkDaemonDir(dir: string, owner = 0): void {
 
 /**
  * A rootless daemon's directory for the user `uid`: `$XDG_RUNTIME_DIR/telepod` when that runtime
- * directory is the user's own (su and sudo may pass on another user's), else /tmp/telepod-<uid>;
+ * directory is the user's own and no one else may write in it (su and sudo may pass on another
+ * user's), else /tmp/telepod-<uid>;
  * `$TELEPOD_RUN_DIR` wins as for the root daemon.
  */
 export function rootlessDaemonDir(uid: number, env: NodeJS.ProcessEnv = process.env): string {
@@ -63,7 +64,8 @@ export function rootlessDaemonDir(uid: number, env: NodeJS.ProcessEnv = process.
   const runtime = env.XDG_RUNTIME_DIR;
   let owned: boolean;
   try {
-    owned = !!runtime?.startsWith('/') && lstatSync(runtime).uid === uid;
+    const st = runtime?.startsWith('/') ? lstatSync(runtime) : undefined;
+    owned = !!st && st.isDirectory() && st.uid === uid && (st.mode & 0o022) === 0;
   } catch {
     owned = false; // missing
   }

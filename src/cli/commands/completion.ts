@@ -9,6 +9,7 @@ import type { Program } from '../program.ts';
 /** Names from the kubeconfig and the cluster; the Kubernetes client library loads on first use. */
 const names = () => import('../../kube/completion-names.ts');
 const clusterNames: NameLister = {
+  prepare: names, // loading the library is local work: the 2 s are for the cluster
   contexts: async (...args) => (await names()).contextNames(...args),
   namespaces: async (...args) => (await names()).namespaceNames(...args),
   workloads: async (...args) => (await names()).workloadNames(...args),

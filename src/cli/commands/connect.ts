@@ -18,6 +18,7 @@ import {
   daemonRunning,
   ensureDaemon,
   quitDaemon,
+  rootlessNamespace,
   useRootlessDaemon,
 } from '../daemon-client.ts';
 import { progressReporter } from '../progress.ts';
@@ -220,7 +221,8 @@ export function addConnectCommands(program: Program): void {
       let info: InterceptInfo;
       let namespacePid: number | undefined;
       try {
-        namespacePid = (await connect(program, opts)).rootless?.namespacePid;
+        const status = await connect(program, opts);
+        if (opts.rootless) namespacePid = rootlessNamespace(status);
         // Without --swap-deployment, a proxy pod of the session's own (exposing --expose ports,
         // if any) gives the command its environment and volumes.
         info = await callDaemonWithProgress<InterceptInfo>(

@@ -12,6 +12,7 @@ import {
   callDaemonWithProgress,
   daemonRunning,
   quitDaemon,
+  rootlessNamespace,
   useRootlessDaemon,
 } from '../daemon-client.ts';
 import { progressReporter } from '../progress.ts';
@@ -150,7 +151,7 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
     if (program.opts().output === 'text') process.stderr.write(`telepod: ${describeIntercept(info)}\n`);
     try {
       const rootless = opts.rootless
-        ? (await callDaemon<DaemonStatus>(DAEMON_PATHS.status)).rootless?.namespacePid
+        ? rootlessNamespace(await callDaemon<DaemonStatus>(DAEMON_PATHS.status))
         : undefined;
       process.exitCode = await runChild(command, env, rootless);
     } finally {

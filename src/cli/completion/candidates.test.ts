@@ -154,6 +154,19 @@ test('a lookup that throws, rejects or hangs offers nothing', async () => {
   assert.equal(completionLines(await complete(createProgram(), ['-n', ''], broken, options)), '');
 });
 
+test("the lister's preparation (loading the library) is not counted in a lookup's time; its failure offers nothing", async () => {
+  let loaded = false;
+  const slowToLoad: NameLister = {
+    prepare: () => new Promise((resolve) => setTimeout(() => resolve((loaded = true)), 60)),
+    contexts: () => (loaded ? ['dev'] : []),
+    namespaces: () => [],
+    workloads: () => [],
+  };
+  assert.deepEqual(await offered(['--context', ''], slowToLoad, { timeoutMs: 20 }), ['dev']);
+  const failsToLoad: NameLister = { ...slowToLoad, prepare: () => Promise.reject(new Error('no module')) };
+  assert.deepEqual(await offered(['--context', ''], failsToLoad, { timeoutMs: 20 }), []);
+});
+
 test('the lines: a value per line, a tab before its description, or the file directive', () => {
   assert.equal(completionLines({ files: true }), ':files\n');
   assert.equal(

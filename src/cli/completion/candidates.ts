@@ -18,6 +18,8 @@ export type Completion = { files: true } | { files: false; candidates: Candidate
 
 /** Where dynamic names come from; any of them may throw, reject or hang. */
 export interface NameLister {
+  /** Local work before a lookup (loading the Kubernetes client library), not counted in its time. */
+  prepare?(): Promise<unknown>;
   contexts(selection: KubeSelection): string[] | Promise<string[]>;
   namespaces(selection: KubeSelection): string[] | Promise<string[]>;
   workloads(selection: KubeSelection, kinds: readonly WorkloadKind[]): string[] | Promise<string[]>;
@@ -122,6 +124,11 @@ function splitAssignment(word: string): [string, string | undefined] {
 
 /** The names a source gives within `timeoutMs`; nothing on any error or when it is slower. */
 async function lookUp(source: NameSource, { lister, selection, timeoutMs }: Lookup): Promise<string[]> {
+  try {
+    await lister.prepare?.();
+  } catch {
+    return [];
+  }
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<string[]>((resolve) => {
     timer = setTimeout(() => resolve([]), timeoutMs);

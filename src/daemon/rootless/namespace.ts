@@ -82,7 +82,8 @@ export async function openNamespace(log: Logger, command = holderCommand()): Pro
         tcp = handle;
       } else if (message?.kind === 'dns' && handle instanceof dgram.Socket) {
         clearTimeout(timer);
-        resolve({ pid: message.pid, dns: handle });
+        if (tcp) resolve({ pid: message.pid, dns: handle });
+        else reject(new TelepodError('the network namespace came without its TCP listener'));
       } else if (message?.kind === 'failed') {
         clearTimeout(timer);
         reject(new TelepodError(`cannot set up the network namespace: ${message.error}`));
