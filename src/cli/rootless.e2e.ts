@@ -35,6 +35,7 @@ const NS = 'telepod-e2e-rootless';
 const USER = 'telepod-e2e-nosudo';
 const TELEPOD = fileURLToPath(new URL('../../dist/telepod.mjs', import.meta.url));
 const LOCAL_PORT = 18432; // a "database" on the workstation's loopback
+const NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 let tb: TestbedStatus;
 let deleteNamespace: () => Promise<void>;
 let home: string;
@@ -159,15 +160,43 @@ test('without root or sudo, curl, a static Go binary, Node and Python reach serv
     `python3 -c "import urllib.request; print(urllib.request.urlopen('${url}').read().decode(), end='')"`,
   ];
   const script = clients.map((c) => `${c}; echo "|$?"`).join('; ');
-  const result = await asUser('run', '--rootless', '--', 'sh', '-c', `id -u; ${script}`);
+  // Also the session's pod's environment; this machine keeps /dev/fuse root's (no udev), so
+  // its volumes are not mounted for the user, with the reason and what to change.
+  const pod = 'echo "$KUBERNETES_SERVICE_HOST|${TELEPOD_ROOT:-unset}"';
+  const result = await asUser('run', '--rootless', '--', 'sh', '-c', `id -u; ${pod}; ${script}`);
   assert.equal(result.code, 0, result.stderr);
-  const [who, ...answers] = result.stdout.split('\n');
+  const [who, podView, ...answers] = result.stdout.split('\n');
   assert.equal(who, uid, 'the command runs as the user, not as root');
+  assert.match(podView!, /^10\.96\.\d+\.\d+\|unset$/);
+  assert.match(
+    result.stderr,
+    /volumes not mounted: .*\/dev\/fuse: Permission denied \(FUSE is not open to this user: \/dev\/fuse needs mode 0666/,
+  );
   assert.deepEqual(
     answers.join('\n').split('|0\n').slice(0, 4),
     Array(4).fill('Hello, world!\n'),
     result.stdout,
   );
+  assert.deepEqual(await leftovers(), []);
+});
+
+test("where FUSE is open to the user (/dev/fuse 0666, as udev sets it), the pod's volumes are under $TELEPOD_ROOT", async () => {
+  const mode = (await run('stat', ['-c', '%a', '/dev/fuse'])).stdout.trim();
+  await run('chmod', ['0666', '/dev/fuse']);
+  try {
+    const result = await asUser(
+      'run',
+      '--rootless',
+      '--',
+      'sh',
+      '-c',
+      `cat "$TELEPOD_ROOT${NAMESPACE_FILE}"`,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, NS);
+  } finally {
+    await run('chmod', [mode, '/dev/fuse']);
+  }
   assert.deepEqual(await leftovers(), []);
 });
 

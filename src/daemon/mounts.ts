@@ -29,6 +29,12 @@ interface Mounted {
 
 type VolumesInfo = NonNullable<InterceptInfo['volumes']>;
 
+/** sshfs's reason, with what to do when it is that FUSE is closed to this user (rootless mode). */
+function fuseHint(reason: string): string {
+  if (!/\/dev\/fuse: Permission denied/.test(reason)) return reason;
+  return `${reason} (FUSE is not open to this user: /dev/fuse needs mode 0666, as udev sets it on Debian and Ubuntu)`;
+}
+
 /**
  * Joins a tunnel stream to a child's stdin and stdout. Either side may go first: a child that
  * exits while the stream still delivers (sshfs unmounted at leave) makes writes to its stdin
@@ -161,7 +167,7 @@ export class Mounts {
       mounted.volumes = { root: dir };
     } catch (err) {
       await this.stop(mounted);
-      mounted.volumes = { warning: `volumes not mounted: ${(err as Error).message}` };
+      mounted.volumes = { warning: `volumes not mounted: ${fuseHint((err as Error).message)}` };
     }
     return mounted.volumes;
   }
