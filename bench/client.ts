@@ -7,7 +7,7 @@
 import { Resolver } from 'node:dns/promises';
 import http from 'node:http';
 import { createHash } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { BLOCK_BYTES, patternBlock, patternSha256 } from './pattern.ts';
 
 const elapsedMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
@@ -206,12 +206,14 @@ async function dns(server: string, name: string, count: number) {
  */
 async function until(url: string, text: string, timeoutMs: number, readyFile?: string) {
   const start = process.hrtime.bigint();
+  let announced = !readyFile;
   while (elapsedMs(start) < timeoutMs) {
     const body = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
       (r) => r.text(),
       () => '',
     );
-    if (readyFile && !existsSync(readyFile)) writeFileSync(readyFile, '');
+    if (!announced) writeFileSync(readyFile!, ''); // once: the driver removes it when it has seen it
+    announced = true;
     if (body.includes(text)) return { ms: elapsedMs(start), at: Date.now() };
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

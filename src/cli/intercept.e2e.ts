@@ -3,7 +3,7 @@
 // workload and Service back exactly as it was — on leave, on exit, and after a kill -9.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -553,8 +553,9 @@ test('kill -9 of the daemon: the manager restores the workload within 30 s', asy
   assert.equal((await inWorkstation(tb, 'nft', ['list', 'table', 'ip', 'telepod'])).code, 1);
 });
 
-test("the intercepted container's environment reaches -- cmd and the env files (mode 0600), and never status", async () => {
+test("the intercepted container's environment reaches -- cmd and the env files (mode 0600), and never status", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'telepod-env-e2e-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
   const envFile = join(dir, 'envy.env');
   const envJson = join(dir, 'envy.json');
   const result = await telepod(

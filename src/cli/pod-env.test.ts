@@ -2,7 +2,7 @@
 // sh (single quotes that survive any value) and JSON; files are written with mode 0600.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -29,11 +29,15 @@ test('sh syntax leaves out names a shell cannot export, so a name is never code'
 
 test('files are created, and re-written, with mode 0600', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'telepod-env-'));
-  const envFile = join(dir, 'app.env');
-  const envJson = join(dir, 'app.json');
-  await writeFile(envJson, '{}', { mode: 0o644 });
-  await writeEnvFiles({ A: '1' }, { envFile, envSyntax: 'docker', envJson });
-  assert.equal((await stat(envFile)).mode & 0o777, 0o600);
-  assert.equal((await stat(envJson)).mode & 0o777, 0o600);
-  assert.deepEqual(JSON.parse(await readFile(envJson, 'utf8')), { A: '1' });
+  try {
+    const envFile = join(dir, 'app.env');
+    const envJson = join(dir, 'app.json');
+    await writeFile(envJson, '{}', { mode: 0o644 });
+    await writeEnvFiles({ A: '1' }, { envFile, envSyntax: 'docker', envJson });
+    assert.equal((await stat(envFile)).mode & 0o777, 0o600);
+    assert.equal((await stat(envJson)).mode & 0o777, 0o600);
+    assert.deepEqual(JSON.parse(await readFile(envJson, 'utf8')), { A: '1' });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -146,6 +146,7 @@ after(async () => {
   await resolver?.stop();
   await run('userdel', ['--remove', USER]).catch(() => undefined);
   await rm(scratch, { recursive: true, force: true });
+  await rm(`/tmp/telepod-${uid}`, { recursive: true, force: true }); // the user's daemon directory
   await deleteNamespace?.();
 });
 
