@@ -300,16 +300,12 @@ export class Intercepts extends InjectionRegistry {
     return true;
   }
 
-  /**
-   * Ends every intercept of a session (it left, or its lease expired), deletes the claim objects
-   * its daemon left, and restores what it left dormant.
-   */
+  /** Ends a session's intercepts, deletes its leftover claim objects (not awaited), restores its dormant agents. */
   async endSession(sessionId: string): Promise<void> {
     const ids = [...this.injections.values()].flatMap((i) =>
       [...i.intercepts].filter(([, a]) => a.sessionId === sessionId).map(([id]) => id),
     );
     for (const id of ids) await this.leave(id, sessionId, true);
-    // Not awaited: the daemon's goodbye need not wait for a listing of the cluster.
     void sweepClaimObjects(this.api, this.options.namespaces, sessionId).catch((err: Error) =>
       this.options.log(`cannot sweep the claim objects of session ${sessionId}: ${err.message}`),
     );
