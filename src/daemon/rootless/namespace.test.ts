@@ -3,62 +3,47 @@
 // intercept connections into the namespace keep a server's first bytes and survive resets,
 // also many at once.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { originalDestination } from '../original-dst.ts';
 import { startOutboundListener } from '../outbound.ts';
-import { openNamespace, type Namespace } from './namespace.ts';
+import { holderCommand, openNamespace, type Namespace } from './namespace.ts';
 
-const HOLDER_FROM_SOURCE = [
-  'unshare',
-  '--user',
-  '--map-current-user',
-  '--net',
-  '--keep-caps',
-  '--kill-child',
-  '--',
+const HOLDER_FROM_SOURCE = holderCommand([
   process.execPath,
   '--import',
   'tsx',
   '-e',
   "import('./src/daemon/rootless/holder.ts').then((m) => m.runNamespaceHolder())",
-];
+]);
 
 let ns: Namespace;
 const inside: ChildProcess[] = [];
 
-/** A node program in the namespace, as `run --rootless` starts the user's command. */
+/** `node -e <script>` in the namespace, entered as `run --rootless` enters it for the user's command. */
+function nodeInside(script: string, stdio: StdioOptions = 'ignore'): ChildProcess {
+  const enter = [`--target=${ns.pid}`, '--user', '--net', '--preserve-credentials', '--'];
+  return spawn('nsenter', [...enter, process.execPath, '-e', script], { stdio });
+}
+
+/** A server in the namespace, once it listens (it prints then). */
 async function startInside(script: string): Promise<void> {
-  const child = spawn(
-    'nsenter',
-    [`--target=${ns.pid}`, '--user', '--net', '--preserve-credentials', '--', process.execPath, '-e', script],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const child = nodeInside(script, ['ignore', 'pipe', 'inherit']);
   inside.push(child);
-  await once(child.stdout, 'data'); // it prints when it listens
+  await once(child.stdout!, 'data'); // it prints when it listens
 }
 
 /** What a client in the namespace reads from 127.0.0.1:<port> ('' when refused). */
 async function readInside(port: number): Promise<string> {
-  const client = spawn(
-    'nsenter',
-    [
-      `--target=${ns.pid}`,
-      '--user',
-      '--net',
-      '--preserve-credentials',
-      '--',
-      process.execPath,
-      '-e',
-      `require('net').connect(${port}, '127.0.0.1').on('error', () => {}).pipe(process.stdout)`,
-    ],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
+  const client = nodeInside(
+    `require('net').connect(${port}, '127.0.0.1').on('error', () => {}).pipe(process.stdout)`,
+    ['ignore', 'pipe', 'ignore'],
   );
   let text = '';
-  client.stdout.setEncoding('utf8').on('data', (c: string) => (text += c));
+  client.stdout!.setEncoding('utf8').on('data', (c: string) => (text += c));
   await once(client, 'close');
   return text;
 }
@@ -83,16 +68,7 @@ after(() => {
 
 test("a connection in the namespace reaches the daemon's listener with its destination", async () => {
   const accepted = once(ns.tcp, 'connection') as Promise<[net.Socket]>;
-  const client = spawn('nsenter', [
-    `--target=${ns.pid}`,
-    '--user',
-    '--net',
-    '--preserve-credentials',
-    '--',
-    process.execPath,
-    '-e',
-    "require('net').connect(8000, '192.0.2.44').on('error', () => {})",
-  ]);
+  const client = nodeInside("require('net').connect(8000, '192.0.2.44').on('error', () => {})");
   const [socket] = await accepted;
   assert.deepEqual(originalDestination(socket), { host: '192.0.2.44', port: 8000 });
   socket.destroy();

@@ -30,8 +30,11 @@ export interface Namespace {
 
 type Handle = net.Server | net.Socket | dgram.Socket;
 
-/** The command that starts the holder: this same executable, in a new user and network namespace. */
-export function holderCommand(): string[] {
+/**
+ * The command that starts the holder in a new user and network namespace: by default this same
+ * executable's hidden `__netns-holder` (tests give the holder's source instead).
+ */
+export function holderCommand(program = [process.execPath, process.argv[1]!, '__netns-holder']): string[] {
   return [
     'unshare',
     '--user',
@@ -40,9 +43,7 @@ export function holderCommand(): string[] {
     '--keep-caps',
     '--kill-child',
     '--',
-    process.execPath,
-    process.argv[1]!,
-    '__netns-holder',
+    ...program,
   ];
 }
 
