@@ -57,6 +57,18 @@ test(
     for (const key of ['warm', 'cold']) positive(r.connectS![key], `connectS.${key}`);
     for (const key of ['withRollout', 'agentPresent', 'afterLeave'])
       positive(r.interceptS![key], `interceptS.${key}`);
+    // The cluster client polled through every phase of the loop, and was answered in each.
+    for (const phase of [
+      'intercept (rollout)',
+      'intercept of a second port',
+      'leave',
+      're-intercept',
+      'leave --restore (rollout)',
+    ]) {
+      const polled = r.switchFailures![phase] as { answered: number; failed: number } | undefined;
+      assert.ok(polled, `switchFailures has the phase ${phase}`);
+      positive(polled.answered, `requests answered during ${phase}`);
+    }
     for (const key of ['daemon', 'manager', 'agent']) positive(r.rssMB![key], `rssMB.${key}`);
     for (const key of ['p50', 'p99'])
       positive(r.personalInterceptTtfbMs!.ratio![key], `personal ratio ${key}`);

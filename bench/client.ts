@@ -4,10 +4,11 @@
 //   download <url> <bytes> | upload <url> <bytes> | ttfb <url> <count> | concurrent <url> <count> <bytes>
 //   dns <server> <name, {i} = the lookup's number> <count> | until <url> <text> <timeoutMs> [readyFile]
 //   hold <url> <connections> <seconds> <bytes> <requests per connection>
+//   poll <url> <intervalMs> <stopFile>
 import { Resolver } from 'node:dns/promises';
 import http from 'node:http';
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { BLOCK_BYTES, patternBlock, patternSha256 } from './pattern.ts';
 
 const elapsedMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
@@ -220,6 +221,35 @@ async function until(url: string, text: string, timeoutMs: number, readyFile?: s
   throw new Error(`${url} did not answer ${text} within ${timeoutMs} ms`);
 }
 
+/** A request cut short of an answer for this long counts as hung. */
+const POLL_TIMEOUT_MS = 3000;
+
+/**
+ * A new connection to `url` every `intervalMs` (each request waits for the one before), until
+ * `stopFile` exists: when each answered request started (epoch ms), and each one that failed or
+ * hung, when and why. The driver tells the phases apart by those times.
+ */
+async function poll(url: string, intervalMs: number, stopFile: string) {
+  const answeredAt: number[] = [];
+  const failures: { at: number; error: string }[] = [];
+  while (!existsSync(stopFile)) {
+    const at = Date.now();
+    const failure = await new Promise<string | undefined>((resolve) => {
+      const req = http.get(url, { agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode === 200 ? undefined : `HTTP ${res.statusCode}`));
+        res.on('error', (err) => resolve(describe(err)));
+      });
+      req.setTimeout(POLL_TIMEOUT_MS, () => req.destroy(new Error(`hung ${POLL_TIMEOUT_MS} ms`)));
+      req.on('error', (err) => resolve(describe(err)));
+    });
+    if (failure) failures.push({ at, error: failure });
+    else answeredAt.push(at);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, intervalMs - (Date.now() - at))));
+  }
+  return { answeredAt, failures };
+}
+
 const [command, ...args] = process.argv.slice(2);
 const n = (i: number) => Number(args[i]);
 const measurements: Record<string, () => Promise<unknown>> = {
@@ -230,6 +260,7 @@ const measurements: Record<string, () => Promise<unknown>> = {
   dns: () => dns(args[0]!, args[1]!, n(2)),
   until: () => until(args[0]!, args[1]!, n(2), args[3]),
   hold: () => hold(args[0]!, n(1), n(2), n(3), n(4)),
+  poll: () => poll(args[0]!, n(1), args[2]!),
 };
 const measure = measurements[command ?? ''];
 if (!measure) throw new Error(`unknown measurement ${command}`);

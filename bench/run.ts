@@ -29,6 +29,7 @@ import {
 } from './harness.ts';
 import { agentPid, processUsage, telepodPids } from './rss.ts';
 import { measureRootless } from './rootless.ts';
+import { startSwitchPoller, type SwitchResult } from './switch-poller.ts';
 
 const NS = 'telepod-bench';
 const KUBE_DNS = '10.96.0.10';
@@ -120,6 +121,7 @@ async function main(): Promise<void> {
   const clusterIP = await kubectlGet(tb, NS, ['svc', 'bench'], '{.spec.clusterIP}');
   const resolver = await startFakeResolver(tb);
   const children: ChildProcess[] = [];
+  let switchPoller: ReturnType<typeof startSwitchPoller> | undefined;
   try {
     log('DNS to the machine resolver, without telepod');
     const outsideDirect = await client<{ samples: number[] }>(
@@ -242,11 +244,17 @@ async function main(): Promise<void> {
 
     log('intercept: with a rollout, then a second port with the agent present');
     children.push(startLocalServer(tb, 18100, 'first'), startLocalServer(tb, 18101, 'second'));
+    const targetIP = await kubectlGet(tb, NS, ['svc', 'bench-target'], '{.spec.clusterIP}');
+    const inCluster = `http://${targetIP}:8000/`;
+    // Everyone else's requests while the loop runs: a cluster client polls the intercepted port.
+    switchPoller = startSwitchPoller(inCluster);
+    switchPoller.mark('intercept (rollout)');
     const withRollout = await interceptToFirstRequest(
       ['bench-target', '--port', '18100:8000'],
       'http://bench-target:8000/',
       'first',
     );
+    switchPoller.mark('intercept of a second port');
     const agentPresent = await interceptToFirstRequest(
       ['bench-target', '--port', '18101:8001'],
       'http://bench-target:8001/',
@@ -260,22 +268,23 @@ async function main(): Promise<void> {
       size.sequential,
     );
     const clusterTtfb = ttfbTelepod;
+    switchPoller.mark('leave');
     await telepod('leave', 'bench-target');
     await telepod('leave', 'bench-target');
     // The agent stays dormant after leave: intercepting again needs no rollout.
     log('re-intercept right after leave (the agent stayed, dormant)');
+    switchPoller.mark('re-intercept');
     const afterLeave = await interceptToFirstRequest(
       ['bench-target', '--port', '18100:8000'],
       'http://bench-target:8000/',
       'first',
     );
+    switchPoller.mark('leave --restore (rollout)');
     await telepod('leave', 'bench-target', '--restore');
 
     // What a personal intercept costs everyone else: a cluster client's requests without the
     // header, through the agent's per-request router to the app, against no agent at all.
     log(`cluster client's TTFB, ${size.sequential} new connections, without and with a personal intercept`);
-    const targetIP = await kubectlGet(tb, NS, ['svc', 'bench-target'], '{.spec.clusterIP}');
-    const inCluster = `http://${targetIP}:8000/`;
     // A leave or an intercept rolls the pods: measure once no old pod is left and 20 new
     // connections in a row succeed (which also warms up JIT and pools, untimed).
     const settled = async (agent: boolean) => {
@@ -306,6 +315,7 @@ async function main(): Promise<void> {
       );
     };
     await settled(false);
+    const switching = await switchPoller.stop();
     const noAgent = await client<{ samples: number[] }>(NODE_NETNS, 'ttfb', inCluster, size.sequential);
     const personal = await telepod(
       'intercept',
@@ -373,6 +383,7 @@ async function main(): Promise<void> {
         agentPresent,
         afterLeave,
       },
+      switchFailures: switching,
       interceptTtfbMs: {
         intercepted: latency(interceptedTtfb.samples),
         servedInCluster: latency(clusterTtfb.samples),
@@ -406,11 +417,16 @@ async function main(): Promise<void> {
         connectWarm: { goal: '<= 2 s', met: median(warmRuns) <= 2 },
         connectCold: { goal: '<= 20 s', met: cold <= 20 },
         concurrencyErrors: { goal: '0', met: concurrency.errors === 0 },
+        noFailedRequestsWhileSwitching: {
+          goal: '0',
+          met: Object.values(switching).every((phase) => phase.failed === 0),
+        },
       },
     };
     await writeResults('latest.json', results);
     process.stdout.write(table(results));
   } finally {
+    await switchPoller?.stop().catch(() => undefined);
     for (const child of children) child.kill();
     await telepod('quit');
     await resolver.stop();
@@ -436,6 +452,7 @@ function table(r: {
   concurrency: { connections: number; errors: number; aggregateMBps: number };
   connectS: { warm: number; cold: number };
   interceptS: { withRollout: number; agentPresent: number; afterLeave: number };
+  switchFailures: SwitchResult;
   interceptTtfbMs: { intercepted: { p50: number }; servedInCluster: { p50: number } };
   personalInterceptTtfbMs: {
     noIntercept: { p50: number; p99: number };
@@ -528,6 +545,15 @@ function table(r: {
     [
       'intercept → first request s (rollout / agent present / again after leave)',
       `${r.interceptS.withRollout} / ${r.interceptS.agentPresent} / ${r.interceptS.afterLeave}`,
+      '',
+      '',
+      '',
+    ],
+    [
+      "others' requests failed while switching (cluster client, a new connection every 50 ms)",
+      Object.entries(r.switchFailures)
+        .map(([phase, p]) => `${phase}: ${p.failed} of ${p.answered + p.failed}`)
+        .join('; '),
       '',
       '',
       '',

@@ -29,6 +29,7 @@ import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../proto
 import { HandedConnections } from './handed-connections.ts';
 import { RequestRouter } from './request-router.ts';
 import { serveVolumes } from './sftp-server.ts';
+import { drain } from './termination.ts';
 
 const config = JSON.parse(process.env[AGENT_CONFIG_ENV] ?? '{}') as AgentConfig;
 const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${message}\n`);
@@ -216,15 +217,20 @@ function route(socket: net.Socket, port: AgentPort): void {
   else toApp(socket, port);
 }
 
+/** The agent's listeners: the health port and each agent port. */
+const servers: net.Server[] = [];
+
 function listen(): void {
   listening = true;
-  net.createServer((socket) => socket.end()).listen(config.health);
+  servers.push(net.createServer((socket) => socket.end()).listen(config.health));
   for (const port of config.ports) {
-    net
-      .createServer({ allowHalfOpen: true }, (socket) => route(socket, port))
-      .listen(port.listen, () =>
-        log(`listening on :${port.listen}${port.forward ? ` (app on :${port.forward})` : ''}`),
-      );
+    servers.push(
+      net
+        .createServer({ allowHalfOpen: true }, (socket) => route(socket, port))
+        .listen(port.listen, () =>
+          log(`listening on :${port.listen}${port.forward ? ` (app on :${port.forward})` : ''}`),
+        ),
+    );
   }
 }
 
@@ -286,4 +292,11 @@ function connect(): void {
 }
 
 connect();
-for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => process.exit(0));
+process.once('SIGINT', () => process.exit(0));
+process.once('SIGTERM', () => {
+  log('terminating: serving until the Services have let go of this pod');
+  drain(
+    () => servers,
+    () => process.exit(0),
+  );
+});

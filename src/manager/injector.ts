@@ -161,10 +161,7 @@ export class Injector {
     });
     try {
       await this.createAgentConfigMap(namespace, agent.configMap);
-      await this.undo.apply(undo, {
-        template: plan.template,
-        services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
-      });
+      await this.undo.apply(undo, { template: plan.template });
       await waitReady(
         this.api,
         injection,
@@ -172,6 +169,9 @@ export class Injector {
         found.object.kind,
         request,
         services.map((s) => s.metadata!.name!),
+      );
+      await this.undo.pointServices(
+        plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
       );
     } catch (err) {
       await this.hooks.release(injection).catch(() => undefined);
@@ -218,7 +218,7 @@ export class Injector {
     });
     try {
       await this.createAgentConfigMap(namespace, agent.configMap);
-      await this.undo.apply(undo, { services: [] }); // records the undo before anything else
+      await this.undo.apply(undo, {}); // records the undo before anything else
       await this.api.create(workloadPath(namespace, 'deployments'), {
         apiVersion: 'apps/v1',
         kind: 'Deployment',

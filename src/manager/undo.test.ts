@@ -121,3 +121,29 @@ test("a ReplicaSet's restore deletes only its own pods, not others with the same
   });
   assert.deepEqual(removed, ['/api/v1/namespaces/a/pods/own']);
 });
+
+test('apply changes the workload only; restore points the Services back before the workload', async () => {
+  const service = '/api/v1/namespaces/a/services/web';
+  const objects: Record<string, KubeObject> = {
+    [PATH]: { metadata: { name: 'web' }, spec: { template: { spec: { containers: [] } } } },
+    [service]: { metadata: { name: 'web' }, spec: { ports: [{ port: 80, targetPort: 8080 }] } },
+  };
+  const { api } = fakeApi(objects);
+  const replaced: string[] = [];
+  const replace = api.replace.bind(api);
+  api.replace = (path: string, body: KubeObject) => (replaced.push(path), replace(path, body));
+  const { undo } = book(api);
+  const changed = { spec: { containers: [{ name: 'telepod-agent' }] } };
+  const moved = [{ port: 80, targetPort: 19000 }];
+  const own = { ...record, services: [{ path: service, ports: [{ port: 80, targetPort: 8080 }] }] };
+  await undo.apply(own, { template: changed });
+  assert.deepEqual(replaced, [PATH], 'the Service is untouched until the new pods serve');
+  await undo.pointServices([{ path: service, ports: moved }]);
+  assert.deepEqual((objects[service] as { spec: { ports: unknown } }).spec.ports, moved);
+  replaced.length = 0;
+  await undo.restore(own);
+  assert.deepEqual(replaced, [service, PATH]);
+  assert.deepEqual((objects[service] as { spec: { ports: unknown } }).spec.ports, [
+    { port: 80, targetPort: 8080 },
+  ]);
+});

@@ -111,36 +111,47 @@ export class UndoBook {
     return { [UNDO_ANNOTATION]: text, [UNDO_MAC_ANNOTATION]: this.signer.sign(text) };
   }
 
-  /** Applies a change and records how to undo it on the workload itself. */
-  async apply(
-    undo: UndoRecord,
-    change: { template?: PodTemplate; replicas?: number; services: { path: string; ports: ServicePort[] }[] },
-  ): Promise<void> {
+  /**
+   * Changes the workload and records, on the workload itself, how to undo that and the Service
+   * changes `undo` names (made later by `pointServices`, once the new pods serve).
+   */
+  async apply(undo: UndoRecord, change: { template?: PodTemplate; replicas?: number }): Promise<void> {
     await update<Workload>(this.api, undo.workload, (workload) => {
       workload.metadata!.annotations = { ...workload.metadata!.annotations, ...this.annotations(undo) };
       if (change.template) workload.spec.template = change.template;
       if (change.replicas !== undefined) workload.spec.replicas = change.replicas;
     });
-    for (const service of change.services) {
-      await update<Service>(this.api, service.path, (s) => (s.spec.ports = service.ports));
-    }
     await this.rollPods(undo.podsToRoll);
   }
 
-  /** Puts everything recorded back; safe to repeat, and a vanished object is not an error. */
+  /**
+   * Sets Services' ports. Called for an intercept once every pod has the agent: a numeric
+   * targetPort moved to the agent's port earlier would reach old pods on a port nobody serves.
+   */
+  async pointServices(services: { path: string; ports: ServicePort[] }[]): Promise<void> {
+    for (const service of services) {
+      await update<Service>(this.api, service.path, (s) => (s.spec.ports = service.ports));
+    }
+  }
+
+  /**
+   * Puts everything recorded back; safe to repeat, and a vanished object is not an error. The
+   * Services first: while the workload's pods still carry the agent, the app serves its own
+   * port in each of them, so moving a targetPort back drops nothing.
+   */
   async restore(undo: UndoRecord): Promise<void> {
     const problem = undoProblem(undo);
     if (problem) throw new Error(`refusing an undo record: ${problem}`);
-    await update<Workload>(this.api, undo.workload, (workload) => {
-      workload.metadata!.annotations = withoutTelepodAnnotations(workload.metadata!.annotations);
-      if (undo.template) workload.spec.template = undo.template;
-      if (undo.replicas !== undefined) workload.spec.replicas = undo.replicas;
-    }).catch(ignoreNotFound);
     for (const service of undo.services) {
       await update<Service>(this.api, service.path, (s) => (s.spec.ports = service.ports)).catch(
         ignoreNotFound,
       );
     }
+    await update<Workload>(this.api, undo.workload, (workload) => {
+      workload.metadata!.annotations = withoutTelepodAnnotations(workload.metadata!.annotations);
+      if (undo.template) workload.spec.template = undo.template;
+      if (undo.replicas !== undefined) workload.spec.replicas = undo.replicas;
+    }).catch(ignoreNotFound);
     for (const path of undo.deletes) await this.removeOurs(path);
     await this.rollPods(undo.podsToRoll);
   }
