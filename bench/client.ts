@@ -134,7 +134,7 @@ async function concurrent(url: string, count: number, bytes: number) {
   );
   const seconds = elapsedMs(start) / 1000;
   const ok = results.filter((r) => r.status === 'fulfilled' && r.value.bytes === bytes).length;
-  return { errors: count - ok, MBps: (ok * bytes) / 1e6 / seconds };
+  return { errors: count - ok, MBps: (ok * bytes) / 1e6 / seconds, seconds };
 }
 
 /**

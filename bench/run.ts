@@ -20,7 +20,6 @@ import {
   client,
   deployServers,
   kubectlGet,
-  markdownTable,
   NODE_NETNS,
   patternServerManifest,
   percentile,
@@ -29,7 +28,8 @@ import {
 } from './harness.ts';
 import { agentPid, processUsage, telepodPids } from './rss.ts';
 import { measureRootless } from './rootless.ts';
-import { startSwitchPoller, type SwitchResult } from './switch-poller.ts';
+import { resultsTable } from './report.ts';
+import { startSwitchPoller } from './switch-poller.ts';
 
 const NS = 'telepod-bench';
 const KUBE_DNS = '10.96.0.10';
@@ -203,14 +203,17 @@ async function main(): Promise<void> {
     log('rootless: bulk data and new-connection TTFB from inside a `run --rootless` namespace');
     const rootless = await measureRootless(tb, NS, targets.telepod.url, size);
 
-    log(`${size.concurrent} concurrent connections through the tunnel`);
-    const concurrency = await client<{ errors: number; MBps: number }>(
-      ws,
-      'concurrent',
-      targets.telepod.url,
-      size.concurrent,
-      CONCURRENT_BYTES,
-    );
+    log(`${size.concurrent} concurrent connections, through the tunnel and through port-forward`);
+    const concurrentVia = (url: string) =>
+      client<{ errors: number; MBps: number; seconds: number }>(
+        ws,
+        'concurrent',
+        url,
+        size.concurrent,
+        CONCURRENT_BYTES,
+      );
+    const concurrency = await concurrentVia(targets.telepod.url);
+    const concurrencyPortForward = await concurrentVia(targets.portForward.url);
 
     log(`DNS, ${size.dns} lookups each`);
     const fqdn = `bench.${NS}.svc.cluster.local`;
@@ -370,6 +373,12 @@ async function main(): Promise<void> {
         connections: size.concurrent,
         errors: concurrency.errors,
         aggregateMBps: round(concurrency.MBps, 1),
+        seconds: round(concurrency.seconds),
+        portForward: {
+          errors: concurrencyPortForward.errors,
+          seconds: round(concurrencyPortForward.seconds),
+        },
+        wallTimeVsPortForward: ratio(concurrency.seconds, concurrencyPortForward.seconds),
       },
       dnsMs: {
         telepod: latency(dnsTelepod.samples),
@@ -417,6 +426,20 @@ async function main(): Promise<void> {
         connectWarm: { goal: '<= 2 s', met: median(warmRuns) <= 2 },
         connectCold: { goal: '<= 20 s', met: cold <= 20 },
         concurrencyErrors: { goal: '0', met: concurrency.errors === 0 },
+        concurrencyWallTimeVsPortForward: {
+          goal: '<= 1.0x',
+          met: concurrency.seconds <= concurrencyPortForward.seconds,
+        },
+        ttfbP99VsPortForward: {
+          goal: '<= 1.5x',
+          met: percentile(ttfbTelepod.samples, 99) <= 1.5 * percentile(ttfbPortForward.samples, 99),
+        },
+        uncachedDnsWithinOneRoundTrip: {
+          goal: '<= TTFB p50',
+          met: percentile(uncachedTelepod.samples, 50) <= percentile(ttfbTelepod.samples, 50),
+        },
+        daemonRssUnderLoad: { goal: '<= 100 MB', met: loadRss.daemon <= 100 },
+        reinterceptAfterLeave: { goal: '<= 0.5 s', met: afterLeave <= 0.5 },
         noFailedRequestsWhileSwitching: {
           goal: '0',
           met: Object.values(switching).every((phase) => phase.failed === 0),
@@ -424,7 +447,7 @@ async function main(): Promise<void> {
       },
     };
     await writeResults('latest.json', results);
-    process.stdout.write(table(results));
+    process.stdout.write(resultsTable(results));
   } finally {
     await switchPoller?.stop().catch(() => undefined);
     for (const child of children) child.kill();
@@ -432,156 +455,6 @@ async function main(): Promise<void> {
     await resolver.stop();
     await deleteNamespace();
   }
-}
-
-function table(r: {
-  throughput: { downloadMBps: Record<string, number>; uploadMBps: Record<string, number> };
-  ttfbMs: Record<'telepod' | 'portForward', { p50: number; p99: number }>;
-  rootless: {
-    downloadMBps: number;
-    uploadMBps: number;
-    ttfbMs: { p50: number; p99: number };
-    ratioVsPortForward: Record<'download' | 'upload' | 'ttfbP50' | 'ttfbP99', number>;
-  };
-  dnsMs: {
-    telepod: { p50: number; p99: number };
-    direct: { p50: number; p99: number };
-    uncached: Record<'telepod' | 'direct', { p50: number; p99: number }>;
-    nonCluster: Record<'telepod' | 'direct', { p50: number }>;
-  };
-  concurrency: { connections: number; errors: number; aggregateMBps: number };
-  connectS: { warm: number; cold: number };
-  interceptS: { withRollout: number; agentPresent: number; afterLeave: number };
-  switchFailures: SwitchResult;
-  interceptTtfbMs: { intercepted: { p50: number }; servedInCluster: { p50: number } };
-  personalInterceptTtfbMs: {
-    noIntercept: { p50: number; p99: number };
-    othersRequests: { p50: number; p99: number };
-    ratio: { p50: number; p99: number };
-  };
-  rssMB: Record<string, number>;
-  goals: Record<string, { goal: string; met: boolean }>;
-  kubernetesVersion: string;
-  quick: boolean;
-}): string {
-  const d = r.throughput.downloadMBps;
-  const u = r.throughput.uploadMBps;
-  const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
-  const rows: string[][] = [
-    ['metric', 'telepod', 'port-forward', 'direct (node netns)', 'telepod / port-forward'],
-    [
-      'download MB/s (Service name)',
-      `${d.telepod}`,
-      `${d.portForward}`,
-      `${d.directService}`,
-      x(d.telepod!, d.portForward!),
-    ],
-    ['download MB/s (pod IP)', `${d.telepodPodIP}`, '', `${d.direct}`, x(d.telepodPodIP!, d.portForward!)],
-    [
-      'upload MB/s (Service name)',
-      `${u.telepod}`,
-      `${u.portForward}`,
-      `${u.directService}`,
-      x(u.telepod!, u.portForward!),
-    ],
-    ['upload MB/s (pod IP)', `${u.telepodPodIP}`, '', `${u.direct}`, x(u.telepodPodIP!, u.portForward!)],
-    [
-      'new connection TTFB p50 ms',
-      `${r.ttfbMs.telepod.p50}`,
-      `${r.ttfbMs.portForward.p50}`,
-      '',
-      x(r.ttfbMs.telepod.p50, r.ttfbMs.portForward.p50),
-    ],
-    [
-      'new connection TTFB p99 ms',
-      `${r.ttfbMs.telepod.p99}`,
-      `${r.ttfbMs.portForward.p99}`,
-      '',
-      x(r.ttfbMs.telepod.p99, r.ttfbMs.portForward.p99),
-    ],
-    [
-      'rootless: download / upload MB/s (Service name)',
-      `${r.rootless.downloadMBps} / ${r.rootless.uploadMBps}`,
-      `${d.portForward} / ${u.portForward}`,
-      '',
-      `${r.rootless.ratioVsPortForward.download}x / ${r.rootless.ratioVsPortForward.upload}x`,
-    ],
-    [
-      'rootless: new connection TTFB p50 / p99 ms',
-      `${r.rootless.ttfbMs.p50} / ${r.rootless.ttfbMs.p99}`,
-      `${r.ttfbMs.portForward.p50} / ${r.ttfbMs.portForward.p99}`,
-      '',
-      `${r.rootless.ratioVsPortForward.ttfbP50}x / ${r.rootless.ratioVsPortForward.ttfbP99}x`,
-    ],
-    [
-      'cluster DNS p50 / p99 ms',
-      `${r.dnsMs.telepod.p50} / ${r.dnsMs.telepod.p99}`,
-      '',
-      `${r.dnsMs.direct.p50} / ${r.dnsMs.direct.p99}`,
-      `${x(r.dnsMs.telepod.p50, r.dnsMs.direct.p50)} of direct`,
-    ],
-    [
-      'cluster DNS, a new name each time, p50 / p99 ms',
-      `${r.dnsMs.uncached.telepod.p50} / ${r.dnsMs.uncached.telepod.p99}`,
-      '',
-      `${r.dnsMs.uncached.direct.p50} / ${r.dnsMs.uncached.direct.p99}`,
-      `${x(r.dnsMs.uncached.telepod.p50, r.dnsMs.uncached.direct.p50)} of direct`,
-    ],
-    [
-      'outside-name DNS p50 ms',
-      `${r.dnsMs.nonCluster.telepod.p50}`,
-      '',
-      `${r.dnsMs.nonCluster.direct.p50}`,
-      `${x(r.dnsMs.nonCluster.telepod.p50, r.dnsMs.nonCluster.direct.p50)} of direct`,
-    ],
-    [
-      `${r.concurrency.connections} concurrent: errors, MB/s`,
-      `${r.concurrency.errors}, ${r.concurrency.aggregateMBps}`,
-      '',
-      '',
-      '',
-    ],
-    ['connect warm / cold s', `${r.connectS.warm} / ${r.connectS.cold}`, '', '', ''],
-    [
-      'intercept → first request s (rollout / agent present / again after leave)',
-      `${r.interceptS.withRollout} / ${r.interceptS.agentPresent} / ${r.interceptS.afterLeave}`,
-      '',
-      '',
-      '',
-    ],
-    [
-      "others' requests failed while switching (cluster client, a new connection every 50 ms)",
-      Object.entries(r.switchFailures)
-        .map(([phase, p]) => `${phase}: ${p.failed} of ${p.answered + p.failed}`)
-        .join('; '),
-      '',
-      '',
-      '',
-    ],
-    [
-      'intercepted TTFB p50 ms (vs served in cluster)',
-      `${r.interceptTtfbMs.intercepted.p50}`,
-      '',
-      `${r.interceptTtfbMs.servedInCluster.p50}`,
-      '',
-    ],
-    [
-      "others' requests under a personal intercept, TTFB p50 / p99 ms (cluster client)",
-      `${r.personalInterceptTtfbMs.othersRequests.p50} / ${r.personalInterceptTtfbMs.othersRequests.p99}`,
-      '',
-      `${r.personalInterceptTtfbMs.noIntercept.p50} / ${r.personalInterceptTtfbMs.noIntercept.p99} (no agent)`,
-      `${r.personalInterceptTtfbMs.ratio.p50}x / ${r.personalInterceptTtfbMs.ratio.p99}x of no agent`,
-    ],
-    [
-      'RSS MB daemon / manager / agent',
-      `${r.rssMB.daemon} / ${r.rssMB.manager} / ${r.rssMB.agent}`,
-      '',
-      '',
-      '',
-    ],
-  ];
-  const goals = Object.entries(r.goals).map(([name, g]) => `${name} ${g.goal}: ${g.met ? 'met' : 'NOT met'}`);
-  return `\nKubernetes ${r.kubernetesVersion}${r.quick ? ' (quick)' : ''}\n${markdownTable(rows)}\n\ngoals: ${goals.join('; ')}\n`;
 }
 
 await main();

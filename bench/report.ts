@@ -1,0 +1,162 @@
+// The benchmark's printed report: one Markdown table of telepod against kubectl port-forward
+// and the direct path, and whether each goal of #17 was met in this run.
+import { markdownTable } from './harness.ts';
+import type { SwitchResult } from './switch-poller.ts';
+
+/** The benchmark's results as the table the README's Performance section shows, and its goals. */
+export function resultsTable(r: {
+  throughput: { downloadMBps: Record<string, number>; uploadMBps: Record<string, number> };
+  ttfbMs: Record<'telepod' | 'portForward', { p50: number; p99: number }>;
+  rootless: {
+    downloadMBps: number;
+    uploadMBps: number;
+    ttfbMs: { p50: number; p99: number };
+    ratioVsPortForward: Record<'download' | 'upload' | 'ttfbP50' | 'ttfbP99', number>;
+  };
+  dnsMs: {
+    telepod: { p50: number; p99: number };
+    direct: { p50: number; p99: number };
+    uncached: Record<'telepod' | 'direct', { p50: number; p99: number }>;
+    nonCluster: Record<'telepod' | 'direct', { p50: number }>;
+  };
+  concurrency: {
+    connections: number;
+    errors: number;
+    aggregateMBps: number;
+    seconds: number;
+    portForward: { errors: number; seconds: number };
+    wallTimeVsPortForward: number;
+  };
+  connectS: { warm: number; cold: number };
+  interceptS: { withRollout: number; agentPresent: number; afterLeave: number };
+  switchFailures: SwitchResult;
+  interceptTtfbMs: { intercepted: { p50: number }; servedInCluster: { p50: number } };
+  personalInterceptTtfbMs: {
+    noIntercept: { p50: number; p99: number };
+    othersRequests: { p50: number; p99: number };
+    ratio: { p50: number; p99: number };
+  };
+  rssMB: Record<string, number>;
+  goals: Record<string, { goal: string; met: boolean }>;
+  kubernetesVersion: string;
+  quick: boolean;
+}): string {
+  const d = r.throughput.downloadMBps;
+  const u = r.throughput.uploadMBps;
+  const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+  const rows: string[][] = [
+    ['metric', 'telepod', 'port-forward', 'direct (node netns)', 'telepod / port-forward'],
+    [
+      'download MB/s (Service name)',
+      `${d.telepod}`,
+      `${d.portForward}`,
+      `${d.directService}`,
+      x(d.telepod!, d.portForward!),
+    ],
+    ['download MB/s (pod IP)', `${d.telepodPodIP}`, '', `${d.direct}`, x(d.telepodPodIP!, d.portForward!)],
+    [
+      'upload MB/s (Service name)',
+      `${u.telepod}`,
+      `${u.portForward}`,
+      `${u.directService}`,
+      x(u.telepod!, u.portForward!),
+    ],
+    ['upload MB/s (pod IP)', `${u.telepodPodIP}`, '', `${u.direct}`, x(u.telepodPodIP!, u.portForward!)],
+    [
+      'new connection TTFB p50 ms',
+      `${r.ttfbMs.telepod.p50}`,
+      `${r.ttfbMs.portForward.p50}`,
+      '',
+      x(r.ttfbMs.telepod.p50, r.ttfbMs.portForward.p50),
+    ],
+    [
+      'new connection TTFB p99 ms',
+      `${r.ttfbMs.telepod.p99}`,
+      `${r.ttfbMs.portForward.p99}`,
+      '',
+      x(r.ttfbMs.telepod.p99, r.ttfbMs.portForward.p99),
+    ],
+    [
+      'rootless: download / upload MB/s (Service name)',
+      `${r.rootless.downloadMBps} / ${r.rootless.uploadMBps}`,
+      `${d.portForward} / ${u.portForward}`,
+      '',
+      `${r.rootless.ratioVsPortForward.download}x / ${r.rootless.ratioVsPortForward.upload}x`,
+    ],
+    [
+      'rootless: new connection TTFB p50 / p99 ms',
+      `${r.rootless.ttfbMs.p50} / ${r.rootless.ttfbMs.p99}`,
+      `${r.ttfbMs.portForward.p50} / ${r.ttfbMs.portForward.p99}`,
+      '',
+      `${r.rootless.ratioVsPortForward.ttfbP50}x / ${r.rootless.ratioVsPortForward.ttfbP99}x`,
+    ],
+    [
+      'cluster DNS p50 / p99 ms',
+      `${r.dnsMs.telepod.p50} / ${r.dnsMs.telepod.p99}`,
+      '',
+      `${r.dnsMs.direct.p50} / ${r.dnsMs.direct.p99}`,
+      `${x(r.dnsMs.telepod.p50, r.dnsMs.direct.p50)} of direct`,
+    ],
+    [
+      'cluster DNS, a new name each time, p50 / p99 ms',
+      `${r.dnsMs.uncached.telepod.p50} / ${r.dnsMs.uncached.telepod.p99}`,
+      '',
+      `${r.dnsMs.uncached.direct.p50} / ${r.dnsMs.uncached.direct.p99}`,
+      `${x(r.dnsMs.uncached.telepod.p50, r.dnsMs.uncached.direct.p50)} of direct`,
+    ],
+    [
+      'outside-name DNS p50 ms',
+      `${r.dnsMs.nonCluster.telepod.p50}`,
+      '',
+      `${r.dnsMs.nonCluster.direct.p50}`,
+      `${x(r.dnsMs.nonCluster.telepod.p50, r.dnsMs.nonCluster.direct.p50)} of direct`,
+    ],
+    [
+      `${r.concurrency.connections} concurrent: errors, wall time s`,
+      `${r.concurrency.errors}, ${r.concurrency.seconds}`,
+      `${r.concurrency.portForward.errors}, ${r.concurrency.portForward.seconds}`,
+      '',
+      `${r.concurrency.wallTimeVsPortForward}x`,
+    ],
+    ['connect warm / cold s', `${r.connectS.warm} / ${r.connectS.cold}`, '', '', ''],
+    [
+      'intercept → first request s (rollout / agent present / again after leave)',
+      `${r.interceptS.withRollout} / ${r.interceptS.agentPresent} / ${r.interceptS.afterLeave}`,
+      '',
+      '',
+      '',
+    ],
+    [
+      "others' requests failed while switching (cluster client, a new connection every 50 ms)",
+      Object.entries(r.switchFailures)
+        .map(([phase, p]) => `${phase}: ${p.failed} of ${p.answered + p.failed}`)
+        .join('; '),
+      '',
+      '',
+      '',
+    ],
+    [
+      'intercepted TTFB p50 ms (vs served in cluster)',
+      `${r.interceptTtfbMs.intercepted.p50}`,
+      '',
+      `${r.interceptTtfbMs.servedInCluster.p50}`,
+      '',
+    ],
+    [
+      "others' requests under a personal intercept, TTFB p50 / p99 ms (cluster client)",
+      `${r.personalInterceptTtfbMs.othersRequests.p50} / ${r.personalInterceptTtfbMs.othersRequests.p99}`,
+      '',
+      `${r.personalInterceptTtfbMs.noIntercept.p50} / ${r.personalInterceptTtfbMs.noIntercept.p99} (no agent)`,
+      `${r.personalInterceptTtfbMs.ratio.p50}x / ${r.personalInterceptTtfbMs.ratio.p99}x of no agent`,
+    ],
+    [
+      'RSS MB daemon / manager / agent',
+      `${r.rssMB.daemon} / ${r.rssMB.manager} / ${r.rssMB.agent}`,
+      '',
+      '',
+      '',
+    ],
+  ];
+  const goals = Object.entries(r.goals).map(([name, g]) => `${name} ${g.goal}: ${g.met ? 'met' : 'NOT met'}`);
+  return `\nKubernetes ${r.kubernetesVersion}${r.quick ? ' (quick)' : ''}\n${markdownTable(rows)}\n\ngoals: ${goals.join('; ')}\n`;
+}
