@@ -52,7 +52,13 @@ test(
         assert.ok(value.p99 >= value.p50, `${group}.${key}.p99 >= p50`);
       }
     }
+    // TTFB with the API server further away: telepod and port-forward both measured through it.
+    for (const key of ['telepod', 'portForward']) {
+      const value = r.ttfbAtDistanceMs![key] as { p50: number };
+      assert.ok(value.p50 > 10, `${key}'s TTFB at a distance includes the added 10 ms (${value.p50})`);
+    }
     assert.equal(r.concurrency!.connections, 100);
+    positive(r.concurrency!.wallTimeVsPortForward, 'concurrency.wallTimeVsPortForward');
     assert.equal(typeof r.concurrency!.errors, 'number');
     for (const key of ['warm', 'cold']) positive(r.connectS![key], `connectS.${key}`);
     for (const key of ['withRollout', 'agentPresent', 'afterLeave'])

@@ -1,7 +1,7 @@
 // What the benchmark (bench/run.ts) and the chaos run (bench/chaos.ts) share: the client
 // spawner, statistics, the pattern server's Deployment,
 // and writing results.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { applyManifest, kubectl, waitForRollout, type TestbedStatus } from '../testbed/lib/testbed.ts';
@@ -109,4 +109,34 @@ export function markdownTable(rows: string[][]): string {
   const lines = rows.map((row) => `| ${row.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`);
   lines.splice(1, 0, `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`);
   return lines.join('\n');
+}
+
+/** `kubectl port-forward` in the workstation netns, ready when it says it is forwarding. */
+export async function startPortForward(
+  tb: TestbedStatus,
+  namespace: string,
+  pod: string,
+  localPort: number,
+): Promise<ChildProcess> {
+  const child = spawn(
+    'nsenter',
+    [
+      `--net=/run/netns/${tb.workstation.netns}`,
+      '--',
+      tb.kubectl,
+      '--kubeconfig',
+      tb.workstation.kubeconfig,
+      '-n',
+      namespace,
+      'port-forward',
+      `pod/${pod}`,
+      `${localPort}:8000`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (c: string) => c.includes('Forwarding from') && resolve());
+    child.once('exit', (code) => reject(new Error(`kubectl port-forward exited with ${code}`)));
+  });
+  return child;
 }

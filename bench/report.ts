@@ -7,6 +7,12 @@ import type { SwitchResult } from './switch-poller.ts';
 export function resultsTable(r: {
   throughput: { downloadMBps: Record<string, number>; uploadMBps: Record<string, number> };
   ttfbMs: Record<'telepod' | 'portForward', { p50: number; p99: number }>;
+  ttfbAtDistanceMs: {
+    addedRoundTripMs: number;
+    telepod: { p50: number; p99: number };
+    portForward: { p50: number; p99: number };
+    ratio: { p50: number; p99: number };
+  };
   rootless: {
     downloadMBps: number;
     uploadMBps: number;
@@ -75,6 +81,13 @@ export function resultsTable(r: {
       `${r.ttfbMs.portForward.p99}`,
       '',
       x(r.ttfbMs.telepod.p99, r.ttfbMs.portForward.p99),
+    ],
+    [
+      `TTFB p50 / p99 ms, API server ${r.ttfbAtDistanceMs.addedRoundTripMs} ms further (round trip)`,
+      `${r.ttfbAtDistanceMs.telepod.p50} / ${r.ttfbAtDistanceMs.telepod.p99}`,
+      `${r.ttfbAtDistanceMs.portForward.p50} / ${r.ttfbAtDistanceMs.portForward.p99}`,
+      '',
+      `${r.ttfbAtDistanceMs.ratio.p50}x / ${r.ttfbAtDistanceMs.ratio.p99}x`,
     ],
     [
       'rootless: download / upload MB/s (Service name)',

@@ -2,7 +2,7 @@
 // `kubectl port-forward` to the same pod from the same workstation netns (and the node netns
 // straight to the pod IP as the physical limit). Prints a table and writes
 // bench/results/latest.json. Absolute times on a shared VM are noise; the ratios are the figures.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,12 +22,14 @@ import {
   kubectlGet,
   NODE_NETNS,
   patternServerManifest,
+  startPortForward,
   percentile,
   round,
   writeResults,
 } from './harness.ts';
 import { agentPid, processUsage, telepodPids } from './rss.ts';
 import { measureRootless } from './rootless.ts';
+import { ttfbAtDistance } from './distance.ts';
 import { resultsTable } from './report.ts';
 import { startSwitchPoller } from './switch-poller.ts';
 
@@ -38,6 +40,8 @@ const size = quick
   ? { bulkBytes: 16 << 20, reps: 1, sequential: 100, concurrent: 100, dns: 50, connects: 1 }
   : { bulkBytes: 256 << 20, reps: 3, sequential: 1000, concurrent: 1000, dns: 1000, connects: 3 };
 const CONCURRENT_BYTES = 64 << 10;
+/** Added each way between the workstation and the API server for the TTFB at a distance. */
+const DISTANCE_MS = 5;
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
@@ -57,31 +61,6 @@ async function timed(what: () => Promise<{ code: number; stderr: string }>): Pro
   const result = await what();
   if (result.code !== 0) throw new Error(result.stderr);
   return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-/** `kubectl port-forward` in the workstation netns, ready when it says it is forwarding. */
-async function startPortForward(tb: TestbedStatus, pod: string, localPort: number): Promise<ChildProcess> {
-  const child = spawn(
-    'nsenter',
-    [
-      `--net=/run/netns/${tb.workstation.netns}`,
-      '--',
-      tb.kubectl,
-      '--kubeconfig',
-      tb.workstation.kubeconfig,
-      '-n',
-      NS,
-      'port-forward',
-      `pod/${pod}`,
-      `${localPort}:8000`,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (c: string) => c.includes('Forwarding from') && resolve());
-    child.once('exit', (code) => reject(new Error(`kubectl port-forward exited with ${code}`)));
-  });
-  return child;
 }
 
 /** A server in the workstation netns answering `text` (the target of the intercepts). */
@@ -150,7 +129,7 @@ async function main(): Promise<void> {
     const { daemon: daemonPid, manager: managerPid } = await telepodPids(telepod);
     const rest = { daemon: processUsage(daemonPid), manager: processUsage(managerPid) };
 
-    const portForward = await startPortForward(tb, pod, 18090);
+    const portForward = await startPortForward(tb, NS, pod, 18090);
     children.push(portForward);
     const targets = {
       telepod: { netns: ws, url: `http://bench:8000` },
@@ -334,6 +313,9 @@ async function main(): Promise<void> {
     await telepod('leave', 'bench-target', '--restore');
     await telepod('quit');
 
+    log(`time to first byte with the API server ${DISTANCE_MS * 2} ms further away (round trip)`);
+    const distant = await ttfbAtDistance(tb, NS, pod, targets.telepod.url, size.sequential >> 1, DISTANCE_MS);
+
     const ratio = (a: number, b: number) => round(a / b);
     const downloadRatio = ratio(throughput.download.telepod!, throughput.download.portForward!);
     const uploadRatio = ratio(throughput.upload.telepod!, throughput.upload.portForward!);
@@ -353,6 +335,15 @@ async function main(): Promise<void> {
         },
       },
       ttfbMs: { telepod: latency(ttfbTelepod.samples), portForward: latency(ttfbPortForward.samples) },
+      ttfbAtDistanceMs: {
+        addedRoundTripMs: 2 * DISTANCE_MS,
+        telepod: latency(distant.telepod),
+        portForward: latency(distant.portForward),
+        ratio: {
+          p50: ratio(percentile(distant.telepod, 50), percentile(distant.portForward, 50)),
+          p99: ratio(percentile(distant.telepod, 99), percentile(distant.portForward, 99)),
+        },
+      },
       rootless: {
         downloadMBps: round(median(rootless.downloadMBps), 1),
         uploadMBps: round(median(rootless.uploadMBps), 1),
