@@ -40,11 +40,14 @@ export type SourceResolver = (
   column: number,
 ) => { source: string; line: number } | undefined;
 
-/** Source maps of the bundles in `dir` (`<bundle>.map`), read when first needed. */
+/**
+ * Source maps of the bundles in `dir` (`<bundle>.map`; a chunk's under its folder there), read
+ * when first needed. A bundle running elsewhere (the manager's, in its pod) is known by name.
+ */
 export function bundleSourceMaps(dir: string): SourceResolver {
   const maps = new Map<string, TraceMap | undefined>();
   return (url, line, column) => {
-    const bundle = path.basename(url);
+    const bundle = url.includes('/dist/') ? url.slice(url.lastIndexOf('/dist/') + 6) : path.basename(url);
     if (!bundle.endsWith('.mjs')) return undefined;
     if (!maps.has(bundle)) {
       try {
