@@ -68,6 +68,8 @@ function holder(): string {
 export class Session {
   /** Intercepts this session left with their agent kept (by namespace/workload), for `leave --restore`. */
   private readonly leftDormant = new Map<string, InterceptInfo>();
+  /** The last intercept's claims being taken back (after its answer); awaited before new ones. */
+  private releasingClaims: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly connected: DaemonStatus,
@@ -274,19 +276,38 @@ export class Session {
   async intercept({ mount, ...asked }: DaemonInterceptRequest, step: ProgressStep): Promise<InterceptInfo> {
     const request = { ...asked, namespace: asked.namespace ?? this.connected.namespace! };
     const tunnel = this.tunnel.current;
-    // The developer's own rights decide: the claims are written with their kubeconfig.
-    const claims = await writeClaims(this.kc, request, tunnel.grant);
+    // A claim of the same session on the same object must not be taken back after it is made.
+    await this.releasingClaims;
+    // The developer's own rights decide: the claims are written with their kubeconfig. The
+    // manager rolls the workload out; its progress is watched here, as the developer, from a
+    // first read made meanwhile.
+    const [claimed, following] = await Promise.allSettled([
+      writeClaims(this.kc, request, tunnel.grant),
+      request.workload ? followRollout(this.kc, request.namespace, request.workload, step) : undefined,
+    ]);
+    const rollout: RolloutFollower | undefined =
+      following.status === 'fulfilled' ? following.value : undefined;
+    if (claimed.status === 'rejected') {
+      rollout?.stop();
+      throw claimed.reason;
+    }
+    if (following.status === 'rejected') {
+      await claimed.value.release();
+      throw following.reason;
+    }
+    const claims = claimed.value;
     step(`asking the traffic manager for ${request.workload || 'a proxy pod'}`);
-    // The manager rolls the workload out; its progress is watched here, as the developer.
-    let rollout: RolloutFollower | undefined;
     let info: InterceptInfo;
     try {
-      if (request.workload) rollout = await followRollout(this.kc, request.namespace, request.workload, step);
       info = await tunnel.call<InterceptInfo>(MANAGER_PATHS.intercepts, request);
+    } catch (err) {
+      await claims.release();
+      throw err;
     } finally {
       rollout?.stop();
-      await claims.release();
     }
+    // The manager has read the claims: they are taken back while the answer goes out.
+    this.releasingClaims = claims.release();
     if (mount) {
       step("mounting the pod's volumes");
       info.volumes = await this.mounts.mount(info.id, mount);
@@ -338,6 +359,7 @@ export class Session {
 
   async close(): Promise<void> {
     clearInterval(this.renewal);
+    await this.releasingClaims;
     await this.mounts.unmountAll();
     // Ending the session makes the manager restore what its intercepts changed.
     await this.tunnel.current

@@ -10,6 +10,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type KubeConfig,
+  type V1Service,
 } from '@kubernetes/client-node';
 import {
   CLAIM_ANNOTATION_PREFIX,
@@ -98,34 +99,41 @@ async function claimWorkload(
 async function claimServices(
   core: CoreV1Api,
   namespace: string,
+  listed: Promise<{ items: V1Service[] }>,
   podLabels: Record<string, string>,
   session: SessionCredential,
 ): Promise<(() => Promise<void>)[]> {
   const key = CLAIM_ANNOTATION_PREFIX + session.id;
-  const releases: (() => Promise<void>)[] = [];
-  const listed = await core.listNamespacedService({ namespace }).catch((err: unknown) => {
-    if ((err as { code?: number }).code === 403) return { items: [] }; // none claimed
-    throw err;
-  });
-  const services = listed.items.filter((s) => {
+  const services = (await listed).items.filter((s) => {
     const selector = Object.entries(s.spec?.selector ?? {});
     return selector.length > 0 && selector.every(([k, v]) => podLabels[k] === v);
   });
-  for (const service of services) {
-    const name = service.metadata!.name!;
-    const patch = (value: string | null) =>
-      core.patchNamespacedService(
-        { name, namespace, body: { metadata: { annotations: { [key]: value } } } },
-        mergePatch,
-      );
-    try {
-      await patch(claimProof(session.token, patchSubject('services', namespace, name)));
-      releases.push(() => patch(null).then(() => undefined, ignoreNotFound));
-    } catch (err) {
-      if ((err as { code?: number }).code !== 403) ignoreNotFound(err);
-    }
-  }
-  return releases;
+  const claimed = await Promise.all(
+    services.map(async (service) => {
+      const name = service.metadata!.name!;
+      const patch = (value: string | null) =>
+        core.patchNamespacedService(
+          { name, namespace, body: { metadata: { annotations: { [key]: value } } } },
+          mergePatch,
+        );
+      try {
+        await patch(claimProof(session.token, patchSubject('services', namespace, name)));
+        return () => patch(null).then(() => undefined, ignoreNotFound);
+      } catch (err) {
+        if ((err as { code?: number }).code !== 403) ignoreNotFound(err);
+        return undefined;
+      }
+    }),
+  );
+  return claimed.filter((release) => release !== undefined);
+}
+
+/** The namespace's Services; none when the developer may not list them (nothing is claimed). */
+function listServices(core: CoreV1Api, namespace: string): Promise<{ items: V1Service[] }> {
+  return core.listNamespacedService({ namespace }).catch((err: unknown) => {
+    if ((err as { code?: number }).code === 403) return { items: [] };
+    throw err;
+  });
 }
 
 /** A claim object: a Deployment of no replicas, or a headless Service of no selector. */
@@ -177,17 +185,19 @@ export async function writeClaims(
 ): Promise<Claims> {
   const undo: (() => Promise<void>)[] = [];
   const release = async () => {
-    for (const step of undo.splice(0)) await step().catch(() => undefined);
+    await Promise.all(undo.splice(0).map((step) => step().catch(() => undefined)));
   };
   const server = kc.getCurrentCluster()?.server ?? '';
   try {
     if (request.mode !== 'expose') {
+      // The Services are listed while the workload is claimed: its pods' labels pick them.
+      const core = kc.makeApiClient(CoreV1Api);
+      const listed = request.mode === 'intercept' ? listServices(core, request.namespace) : undefined;
+      listed?.catch(() => undefined); // awaited below; not unhandled if the workload claim fails first
       const workload = await claimWorkload(kc.makeApiClient(AppsV1Api), request, session);
       undo.push(workload.release);
-      if (request.mode === 'intercept') {
-        const core = kc.makeApiClient(CoreV1Api);
-        undo.push(...(await claimServices(core, request.namespace, workload.podLabels, session)));
-      }
+      if (listed)
+        undo.push(...(await claimServices(core, request.namespace, listed, workload.podLabels, session)));
     }
     if (request.mode === 'swap' || request.mode === 'expose') {
       undo.push(await claimObject(kc, 'deployments', request.namespace, session));
