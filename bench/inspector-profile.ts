@@ -7,6 +7,11 @@ import { writeFile } from 'node:fs/promises';
 import WebSocket from 'ws';
 
 const [port, file, interval = '200'] = process.argv.slice(2);
+/** When the profiled process closes its inspector by itself, whatever happens to this client. */
+const SAFETY_CLOSE_MS = 15 * 60_000;
+// The driver ends a profile by closing stdin; a Ctrl-C meant for it must not cut this one short
+// and leave the inspector open.
+process.on('SIGINT', () => undefined);
 
 /** The first debugging target the inspector lists: the process's main thread. */
 async function debuggerUrl(): Promise<string> {
@@ -27,19 +32,28 @@ async function main(): Promise<void> {
   const ws = new WebSocket(await debuggerUrl(), { perMessageDeflate: false, maxPayload: 1 << 30 });
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   let nextId = 0;
-  const pending = new Map<number, (result: unknown) => void>();
+  const pending = new Map<number, { resolve: (result: unknown) => void; reject: (err: Error) => void }>();
   ws.on('message', (data: Buffer) => {
     const message = JSON.parse(data.toString()) as { id?: number; result?: unknown; error?: unknown };
-    if (message.id === undefined) return;
-    if (message.error) throw new Error(`inspector: ${JSON.stringify(message.error)}`);
-    pending.get(message.id)?.(message.result);
+    const waiting = message.id === undefined ? undefined : pending.get(message.id);
+    if (!waiting) return;
+    pending.delete(message.id!);
+    if (message.error) waiting.reject(new Error(`inspector: ${JSON.stringify(message.error)}`));
+    else waiting.resolve(message.result);
+  });
+  ws.on('close', () => {
+    for (const { reject } of pending.values()) reject(new Error('the inspector connection closed'));
   });
   const call = <T>(method: string, params: object = {}) =>
-    new Promise<T>((resolve) => {
+    new Promise<T>((resolve, reject) => {
       const id = ++nextId;
-      pending.set(id, resolve as (result: unknown) => void);
+      pending.set(id, { resolve: resolve as (result: unknown) => void, reject });
       ws.send(JSON.stringify({ id, method, params }));
     });
+  // Should this client die before it closes the inspector, the process closes it itself later.
+  await call('Runtime.evaluate', {
+    expression: `setTimeout(() => process.getBuiltinModule('node:inspector').close(), ${SAFETY_CLOSE_MS}).unref(), 0`,
+  });
   await call('Profiler.enable');
   await call('Profiler.setSamplingInterval', { interval: Number(interval) });
   await call('Profiler.start');

@@ -41,7 +41,7 @@ export type SourceResolver = (
 ) => { source: string; line: number } | undefined;
 
 /**
- * Source maps of the bundles in `dir` (`<bundle>.map`; a chunk's under its folder there), read
+ * Source maps of the bundles in `dir` (`<bundle>.map`), read
  * when first needed. A bundle running elsewhere (the manager's, in its pod) is known by name.
  */
 export function bundleSourceMaps(dir: string): SourceResolver {

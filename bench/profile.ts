@@ -4,7 +4,9 @@
 // inspector (SIGUSR1, closed again afterwards) so nothing is restarted or built differently.
 // Prints where each process spent its time by module and function, with CPU time per
 // connection, and writes bench/results/profile-latest.json; the raw profiles (for Chrome
-// DevTools) go to bench/profiles/.
+// DevTools) go to bench/profiles/. For the testbed only: while a profile is taken, whoever can
+// reach a process's 127.0.0.1:9229 (any developer who may port-forward to the manager pod)
+// could run code in it.
 import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -44,7 +46,8 @@ async function startProfiling(pid: number, file: string): Promise<{ stop: () => 
       String(INSPECTOR_PORT),
       file,
     ],
-    { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] },
+    // Its own process group: a Ctrl-C of the driver reaches it only as its stdin closing.
+    { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'], detached: true },
   );
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   await new Promise<void>((resolve, reject) => {

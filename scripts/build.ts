@@ -2,7 +2,7 @@
 // bundles (traffic manager, agent) with esbuild, and refuses an in-cluster bundle that pulls in
 // @kubernetes/client-node or outgrows the ConfigMap it ships in.
 import { build, type BuildOptions } from 'esbuild';
-import { chmod, rm } from 'node:fs/promises';
+import { chmod, readdir, rm } from 'node:fs/promises';
 
 const common: BuildOptions = {
   bundle: true,
@@ -24,16 +24,19 @@ const common: BuildOptions = {
 export const IN_CLUSTER_MAX_BYTES = 256 * 1024;
 
 // Chunks of an earlier build are content-named: remove them rather than ship them.
-await rm('dist/chunks', { recursive: true, force: true });
+for (const file of await readdir('dist').catch(() => [])) {
+  if (file.startsWith('chunk-')) await rm(`dist/${file}`);
+}
 await build({
   ...common,
   entryPoints: { telepod: 'src/cli/main.ts' },
   outExtension: { '.js': '.mjs' },
   outdir: 'dist',
   // What a command imports on demand (the Kubernetes client, the daemon) is a chunk of its own:
-  // `intercept`, `status` or `leave` on a running daemon read a tenth of the code.
+  // `intercept`, `status` or `leave` on a running daemon read a tenth of the code. Chunks sit
+  // beside telepod.mjs: code in them finds the in-cluster bundles next to itself.
   splitting: true,
-  chunkNames: 'chunks/[name]-[hash]',
+  chunkNames: 'chunk-[hash]',
   // Every command starts by reading, decoding and compiling this file: without whitespace and
   // with simpler syntax it is less than half the size; names stay, so stack traces stay readable.
   minifyWhitespace: true,

@@ -12,8 +12,11 @@ export interface DrainTimes {
   maxMs: number;
 }
 
-/** Long enough for kube-proxy to follow; well inside the default 30 s grace period. */
-export const DRAIN: DrainTimes = { serveMs: 3_000, maxMs: 25_000 };
+/**
+ * Long enough for kube-proxy to follow; a request in flight gets 10 s to finish (kept-alive
+ * connections would otherwise hold every pod of a restore, one by one for a StatefulSet).
+ */
+export const DRAIN: DrainTimes = { serveMs: 3_000, maxMs: 10_000 };
 
 /**
  * Drains `servers` (all the agent's listeners, asked for when the drain starts): accepting for

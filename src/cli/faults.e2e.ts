@@ -310,7 +310,8 @@ test('the manager pod deleted during a 256 MB download: the transfer fails loudl
 test('the agent container killed while intercepted: the intercept comes back by itself', async () => {
   await untilEffective('the intercept to be effective');
   const killed = Date.now();
-  // The exec ends with the container it killed (exit 137) when it loses that race.
+  // The exec ends with the container it killed (exit 137) when it loses that race. SIGINT:
+  // the agent leaves at once (on SIGTERM it would drain first, as for a deleted pod).
   await kubectl(tb, [
     '-n',
     NS,
@@ -321,7 +322,7 @@ test('the agent container killed while intercepted: the intercept comes back by 
     '--',
     'node',
     '-e',
-    'process.kill(1)',
+    "process.kill(1, 'SIGINT')",
   ]).catch((err: Error) => assert.match(err.message, /exit code 137/));
   // The agent container restarts; its pod, and so its address, stay.
   await waitUntil('the agent container to have restarted', 60_000, async () => {

@@ -47,11 +47,11 @@ before(async () => {
   const files = packed!.files.map((f) => f.path).sort();
   // The CLI's on-demand chunks (content-named), the bundles, and no source maps.
   assert.ok(
-    files.some((f) => /^dist\/chunks\/.+\.mjs$/.test(f)),
+    files.some((f) => /^dist\/chunk-.+\.mjs$/.test(f)),
     'the CLI chunks are packed',
   );
   assert.deepEqual(
-    files.filter((f) => !f.startsWith('dist/chunks/')),
+    files.filter((f) => !f.startsWith('dist/chunk-')),
     ['README.md', 'dist/agent.mjs', 'dist/manager.mjs', 'dist/telepod.mjs', 'package.json'],
   );
   assert.ok(

@@ -306,8 +306,9 @@ export class Session {
     } finally {
       rollout?.stop();
     }
-    // The manager has read the claims: they are taken back while the answer goes out.
-    this.releasingClaims = claims.release();
+    // The manager has read the claims: they are taken back while the answer goes out (after
+    // any earlier intercept's, so that a later claim waits for all of them).
+    this.releasingClaims = Promise.all([this.releasingClaims, claims.release()]).then(() => undefined);
     if (mount) {
       step("mounting the pod's volumes");
       info.volumes = await this.mounts.mount(info.id, mount);
@@ -359,7 +360,9 @@ export class Session {
 
   async close(): Promise<void> {
     clearInterval(this.renewal);
-    await this.releasingClaims;
+    // An API server that does not answer must not hold up the quit: a claim left behind names an
+    // ended session and proves nothing without its token (claim objects the manager sweeps).
+    await Promise.race([this.releasingClaims, new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
     await this.mounts.unmountAll();
     // Ending the session makes the manager restore what its intercepts changed.
     await this.tunnel.current

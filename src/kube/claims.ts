@@ -108,7 +108,7 @@ async function claimServices(
     const selector = Object.entries(s.spec?.selector ?? {});
     return selector.length > 0 && selector.every(([k, v]) => podLabels[k] === v);
   });
-  const claimed = await Promise.all(
+  const claimed = await Promise.allSettled(
     services.map(async (service) => {
       const name = service.metadata!.name!;
       const patch = (value: string | null) =>
@@ -125,7 +125,14 @@ async function claimServices(
       }
     }),
   );
-  return claimed.filter((release) => release !== undefined);
+  // Every claim made is given back, also when another one failed.
+  const releases = claimed.flatMap((c) => (c.status === 'fulfilled' && c.value ? [c.value] : []));
+  const failed = claimed.find((c) => c.status === 'rejected');
+  if (failed) {
+    await Promise.all(releases.map((release) => release().catch(() => undefined)));
+    throw failed.reason;
+  }
+  return releases;
 }
 
 /** The namespace's Services; none when the developer may not list them (nothing is claimed). */

@@ -19,7 +19,7 @@ import { replacementTemplate, type SidecarPlan } from './injection.ts';
 import type { Injection } from './injection-registry.ts';
 import type { Requester } from './intercepts.ts';
 import type { KubeApi } from './kube-api.ts';
-import { waitReady } from './rollout.ts';
+import { waitEndpointPorts, waitReady } from './rollout.ts';
 import type { UndoBook, UndoRecord } from './undo.ts';
 import {
   findContainer,
@@ -170,8 +170,19 @@ export class Injector {
         request,
         services.map((s) => s.metadata!.name!),
       );
+      // Only now that every pod has the agent: numeric targetPorts move to it, in effect
+      // before the intercept is answered.
       await this.undo.pointServices(
         plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
+      );
+      await waitEndpointPorts(
+        this.api,
+        namespace,
+        plan.services.map((s) => ({
+          name: s.name,
+          ports: s.ports.flatMap((p) => (typeof p.targetPort === 'number' ? [p.targetPort] : [])),
+        })),
+        Date.now() + (request.timeoutSeconds ?? 120) * 1000,
       );
     } catch (err) {
       await this.hooks.release(injection).catch(() => undefined);

@@ -293,7 +293,12 @@ export class Intercepts extends InjectionRegistry {
       injection.intercepts.delete(id);
       this.notifyAgents(injection);
       if (injection.intercepts.size) return this.publish(injection);
-      if (restore || injection.mode !== 'intercept') return this.release(injection);
+      if (restore || injection.mode !== 'intercept') {
+        // Recorded first without its intercepts: a manager restarting halfway through the
+        // restore finishes it rather than taking the intercept back.
+        await this.publish(injection);
+        return this.release(injection);
+      }
       this.sleep(injection, sessionId);
       await this.publish(injection);
     });

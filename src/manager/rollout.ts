@@ -25,6 +25,7 @@ export interface Pod extends KubeObject {
 }
 interface EndpointSlice extends KubeObject {
   endpoints?: { conditions?: { ready?: boolean }; targetRef?: { name?: string } }[];
+  ports?: { port?: number }[];
 }
 interface Condition {
   type: string;
@@ -65,6 +66,38 @@ export async function waitReady(
     await sleep(300);
   }
   throw new TelepodError(`${kind} ${request.workload} did not become ready in ${timeout / 1000} s`);
+}
+
+/**
+ * Polls until every EndpointSlice of each Service that has ready endpoints carries the Service's
+ * new target ports: a moved targetPort is in effect (kube-proxy follows the slices). Until the
+ * deadline (epoch ms), then fails.
+ */
+export async function waitEndpointPorts(
+  api: KubeApi,
+  namespace: string,
+  services: { name: string; ports: number[] }[],
+  deadline: number,
+): Promise<void> {
+  const pointed = async (service: { name: string; ports: number[] }) => {
+    const selector = encodeURIComponent(`kubernetes.io/service-name=${service.name}`);
+    const slices = await api.list<EndpointSlice>(
+      `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?labelSelector=${selector}`,
+    );
+    const serving = slices.filter((s) => (s.endpoints ?? []).some((e) => e.conditions?.ready !== false));
+    return (
+      serving.length > 0 &&
+      serving.every((s) => service.ports.every((port) => (s.ports ?? []).some((p) => p.port === port)))
+    );
+  };
+  while (!(await Promise.all(services.map(pointed))).every(Boolean)) {
+    if (Date.now() > deadline) {
+      throw new TelepodError(
+        `the Services ${services.map((s) => s.name).join(', ')} did not take the agent's ports`,
+      );
+    }
+    await sleep(200);
+  }
 }
 
 /** True when every ready endpoint of `services` is a pod of this injection. */

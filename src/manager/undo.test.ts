@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { UNDO_ANNOTATION, UNDO_MAC_ANNOTATION } from '../protocol/intercept.ts';
 import { KubeApiError, type KubeApi, type KubeObject } from './kube-api.ts';
 import { Signer } from './signer.ts';
-import { UndoBook, undoProblem, type UndoRecord } from './undo.ts';
+import { retargeted, UndoBook, undoProblem, type UndoRecord } from './undo.ts';
 
 const PATH = '/apis/apps/v1/namespaces/a/deployments/web';
 
@@ -146,4 +146,25 @@ test('apply changes the workload only; restore points the Services back before t
   assert.deepEqual((objects[service] as { spec: { ports: unknown } }).spec.ports, [
     { port: 80, targetPort: 8080 },
   ]);
+});
+
+test('only the targetPorts telepod moves change: other edits to the Service stay', () => {
+  const current = [
+    { name: 'http', port: 80, targetPort: 8080, appProtocol: 'http' }, // appProtocol added meanwhile
+    { name: 'extra', port: 81, targetPort: 9000 }, // a port added meanwhile
+    { name: 'dns', port: 53, protocol: 'UDP', targetPort: 5353 },
+  ];
+  assert.deepEqual(
+    retargeted(current, [
+      { name: 'http', port: 80, targetPort: 19000 },
+      { name: 'dns', port: 53, protocol: 'UDP', targetPort: 5353 },
+    ]),
+    [
+      { name: 'http', port: 80, targetPort: 19000, appProtocol: 'http' },
+      { name: 'extra', port: 81, targetPort: 9000 },
+      { name: 'dns', port: 53, protocol: 'UDP', targetPort: 5353 },
+    ],
+  );
+  // A port that had no targetPort (it defaults to the port) gets none back.
+  assert.deepEqual(retargeted([{ port: 80, targetPort: 19000 }], [{ port: 80 }]), [{ port: 80 }]);
 });

@@ -76,6 +76,23 @@ function withoutTelepodAnnotations(annotations: Record<string, string> = {}): Re
 }
 
 /** Read-modify-write with the API server's optimistic concurrency, retried on conflicts. */
+/**
+ * `current` ports with the targetPort each has in `wanted` (the same port and protocol): only
+ * what telepod moves changes, so an edit made to the Service meanwhile (a new port, a renamed
+ * one, an appProtocol) stays.
+ */
+export function retargeted(current: ServicePort[] | undefined, wanted: ServicePort[]): ServicePort[] {
+  const key = (p: ServicePort) => `${p.port}/${p.protocol ?? 'TCP'}`;
+  const wantedByKey = new Map(wanted.map((p) => [key(p), p]));
+  return (current ?? []).map((port) => {
+    const target = wantedByKey.get(key(port));
+    if (!target) return port;
+    const moved = { ...port, targetPort: target.targetPort };
+    if (target.targetPort === undefined) delete moved.targetPort;
+    return moved;
+  });
+}
+
 async function update<T extends KubeObject>(
   api: KubeApi,
   path: string,
@@ -130,7 +147,11 @@ export class UndoBook {
    */
   async pointServices(services: { path: string; ports: ServicePort[] }[]): Promise<void> {
     for (const service of services) {
-      await update<Service>(this.api, service.path, (s) => (s.spec.ports = service.ports));
+      await update<Service>(
+        this.api,
+        service.path,
+        (s) => (s.spec.ports = retargeted(s.spec.ports, service.ports)),
+      );
     }
   }
 
@@ -143,9 +164,11 @@ export class UndoBook {
     const problem = undoProblem(undo);
     if (problem) throw new Error(`refusing an undo record: ${problem}`);
     for (const service of undo.services) {
-      await update<Service>(this.api, service.path, (s) => (s.spec.ports = service.ports)).catch(
-        ignoreNotFound,
-      );
+      await update<Service>(
+        this.api,
+        service.path,
+        (s) => (s.spec.ports = retargeted(s.spec.ports, service.ports)),
+      ).catch(ignoreNotFound);
     }
     await update<Workload>(this.api, undo.workload, (workload) => {
       workload.metadata!.annotations = withoutTelepodAnnotations(workload.metadata!.annotations);
