@@ -1,6 +1,9 @@
 // A small cache of the cluster's DNS answers, kept for the answers' own TTL (at most 30 s), as
 // any stub resolver does: a repeated lookup then costs no round trip through the tunnel.
-// Only positive answers are kept; a name that does not exist yet is asked again every time.
+// Negative answers (no such name, or no record of that type — the AAAA half of every lookup of
+// an IPv4 Service) are kept as RFC 2308 says: for the zone's SOA TTL or minimum, whichever is
+// lower, and not at all without an SOA. CoreDNS's is 5 s for cluster.local by default, so a
+// Service created just after a failed lookup resolves at most that much later.
 import type { Answer, Packet } from 'dns-packet';
 
 /** A record's TTL; OPT pseudo-records carry none. */
@@ -8,6 +11,17 @@ const ttlOf = (a: Answer): number => ('ttl' in a ? (a.ttl ?? 0) : 0);
 
 const MAX_TTL_SECONDS = 30;
 const MAX_ENTRIES = 4096;
+
+/** How long an answer may be kept: its records' TTL, or a negative answer's SOA; 0 if not. */
+function cacheSeconds(answer: Packet): number {
+  const rcode = (answer as { rcode?: string }).rcode;
+  const records = answer.answers ?? [];
+  if (rcode === 'NOERROR' && records.length) return Math.min(...records.map(ttlOf));
+  if (rcode !== 'NOERROR' && rcode !== 'NXDOMAIN') return 0; // SERVFAIL, REFUSED…: ask again
+  const soa = (answer.authorities ?? []).find((a) => a.type === 'SOA');
+  if (!soa || soa.type !== 'SOA') return 0;
+  return Math.min(ttlOf(soa), soa.data.minimum ?? 0);
+}
 
 export class DnsCache {
   private readonly entries = new Map<string, { answer: Packet; stored: number; ttl: number }>();
@@ -29,14 +43,16 @@ export class DnsCache {
       return undefined;
     }
     const age = (a: Answer) => ({ ...a, ttl: Math.max(0, ttlOf(a) - elapsed) }) as Answer;
-    return { ...entry.answer, answers: (entry.answer.answers ?? []).map(age) };
+    return {
+      ...entry.answer,
+      answers: (entry.answer.answers ?? []).map(age),
+      authorities: (entry.answer.authorities ?? []).map(age),
+    };
   }
 
   put(name: string, type: string, answer: Packet): void {
-    const records = answer.answers ?? [];
-    if ((answer as { rcode?: string }).rcode !== 'NOERROR' || !records.length) return;
-    const ttl = Math.min(MAX_TTL_SECONDS, ...records.map(ttlOf));
-    if (ttl <= 0) return;
+    const ttl = Math.min(MAX_TTL_SECONDS, cacheSeconds(answer));
+    if (!(ttl > 0)) return;
     if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
     this.entries.set(DnsCache.key(name, type), { answer, stored: this.now(), ttl });
   }
