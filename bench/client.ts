@@ -232,6 +232,7 @@ const POLL_TIMEOUT_MS = 3000;
 async function poll(url: string, intervalMs: number, stopFile: string) {
   const answeredAt: number[] = [];
   const failures: { at: number; error: string }[] = [];
+  let slowestMs = 0;
   while (!existsSync(stopFile)) {
     const at = Date.now();
     const failure = await new Promise<string | undefined>((resolve) => {
@@ -239,15 +240,22 @@ async function poll(url: string, intervalMs: number, stopFile: string) {
         res.resume();
         res.on('end', () => resolve(res.statusCode === 200 ? undefined : `HTTP ${res.statusCode}`));
         res.on('error', (err) => resolve(describe(err)));
+        res.on('close', () => resolve('closed before the answer ended'));
       });
-      req.setTimeout(POLL_TIMEOUT_MS, () => req.destroy(new Error(`hung ${POLL_TIMEOUT_MS} ms`)));
+      // A deadline for the whole request, not only for silence on its socket.
+      const deadline = setTimeout(
+        () => req.destroy(new Error(`hung ${POLL_TIMEOUT_MS} ms`)),
+        POLL_TIMEOUT_MS,
+      );
+      req.on('close', () => clearTimeout(deadline));
       req.on('error', (err) => resolve(describe(err)));
     });
+    slowestMs = Math.max(slowestMs, Date.now() - at);
     if (failure) failures.push({ at, error: failure });
     else answeredAt.push(at);
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, intervalMs - (Date.now() - at))));
   }
-  return { answeredAt, failures };
+  return { answeredAt, failures, slowestMs };
 }
 
 const [command, ...args] = process.argv.slice(2);

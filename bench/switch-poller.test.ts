@@ -19,8 +19,8 @@ test('answers and failures land in the phase begun last before them', () => {
   );
   assert.deepEqual(result, {
     before: { answered: 1, failed: 0, errors: [] },
-    intercept: { answered: 1, failed: 2, errors: ['ECONNREFUSED'] },
-    leave: { answered: 2, failed: 1, errors: ['hung 3000 ms'] },
+    intercept: { answered: 1, failed: 2, errors: ['ECONNREFUSED at +50 ms', 'ECONNREFUSED at +60 ms'] },
+    leave: { answered: 2, failed: 1, errors: ['hung 3000 ms at +50 ms'] },
   });
 });
 

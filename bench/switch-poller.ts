@@ -15,7 +15,7 @@ interface Failure {
   error: string;
 }
 
-/** Per phase: requests answered, and the failures (at most a few named). */
+/** Per phase: requests answered, and the failures (at most a few named, with when: ms into it). */
 export type SwitchResult = Record<string, { answered: number; failed: number; errors: string[] }>;
 
 /** Splits a poll's failures among phases begun at `marks` (in order); the rest is 'before'. */
@@ -25,7 +25,8 @@ export function failuresByPhase(
   answeredAt: number[],
 ): SwitchResult {
   const result: SwitchResult = {};
-  const phaseOf = (at: number) => [...marks].reverse().find((m) => m.at <= at)?.phase ?? 'before';
+  const markOf = (at: number) => [...marks].reverse().find((m) => m.at <= at);
+  const phaseOf = (at: number) => markOf(at)?.phase ?? 'before';
   for (const m of marks) result[m.phase] = { answered: 0, failed: 0, errors: [] };
   for (const at of answeredAt) {
     const entry = (result[phaseOf(at)] ??= { answered: 0, failed: 0, errors: [] });
@@ -34,7 +35,7 @@ export function failuresByPhase(
   for (const f of failures) {
     const entry = (result[phaseOf(f.at)] ??= { answered: 0, failed: 0, errors: [] });
     entry.failed++;
-    if (entry.errors.length < 3 && !entry.errors.includes(f.error)) entry.errors.push(f.error);
+    if (entry.errors.length < 5) entry.errors.push(`${f.error} at +${f.at - (markOf(f.at)?.at ?? f.at)} ms`);
   }
   return result;
 }
@@ -46,7 +47,7 @@ export function startSwitchPoller(url: string): {
 } {
   const stopFile = path.join(os.tmpdir(), `telepod-bench-switch-${process.pid}`);
   rmSync(stopFile, { force: true });
-  const polled = client<{ answeredAt: number[]; failures: Failure[] }>(
+  const polled = client<{ answeredAt: number[]; failures: Failure[]; slowestMs: number }>(
     NODE_NETNS,
     'poll',
     url,
@@ -59,7 +60,10 @@ export function startSwitchPoller(url: string): {
     stop: async () => {
       writeFileSync(stopFile, '');
       try {
-        const { answeredAt, failures } = await polled;
+        const { answeredAt, failures, slowestMs } = await polled;
+        process.stderr.write(
+          `bench: switch poller: ${answeredAt.length} answered, ${failures.length} failed, slowest ${slowestMs} ms\n`,
+        );
         return failuresByPhase(marks, failures, answeredAt);
       } finally {
         rmSync(stopFile, { force: true });
