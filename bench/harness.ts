@@ -46,12 +46,17 @@ export function client<T>(netns: string | string[], ...args: (string | number)[]
   });
 }
 
-/** A Deployment running the pattern server (bench/pattern.ts), and its Service on `ports`. */
+/**
+ * A Deployment running the pattern server (bench/pattern.ts), and its Service on `ports`. The
+ * server exits at SIGTERM; `preStopSeconds` gives it the pause before it that Kubernetes
+ * recommends, so that its pods are out of every Service before it stops.
+ */
 export function patternServerManifest(
   tb: TestbedStatus,
   namespace: string,
   name: string,
   ports: number[],
+  preStopSeconds?: number,
 ): string {
   return `apiVersion: apps/v1
 kind: Deployment
@@ -66,7 +71,11 @@ spec:
           image: ${tb.images.node}
           imagePullPolicy: IfNotPresent
           command: [node, -e, ${JSON.stringify(serverScript)}]
-          readinessProbe: { tcpSocket: { port: 8000 }, periodSeconds: 1 }
+          readinessProbe: { tcpSocket: { port: 8000 }, periodSeconds: 1 }${
+            preStopSeconds
+              ? `\n          lifecycle: { preStop: { sleep: { seconds: ${preStopSeconds} } } }`
+              : ''
+          }
 ---
 apiVersion: v1
 kind: Service

@@ -150,3 +150,14 @@ test("the volumes a running agent serves: the app's and admission's, not the age
   };
   assert.deepEqual(volumeMountPaths(running), ['/data', '/var/run/secrets/kubernetes.io/serviceaccount']);
 });
+
+test('app containers in pods with the agent pause before SIGTERM, unless they have a preStop', () => {
+  const w = workload();
+  const own = { exec: { command: ['drain'] } };
+  w.spec.template.spec.containers.push({ name: 'side', lifecycle: { preStop: own, postStart: {} } });
+  const plan = sidecarPlan(w, [], agent, 'app');
+  const [app, side] = plan.template.spec.containers;
+  assert.deepEqual(app!.lifecycle, { preStop: { sleep: { seconds: 3 } } });
+  assert.deepEqual(side!.lifecycle, { preStop: own, postStart: {} }, 'its own preStop is kept');
+  assert.equal(w.spec.template.spec.containers[0]!.lifecycle, undefined, 'the workload itself is untouched');
+});

@@ -121,6 +121,24 @@ export interface SidecarPlan {
   agentPorts: Required<AgentPort>[];
 }
 
+/** How long an app container of a pod with the agent waits before it is sent SIGTERM. */
+export const APP_SHUTDOWN_DELAY_SECONDS = 3;
+
+/**
+ * The app container, in a pod with the agent, with a preStop pause unless it has a preStop of
+ * its own: when such a pod goes (the restore's rollout), kube-proxy takes a moment to stop
+ * sending it connections, and an app that exits on SIGTERM at once would refuse them. Pods of
+ * the workload without the agent are the app's own, as they were.
+ */
+function withShutdownDelay(container: Container): Container {
+  const lifecycle = (container.lifecycle ?? {}) as Record<string, unknown>;
+  if (lifecycle.preStop) return { ...container };
+  return {
+    ...container,
+    lifecycle: { ...lifecycle, preStop: { sleep: { seconds: APP_SHUTDOWN_DELAY_SECONDS } } },
+  };
+}
+
 /** A container port name for the app's renamed port (names are at most 15 characters). */
 function renamed(name: string): string {
   return `tp-${name}`.slice(0, 15);
@@ -180,7 +198,7 @@ export function sidecarPlan(
     if (changed) patchedServices.push({ name: service.metadata!.name!, ports });
   }
   const containers = workload.spec.template.spec.containers.map((container) => {
-    let copy: Container = { ...container };
+    let copy: Container = withShutdownDelay(container);
     for (const [name] of namedTargets) {
       if (!copy.ports?.some((p) => p.name === name)) continue;
       copy = renameProbePorts(copy, name, renamed(name));
