@@ -309,11 +309,13 @@ export class Session {
     // The manager has read the claims: they are taken back while the answer goes out (after
     // any earlier intercept's, so that a later claim waits for all of them).
     this.releasingClaims = Promise.all([this.releasingClaims, claims.release()]).then(() => undefined);
+    // Connections come as soon as the manager has answered: known before the mount, which
+    // takes a while (a connection for an intercept the daemon did not know yet was reset).
+    this.inbound.add(info);
     if (mount) {
       step("mounting the pod's volumes");
       info.volumes = await this.mounts.mount(info.id, mount);
     }
-    this.inbound.add(info);
     return info;
   }
 
