@@ -78,3 +78,15 @@ test('negative answers with an SOA are kept for the lower of its TTL and minimum
   now = 5000;
   assert.equal(cache.get('svc.ns.svc.cluster.local', 'AAAA'), undefined, 'its SOA minimum was 5 s');
 });
+
+test('an OPT record is not replayed from the cache, and a TTL with the top bit set is not kept', () => {
+  const cache = new DnsCache(() => 0);
+  const withOpt = {
+    ...answer(5),
+    additionals: [{ name: '.', type: 'OPT', udpPayloadSize: 1232, flags: 0, options: [] }],
+  } as unknown as Packet;
+  cache.put('svc.ns.svc.cluster.local', 'A', withOpt);
+  assert.deepEqual(cache.get('svc.ns.svc.cluster.local', 'A')?.additionals, []);
+  cache.put('big.ns.svc.cluster.local', 'A', answer(2 ** 31));
+  assert.equal(cache.get('big.ns.svc.cluster.local', 'A'), undefined);
+});

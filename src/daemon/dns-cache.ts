@@ -6,8 +6,11 @@
 // Service created just after a failed lookup resolves at most that much later.
 import type { Answer, Packet } from 'dns-packet';
 
-/** A record's TTL; OPT pseudo-records carry none. */
-const ttlOf = (a: Answer): number => ('ttl' in a ? (a.ttl ?? 0) : 0);
+/** A record's TTL; OPT pseudo-records carry none; one with the top bit set counts as 0 (RFC 2181). */
+const ttlOf = (a: Answer): number => {
+  const ttl = 'ttl' in a ? (a.ttl ?? 0) : 0;
+  return ttl >= 2 ** 31 ? 0 : ttl;
+};
 
 const MAX_TTL_SECONDS = 30;
 const MAX_ENTRIES = 4096;
@@ -54,6 +57,8 @@ export class DnsCache {
     const ttl = Math.min(MAX_TTL_SECONDS, cacheSeconds(answer));
     if (!(ttl > 0)) return;
     if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(DnsCache.key(name, type), { answer, stored: this.now(), ttl });
+    // An OPT record belongs to one exchange (the asker's EDNS), not to the answer: not replayed.
+    const kept = { ...answer, additionals: (answer.additionals ?? []).filter((a) => a.type !== 'OPT') };
+    this.entries.set(DnsCache.key(name, type), { answer: kept, stored: this.now(), ttl });
   }
 }

@@ -102,7 +102,9 @@ async function askCluster(
 ): Promise<{ answer: Buffer; rcode: string | undefined }> {
   const rename = (n: string) => (n.toLowerCase() === fqdn ? asked : n);
   const type = query.questions?.[0]?.type ?? 'A';
-  let answer = cache.get(fqdn, type);
+  // Only the Internet class is kept: the cache knows a name by its type alone.
+  const cacheable = (query.questions?.[0]?.class ?? 'IN') === 'IN';
+  let answer = cacheable ? cache.get(fqdn, type) : undefined;
   if (!answer) {
     const forwarded = dnsPacket.encode({
       ...query,
@@ -110,7 +112,7 @@ async function askCluster(
     });
     const raw = await tunnel.dns(forwarded);
     answer = dnsPacket.decode(raw);
-    if (raw.length <= MAX_CACHED_ANSWER_BYTES) cache.put(fqdn, type, answer);
+    if (cacheable && raw.length <= MAX_CACHED_ANSWER_BYTES) cache.put(fqdn, type, answer);
   }
   const encoded = dnsPacket.encode({
     ...answer,

@@ -25,7 +25,7 @@ import type {
   LeaveRequest,
   ProgressStep,
 } from '../protocol/daemon-api.ts';
-import { usageError } from '../protocol/errors.ts';
+import { TelepodError, usageError } from '../protocol/errors.ts';
 import type { InterceptHealth, InterceptInfo, PodContext, WorkloadInfo } from '../protocol/intercept.ts';
 import { MANAGER_PATHS, MANAGER_PORT } from '../protocol/paths.ts';
 import { startDnsServer, type DnsServer } from './dns.ts';
@@ -314,7 +314,13 @@ export class Session {
     this.inbound.add(info);
     if (mount) {
       step("mounting the pod's volumes");
-      info.volumes = await this.mounts.mount(info.id, mount);
+      // The intercept stands either way: a mount that fails is a warning, as one refused is.
+      info.volumes = await this.mounts.mount(info.id, mount).catch((err: Error) => ({
+        warning: `volumes not mounted: ${err.message}`,
+      }));
+      if (!this.inbound.all.some((i) => i.id === info.id)) {
+        throw new TelepodError(`the intercept of ${info.workload} was left while its volumes were mounted`);
+      }
     }
     return info;
   }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AGENT_CONFIG_ENV, AGENT_POD_ENV, type AgentConfig } from '../protocol/intercept.ts';
 import { AGENT_CONTAINER } from '../protocol/intercept.ts';
-import { replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
+import { pausesBeforeShutdown, replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
 import type { Container, Service, Workload } from './workloads.ts';
 
 const agent = {
@@ -155,9 +155,19 @@ test('app containers in pods with the agent pause before SIGTERM, unless they ha
   const w = workload();
   const own = { exec: { command: ['drain'] } };
   w.spec.template.spec.containers.push({ name: 'side', lifecycle: { preStop: own, postStart: {} } });
-  const plan = sidecarPlan(w, [], agent, 'app');
+  const plan = sidecarPlan(w, [], agent, 'app', true);
   const [app, side] = plan.template.spec.containers;
   assert.deepEqual(app!.lifecycle, { preStop: { sleep: { seconds: 3 } } });
   assert.deepEqual(side!.lifecycle, { preStop: own, postStart: {} }, 'its own preStop is kept');
   assert.equal(w.spec.template.spec.containers[0]!.lifecycle, undefined, 'the workload itself is untouched');
+});
+
+test('no pause where the API server lacks the sleep action or the grace period is short', () => {
+  const w = workload();
+  assert.equal(sidecarPlan(w, [], agent, 'app', false).template.spec.containers[0]!.lifecycle, undefined);
+  assert.equal(pausesBeforeShutdown(w.spec.template, true), true, 'default grace period 30 s');
+  for (const grace of [0, 2, 5, 6]) {
+    const t = { ...w.spec.template, spec: { ...w.spec.template.spec, terminationGracePeriodSeconds: grace } };
+    assert.equal(pausesBeforeShutdown(t, true), false, `grace ${grace} s`);
+  }
 });

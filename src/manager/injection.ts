@@ -125,6 +125,17 @@ export interface SidecarPlan {
 export const APP_SHUTDOWN_DELAY_SECONDS = 3;
 
 /**
+ * Whether app containers of a template with the agent get a preStop pause: the API server must
+ * know the `sleep` action (Kubernetes ≥ 1.30; an older one drops it and refuses the empty hook),
+ * and the pod's grace period must leave the app time after it (the API server refuses a pause
+ * longer than the grace period).
+ */
+export function pausesBeforeShutdown(template: PodTemplate, serverHasSleep: boolean): boolean {
+  const grace = (template.spec.terminationGracePeriodSeconds as number | undefined) ?? 30;
+  return serverHasSleep && grace > 2 * APP_SHUTDOWN_DELAY_SECONDS;
+}
+
+/**
  * The app container, in a pod with the agent, with a preStop pause unless it has a preStop of
  * its own: when such a pod goes (the restore's rollout), kube-proxy takes a moment to stop
  * sending it connections, and an app that exits on SIGTERM at once would refuse them. Pods of
@@ -169,7 +180,10 @@ export function sidecarPlan(
   services: Service[],
   agent: Omit<AgentSpec, 'ports' | 'config'> & { config: Omit<AgentConfig, 'ports' | 'health'> },
   app: string,
+  /** The API server takes a preStop `sleep` (see pausesBeforeShutdown). */
+  serverHasSleep = false,
 ): SidecarPlan {
+  const pause = pausesBeforeShutdown(workload.spec.template, serverHasSleep);
   const used = declaredPorts(workload.spec.template);
   const agentPortOf = new Map<number, number>();
   const namedTargets = new Map<string, number>();
@@ -198,7 +212,7 @@ export function sidecarPlan(
     if (changed) patchedServices.push({ name: service.metadata!.name!, ports });
   }
   const containers = workload.spec.template.spec.containers.map((container) => {
-    let copy: Container = withShutdownDelay(container);
+    let copy: Container = pause ? withShutdownDelay(container) : { ...container };
     for (const [name] of namedTargets) {
       if (!copy.ports?.some((p) => p.name === name)) continue;
       copy = renameProbePorts(copy, name, renamed(name));

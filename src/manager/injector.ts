@@ -20,7 +20,7 @@ import type { Injection } from './injection-registry.ts';
 import type { Requester } from './intercepts.ts';
 import type { KubeApi } from './kube-api.ts';
 import { waitEndpointPorts, waitReady } from './rollout.ts';
-import type { UndoBook, UndoRecord } from './undo.ts';
+import { samePort, type UndoBook, type UndoRecord } from './undo.ts';
 import {
   findContainer,
   podSelector,
@@ -172,13 +172,20 @@ export class Injector {
       );
       // Only now that every pod has the agent: numeric targetPorts move to it, in effect
       // before the intercept is answered.
+      // Only the ports that move: another port's targetPort, changed meanwhile, stays as it is.
+      const moved = plan.services.map((s) => ({
+        name: s.name,
+        ports: s.ports.filter(
+          (p) => !original(s.name).some((o) => samePort(o, p) && o.targetPort === p.targetPort),
+        ),
+      }));
       await this.undo.pointServices(
-        plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
+        moved.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
       );
       await waitEndpointPorts(
         this.api,
         namespace,
-        plan.services.map((s) => ({
+        moved.map((s) => ({
           name: s.name,
           ports: s.ports.flatMap((p) => (typeof p.targetPort === 'number' ? [p.targetPort] : [])),
         })),

@@ -61,6 +61,8 @@ export interface InterceptsOptions {
   namespaces?: string[] | undefined;
   /** How long an agent stays dormant after the last intercept left (default DORMANT_AGENT_MINUTES). */
   dormantIdleMs?: number;
+  /** Whether the API server takes a `preStop` `sleep` action (Kubernetes ≥ 1.30). */
+  preStopSleep?: boolean;
 }
 
 function describePort(r: ResolvedPort): string {
@@ -194,7 +196,7 @@ export class Intercepts extends InjectionRegistry {
     const injection =
       existing ??
       (await this.injector.inject(found, key, request, session, all, (a) =>
-        sidecarPlan(found.object, all, a, app),
+        sidecarPlan(found.object, all, a, app, this.options.preStopSleep === true),
       ));
     try {
       const ports = resolved.map((r) => this.sidecarPort(injection, found.object, r, request, session));

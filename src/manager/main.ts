@@ -8,7 +8,7 @@ import type { Http2Session } from 'node:http2';
 import { AGENT_API_PORT, MANAGER_PORT } from '../protocol/paths.ts';
 import { ClusterInfoSource } from './cluster-info.ts';
 import { Intercepts } from './intercepts.ts';
-import { InClusterKubeApi } from './kube-api.ts';
+import { InClusterKubeApi, type KubeObject } from './kube-api.ts';
 import { createManagerServers } from './server.ts';
 import { LeaseSessionStore } from './session-leases.ts';
 import { Sessions } from './sessions.ts';
@@ -49,8 +49,14 @@ if (existsSync(SA_NAMESPACE)) {
     namespaces,
     knownAddresses: knownAddresses.filter((a): a is string => !!a),
   });
+  // The API server's version decides whether pods may pause in a preStop `sleep` (≥ 1.30).
+  const version = await api
+    .get<{ minor?: string } & KubeObject>('/version')
+    .catch((err: Error) => (log(`cannot read the API server's version: ${err.message}`), undefined));
+  const minor = Number.parseInt(version?.minor ?? '', 10);
   intercepts = new Intercepts({
     api,
+    preStopSleep: minor >= 30,
     namespaces,
     agentBundle: readFileSync(new URL('./agent.mjs', import.meta.url), 'utf8'),
     // Fully qualified and absolute: a relative name would first be tried under the agent's own

@@ -84,11 +84,10 @@ export async function waitEndpointPorts(
     const slices = await api.list<EndpointSlice>(
       `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?labelSelector=${selector}`,
     );
+    // No serving endpoint (scaled to 0, none ready, the Service gone): nothing is sent anywhere,
+    // and slices made later follow the Service as it is now.
     const serving = slices.filter((s) => (s.endpoints ?? []).some((e) => e.conditions?.ready !== false));
-    return (
-      serving.length > 0 &&
-      serving.every((s) => service.ports.every((port) => (s.ports ?? []).some((p) => p.port === port)))
-    );
+    return serving.every((s) => service.ports.every((port) => (s.ports ?? []).some((p) => p.port === port)));
   };
   while (!(await Promise.all(services.map(pointed))).every(Boolean)) {
     if (Date.now() > deadline) {

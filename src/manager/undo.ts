@@ -76,16 +76,19 @@ function withoutTelepodAnnotations(annotations: Record<string, string> = {}): Re
 }
 
 /** Read-modify-write with the API server's optimistic concurrency, retried on conflicts. */
+/** Whether two entries of a Service's port list are the same port: number and protocol. */
+export function samePort(a: ServicePort, b: ServicePort): boolean {
+  return a.port === b.port && (a.protocol ?? 'TCP') === (b.protocol ?? 'TCP');
+}
+
 /**
  * `current` ports with the targetPort each has in `wanted` (the same port and protocol): only
  * what telepod moves changes, so an edit made to the Service meanwhile (a new port, a renamed
  * one, an appProtocol) stays.
  */
 export function retargeted(current: ServicePort[] | undefined, wanted: ServicePort[]): ServicePort[] {
-  const key = (p: ServicePort) => `${p.port}/${p.protocol ?? 'TCP'}`;
-  const wantedByKey = new Map(wanted.map((p) => [key(p), p]));
   return (current ?? []).map((port) => {
-    const target = wantedByKey.get(key(port));
+    const target = wanted.find((w) => samePort(w, port));
     if (!target) return port;
     const moved = { ...port, targetPort: target.targetPort };
     if (target.targetPort === undefined) delete moved.targetPort;
@@ -151,7 +154,7 @@ export class UndoBook {
         this.api,
         service.path,
         (s) => (s.spec.ports = retargeted(s.spec.ports, service.ports)),
-      );
+      ).catch(ignoreNotFound); // a Service deleted meanwhile has nothing to point
     }
   }
 
