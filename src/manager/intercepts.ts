@@ -294,15 +294,12 @@ export class Intercepts extends InjectionRegistry {
     await this.queue.run(injection.key, async () => {
       injection.intercepts.delete(id);
       this.notifyAgents(injection);
-      if (injection.intercepts.size) return this.publish(injection);
-      if (restore || injection.mode !== 'intercept') {
-        // Recorded first without its intercepts: a manager restarting halfway through the
-        // restore finishes it rather than taking the intercept back.
-        await this.publish(injection);
-        return this.release(injection);
-      }
-      this.sleep(injection, sessionId);
+      const last = injection.intercepts.size === 0;
+      const restoring = last && (restore || injection.mode !== 'intercept');
+      if (last && !restoring) this.sleep(injection, sessionId);
+      // Recorded before a restore: a manager restarting halfway through it finishes it.
       await this.publish(injection);
+      if (restoring) await this.release(injection);
     });
     return true;
   }
@@ -343,17 +340,14 @@ export class Intercepts extends InjectionRegistry {
   /** Keeps the agent of a workload no intercept holds, until the idle time passes. */
   private sleep(injection: Injection, sessionId: string): void {
     clearTimeout(injection.dormant?.timer);
-    const timer = setTimeout(
-      () => {
-        void this.queue
-          .run(injection.key, async () => {
-            if (injection.dormant?.timer === timer) await this.release(injection);
-          })
-          .catch((err: Error) => this.options.log(`cannot restore ${injection.key}: ${err.message}`));
-      },
-      this.options.dormantIdleMs ?? DORMANT_AGENT_MINUTES * 60_000,
-    );
-    timer.unref();
+    const restoreIfStillDormant = () =>
+      this.queue
+        .run(injection.key, async () => {
+          if (injection.dormant?.timer === timer) await this.release(injection);
+        })
+        .catch((err: Error) => this.options.log(`cannot restore ${injection.key}: ${err.message}`));
+    const idleMs = this.options.dormantIdleMs ?? DORMANT_AGENT_MINUTES * 60_000;
+    const timer = setTimeout(() => void restoreIfStillDormant(), idleMs).unref();
     injection.dormant = { sessionId, timer };
   }
 
