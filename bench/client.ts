@@ -55,6 +55,20 @@ function get(
   });
 }
 
+/** The body of a GET on a new connection; '' if it fails or stays silent for 2 s. */
+function getText(url: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve(body));
+      res.on('error', () => resolve(''));
+    });
+    req.setTimeout(2000, () => req.destroy());
+    req.on('error', () => resolve(''));
+  });
+}
+
 /** Throws unless `got` is `bytes` bytes of the pattern, whose sha256 is `expected`. */
 function verify(what: string, bytes: number, expected: string, got: { bytes: number; sha256: string }): void {
   if (got.bytes !== bytes) throw new Error(`${what} short: ${got.bytes} of ${bytes} bytes arrived`);
@@ -209,10 +223,9 @@ async function until(url: string, text: string, timeoutMs: number, readyFile?: s
   const start = process.hrtime.bigint();
   let announced = !readyFile;
   while (elapsedMs(start) < timeoutMs) {
-    const body = await fetch(url, { signal: AbortSignal.timeout(2000) }).then(
-      (r) => r.text(),
-      () => '',
-    );
+    // A new connection each time, as a new client would open: a kept-alive one would stay with
+    // the pod it reached first (kube-proxy's conntrack entry) until that pod closes it.
+    const body = await getText(url);
     if (!announced) writeFileSync(readyFile!, ''); // once: the driver removes it when it has seen it
     announced = true;
     if (body.includes(text)) return { ms: elapsedMs(start), at: Date.now() };

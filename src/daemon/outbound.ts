@@ -3,6 +3,7 @@
 // connection of the namespace arrives here; those not for the cluster are made directly from
 // the machine's own network namespace (the internet, the LAN, the machine's loopback).
 import net from 'node:net';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { endedCleanly } from '../protocol/liveness.ts';
 import { bindGetsockopt, originalDestination } from './original-dst.ts';
@@ -18,6 +19,25 @@ export interface OutboundOptions {
   server?: net.Server;
   /** Destinations to connect to directly rather than through the tunnel (default: none). */
   direct?: (host: string) => boolean;
+}
+
+/**
+ * `source.pipe(socket)`, with the pieces that arrive in one go written together: the tunnel
+ * hands over each piece of a frame as it arrives (often under 16 KiB), and a write per piece
+ * was the daemon's largest cost in a download (57 % of its CPU, writes of 9.5 KB on average).
+ */
+function pipeCoalesced(source: Readable, socket: net.Socket): void {
+  let corked = false;
+  source.on('data', () => {
+    if (corked) return;
+    corked = true;
+    socket.cork();
+    process.nextTick(() => {
+      corked = false;
+      socket.uncork();
+    });
+  });
+  source.pipe(socket);
 }
 
 function throughTunnel(socket: net.Socket, target: Target, tunnel: Tunnel, log: Logger): void {
@@ -37,7 +57,7 @@ function throughTunnel(socket: net.Socket, target: Target, tunnel: Tunnel, log: 
   });
   socket.pipe(stream); // the request goes out now, not after the manager has connected
   connected.then(
-    () => stream.pipe(socket),
+    () => pipeCoalesced(stream, socket),
     (err: Error) => {
       log.debug({ target, err: err.message }, 'outbound connect failed');
       socket.resetAndDestroy();
