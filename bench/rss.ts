@@ -1,7 +1,7 @@
 // Memory and CPU of telepod's processes on the testbed, read from /proc on the host: the
 // daemon (workstation netns) and the manager and agents (pods) all share its PID namespace.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { CommandResult } from '../testbed/lib/testbed.ts';
 import { round } from './harness.ts';
 
@@ -10,6 +10,22 @@ export function processUsage(pid: number): { rssMB: number; cpuS: number } {
   const rssKB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return { rssMB: round(rssKB / 1024, 1), cpuS: (Number(fields[11]) + Number(fields[12])) / 100 };
+}
+
+/**
+ * A process's peak resident memory (MB, VmHWM) since `resetPeakRss`: the highest it reached,
+ * not one sample of it.
+ */
+export function peakRssMB(pid: number): number {
+  return round(
+    Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024,
+    1,
+  );
+}
+
+/** Starts a new peak (VmHWM) at the current RSS (Linux >= 4.0: clear_refs 5). */
+export function resetPeakRss(pid: number): void {
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
 }
 
 /**

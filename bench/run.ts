@@ -27,7 +27,7 @@ import {
   round,
   writeResults,
 } from './harness.ts';
-import { agentPid, processUsage, telepodPids } from './rss.ts';
+import { agentPid, peakRssMB, processUsage, resetPeakRss, telepodPids } from './rss.ts';
 import { measureRootless } from './rootless.ts';
 import { ttfbAtDistance } from './distance.ts';
 import { resultsTable } from './report.ts';
@@ -147,6 +147,7 @@ async function main(): Promise<void> {
       for (const direction of ['download', 'upload'] as const) {
         log(`${direction} ${size.bulkBytes >> 20} MiB x${size.reps} via ${path}`);
         const before = { daemon: processUsage(daemonPid), manager: processUsage(managerPid), at: Date.now() };
+        if (path === 'telepod') [daemonPid, managerPid].forEach(resetPeakRss);
         // One untimed transfer first: a path's first megabytes pay for TCP slow start and JIT warm-up.
         await client(target.netns, direction, target.url, size.bulkBytes >> 2);
         const runs: number[] = [];
@@ -163,9 +164,10 @@ async function main(): Promise<void> {
             manager: loadCpu.manager + after.manager.cpuS - before.manager.cpuS,
             seconds: loadCpu.seconds + (Date.now() - before.at) / 1000,
           };
+          // The peak while the transfers ran, not the RSS they left behind.
           loadRss = {
-            daemon: Math.max(loadRss.daemon, after.daemon.rssMB),
-            manager: Math.max(loadRss.manager, after.manager.rssMB),
+            daemon: Math.max(loadRss.daemon, peakRssMB(daemonPid)),
+            manager: Math.max(loadRss.manager, peakRssMB(managerPid)),
           };
         }
       }
@@ -399,7 +401,7 @@ async function main(): Promise<void> {
       },
       rssMB: { daemon: rest.daemon.rssMB, manager: rest.manager.rssMB, agent: agentRest.rssMB },
       underLoad: {
-        rssMB: loadRss,
+        peakRssMB: loadRss,
         cpuPercent: {
           daemon: round((100 * loadCpu.daemon) / loadCpu.seconds, 1),
           manager: round((100 * loadCpu.manager) / loadCpu.seconds, 1),

@@ -18,6 +18,7 @@ import { parseRequest } from '../protocol/requests.ts';
 import { TelepodError } from '../protocol/errors.ts';
 import { startControlServer } from './control.ts';
 import { daemonLogLevel, rotatingDestination } from './log-file.ts';
+import { trimHeapPeriodically } from './heap-trim.ts';
 import { Mounts } from './mounts.ts';
 import { removeCapture } from './nft.ts';
 import { Session } from './session.ts';
@@ -38,6 +39,7 @@ export async function runDaemon({ rootless = false } = {}): Promise<void> {
   );
   if (!rootless) await removeCapture(); // leftovers of a daemon that was killed
   await Mounts.clearLeftovers(log);
+  trimHeapPeriodically();
   let session: Session | undefined;
   let connecting: Promise<Session> | undefined;
 

@@ -25,8 +25,8 @@ const ERROR = 1;
 
 /** How a WebSocket's messages map to a byte stream. */
 interface Codec {
-  /** One message for chunks written together (HTTP/2 writes a frame header and payload apart). */
-  encode(chunks: Buffer[]): Buffer;
+  /** The messages that carry chunks written together. */
+  encode(chunks: Buffer[]): Buffer[];
   /** The bytes a message carries for the stream, if any. */
   decode(message: Buffer): Buffer | undefined;
   /** Why the stream failed, known when the WebSocket closes. */
@@ -109,7 +109,9 @@ function portStreams(session: SpdySession, port: number): Duplex {
 }
 
 const bytesCodec: Codec = {
-  encode: (chunks) => (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)),
+  // A message per chunk, as written: the SPDY session writes whole frames, and the bytes need
+  // no copy into a message of their own.
+  encode: (chunks) => chunks,
   decode: (message) => message,
   failure: () => undefined,
 };
@@ -118,7 +120,8 @@ function channelCodec(port: number): Codec {
   const portAnnounced = new Set<number>();
   let errorText = '';
   return {
-    encode: (chunks) => Buffer.concat([Buffer.of(DATA), ...chunks]),
+    // One message for chunks written together (HTTP/2 writes a frame header and payload apart).
+    encode: (chunks) => [Buffer.concat([Buffer.of(DATA), ...chunks])],
     decode(message) {
       const channel = message[0];
       let payload = message.subarray(1);
@@ -143,7 +146,8 @@ function websocketDuplex(ws: WebSocket, codec: Codec, early: Buffer[]): Duplex {
     readableHighWaterMark: 1 << 20,
     writableHighWaterMark: 1 << 20,
     writev(chunks, callback) {
-      ws.send(codec.encode(chunks.map((c) => c.chunk as Buffer)), callback);
+      const messages = codec.encode(chunks.map((c) => c.chunk as Buffer));
+      messages.forEach((message, i) => ws.send(message, i === messages.length - 1 ? callback : undefined));
     },
     final(callback) {
       ws.close(1000);

@@ -94,3 +94,21 @@ test('a control frame over the limit fails at its header, before its body arrive
   assert.ok(transport.destroyed);
   await feed(Buffer.alloc(64)); // more bytes after the error are not read
 });
+
+test('written data goes out as whole frames, one buffer each, split at 16 MiB; end sends a FIN', async () => {
+  const { stream, written } = session();
+  written.length = 0; // the SYN_STREAM
+  stream.cork();
+  stream.write(Buffer.from('ab'));
+  stream.write(Buffer.from('cd'));
+  stream.uncork(); // one writev: one frame
+  const big = Buffer.alloc((16 << 20) + 5, 7);
+  stream.write(big);
+  await new Promise<void>((resolve) => stream.end(resolve));
+  assert.deepEqual(written[0], data(1, 0, Buffer.from('abcd')));
+  assert.equal(written[1]!.length, 8 + 0xffffff);
+  assert.deepEqual(written[1]!.subarray(0, 8), data(1, 0, Buffer.alloc(0)).fill(0xff, 5, 8));
+  assert.deepEqual(written[2], data(1, 0, big.subarray(0xffffff)));
+  assert.deepEqual(written[3], data(1, FIN, Buffer.alloc(0)));
+  assert.equal(written.length, 4);
+});

@@ -71,12 +71,42 @@ function controlFrame(type: number, flags: number, body: Buffer): Buffer {
   return Buffer.concat([header, body]);
 }
 
-function dataHeader(streamId: number, flags: number, length: number): Buffer {
-  const header = Buffer.alloc(HEADER_LENGTH);
-  header.writeUInt32BE(streamId, 0);
-  header.writeUInt32BE(length, 4);
-  header[4] = flags;
-  return header;
+/**
+ * Data frames carrying `chunks`, each header and payload in one buffer: one copy of the bytes,
+ * and one WebSocket message per frame instead of a short one for the header.
+ */
+function dataFrames(streamId: number, chunks: Buffer[]): Buffer[] {
+  const frames: Buffer[] = [];
+  let pending = chunks.reduce((total, chunk) => total + chunk.length, 0);
+  let frame: Buffer | undefined;
+  let at = 0;
+  for (const chunk of chunks) {
+    for (let offset = 0; offset < chunk.length;) {
+      if (!frame) {
+        const length = Math.min(pending, MAX_DATA);
+        frame = Buffer.allocUnsafe(HEADER_LENGTH + length);
+        frame.writeUInt32BE(streamId & 0x7fffffff, 0);
+        frame.writeUInt32BE(length, 4); // flags 0 in the top byte
+        at = HEADER_LENGTH;
+      }
+      const copied = chunk.copy(frame, at, offset);
+      offset += copied;
+      at += copied;
+      pending -= copied;
+      if (at === frame.length) {
+        frames.push(frame);
+        frame = undefined;
+      }
+    }
+  }
+  return frames;
+}
+
+function finFrame(streamId: number): Buffer {
+  const frame = Buffer.alloc(HEADER_LENGTH);
+  frame.writeUInt32BE(streamId & 0x7fffffff, 0);
+  frame[4] = FLAG_FIN;
+  return frame;
 }
 
 export class SpdySession {
@@ -110,19 +140,17 @@ export class SpdySession {
     return stream;
   }
 
-  /** Sends data (split into frames of at most 16 MiB); `done` once the transport took it. */
-  sendData(id: number, data: Buffer, done: (err?: Error | null) => void): void {
+  /** Sends data (in frames of at most 16 MiB); `done` once the transport took it. */
+  sendData(id: number, chunks: Buffer[], done: (err?: Error | null) => void): void {
+    const frames = dataFrames(id, chunks);
+    if (!frames.length) return done();
     this.transport.cork();
-    for (let offset = 0; offset < data.length; offset += MAX_DATA) {
-      const part = data.subarray(offset, offset + MAX_DATA);
-      this.transport.write(dataHeader(id, 0, part.length));
-      this.transport.write(part, offset + MAX_DATA >= data.length ? done : undefined);
-    }
+    frames.forEach((frame, i) => this.transport.write(frame, i === frames.length - 1 ? done : undefined));
     this.transport.uncork();
   }
 
   sendFin(id: number, done: () => void): void {
-    this.transport.write(dataHeader(id, FLAG_FIN, 0), done);
+    this.transport.write(finFrame(id), done);
   }
 
   reset(id: number): void {
@@ -255,11 +283,15 @@ export class SpdyStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.session.sendData(this.id, chunk, callback);
+    this.session.sendData(this.id, [chunk], callback);
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
-    this.session.sendData(this.id, Buffer.concat(chunks.map((c) => c.chunk)), callback);
+    this.session.sendData(
+      this.id,
+      chunks.map((c) => c.chunk),
+      callback,
+    );
   }
 
   override _final(callback: () => void): void {
