@@ -24,9 +24,9 @@ function stream(isTTY: boolean, columns = 100): NodeJS.WriteStream & { text: () 
   }) as unknown as NodeJS.WriteStream & { text: () => string };
 }
 
-test('on a terminal, each finished step stays as a line with its time; a failure is marked', () => {
+test('on a terminal, each finished step stays as a line with its time; a failure is marked', async () => {
   const out = stream(true);
-  const progress = progressReporter('text', out);
+  const progress = await progressReporter('text', out);
   progress.step('installing the traffic manager');
   progress.step('waiting for the traffic manager pod to be ready');
   progress.end(false);
@@ -36,20 +36,20 @@ test('on a terminal, each finished step stays as a line with its time; a failure
   assert.ok(text.indexOf('✔ installing') < text.indexOf('✖ waiting'));
 });
 
-test('piped stderr and machine output get no progress at all', () => {
+test('piped stderr and machine output get no progress at all', async () => {
   for (const [format, tty] of [
     ['text', false],
     ['json', true],
     ['yaml', true],
   ] as const) {
     const out = stream(tty);
-    const progress = progressReporter(format, out);
+    const progress = await progressReporter(format, out);
     progress.step('starting the telepod daemon');
     progress.end(true);
     assert.equal(out.text(), '', `${format} on ${tty ? 'a terminal' : 'a pipe'}`);
   }
   const unsized = stream(true, 0); // a pty nobody gave a size
-  const progress = progressReporter('text', unsized);
+  const progress = await progressReporter('text', unsized);
   progress.step('starting the telepod daemon');
   progress.end(true);
   assert.equal(unsized.text(), '');
@@ -60,9 +60,9 @@ test('elapsed time is shown in seconds with one decimal', () => {
   assert.equal(elapsed(0, 0), '0.0 s');
 });
 
-test("a step's control characters never reach the terminal", () => {
+test("a step's control characters never reach the terminal", async () => {
   const out = stream(true);
-  const progress = progressReporter('text', out);
+  const progress = await progressReporter('text', out);
   progress.step('rolling out deployment/\x1b]0;pwned\x07\x1b[31mRED');
   progress.end(true);
   assert.match(out.text(), /✔ rolling out deployment\/\?\]0;pwned\?\?\[31mRED \(\d+\.\d s\)/);

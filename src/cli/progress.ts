@@ -2,7 +2,7 @@
 // tunnel, a rollout, the agent, a mount): a spinner on stderr with the step's elapsed time, and
 // each finished step kept as one line with how long it took. Only on a terminal and only for
 // text output: piped stderr and `-o json` see exactly what they saw before.
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import { printable, type OutputFormat } from './output.ts';
 
 /** Where the CLI reports steps; all methods are no-ops when progress is not shown. */
@@ -23,12 +23,14 @@ export function elapsed(since: number, now = Date.now()): string {
 }
 
 /** The reporter for this command: a spinner when `stream` is a terminal and the output is text. */
-export function progressReporter(
+export async function progressReporter(
   output: OutputFormat,
   stream: NodeJS.WriteStream = process.stderr,
-): Progress {
+): Promise<Progress> {
   // A terminal of no known width (a pty nobody sized) would make ora redraw without end.
   if (output !== 'text' || !stream.isTTY || !(stream.columns > 0)) return SILENT;
+  // Loaded for a terminal only: scripts and pipes start without the spinner's code.
+  const { default: ora } = await import('ora');
   let spinner: Ora | undefined;
   let current: { text: string; since: number } | undefined;
   let ticker: NodeJS.Timeout | undefined;

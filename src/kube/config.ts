@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, resolve } from 'node:path';
 import { usageError } from '../protocol/errors.ts';
+import { PooledKubeConfig } from './pooled-kubeconfig.ts';
 
 export interface KubeSelection {
   kubeconfig?: string | undefined;
@@ -46,7 +47,7 @@ function absoluteExecCommands(kc: KubeConfig, folder: string): void {
 
 /** The files merged as kubectl merges them: the first definition of each name wins. */
 export function mergedKubeconfig(files: string[]): KubeConfig {
-  const merged = new KubeConfig();
+  const merged = new PooledKubeConfig();
   merged.loadFromOptions({ clusters: [], users: [], contexts: [], currentContext: '' });
   for (const file of files) {
     const kc = new KubeConfig();
@@ -107,7 +108,7 @@ export function kubeConfigFromText(
   text: string,
   selection: Omit<KubeSelection, 'kubeconfig'>,
 ): LoadedKubeConfig {
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   try {
     kc.loadFromString(text);
   } catch (err) {

@@ -124,7 +124,7 @@ export async function connect(program: Program, opts: ConnectFlags) {
     namespaces: opts.namespaces,
   };
   if (await clearStaleState()) warnStale();
-  const progress = progressReporter(globals.output);
+  const progress = await progressReporter(globals.output);
   if (globals.output === 'text' && !progress.shown)
     process.stderr.write('telepod: starting the daemon and connecting ...\n');
   // Ctrl-C while connecting: undo whatever the daemon did so far and stop it.
@@ -150,7 +150,7 @@ export function addConnectCommands(program: Program): void {
   connectOptions(program.command('connect').description('connect the workstation to the cluster')).action(
     async (opts) => {
       const status = await connect(program, opts);
-      printResult(program.opts().output, status, () => summary(status));
+      await printResult(program.opts().output, status, () => summary(status));
     },
   );
 
@@ -164,7 +164,7 @@ export function addConnectCommands(program: Program): void {
       const status: DaemonStatus = (await daemonRunning())
         ? await callDaemon<DaemonStatus>(DAEMON_PATHS.status)
         : { connected: false, daemonPid: 0 };
-      printResult(program.opts().output, status, () =>
+      await printResult(program.opts().output, status, () =>
         status.connected
           ? `${summary(status)}\nmanager ${status.managerVersion} in ${status.managerNamespace}; ` +
             `DNS ${status.dns?.mode}; tunnel reconnects ${status.reconnects}; daemon pid ${status.daemonPid}` +
@@ -184,7 +184,9 @@ export function addConnectCommands(program: Program): void {
       const stale = await clearStaleState();
       if (stale) warnStale();
       const stopped = (await quitDaemon()) || stale;
-      printResult(program.opts().output, { stopped }, () => (stopped ? 'disconnected' : 'not connected'));
+      await printResult(program.opts().output, { stopped }, () =>
+        stopped ? 'disconnected' : 'not connected',
+      );
     });
 
   podOptions(
@@ -235,7 +237,7 @@ export function addConnectCommands(program: Program): void {
             namespace: program.opts().namespace,
             mount,
           },
-          progressReporter(program.opts().output),
+          await progressReporter(program.opts().output),
         );
       } catch (err) {
         await discardMount(mount);

@@ -31,7 +31,7 @@ export function addDoctorCommand(program: Program): void {
           fix: 'give --kubeconfig, or set $KUBECONFIG',
         });
       }
-      printResult(program.opts().output, { ok: !failed(checks), checks }, () => reportLines(checks));
+      await printResult(program.opts().output, { ok: !failed(checks), checks }, () => reportLines(checks));
       if (failed(checks)) process.exitCode = 1;
     });
 }

@@ -49,7 +49,7 @@ export function addGatherLogsCommand(program: Program): void {
       }
       writeArchive(opts.file, parts, secrets);
       const files = parts.map((p) => p.name);
-      printResult(
+      await printResult(
         program.opts().output,
         { archive: opts.file, files },
         () => `wrote ${opts.file}: ${files.join(', ')}`,

@@ -1,7 +1,6 @@
 // `telepod install` / `telepod uninstall`: the traffic manager's objects, applied or printed
 // (`--dry-run`: YAML, or JSON with `-o json`), or removed with their namespace.
 import { Option } from '@commander-js/extra-typings';
-import { stringify } from 'yaml';
 import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/defaults.ts';
 import { kubeLabel } from '../../protocol/requests.ts';
 import { usageError } from '../../protocol/errors.ts';
@@ -36,6 +35,7 @@ export function addInstallCommands(program: Program): void {
       const list = manifests(objects);
       if (opts.dryRun) {
         const json = program.opts().output === 'json';
+        const { stringify } = await import('yaml');
         process.stdout.write(
           json ? `${JSON.stringify(list, null, 2)}\n` : list.map((o) => stringify(o)).join('---\n'),
         );

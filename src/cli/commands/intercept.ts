@@ -29,10 +29,11 @@ import { connect, connectOptions, describeIntercept } from './connect.ts';
  * config file); answers whether this call connected.
  */
 async function ensureConnected(program: Program): Promise<boolean> {
-  if ((await daemonRunning()) && (await callDaemon<DaemonStatus>(DAEMON_PATHS.status)).connected)
-    return false;
+  // One call: a daemon that does not answer is not running.
+  const status = await callDaemon<DaemonStatus>(DAEMON_PATHS.status).catch(() => undefined);
+  if (status?.connected) return false;
   const flags = connectOptions(new Command());
-  applyConfig(program, flags);
+  await applyConfig(program, flags);
   await connect(program, flags.opts());
   return true;
 }
@@ -127,7 +128,7 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
       info = await callDaemonWithProgress<InterceptInfo>(
         DAEMON_PATHS.intercept,
         request,
-        progressReporter(program.opts().output),
+        await progressReporter(program.opts().output),
       );
     } catch (err) {
       await discardMount(mount);
@@ -169,7 +170,7 @@ export function addInterceptCommands(program: Program): void {
       const workloads = await callDaemon<WorkloadInfo[]>(DAEMON_PATHS.list, {
         namespace: program.opts().namespace,
       });
-      printResult(program.opts().output, workloads, () => workloadLines(workloads));
+      await printResult(program.opts().output, workloads, () => workloadLines(workloads));
     });
 
   addInterceptCommand(
@@ -203,7 +204,7 @@ export function addInterceptCommands(program: Program): void {
         info.mode === 'intercept' && !restore
           ? ` (its agent stays for a quick re-intercept until quit or ${DORMANT_AGENT_MINUTES} min idle; --restore takes it out)`
           : '';
-      printResult(
+      await printResult(
         program.opts().output,
         info,
         () => `left ${info.kind} ${info.namespace}/${info.workload}${kept}`,

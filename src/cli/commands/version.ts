@@ -7,9 +7,9 @@ export function addVersionCommand(program: Program): void {
   program
     .command('version')
     .description('print the version of telepod')
-    .action(() => {
+    .action(async () => {
       const info = { version: TELEPOD_VERSION, protocol: PROTOCOL_VERSION, node: process.version };
-      printResult(
+      await printResult(
         program.opts().output,
         info,
         () => `telepod ${info.version} (protocol ${info.protocol}, node ${info.node})`,

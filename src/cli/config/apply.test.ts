@@ -140,12 +140,12 @@ describe('precedence', () => {
   });
 
   it('gives the connection list/intercept/replace make the settings a plain connect takes', async () => {
-    const connected = () => {
+    const connected = async () => {
       const flags = connectOptions(new Command());
-      applyConfig(createProgram(), flags);
+      await applyConfig(createProgram(), flags);
       return flags.opts();
     };
-    assert.deepEqual(connected(), {
+    assert.deepEqual(await connected(), {
       alsoProxy: [],
       neverProxy: [],
       managerNamespace: DEFAULT_MANAGER_NAMESPACE,
@@ -153,7 +153,7 @@ describe('precedence', () => {
     });
     await writeFile(file, 'managerNamespace: file-tp\nimage: file/image:1\nalsoProxy: [10.1.0.0/16]\n');
     process.env.TELEPOD_NEVER_PROXY = '10.2.0.0/16';
-    assert.deepEqual(connected(), {
+    assert.deepEqual(await connected(), {
       alsoProxy: ['10.1.0.0/16'],
       neverProxy: ['10.2.0.0/16'],
       managerNamespace: 'file-tp',

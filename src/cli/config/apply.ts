@@ -16,10 +16,10 @@ const UNCONFIGURED = new Set(['version', 'completion', 'daemon', '__netns-holder
 /** The hidden command the completion scripts call. */
 const COMPLETING = '__complete';
 
-const read = new WeakMap<CommandUnknownOpts, Settings>();
+const read = new WeakMap<CommandUnknownOpts, Promise<Settings>>();
 
 /** The settings for a program, read once (from process.env and the config file). */
-function settingsOf(program: CommandUnknownOpts): Settings {
+function settingsOf(program: CommandUnknownOpts): Promise<Settings> {
   const settings = read.get(program) ?? resolveSettings();
   read.set(program, settings);
   return settings;
@@ -29,11 +29,11 @@ function settingsOf(program: CommandUnknownOpts): Settings {
  * Gives the options of `command` and its parents that the command line did not set their value
  * from the environment or the config file (read for `program` once; a bad one is a usage error).
  */
-export function applyConfig(program: CommandUnknownOpts, command: CommandUnknownOpts): void {
+export async function applyConfig(program: CommandUnknownOpts, command: CommandUnknownOpts): Promise<void> {
   if (UNCONFIGURED.has(command.name())) return;
   let settings: Settings;
   try {
-    settings = settingsOf(program);
+    settings = await settingsOf(program);
   } catch (err) {
     // Completion uses what settings it can: with a broken file, commands and flags still complete.
     if (command.name() === COMPLETING) return;

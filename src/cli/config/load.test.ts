@@ -46,13 +46,13 @@ describe('loadConfig', () => {
     assert.deepEqual(configPath({ TELEPOD_CONFIG: '' }), { file: home, explicit: false });
   });
 
-  it('gives no config when the default file is missing', () => {
-    assert.equal(loadConfig({ XDG_CONFIG_HOME: path.join(root, 'nothing-here') }), undefined);
+  it('gives no config when the default file is missing', async () => {
+    assert.equal(await loadConfig({ XDG_CONFIG_HOME: path.join(root, 'nothing-here') }), undefined);
   });
 
-  it('refuses a $TELEPOD_CONFIG that does not exist', () => {
+  it('refuses a $TELEPOD_CONFIG that does not exist', async () => {
     const missing = path.join(root, 'missing.yaml');
-    assert.throws(
+    await assert.rejects(
       () => loadConfig({ TELEPOD_CONFIG: missing }),
       usage(`config file ${missing} (from $TELEPOD_CONFIG) does not exist`),
     );
@@ -60,7 +60,7 @@ describe('loadConfig', () => {
 
   it('reads the default file, and an empty one as no settings', async () => {
     await writeFile(file, 'namespace: shop\n');
-    assert.deepEqual(loadConfig({ XDG_CONFIG_HOME: root }), { file, config: { namespace: 'shop' } });
+    assert.deepEqual(await loadConfig({ XDG_CONFIG_HOME: root }), { file, config: { namespace: 'shop' } });
     assert.deepEqual(await load(''), { file, config: {} });
   });
 

@@ -5,7 +5,6 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import * as z from 'zod/mini';
-import { parse } from 'yaml';
 import { usageError } from '../../protocol/errors.ts';
 import { configSchema, describeIssues, type Config } from './schema.ts';
 
@@ -36,13 +35,15 @@ function read(file: string, explicit: boolean): string | undefined {
 }
 
 /** The config file's settings, checked, its paths made absolute; undefined when there is none. */
-export function loadConfig(
+export async function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
-): { file: string; config: Config } | undefined {
+): Promise<{ file: string; config: Config } | undefined> {
   const { file, explicit } = configPath(env);
   const text = read(file, explicit);
   if (text === undefined) return undefined;
   let document: unknown;
+  // Loaded only for a file: a third of the CLI's code, which most machines never need.
+  const { parse } = await import('yaml');
   try {
     document = parse(text);
   } catch (err) {

@@ -40,8 +40,8 @@ function fromEnv(key: ConfigKey, name: string, raw: string): string | string[] {
 }
 
 /** Reads the config file and the settings' variables (an empty variable counts as unset). */
-export function resolveSettings(env: NodeJS.ProcessEnv = process.env): Settings {
-  const config = loadConfig(env)?.config ?? {};
+export async function resolveSettings(env: NodeJS.ProcessEnv = process.env): Promise<Settings> {
+  const config = (await loadConfig(env))?.config ?? {};
   const settings: Settings = {};
   for (const key of CONFIG_KEYS) {
     const { env: name, kubectl } = SETTINGS[key];
