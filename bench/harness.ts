@@ -22,6 +22,13 @@ export function percentile(values: number[], p: number): number {
 /** `value` with at most `digits` decimals. */
 export const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 /**
  * Runs one measurement of bench/client.ts in a network namespace (a name under /run/netns, or
  * the whole `nsenter` argument list to get there); its JSON answer.

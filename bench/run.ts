@@ -3,9 +3,6 @@
 // straight to the pod IP as the physical limit). Prints a table and writes
 // bench/results/latest.json. Absolute times on a shared VM are noise; the ratios are the figures.
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { OUTSIDE_NAME, startFakeResolver } from '../testbed/lib/fake-resolver.ts';
 import {
   createNamespace,
@@ -13,8 +10,6 @@ import {
   kubectl,
   telepodInWorkstation,
   waitUntil,
-  type TestbedStatus,
-  startInWorkstation,
 } from '../testbed/lib/testbed.ts';
 import {
   client,
@@ -23,15 +18,16 @@ import {
   NODE_NETNS,
   patternServerManifest,
   startPortForward,
+  median,
   percentile,
   round,
   writeResults,
 } from './harness.ts';
-import { agentPid, peakRssMB, processUsage, resetPeakRss, telepodPids } from './rss.ts';
+import { peakRssMB, processUsage, resetPeakRss, telepodPids } from './rss.ts';
 import { measureRootless } from './rootless.ts';
 import { ttfbAtDistance } from './distance.ts';
 import { resultsTable } from './report.ts';
-import { startSwitchPoller } from './switch-poller.ts';
+import { measureLoop } from './loop.ts';
 
 const NS = 'telepod-bench';
 const KUBE_DNS = '10.96.0.10';
@@ -45,12 +41,6 @@ const DISTANCE_MS = 5;
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 const latency = (samples: number[]) => ({
   p50: round(percentile(samples, 50)),
   p99: round(percentile(samples, 99)),
@@ -63,32 +53,10 @@ async function timed(what: () => Promise<{ code: number; stderr: string }>): Pro
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
-/** A server in the workstation netns answering `text` (the target of the intercepts). */
-function startLocalServer(tb: TestbedStatus, port: number, text: string): ChildProcess {
-  const script = `process.on('SIGTERM', () => process.exit(0)); require('http').createServer((q, s) => s.end(${JSON.stringify(text)})).listen(${port})`;
-  return startInWorkstation(tb, script);
-}
-
 async function main(): Promise<void> {
   const tb = await ensureTestbed();
   const telepod = (...args: string[]) => telepodInWorkstation(tb, '-n', NS, ...args);
   const ws = tb.workstation.netns;
-  let pollers = 0;
-  /**
-   * Seconds from running `telepod intercept <args>` to the first request a poller in the
-   * workstation sees answered with `text` at `url`. The poller is polling before the command
-   * starts, so neither its start nor the CLI's is hidden from the figure.
-   */
-  const interceptToFirstRequest = async (args: string[], url: string, text: string) => {
-    const ready = path.join(os.tmpdir(), `telepod-bench-poller-${process.pid}-${++pollers}`);
-    const poller = client<{ at: number }>(ws, 'until', url, text, 60_000, ready);
-    await waitUntil('the poller to poll', 30_000, () => Promise.resolve(existsSync(ready)));
-    rmSync(ready);
-    const started = Date.now();
-    const result = await telepod('intercept', ...args);
-    if (result.code !== 0) throw new Error(result.stderr);
-    return round(((await poller).at - started) / 1000);
-  };
   await telepod('quit');
   const deleteNamespace = await createNamespace(tb, NS);
   await deployServers(tb, NS, {
@@ -101,7 +69,6 @@ async function main(): Promise<void> {
   const clusterIP = await kubectlGet(tb, NS, ['svc', 'bench'], '{.spec.clusterIP}');
   const resolver = await startFakeResolver(tb);
   const children: ChildProcess[] = [];
-  let switchPoller: ReturnType<typeof startSwitchPoller> | undefined;
   try {
     log('DNS to the machine resolver, without telepod');
     const outsideDirect = await client<{ samples: number[] }>(
@@ -227,93 +194,7 @@ async function main(): Promise<void> {
     if (leaked.length)
       throw new Error(`cluster names reached the machine's resolver: ${leaked.slice(0, 3).join(', ')}`);
 
-    log('intercept: with a rollout, then a second port with the agent present');
-    children.push(startLocalServer(tb, 18100, 'first'), startLocalServer(tb, 18101, 'second'));
-    const targetIP = await kubectlGet(tb, NS, ['svc', 'bench-target'], '{.spec.clusterIP}');
-    const inCluster = `http://${targetIP}:8000/`;
-    // Everyone else's requests while the loop runs: a cluster client polls the intercepted port.
-    switchPoller = startSwitchPoller(inCluster);
-    switchPoller.mark('intercept (rollout)');
-    const withRollout = await interceptToFirstRequest(
-      ['bench-target', '--port', '18100:8000'],
-      'http://bench-target:8000/',
-      'first',
-    );
-    switchPoller.mark('intercept of a second port');
-    const agentPresent = await interceptToFirstRequest(
-      ['bench-target', '--port', '18101:8001'],
-      'http://bench-target:8001/',
-      'second',
-    );
-    const agentRest = processUsage(await agentPid());
-    const interceptedTtfb = await client<{ samples: number[] }>(
-      ws,
-      'ttfb',
-      'http://bench-target:8000/',
-      size.sequential,
-    );
-    const clusterTtfb = ttfbTelepod;
-    switchPoller.mark('leave');
-    await telepod('leave', 'bench-target');
-    await telepod('leave', 'bench-target');
-    // The agent stays dormant after leave: intercepting again needs no rollout.
-    log('re-intercept right after leave (the agent stayed, dormant)');
-    switchPoller.mark('re-intercept');
-    const afterLeave = await interceptToFirstRequest(
-      ['bench-target', '--port', '18100:8000'],
-      'http://bench-target:8000/',
-      'first',
-    );
-    switchPoller.mark('leave --restore (rollout)');
-    await telepod('leave', 'bench-target', '--restore');
-
-    // What a personal intercept costs everyone else: a cluster client's requests without the
-    // header, through the agent's per-request router to the app, against no agent at all.
-    log(`cluster client's TTFB, ${size.sequential} new connections, without and with a personal intercept`);
-    // A leave or an intercept rolls the pods: measure once no old pod is left and 20 new
-    // connections in a row succeed (which also warms up JIT and pools, untimed).
-    const settled = async (agent: boolean) => {
-      await waitUntil(
-        `bench-target's pods ${agent ? 'with' : 'without'} the agent, none terminating`,
-        120_000,
-        async () => {
-          const pods = JSON.parse(
-            await kubectl(tb, ['-n', NS, 'get', 'pods', '-l', 'app=bench-target', '-o', 'json']),
-          ) as {
-            items: { metadata: { deletionTimestamp?: string }; spec: { containers: { name: string }[] } }[];
-          };
-          return (
-            pods.items.length > 0 &&
-            pods.items.every(
-              (p) =>
-                !p.metadata.deletionTimestamp &&
-                p.spec.containers.some((c) => c.name === 'telepod-agent') === agent,
-            )
-          );
-        },
-      );
-      await waitUntil('20 connections in a row to succeed', 60_000, () =>
-        client(NODE_NETNS, 'ttfb', inCluster, 20).then(
-          () => true,
-          () => false,
-        ),
-      );
-    };
-    await settled(false);
-    const switching = await switchPoller.stop();
-    const noAgent = await client<{ samples: number[] }>(NODE_NETNS, 'ttfb', inCluster, size.sequential);
-    const personal = await telepod(
-      'intercept',
-      'bench-target',
-      '--port',
-      '18100:8000',
-      '--http-header',
-      'x-bench=me',
-    );
-    if (personal.code !== 0) throw new Error(personal.stderr);
-    await settled(true);
-    const filtered = await client<{ samples: number[] }>(NODE_NETNS, 'ttfb', inCluster, size.sequential);
-    await telepod('leave', 'bench-target', '--restore');
+    const loop = await measureLoop(tb, NS, size.sequential, log);
     await telepod('quit');
 
     log(`time to first byte with the API server ${DISTANCE_MS * 2} ms further away (round trip)`);
@@ -382,24 +263,25 @@ async function main(): Promise<void> {
       },
       connectS: { warm: round(median(warmRuns)), cold: round(cold) },
       interceptS: {
-        withRollout,
-        agentPresent,
-        afterLeave,
+        withRollout: loop.withRollout,
+        agentPresent: loop.agentPresent,
+        afterLeave: loop.afterLeave,
+        afterLeaveRuns: loop.afterLeaveRuns,
       },
-      switchFailures: switching,
+      switchFailures: loop.switching,
       interceptTtfbMs: {
-        intercepted: latency(interceptedTtfb.samples),
-        servedInCluster: latency(clusterTtfb.samples),
+        intercepted: latency(loop.interceptedTtfb),
+        servedInCluster: latency(ttfbTelepod.samples),
       },
       personalInterceptTtfbMs: {
-        noIntercept: latency(noAgent.samples),
-        othersRequests: latency(filtered.samples),
+        noIntercept: latency(loop.noAgent),
+        othersRequests: latency(loop.filtered),
         ratio: {
-          p50: ratio(percentile(filtered.samples, 50), percentile(noAgent.samples, 50)),
-          p99: ratio(percentile(filtered.samples, 99), percentile(noAgent.samples, 99)),
+          p50: ratio(percentile(loop.filtered, 50), percentile(loop.noAgent, 50)),
+          p99: ratio(percentile(loop.filtered, 99), percentile(loop.noAgent, 99)),
         },
       },
-      rssMB: { daemon: rest.daemon.rssMB, manager: rest.manager.rssMB, agent: agentRest.rssMB },
+      rssMB: { daemon: rest.daemon.rssMB, manager: rest.manager.rssMB, agent: loop.agentRssMB },
       underLoad: {
         peakRssMB: loadRss,
         cpuPercent: {
@@ -433,17 +315,16 @@ async function main(): Promise<void> {
           met: percentile(uncachedTelepod.samples, 50) <= percentile(ttfbTelepod.samples, 50),
         },
         daemonRssUnderLoad: { goal: '<= 100 MB', met: loadRss.daemon <= 100 },
-        reinterceptAfterLeave: { goal: '<= 0.5 s', met: afterLeave <= 0.5 },
+        reinterceptAfterLeave: { goal: '<= 0.5 s', met: loop.afterLeave <= 0.5 },
         noFailedRequestsWhileSwitching: {
           goal: '0',
-          met: Object.values(switching).every((phase) => phase.failed === 0),
+          met: Object.values(loop.switching).every((phase) => phase.failed === 0),
         },
       },
     };
     await writeResults('latest.json', results);
     process.stdout.write(resultsTable(results));
   } finally {
-    await switchPoller?.stop().catch(() => undefined);
     for (const child of children) child.kill();
     await telepod('quit');
     await resolver.stop();
