@@ -1,6 +1,11 @@
 // The workstation's end of intercepts: the session's intercepts, and for each inbound
 // connection the manager announces, a connection to the intercepted local port spliced to a
 // stream back to the agent. Only ports of this session's own intercepts are ever dialled.
+// The agent takes connections for an intercept as soon as the manager registered it, a moment
+// before the manager's answer reaches the daemon; and it may have taken one just before a leave
+// took effect. So a connection for an intercept not known yet waits for it (up to
+// UNKNOWN_GRACE_MS), and one for an intercept just left is still served for as long: both were
+// reset before, a cluster client's request lost at an intercept's start or end.
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
@@ -21,25 +26,55 @@ export function connectLoopback(port: number): Promise<net.Socket> {
   });
 }
 
+/** How long a connection for an intercept not (or no longer) known is held (or still served). */
+export const UNKNOWN_GRACE_MS = 3000;
+/** Connections held at most at once for intercepts not known yet; more are refused. */
+const MAX_WAITING = 1000;
+
+interface Waiting {
+  tunnel: Tunnel;
+  event: InboundEvent;
+  timer: NodeJS.Timeout;
+}
+
 export class InboundHandler {
   private readonly intercepts = new Map<string, InterceptInfo>();
+  /** Intercepts left within the grace time, by id. */
+  private readonly left = new Map<string, InterceptInfo>();
+  /** Connections for intercepts not known yet, by intercept id. */
+  private readonly waiting = new Map<string, Waiting[]>();
+  private waitingCount = 0;
 
   constructor(
     private readonly log: Logger,
     /** Connects to an intercepted local port (in rootless mode: inside the namespace). */
     private readonly connectLocal: (port: number) => Promise<net.Socket> = connectLoopback,
+    private readonly graceMs = UNKNOWN_GRACE_MS,
   ) {}
 
   get all(): InterceptInfo[] {
     return [...this.intercepts.values()];
   }
 
+  /** Knows the intercept from now on; connections waiting for it are served. */
   add(info: InterceptInfo): void {
     this.intercepts.set(info.id, info);
+    this.left.delete(info.id);
+    const waiting = this.waiting.get(info.id) ?? [];
+    this.waiting.delete(info.id);
+    this.waitingCount -= waiting.length;
+    for (const { tunnel, event, timer } of waiting) {
+      clearTimeout(timer);
+      this.accept(tunnel, event);
+    }
   }
 
+  /** Forgets the intercept; connections the agent took before the leave are served a while. */
   remove(id: string): void {
-    this.intercepts.delete(id);
+    const info = this.intercepts.get(id);
+    if (!this.intercepts.delete(id) || !info) return;
+    this.left.set(id, info);
+    setTimeout(() => this.left.get(id) === info && this.left.delete(id), this.graceMs).unref();
   }
 
   /** Follows a tunnel's event stream until that tunnel closes. */
@@ -56,8 +91,9 @@ export class InboundHandler {
 
   private accept(tunnel: Tunnel, event: InboundEvent): void {
     this.log.debug(event, 'inbound connection');
-    const info = this.intercepts.get(event.intercept);
-    if (!info?.ports.some((p) => p.local === event.local)) {
+    const info = this.intercepts.get(event.intercept) ?? this.left.get(event.intercept);
+    if (!info) return this.wait(tunnel, event);
+    if (!info.ports.some((p) => p.local === event.local)) {
       return this.refuse(tunnel, event, `port ${event.local} is not intercepted by this workstation`);
     }
     this.connectLocal(event.local).then(
@@ -82,5 +118,26 @@ export class InboundHandler {
         this.refuse(tunnel, event, info.warning);
       },
     );
+  }
+
+  /** Holds a connection for an intercept the manager's answer has not brought yet. */
+  private wait(tunnel: Tunnel, event: InboundEvent): void {
+    if (this.waitingCount >= MAX_WAITING) {
+      return this.refuse(tunnel, event, `intercept ${event.intercept} is not known on this workstation`);
+    }
+    const timer = setTimeout(() => {
+      const list = this.waiting.get(event.intercept) ?? [];
+      const rest = list.filter((w) => w.event !== event);
+      if (rest.length) this.waiting.set(event.intercept, rest);
+      else this.waiting.delete(event.intercept);
+      this.waitingCount -= list.length - rest.length;
+      this.refuse(tunnel, event, `intercept ${event.intercept} is not known on this workstation`);
+    }, this.graceMs);
+    timer.unref();
+    this.waiting.set(event.intercept, [
+      ...(this.waiting.get(event.intercept) ?? []),
+      { tunnel, event, timer },
+    ]);
+    this.waitingCount++;
   }
 }
