@@ -20,7 +20,7 @@ function mallocTrim(): MallocTrim | null {
   if (bound !== undefined) return bound;
   try {
     const koffi = createRequire(import.meta.url)('koffi') as Koffi;
-    bound = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as unknown as MallocTrim;
+    bound = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)');
   } catch {
     bound = null;
   }
