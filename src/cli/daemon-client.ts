@@ -197,9 +197,9 @@ export async function ensureDaemon(progress?: Progress): Promise<void> {
   const command = [
     process.execPath,
     // A 1 MiB young generation (16 MiB by default): collected more often, it holds fewer of the
-    // buffers that traffic leaves behind, and the heap itself stays 10 MB smaller under load.
+    // buffers that traffic leaves behind, and the heap itself stays 10 MB smaller under load
+    // (the daemon sets its other V8 flag itself, src/daemon/main.ts).
     '--max-semi-space-size=1',
-    '--minor-gc-task-trigger=10',
     process.argv[1]!,
     'daemon',
     ...(rootless ? ['--rootless'] : []),

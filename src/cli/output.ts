@@ -6,7 +6,7 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 /** Prints a command's result; yaml is loaded for `-o yaml` only (a third of the CLI's code). */
 export async function printResult(format: OutputFormat, value: unknown, text: () => string): Promise<void> {
   if (format === 'json') process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-  else if (format === 'yaml') process.stdout.write((await import('yaml')).stringify(value));
+  else if (format === 'yaml') process.stdout.write((await import('./yaml.ts')).stringify(value));
   else process.stdout.write(`${text()}\n`);
 }
 

@@ -40,7 +40,7 @@ function setup() {
   const handler = new InboundHandler(pino({ level: 'silent' }), undefined, GRACE_MS);
   handler.follow(tunnel);
   const announce = (event: InboundEvent) => events.write(`${JSON.stringify(event)}\n`);
-  return { handler, opened, refused, announce };
+  return { handler, opened, refused, announce, events };
 }
 
 const info = (id: string) => ({ id, ports: [{ local: port }] }) as unknown as InterceptInfo;
@@ -90,4 +90,13 @@ test('a port the intercept does not have is refused at once', async () => {
   handler.add(info('i5'));
   announce({ conn: 'c5', intercept: 'i5', local: port + 1 });
   await until('the connection to be refused', () => refused.length === 1);
+});
+
+test('a line that is not JSON is skipped; the events after it are handled', async () => {
+  const { handler, opened, announce, events } = setup();
+  handler.add(info('i6'));
+  events.write('{"conn": \n');
+  announce({ conn: 'c6', intercept: 'i6', local: port });
+  await until('the connection after the garbage to be served', () => opened.length === 1);
+  assert.deepEqual(opened, ['c6']);
 });

@@ -81,7 +81,15 @@ export class InboundHandler {
   follow(tunnel: Tunnel): void {
     createInterface({ input: tunnel.inboundEvents() })
       .on('error', () => undefined) // ends with the tunnel; the next tunnel follows anew
-      .on('line', (line) => this.accept(tunnel, JSON.parse(line) as InboundEvent));
+      .on('line', (line) => {
+        let event: InboundEvent;
+        try {
+          event = JSON.parse(line) as InboundEvent;
+        } catch {
+          return this.log.warn({ line: line.slice(0, 200) }, 'inbound event that is not JSON ignored');
+        }
+        this.accept(tunnel, event);
+      });
   }
 
   private refuse(tunnel: Tunnel, event: InboundEvent, reason: string): void {
@@ -100,17 +108,20 @@ export class InboundHandler {
       (local) => {
         delete info.warning;
         local.on('error', () => local.destroy());
-        tunnel.inbound(event.conn).then(
-          (stream) => {
-            local.pipe(stream);
-            stream.pipe(local);
-            stream.once('close', () => {
-              if (!endedCleanly(stream)) local.resetAndDestroy();
-            });
-            local.once('error', () => stream.destroy());
-          },
-          () => local.destroy(),
-        );
+        // A tunnel closed meanwhile throws at once: that too only ends the local connection.
+        Promise.resolve()
+          .then(() => tunnel.inbound(event.conn))
+          .then(
+            (stream) => {
+              local.pipe(stream);
+              stream.pipe(local);
+              stream.once('close', () => {
+                if (!endedCleanly(stream)) local.resetAndDestroy();
+              });
+              local.once('error', () => stream.destroy());
+            },
+            () => local.destroy(),
+          );
       },
       (err: NodeJS.ErrnoException) => {
         info.warning = `nothing accepts connections on localhost:${event.local} (${err.code ?? err.message}); cluster clients get their connections reset`;
@@ -134,10 +145,9 @@ export class InboundHandler {
       this.refuse(tunnel, event, `intercept ${event.intercept} is not known on this workstation`);
     }, this.graceMs);
     timer.unref();
-    this.waiting.set(event.intercept, [
-      ...(this.waiting.get(event.intercept) ?? []),
-      { tunnel, event, timer },
-    ]);
+    const list = this.waiting.get(event.intercept) ?? [];
+    list.push({ tunnel, event, timer });
+    this.waiting.set(event.intercept, list);
     this.waitingCount++;
   }
 }

@@ -35,7 +35,7 @@ export function addInstallCommands(program: Program): void {
       const list = manifests(objects);
       if (opts.dryRun) {
         const json = program.opts().output === 'json';
-        const { stringify } = await import('yaml');
+        const { stringify } = await import('../yaml.ts');
         process.stdout.write(
           json ? `${JSON.stringify(list, null, 2)}\n` : list.map((o) => stringify(o)).join('---\n'),
         );

@@ -43,7 +43,7 @@ export async function loadConfig(
   if (text === undefined) return undefined;
   let document: unknown;
   // Loaded only for a file: a third of the CLI's code, which most machines never need.
-  const { parse } = await import('yaml');
+  const { parse } = await import('../yaml.ts');
   try {
     document = parse(text);
   } catch (err) {
