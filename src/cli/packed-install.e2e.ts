@@ -52,7 +52,7 @@ before(async () => {
   );
   assert.deepEqual(
     files.filter((f) => !f.startsWith('dist/chunk-')),
-    ['README.md', 'dist/agent.mjs', 'dist/manager.mjs', 'dist/telepod.mjs', 'package.json'],
+    ['LICENSE', 'README.md', 'dist/agent.mjs', 'dist/manager.mjs', 'dist/telepod.mjs', 'package.json'],
   );
   assert.ok(
     files.every((f) => !f.endsWith('.map')),
