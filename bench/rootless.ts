@@ -2,6 +2,9 @@
 // open while bench/client.ts measures bulk data and new-connection TTFB from inside its
 // namespace (entered as the session's command is), by Service name as for the root daemon.
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inWorkstation, waitUntil, type TestbedStatus } from '../testbed/lib/testbed.ts';
 import { client } from './harness.ts';
@@ -21,7 +24,11 @@ export async function measureRootless(
   url: string,
   size: { bulkBytes: number; reps: number; sequential: number },
 ): Promise<RootlessMeasurements> {
+  // The rootless daemon's directory (its socket and log) is the bench's own, removed at the end.
+  const runDir = await mkdtemp(path.join(os.tmpdir(), 'telepod-bench-rootless-'));
   const telepod = [
+    'env',
+    `TELEPOD_RUN_DIR=${runDir}`,
     process.execPath,
     '--',
     TELEPOD,
@@ -90,5 +97,6 @@ export async function measureRootless(
   } finally {
     session.stdin.end();
     await ended;
+    await rm(runDir, { recursive: true, force: true });
   }
 }
