@@ -554,6 +554,9 @@ test('kill -9 of the daemon: the manager restores the workload within 30 s', asy
 });
 
 test("the intercepted container's environment reaches -- cmd and the env files (mode 0600), and never status", async (t) => {
+  // Not connected: the one-shot connects itself, so its session (and envy's agent) ends with the
+  // command and the workload is restored below (in a session that stays, the agent would stay dormant).
+  await telepodOk('quit');
   const dir = await mkdtemp(join(tmpdir(), 'telepod-env-e2e-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const envFile = join(dir, 'envy.env');
