@@ -148,7 +148,9 @@ async function concurrent(url: string, count: number, bytes: number) {
   );
   const seconds = elapsedMs(start) / 1000;
   const ok = results.filter((r) => r.status === 'fulfilled' && r.value.bytes === bytes).length;
-  return { errors: count - ok, MBps: (ok * bytes) / 1e6 / seconds, seconds };
+  const failed = results.find((r) => r.status === 'rejected');
+  const firstError = failed ? String((failed.reason as Error).message) : undefined;
+  return { errors: count - ok, MBps: (ok * bytes) / 1e6 / seconds, seconds, firstError };
 }
 
 /**

@@ -66,6 +66,22 @@ async function main(): Promise<void> {
     expression: `setTimeout(() => process.getBuiltinModule('node:inspector').close(), 200), 0`,
   });
   ws.close();
+  // Exits once the inspector is closed: the driver's next SIGUSR1 must find it closed, or the
+  // close still pending here would shut the inspector that signal meant to open.
+  await inspectorClosed();
+}
+
+/** Waits (up to 5 s) until nothing answers on the inspector's port. */
+async function inspectorClosed(): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const open = await fetch(`http://127.0.0.1:${port}/json/list`).then(
+      () => true,
+      () => false,
+    );
+    if (!open) return;
+  }
+  throw new Error(`the inspector on port ${port} is still open 5 s after it was told to close`);
 }
 
 main().catch((err: unknown) => {

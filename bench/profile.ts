@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createNamespace, ensureTestbed, telepodInWorkstation } from '../testbed/lib/testbed.ts';
+import { createNamespace, ensureTestbed, telepodInWorkstation, waitUntil } from '../testbed/lib/testbed.ts';
 import { client, deployServers, patternServerManifest, REPO, round, writeResults } from './harness.ts';
 import {
   bundleSourceMaps,
@@ -123,6 +123,14 @@ async function main(): Promise<void> {
     const connected = await telepod('connect');
     if (connected.code !== 0) throw new Error(connected.stderr);
     const pids = await telepodPids(telepod);
+    // A Service made again under the same name: the cluster DNS may answer its old address for
+    // up to 30 s (CoreDNS's cache) when this runs again soon after.
+    await waitUntil('the Service to answer by its name', 60_000, () =>
+      client(ws, 'ttfb', url, 1).then(
+        () => true,
+        () => false,
+      ),
+    );
     // Warm-up, untimed and unprofiled: JIT, TCP slow start, the first connections' setup.
     await client(ws, 'download', url, size.bulkBytes >> 2);
     await client(ws, 'ttfb', url, 50);

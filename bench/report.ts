@@ -1,6 +1,7 @@
 // The benchmark's printed report: one Markdown table of telepod against kubectl port-forward
 // and the direct path, and whether each goal of #17 was met in this run.
 import { markdownTable } from './harness.ts';
+import type { ConcurrencyResult } from './concurrency.ts';
 import type { SwitchResult } from './switch-poller.ts';
 
 /** The benchmark's results as the table the README's Performance section shows, and its goals. */
@@ -25,14 +26,7 @@ export function resultsTable(r: {
     uncached: Record<'telepod' | 'direct', { p50: number; p99: number }>;
     nonCluster: Record<'telepod' | 'direct', { p50: number }>;
   };
-  concurrency: {
-    connections: number;
-    errors: number;
-    aggregateMBps: number;
-    seconds: number;
-    portForward: { errors: number; seconds: number };
-    wallTimeVsPortForward: number;
-  };
+  concurrency: ConcurrencyResult;
   connectS: { warm: number; cold: number };
   interceptS: { withRollout: number; agentPresent: number; afterLeave: number };
   switchFailures: SwitchResult;
@@ -125,7 +119,7 @@ export function resultsTable(r: {
       `${x(r.dnsMs.nonCluster.telepod.p50, r.dnsMs.nonCluster.direct.p50)} of direct`,
     ],
     [
-      `${r.concurrency.connections} concurrent: errors, wall time s`,
+      `${r.concurrency.connections} concurrent: errors, wall time s (median of ${r.concurrency.rounds})`,
       `${r.concurrency.errors}, ${r.concurrency.seconds}`,
       `${r.concurrency.portForward.errors}, ${r.concurrency.portForward.seconds}`,
       '',

@@ -28,6 +28,7 @@ import { measureRootless } from './rootless.ts';
 import { ttfbAtDistance } from './distance.ts';
 import { resultsTable } from './report.ts';
 import { measureLoop } from './loop.ts';
+import { measureConcurrency } from './concurrency.ts';
 
 const NS = 'telepod-bench';
 const KUBE_DNS = '10.96.0.10';
@@ -152,17 +153,14 @@ async function main(): Promise<void> {
     log('rootless: bulk data and new-connection TTFB from inside a `run --rootless` namespace');
     const rootless = await measureRootless(tb, NS, targets.telepod.url, size);
 
-    log(`${size.concurrent} concurrent connections, through the tunnel and through port-forward`);
-    const concurrentVia = (url: string) =>
-      client<{ errors: number; MBps: number; seconds: number }>(
-        ws,
-        'concurrent',
-        url,
-        size.concurrent,
-        CONCURRENT_BYTES,
-      );
-    const concurrency = await concurrentVia(targets.telepod.url);
-    const concurrencyPortForward = await concurrentVia(targets.portForward.url);
+    log(
+      `${size.concurrent} concurrent connections, ${size.reps} rounds alternating the tunnel and port-forward`,
+    );
+    const concurrency = await measureConcurrency(
+      ws,
+      { telepod: targets.telepod.url, portForward: targets.portForward.url },
+      { connections: size.concurrent, bytes: CONCURRENT_BYTES, rounds: size.reps },
+    );
 
     log(`DNS, ${size.dns} lookups each`);
     const fqdn = `bench.${NS}.svc.cluster.local`;
@@ -244,17 +242,7 @@ async function main(): Promise<void> {
           ttfbP50: ratio(percentile(rootless.ttfbSamples, 50), percentile(ttfbTelepod.samples, 50)),
         },
       },
-      concurrency: {
-        connections: size.concurrent,
-        errors: concurrency.errors,
-        aggregateMBps: round(concurrency.MBps, 1),
-        seconds: round(concurrency.seconds),
-        portForward: {
-          errors: concurrencyPortForward.errors,
-          seconds: round(concurrencyPortForward.seconds),
-        },
-        wallTimeVsPortForward: ratio(concurrency.seconds, concurrencyPortForward.seconds),
-      },
+      concurrency,
       dnsMs: {
         telepod: latency(dnsTelepod.samples),
         direct: latency(dnsDirect.samples),
@@ -304,7 +292,7 @@ async function main(): Promise<void> {
         concurrencyErrors: { goal: '0', met: concurrency.errors === 0 },
         concurrencyWallTimeVsPortForward: {
           goal: '<= 1.0x',
-          met: concurrency.seconds <= concurrencyPortForward.seconds,
+          met: concurrency.wallTimeVsPortForward <= 1,
         },
         ttfbP99VsPortForward: {
           goal: '<= 1.5x',
