@@ -92,10 +92,10 @@ test('a port the intercept does not have is refused at once', async () => {
   await until('the connection to be refused', () => refused.length === 1);
 });
 
-test('a line that is not JSON is skipped; the events after it are handled', async () => {
+test('lines that are not JSON or not an event are skipped; the events after them are handled', async () => {
   const { handler, opened, announce, events } = setup();
   handler.add(info('i6'));
-  events.write('{"conn": \n');
+  events.write('{"conn": \nnull\n{"conn":"x","intercept":"i6","local":"8000"}\n[]\n');
   announce({ conn: 'c6', intercept: 'i6', local: port });
   await until('the connection after the garbage to be served', () => opened.length === 1);
   assert.deepEqual(opened, ['c6']);

@@ -9,7 +9,7 @@
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
-import type { InboundEvent, InterceptInfo } from '../protocol/intercept.ts';
+import { parseInboundEvent, type InboundEvent, type InterceptInfo } from '../protocol/intercept.ts';
 import { endedCleanly } from '../protocol/liveness.ts';
 import { MANAGER_PATHS } from '../protocol/paths.ts';
 import type { Tunnel } from './tunnel.ts';
@@ -82,13 +82,9 @@ export class InboundHandler {
     createInterface({ input: tunnel.inboundEvents() })
       .on('error', () => undefined) // ends with the tunnel; the next tunnel follows anew
       .on('line', (line) => {
-        let event: InboundEvent;
-        try {
-          event = JSON.parse(line) as InboundEvent;
-        } catch {
-          return this.log.warn({ line: line.slice(0, 200) }, 'inbound event that is not JSON ignored');
-        }
-        this.accept(tunnel, event);
+        const event = parseInboundEvent(line);
+        if (event) this.accept(tunnel, event);
+        else this.log.warn({ line: line.slice(0, 200) }, 'malformed inbound event ignored');
       });
   }
 

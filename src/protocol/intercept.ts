@@ -1,6 +1,7 @@
 // What crosses between CLI, daemon, manager and agent about intercepts: the request a developer
 // makes, what the manager reports back, the agent's configuration, and the headers and
 // annotations that tie streams and cluster objects to sessions.
+import * as z from 'zod/mini';
 
 /** intercept: a sidecar agent takes some ports over; replace: the agent replaces the app
  *  container; swap: a proxy Deployment stands in for a scaled-down one; expose: a new proxy
@@ -202,6 +203,24 @@ export interface InboundEvent {
   conn: string;
   intercept: string;
   local: number;
+}
+
+const InboundEventSchema = z.object({
+  conn: z.string().check(z.maxLength(200)),
+  intercept: z.string().check(z.maxLength(200)),
+  local: z.number().check(z.int(), z.minimum(1), z.maximum(65535)),
+});
+
+/** One line of the inbound event stream as an event; undefined for anything else. */
+export function parseInboundEvent(line: string): InboundEvent | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const result = z.safeParse(InboundEventSchema, value);
+  return result.success ? result.data : undefined;
 }
 
 /** Annotation on a changed workload: what to restore (JSON written and read by the manager). */
