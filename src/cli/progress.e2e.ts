@@ -99,9 +99,9 @@ test('connect and intercept show each step with its elapsed time', async () => {
   const lines = keptLines(intercepted.screen);
   const steps = lines.filter((line) => /^✔ .* \(\d+\.\d s\)$/.test(line));
   assert.ok(steps[0]?.startsWith('✔ asking the traffic manager for service-b'), steps.join('\n'));
-  // The agent's injection rolls the Deployment out: its progress is shown as it goes (read once a
-  // second: a rollout done before the next read shows as its last step, which is described only
-  // once the Deployment changed).
+  // The agent's injection rolls the Deployment out: its progress is shown as it goes (read four
+  // times a second: a rollout done before the next read shows as its last step, which is described
+  // only once the Deployment changed).
   assert.ok(
     steps.some(
       (line) =>

@@ -1,6 +1,7 @@
 // Watches a workload roll out while the traffic manager changes it for an intercept, and
 // describes each change as a progress step ("rolling out deployment/echo: 1 of 2 pods updated,
-// 1 ready"). It reads the workload with the developer's own credentials once a second; being
+// 1 ready"). It reads the workload with the developer's own credentials four times a second (a
+// rollout on a fast cluster can be done within one second); being
 // progress only, a failed read is skipped and the intercept's outcome decides everything.
 import { AppsV1Api, type KubeConfig, type V1ObjectMeta } from '@kubernetes/client-node';
 import type { ProgressStep } from '../protocol/daemon-api.ts';
@@ -66,7 +67,7 @@ export async function followRollout(
   namespace: string,
   name: string,
   step: ProgressStep,
-  intervalMs = 1000,
+  intervalMs = 250,
 ): Promise<RolloutFollower> {
   const apps = kc.makeApiClient(AppsV1Api);
   let stopped = false;
