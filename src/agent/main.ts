@@ -24,8 +24,9 @@ import {
   type PortRoute,
 } from '../protocol/intercept.ts';
 import { AgentMessageSchema, type AgentHello } from '../protocol/requests.ts';
+import { LISTEN_BACKLOG } from '../protocol/listen-backlog.ts';
 import { endedCleanly, keepAlive } from '../protocol/liveness.ts';
-import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
+import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SESSION_OPTIONS } from '../protocol/paths.ts';
 import { HandedConnections } from './handed-connections.ts';
 import { RequestRouter } from './request-router.ts';
 import { serveVolumes } from './sftp-server.ts';
@@ -227,7 +228,7 @@ function listen(): void {
     servers.push(
       net
         .createServer({ allowHalfOpen: true }, (socket) => route(socket, port))
-        .listen(port.listen, () =>
+        .listen({ port: port.listen, backlog: LISTEN_BACKLOG }, () =>
           log(`listening on :${port.listen}${port.forward ? ` (app on :${port.forward})` : ''}`),
         ),
     );
@@ -248,7 +249,7 @@ function connect(): void {
     noDelay: true,
   });
   const session = http2.connect(`http://${config.manager}`, {
-    settings: HTTP2_SETTINGS,
+    ...HTTP2_SESSION_OPTIONS,
     createConnection: () => socket,
   });
   session.on('error', (err: Error) => log(`manager connection: ${err.message}`));

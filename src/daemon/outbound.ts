@@ -5,6 +5,7 @@
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { LISTEN_BACKLOG } from '../protocol/listen-backlog.ts';
 import { endedCleanly } from '../protocol/liveness.ts';
 import { bindGetsockopt, originalDestination } from './original-dst.ts';
 import type { Tunnel } from './tunnel.ts';
@@ -51,7 +52,10 @@ function throughTunnel(socket: net.Socket, target: Target, tunnel: Tunnel, log: 
   const { stream, connected } = opened;
   // A stream cut short (the tunnel died) resets the client's connection: a transfer without a
   // length of its own must not look complete.
-  stream.on('error', () => socket.resetAndDestroy());
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    log.debug({ target, err: err.code ?? err.message }, 'outbound stream failed');
+    socket.resetAndDestroy();
+  });
   stream.once('close', () => {
     if (!endedCleanly(stream)) socket.resetAndDestroy();
   });
@@ -101,6 +105,9 @@ export async function startOutboundListener(
     if (direct(target.host)) directly(socket, target, log);
     else throughTunnel(socket, target, tunnel(), log);
   });
-  if (!options.server) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  if (!options.server)
+    await new Promise<void>((resolve) =>
+      server.listen({ port: 0, host: '127.0.0.1', backlog: LISTEN_BACKLOG }, resolve),
+    );
   return server;
 }

@@ -46,12 +46,12 @@ export class TunnelKeeper {
   }
 
   private watch(): void {
-    this.tunnel.onClose(() => void this.redial());
+    this.tunnel.onClose((reason) => void this.redial(reason));
   }
 
-  private async redial(): Promise<void> {
+  private async redial(reason: string | undefined): Promise<void> {
     if (this.closed) return;
-    this.log.warn('tunnel to the traffic manager closed; reconnecting');
+    this.log.warn({ reason }, 'tunnel to the traffic manager closed; reconnecting');
     const downSince = Date.now();
     this.downSince = downSince;
     let attempt = 0;

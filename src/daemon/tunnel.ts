@@ -13,23 +13,29 @@ import {
   type ManagerError,
   type SessionGrant,
   HTTP2_CONNECTION_WINDOW,
-  HTTP2_SETTINGS,
+  HTTP2_SESSION_OPTIONS,
 } from '../protocol/paths.ts';
 import type { SessionRequest } from '../protocol/requests.ts';
 import { keepAlive } from '../protocol/liveness.ts';
 import { PROTOCOL_VERSION, TELEPOD_VERSION, versionSkew, type Versions } from '../protocol/version.ts';
 
 export class Tunnel {
+  /** Why the session ended, once it did: the last session error or the manager's GOAWAY code. */
+  private closeReason: string | undefined;
+
   private constructor(
     private readonly session: http2.ClientHttp2Session,
     readonly grant: SessionGrant,
     readonly managerVersion: string,
-  ) {}
+  ) {
+    session.on('error', (err: NodeJS.ErrnoException) => (this.closeReason = err.code ?? err.message));
+    session.on('goaway', (code: number) => (this.closeReason ??= `GOAWAY ${code}`));
+  }
 
   static async open(transport: Duplex, sessionRequest: SessionRequest): Promise<Tunnel> {
     const session = http2.connect('http://telepod-manager', {
+      ...HTTP2_SESSION_OPTIONS,
       createConnection: () => transport,
-      settings: HTTP2_SETTINGS,
     });
     session.on('error', () => undefined); // surfaced through the requests that fail
     await new Promise<void>((resolve, reject) => {
@@ -55,8 +61,9 @@ export class Tunnel {
     return this.session.closed || this.session.destroyed;
   }
 
-  onClose(listener: () => void): void {
-    this.session.once('close', listener);
+  /** Calls `listener` once the session has closed, with why when it is known. */
+  onClose(listener: (reason: string | undefined) => void): void {
+    this.session.once('close', () => listener(this.closeReason));
   }
 
   /**

@@ -24,7 +24,7 @@ import {
   MANAGER_PATHS,
   SESSION_TOKEN_HEADER,
   HTTP2_CONNECTION_WINDOW,
-  HTTP2_SETTINGS,
+  HTTP2_SESSION_OPTIONS,
 } from '../protocol/paths.ts';
 import {
   AgentHelloSchema,
@@ -221,7 +221,7 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
     reply(stream, 404, 'not found\n');
   };
 
-  const developer = http2.createServer({ settings: HTTP2_SETTINGS });
+  const developer = http2.createServer(HTTP2_SESSION_OPTIONS);
   serve(developer, (stream, headers) => {
     const path = headers[':path'];
     const token = header(headers, SESSION_TOKEN_HEADER);
@@ -251,7 +251,7 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
   });
   developer.on('close', () => sessions.close());
 
-  const agents = http2.createServer({ settings: HTTP2_SETTINGS });
+  const agents = http2.createServer(HTTP2_SESSION_OPTIONS);
   // An agent gone without closing (its pod's network torn down) must not count as connected.
   agents.on('session', (session: http2.ServerHttp2Session) => keepAlive(session, 2_000, 3));
   const log = options.log ?? (() => undefined);

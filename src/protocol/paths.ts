@@ -45,6 +45,18 @@ export const HTTP2_SETTINGS = { initialWindowSize: 8 << 20, maxFrameSize: 256 <<
 /** The connection-level receive window, set on each side once connected. */
 export const HTTP2_CONNECTION_WINDOW = 64 << 20;
 
+/**
+ * Options of every telepod HTTP/2 session, both ends: the settings above, and a session memory
+ * that the data a full connection window lets queue cannot reach. Node refuses new streams
+ * (ENHANCE_YOUR_CALM) while a session holds more than `maxSessionMemory` MB, 10 by default,
+ * and closes the session after 100 refusals: 1,000 downloads at once through one tunnel lost
+ * streams, and then the whole tunnel. Memory stays bounded by the flow-control windows.
+ */
+export const HTTP2_SESSION_OPTIONS = {
+  settings: HTTP2_SETTINGS,
+  maxSessionMemory: 4 * (HTTP2_CONNECTION_WINDOW >> 20),
+} as const;
+
 /** Every tunnel stream (CONNECT, DNS, requests) carries the session token in this header. */
 export const SESSION_TOKEN_HEADER = 'x-telepod-session';
 

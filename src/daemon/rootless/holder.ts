@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { LISTEN_BACKLOG } from '../../protocol/listen-backlog.ts';
 import { listeningPorts } from './listening-ports.ts';
 import { ToHolderSchema, type FromHolder } from './messages.ts';
 import { HOLDER_SOURCE, hostPortsUpdate, namespaceRuleset } from './ruleset.ts';
@@ -99,7 +100,9 @@ export async function runNamespaceHolder(): Promise<void> {
   try {
     await setUpLinks();
     const tcp = net.createServer();
-    await new Promise<void>((resolve, reject) => tcp.once('error', reject).listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) =>
+      tcp.once('error', reject).listen({ port: 0, host: '127.0.0.1', backlog: LISTEN_BACKLOG }, resolve),
+    );
     const dns = dgram.createSocket('udp4');
     await new Promise<void>((resolve, reject) => dns.once('error', reject).bind(0, '127.0.0.1', resolve));
     const tcpPort = (tcp.address() as net.AddressInfo).port;
