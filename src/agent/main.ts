@@ -25,9 +25,9 @@ import {
 } from '../protocol/intercept.ts';
 import { AgentMessageSchema, type AgentHello } from '../protocol/requests.ts';
 import { LISTEN_BACKLOG } from '../protocol/listen-backlog.ts';
-import { endedCleanly, keepAlive } from '../protocol/liveness.ts';
+import { keepAlive } from '../protocol/liveness.ts';
 import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SESSION_OPTIONS } from '../protocol/paths.ts';
-import { HandedConnections } from './handed-connections.ts';
+import { ConnectionRoutes } from './connection-routes.ts';
 import { RequestRouter } from './request-router.ts';
 import { serveVolumes } from './sftp-server.ts';
 import { drain } from './termination.ts';
@@ -39,9 +39,6 @@ let manager: http2.ClientHttp2Session | undefined;
 let intercepted = new Set<number>();
 let routes = new Map<number, PortRoute[]>();
 const routers = new Map<number, RequestRouter>();
-const appConnections = new HandedConnections();
-/** Connections sent to the workstation: handed back to the app when their port's intercept ends. */
-const workstationConnections = new HandedConnections();
 let listening = false;
 
 /**
@@ -62,6 +59,8 @@ function agentHeaders(): Record<string, string> {
   return credential?.headers ?? { [AGENT_INJECTION_HEADER]: config.injection };
 }
 
+const connections = new ConnectionRoutes(() => manager, agentHeaders);
+
 /** This container's environment, which the kubelet resolved from the app container's sources. */
 function reportedEnv(): Record<string, string> {
   return Object.fromEntries(
@@ -69,19 +68,6 @@ function reportedEnv(): Record<string, string> {
       (entry): entry is [string, string] => entry[1] !== undefined && !UNREPORTED_ENV.has(entry[0]),
     ),
   );
-}
-
-function toApp(socket: net.Socket, port: AgentPort): void {
-  if (port.forward === undefined) return void socket.resetAndDestroy();
-  const app = net.connect({ host: '127.0.0.1', port: port.forward, noDelay: true, allowHalfOpen: true });
-  app.once('connect', () => {
-    socket.pipe(app);
-    app.pipe(socket);
-    appConnections.add(port.listen, socket, app);
-  });
-  app.once('error', () => socket.resetAndDestroy());
-  socket.once('error', () => app.destroy());
-  socket.once('close', () => app.destroy());
 }
 
 /** A stream that fails at once (and swallows what is written first): where a routed request cannot go. */
@@ -131,37 +117,6 @@ function routerFor(port: AgentPort): RequestRouter {
   return router;
 }
 
-function toWorkstation(socket: net.Socket, port: AgentPort): void {
-  if (!manager || manager.destroyed) return toApp(socket, port);
-  const stream = manager.request(
-    {
-      ':method': 'CONNECT',
-      ':authority': `agent:${port.listen}`,
-      ...agentHeaders(),
-      [AGENT_PORT_HEADER]: String(port.listen),
-    },
-    { endStream: false },
-  );
-  stream.once('response', (headers) => {
-    const status = headers[':status'];
-    if (status === 200) {
-      socket.pipe(stream);
-      stream.pipe(socket);
-      workstationConnections.add(port.listen, socket, stream);
-      return;
-    }
-    stream.destroy();
-    // Not (or no longer) intercepted: the app serves it; refused by the workstation: reset.
-    if (status === 404) toApp(socket, port);
-    else socket.resetAndDestroy();
-  });
-  stream.once('error', () => socket.resetAndDestroy());
-  stream.once('close', () => {
-    if (!endedCleanly(stream)) socket.resetAndDestroy();
-  });
-  socket.once('error', () => stream.close(http2.constants.NGHTTP2_CANCEL));
-}
-
 /** Opens the stream the manager asked for and serves the volume mounts on it over SFTP. */
 function openVolumes(session: http2.ClientHttp2Session, conn: string, mounts: string[]): void {
   const stream = session.request(
@@ -197,11 +152,11 @@ function handle(session: http2.ClientHttp2Session, message: AgentMessage): void 
   intercepted = new Set(message.intercepted);
   routes = new Map(Object.entries(message.routes ?? {}).map(([port, list]) => [Number(port), list]));
   // Ports intercepted now (whole or per request): the app's kept-alive connections move over.
-  for (const port of routes.keys()) if (!before.has(port)) appConnections.handOver(port);
-  for (const port of before) if (!routes.has(port)) appConnections.stop(port);
+  for (const port of routes.keys()) if (!before.has(port)) connections.app.handOver(port);
+  for (const port of before) if (!routes.has(port)) connections.app.stop(port);
   // Ports no longer intercepted whole: the workstation's kept-alive connections come back.
-  for (const port of wholeBefore) if (!intercepted.has(port)) workstationConnections.handOver(port);
-  for (const port of intercepted) workstationConnections.stop(port);
+  for (const port of wholeBefore) if (!intercepted.has(port)) connections.workstation.handOver(port);
+  for (const port of intercepted) connections.workstation.stop(port);
   for (const [port, router] of routers) if (!routes.has(port)) router.close();
   const routed = [...routes.keys()].filter((port) => !intercepted.has(port));
   log(
@@ -213,9 +168,9 @@ function handle(session: http2.ClientHttp2Session, message: AgentMessage): void 
 
 function route(socket: net.Socket, port: AgentPort): void {
   socket.setNoDelay(true);
-  if (intercepted.has(port.listen)) toWorkstation(socket, port);
+  if (intercepted.has(port.listen)) connections.toWorkstation(socket, port);
   else if (routes.get(port.listen)?.length) routerFor(port).handle(socket);
-  else toApp(socket, port);
+  else connections.toApp(socket, port);
 }
 
 /** The agent's listeners: the health port and each agent port. */
