@@ -23,12 +23,13 @@ import {
   round,
   writeResults,
 } from './harness.ts';
-import { peakRssMB, processUsage, resetPeakRss, telepodPids } from './rss.ts';
+import { processUsage, telepodPids } from './rss.ts';
 import { measureRootless } from './rootless.ts';
 import { ttfbAtDistance } from './distance.ts';
 import { resultsTable } from './report.ts';
 import { measureLoop } from './loop.ts';
 import { measureConcurrency } from './concurrency.ts';
+import { measureBulk } from './bulk.ts';
 
 const NS = 'telepod-bench';
 const KUBE_DNS = '10.96.0.10';
@@ -108,38 +109,13 @@ async function main(): Promise<void> {
       // The node netns through the Service's ClusterIP: what kube-proxy's NAT costs on its own.
       directService: { netns: NODE_NETNS, url: `http://${clusterIP}:8000` },
     };
-    const throughput: Record<'download' | 'upload', Record<string, number>> = { download: {}, upload: {} };
-    let loadCpu = { daemon: 0, manager: 0, seconds: 0 };
-    let loadRss = { daemon: 0, manager: 0 };
-    for (const [path, target] of Object.entries(targets)) {
-      for (const direction of ['download', 'upload'] as const) {
-        log(`${direction} ${size.bulkBytes >> 20} MiB x${size.reps} via ${path}`);
-        const before = { daemon: processUsage(daemonPid), manager: processUsage(managerPid), at: Date.now() };
-        if (path === 'telepod') [daemonPid, managerPid].forEach(resetPeakRss);
-        // One untimed transfer first: a path's first megabytes pay for TCP slow start and JIT warm-up.
-        await client(target.netns, direction, target.url, size.bulkBytes >> 2);
-        const runs: number[] = [];
-        for (let i = 0; i < size.reps; i++) {
-          runs.push(
-            (await client<{ MBps: number }>(target.netns, direction, target.url, size.bulkBytes)).MBps,
-          );
-        }
-        throughput[direction][path] = round(median(runs), 1);
-        if (path === 'telepod') {
-          const after = { daemon: processUsage(daemonPid), manager: processUsage(managerPid) };
-          loadCpu = {
-            daemon: loadCpu.daemon + after.daemon.cpuS - before.daemon.cpuS,
-            manager: loadCpu.manager + after.manager.cpuS - before.manager.cpuS,
-            seconds: loadCpu.seconds + (Date.now() - before.at) / 1000,
-          };
-          // The peak while the transfers ran, not the RSS they left behind.
-          loadRss = {
-            daemon: Math.max(loadRss.daemon, peakRssMB(daemonPid)),
-            manager: Math.max(loadRss.manager, peakRssMB(managerPid)),
-          };
-        }
-      }
-    }
+    const bulk = await measureBulk(
+      targets,
+      { bytes: size.bulkBytes, reps: size.reps },
+      { path: 'telepod', daemonPid, managerPid },
+      log,
+    );
+    const throughput = bulk.MBps;
 
     log(`time to first byte, ${size.sequential} sequential new connections each`);
     const ttfbTelepod = await client<{ samples: number[] }>(ws, 'ttfb', targets.telepod.url, size.sequential);
@@ -209,6 +185,7 @@ async function main(): Promise<void> {
       throughput: {
         downloadMBps: throughput.download,
         uploadMBps: throughput.upload,
+        runs: bulk.runs,
         ratioVsPortForward: Math.min(downloadRatio, uploadRatio),
         ratioVsPortForwardByDirection: { download: downloadRatio, upload: uploadRatio },
         ratioVsDirect: {
@@ -271,11 +248,8 @@ async function main(): Promise<void> {
       },
       rssMB: { daemon: rest.daemon.rssMB, manager: rest.manager.rssMB, agent: loop.agentRssMB },
       underLoad: {
-        peakRssMB: loadRss,
-        cpuPercent: {
-          daemon: round((100 * loadCpu.daemon) / loadCpu.seconds, 1),
-          manager: round((100 * loadCpu.manager) / loadCpu.seconds, 1),
-        },
+        peakRssMB: bulk.peakRssMB,
+        cpuPercent: bulk.cpuPercent,
       },
       goals: {
         throughputVsPortForward: { goal: '>= 0.9', met: Math.min(downloadRatio, uploadRatio) >= 0.9 },
@@ -302,7 +276,7 @@ async function main(): Promise<void> {
           goal: '<= TTFB p50',
           met: percentile(uncachedTelepod.samples, 50) <= percentile(ttfbTelepod.samples, 50),
         },
-        daemonRssUnderLoad: { goal: '<= 100 MB', met: loadRss.daemon <= 100 },
+        daemonRssUnderLoad: { goal: '<= 100 MB', met: bulk.peakRssMB.daemon <= 100 },
         reinterceptAfterLeave: { goal: '<= 0.5 s', met: loop.afterLeave <= 0.5 },
         noFailedRequestsWhileSwitching: {
           goal: '0',
