@@ -231,7 +231,13 @@ async function main(): Promise<void> {
   try {
     await deployServers(tb, NS, {
       chaos: patternServerManifest(tb, NS, 'chaos', [8000]),
-      'chaos-target': nodeServerManifest(tb, NS, 'chaos-target', TARGET_SCRIPT),
+      // Shut down as Kubernetes recommends (out of the Service before it exits). Without the
+      // pause, the intercept's rollout let a poll reach the old pod as it exited; the node netns
+      // kept that connection's conntrack entry (to the gone address) for 120 s, and a load
+      // connection reusing its source port failed with EHOSTUNREACH (CI, stop 25).
+      'chaos-target': nodeServerManifest(tb, NS, 'chaos-target', TARGET_SCRIPT, {
+        container: { lifecycle: { preStop: { sleep: { seconds: 3 } } } },
+      }),
     });
     await must('connect');
     await must('intercept', 'chaos-target', '--port', `${LOCAL_PORT}:8000`);
