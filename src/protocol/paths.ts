@@ -36,20 +36,12 @@ export const MANAGER_PORT = 8081;
 /** The agent API's port: the manager Service's target, reached by agents in the cluster. */
 export const AGENT_API_PORT = 8082;
 
-/** Streams one peer may have open at once on a telepod connection; Node's clients queue the rest. */
-export const HTTP2_MAX_CONCURRENT_STREAMS = 4096;
-
 /**
  * HTTP/2 settings of every telepod connection (daemon ↔ manager, agent ↔ manager): large
- * stream windows so one bulk transfer is not limited by round trips, large frames so a
- * megabyte takes a handful of frames (and WebSocket messages) rather than sixty-four, and a
- * bound on the streams (each a connection the manager makes) one session or agent holds.
+ * stream windows so one bulk transfer is not limited by round trips, and large frames so a
+ * megabyte takes a handful of frames (and WebSocket messages) rather than sixty-four.
  */
-export const HTTP2_SETTINGS = {
-  initialWindowSize: 8 << 20,
-  maxFrameSize: 256 << 10,
-  maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS,
-} as const;
+export const HTTP2_SETTINGS = { initialWindowSize: 8 << 20, maxFrameSize: 256 << 10 } as const;
 /** The connection-level receive window, set on each side once connected. */
 export const HTTP2_CONNECTION_WINDOW = 64 << 20;
 
@@ -58,8 +50,7 @@ export const HTTP2_CONNECTION_WINDOW = 64 << 20;
  * that the data a full connection window lets queue cannot reach. Node refuses new streams
  * (ENHANCE_YOUR_CALM) while a session holds more than `maxSessionMemory` MB, 10 by default,
  * and closes the session after 100 refusals: 1,000 downloads at once through one tunnel lost
- * streams, and then the whole tunnel. Memory stays bounded by the flow-control windows and the
- * number of streams (HTTP2_MAX_CONCURRENT_STREAMS; a peer opening more is refused).
+ * streams, and then the whole tunnel. Memory stays bounded by the flow-control windows.
  */
 export const HTTP2_SESSION_OPTIONS = {
   settings: HTTP2_SETTINGS,
