@@ -47,10 +47,11 @@ export const HTTP2_CONNECTION_WINDOW = 64 << 20;
 
 /**
  * Options of every telepod HTTP/2 session, both ends: the settings above, and a session memory
- * that the data a full connection window lets queue cannot reach. Node refuses new streams
- * (ENHANCE_YOUR_CALM) while a session holds more than `maxSessionMemory` MB, 10 by default,
- * and closes the session after 100 refusals: 1,000 downloads at once through one tunnel lost
- * streams, and then the whole tunnel. Memory stays bounded by the flow-control windows.
+ * that answers queued for a slow reader do not reach. Node refuses new streams
+ * (ENHANCE_YOUR_CALM) while a session's memory (its streams, header tables and data queued to
+ * send) passes `maxSessionMemory` MB, 10 by default, and closes the session after 100 refusals:
+ * 1,000 downloads at once through one tunnel lost streams, and then the whole tunnel. The limit
+ * only decides whether a new stream is taken; what a stream buffers is bounded by its window.
  */
 export const HTTP2_SESSION_OPTIONS = {
   settings: HTTP2_SETTINGS,
