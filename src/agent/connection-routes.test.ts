@@ -22,7 +22,11 @@ function exchange(port: number): Promise<string> {
   });
 }
 
-async function throughRoutes(managerStatus: number): Promise<string> {
+/**
+ * What a client of the agent's port gets when the manager answers `managerStatus`; `closing`: the
+ * agent's session to the manager is closing (a GOAWAY), with a stream still open on it.
+ */
+async function throughRoutes(managerStatus: number, closing = false): Promise<string> {
   // The app answers only once the agent's stream to the manager has closed: a connection reset
   // when that stream closed is reset by then.
   let agentStreamClosed!: () => void;
@@ -31,7 +35,8 @@ async function throughRoutes(managerStatus: number): Promise<string> {
     socket.resume().once('end', () => void streamClosed.then(() => socket.end('from the app'))),
   );
   const manager = http2.createServer();
-  manager.on('stream', (stream) => {
+  manager.on('stream', (stream, headers) => {
+    if (headers[':path'] === '/held') return void stream.respond();
     stream.respond({ ':status': managerStatus });
     stream.end('not intercepted\n');
   });
@@ -43,6 +48,12 @@ async function throughRoutes(managerStatus: number): Promise<string> {
     stream.once('close', agentStreamClosed);
     return stream;
   };
+  if (closing) {
+    const held = session.request({ ':path': '/held' });
+    await new Promise((resolve) => held.once('response', resolve));
+    session.close();
+    agentStreamClosed(); // no stream to the manager is opened
+  }
   const routes = new ConnectionRoutes(
     () => session,
     () => ({}),
@@ -60,6 +71,14 @@ async function throughRoutes(managerStatus: number): Promise<string> {
 
 test('a connection the manager no longer takes (404) is served by the app, not reset', async () => {
   assert.equal(await throughRoutes(404), 'from the app');
+});
+
+test('a connection for a workload being restored (401: the injection is forgotten) is served by the app', async () => {
+  assert.equal(await throughRoutes(401), 'from the app');
+});
+
+test('a connection that arrives while the session to the manager closes is served by the app', async () => {
+  assert.equal(await throughRoutes(200, true), 'from the app');
 });
 
 test('a connection the manager refuses otherwise is reset', async () => {

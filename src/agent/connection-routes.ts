@@ -1,7 +1,8 @@
 // Where the agent sends a connection on a port it does not route request by request: to the
 // app's own port in the pod, or — when a session intercepts the port whole — through the manager
-// to the workstation, as one HTTP/2 stream. A manager that answers 404 (the intercept ended a
-// moment ago) hands the connection to the app instead; only a failure resets the client.
+// to the workstation, as one HTTP/2 stream. A manager that answers 404 or 401 (the intercept
+// ended, or the workload is being restored, a moment ago) or that is going away hands the
+// connection to the app instead; only a failure resets the client.
 import http2 from 'node:http2';
 import net from 'node:net';
 import { AGENT_PORT_HEADER, type AgentPort } from '../protocol/intercept.ts';
@@ -39,16 +40,22 @@ export class ConnectionRoutes {
   /** The workstation serves `socket` through the manager; the app does if the port is no longer intercepted. */
   toWorkstation(socket: net.Socket, port: AgentPort): void {
     const manager = this.manager();
-    if (!manager || manager.destroyed) return this.toApp(socket, port);
-    const stream = manager.request(
-      {
-        ':method': 'CONNECT',
-        ':authority': `agent:${port.listen}`,
-        ...this.agentHeaders(),
-        [AGENT_PORT_HEADER]: String(port.listen),
-      },
-      { endStream: false },
-    );
+    // A session closing (the manager's GOAWAY) takes no new stream: request() would throw.
+    if (!manager || manager.destroyed || manager.closed) return this.toApp(socket, port);
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = manager.request(
+        {
+          ':method': 'CONNECT',
+          ':authority': `agent:${port.listen}`,
+          ...this.agentHeaders(),
+          [AGENT_PORT_HEADER]: String(port.listen),
+        },
+        { endStream: false },
+      );
+    } catch {
+      return this.toApp(socket, port);
+    }
     // A stream cut short resets the client: its answer must not look complete.
     const resetIfCut = () => {
       if (!endedCleanly(stream)) socket.resetAndDestroy();
@@ -64,8 +71,9 @@ export class ConnectionRoutes {
         this.workstation.add(port.listen, socket, stream);
         return;
       }
-      // Not (or no longer) intercepted: the app serves it; refused by the workstation: reset.
-      if (status === 404) {
+      // Not (or no longer) intercepted — 401 while a restore forgets this agent's injection —
+      // the app serves it; refused by the workstation: reset.
+      if (status === 404 || status === 401) {
         stream.off('close', resetIfCut);
         stream.destroy();
         return this.toApp(socket, port);

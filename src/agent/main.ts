@@ -79,17 +79,22 @@ function failed(reason: string): Duplex {
 
 /** A stream through the manager to the workstation of intercept `id`, for one routed connection. */
 function routedStream(port: AgentPort, id: string): Duplex {
-  if (!manager || manager.destroyed) return failed('the traffic manager is not connected');
-  const stream = manager.request(
-    {
-      ':method': 'CONNECT',
-      ':authority': `agent:${port.listen}`,
-      ...agentHeaders(),
-      [AGENT_PORT_HEADER]: String(port.listen),
-      [ROUTED_INTERCEPT_HEADER]: id,
-    },
-    { endStream: false },
-  );
+  if (!manager || manager.destroyed || manager.closed) return failed('the traffic manager is not connected');
+  let stream: http2.ClientHttp2Stream;
+  try {
+    stream = manager.request(
+      {
+        ':method': 'CONNECT',
+        ':authority': `agent:${port.listen}`,
+        ...agentHeaders(),
+        [AGENT_PORT_HEADER]: String(port.listen),
+        [ROUTED_INTERCEPT_HEADER]: id,
+      },
+      { endStream: false },
+    );
+  } catch (err) {
+    return failed(`the traffic manager is going away: ${(err as Error).message}`);
+  }
   stream.once('response', (headers) => {
     const status = headers[':status'];
     if (status !== 200) stream.destroy(new Error(`the traffic manager answered ${status}`));
