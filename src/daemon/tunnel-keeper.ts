@@ -49,7 +49,7 @@ export class TunnelKeeper {
     this.tunnel.onClose((reason) => void this.redial(reason));
   }
 
-  private async redial(reason: string | undefined): Promise<void> {
+  private async redial(reason: string): Promise<void> {
     if (this.closed) return;
     this.log.warn({ reason }, 'tunnel to the traffic manager closed; reconnecting');
     const downSince = Date.now();
@@ -58,7 +58,10 @@ export class TunnelKeeper {
     while (!this.closed) {
       try {
         const previous = this.tunnel.grant;
-        this.tunnel = await this.dial(previous.token);
+        const dialed = await this.dial(previous.token);
+        // Closed while dialling (the daemon quits): this tunnel would hold the session open.
+        if (this.closed) return dialed.close();
+        this.tunnel = dialed;
         this.reconnects++;
         const resumed = this.tunnel.grant.id === previous.id;
         this.log.info(

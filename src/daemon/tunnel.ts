@@ -61,9 +61,12 @@ export class Tunnel {
     return this.session.closed || this.session.destroyed;
   }
 
-  /** Calls `listener` once the session has closed, with why when it is known. */
-  onClose(listener: (reason: string | undefined) => void): void {
-    this.session.once('close', () => listener(this.closeReason));
+  /**
+   * Calls `listener` once the session has closed, with why: a session error, the manager's
+   * GOAWAY, or else the port-forward's end (the API server or the manager pod went away).
+   */
+  onClose(listener: (reason: string) => void): void {
+    this.session.once('close', () => listener(this.closeReason ?? 'the port-forward ended'));
   }
 
   /**
