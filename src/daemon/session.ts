@@ -28,6 +28,7 @@ import type {
 import { TelepodError, usageError } from '../protocol/errors.ts';
 import type { InterceptHealth, InterceptInfo, PodContext, WorkloadInfo } from '../protocol/intercept.ts';
 import { MANAGER_PATHS, MANAGER_PORT } from '../protocol/paths.ts';
+import type { LeaveAnswer } from '../protocol/requests.ts';
 import { startDnsServer, type DnsServer } from './dns.ts';
 import { InboundHandler } from './inbound.ts';
 import { installCapture, removeCapture } from './nft.ts';
@@ -117,7 +118,11 @@ export class Session {
     ns: Namespace | undefined,
   ): Promise<Session> {
     const { kc, context, namespace } = loaded;
-    const objects = managerObjects(readManagerBundle(), req.image, req.managerNamespace, req.namespaces);
+    const objects = managerObjects(readManagerBundle(), {
+      image: req.image,
+      namespace: req.managerNamespace,
+      scope: req.namespaces,
+    });
     const notices: string[] = [];
     step(`checking the traffic manager in namespace ${req.managerNamespace}`);
     const version = await ensureManager(
@@ -345,17 +350,22 @@ export class Session {
       );
     }
     await this.mounts.unmount(info.id);
+    let dormantSeconds: number | undefined;
     if (!this.lost.delete(info.id)) {
-      await this.tunnel.current.call(MANAGER_PATHS.leave, {
+      const answer = await this.tunnel.current.call<LeaveAnswer>(MANAGER_PATHS.leave, {
         id: info.id,
         ...(request.restore ? { restore: true } : {}),
       });
+      if (typeof answer.dormantSeconds === 'number') dormantSeconds = answer.dormantSeconds;
     }
     this.inbound.remove(info.id);
     const key = `${info.namespace}/${info.workload}`;
-    if (info.mode === 'intercept' && !request.restore) this.leftDormant.set(key, info);
-    else this.leftDormant.delete(key);
-    return info;
+    if (dormantSeconds === undefined) {
+      this.leftDormant.delete(key);
+      return info;
+    }
+    this.leftDormant.set(key, info);
+    return { ...info, dormantSeconds };
   }
 
   context(id: string): Promise<PodContext> {

@@ -10,6 +10,7 @@ import {
   type V1ConfigMap,
   type V1Deployment,
   type V1Namespace,
+  type V1Pod,
   type V1Secret,
   type V1Service,
   type V1ServiceAccount,
@@ -21,6 +22,7 @@ import { TelepodError } from '../protocol/errors.ts';
 import { explainKubeError } from './errors.ts';
 import { applyRbac, managerRbac, rbacObjects, removeRbac, type ManagerRbac } from './manager-rbac.ts';
 import { AGENT_API_PORT } from '../protocol/paths.ts';
+import { AGENT_IDLE_ENV } from '../protocol/intercept.ts';
 import { TELEPOD_VERSION } from '../protocol/version.ts';
 import { managerPods, ready, runs } from './manager-pods.ts';
 
@@ -63,16 +65,21 @@ export interface ManagerObjects {
   service: V1Service;
 }
 
-/**
- * The manager's objects for an install in `namespace`, serving every namespace or only
- * `scope` (`--namespaces`).
- */
-export function managerObjects(
-  bundles: InClusterBundles,
-  image: string,
-  namespace: string,
-  scope?: string[],
-): ManagerObjects {
+/** What an install is asked for, besides the bundles. */
+export interface InstallChoices {
+  /** The image with node for the manager and agents (`--image`). */
+  image: string;
+  /** The manager's namespace (`--manager-namespace`). */
+  namespace: string;
+  /** The namespaces it serves (`--namespaces`); undefined: every namespace. */
+  scope?: string[] | undefined;
+  /** How long a dormant agent stays (`--agent-idle`); undefined: the manager's default. */
+  agentIdleSeconds?: number | undefined;
+}
+
+/** The manager's objects for an install. */
+export function managerObjects(bundles: InClusterBundles, choices: InstallChoices): ManagerObjects {
+  const { namespace, scope } = choices;
   const hash = createHash('sha256').update(JSON.stringify(bundles)).digest('hex').slice(0, 10);
   const configMapName = `${NAME}-${hash}`;
   return {
@@ -105,15 +112,13 @@ export function managerObjects(
         ports: [{ name: 'agents', port: AGENT_API_PORT, targetPort: AGENT_API_PORT }],
       },
     },
-    deployment: managerDeployment(image, namespace, scope, configMapName),
+    deployment: managerDeployment(choices, configMapName),
   };
 }
 
 /** The manager's Deployment, annotated with the hash of its spec (compared on upgrade). */
 function managerDeployment(
-  image: string,
-  namespace: string,
-  scope: string[] | undefined,
+  { image, namespace, scope, agentIdleSeconds }: InstallChoices,
   configMapName: string,
 ): V1Deployment {
   const deployment: V1Deployment = {
@@ -141,6 +146,10 @@ function managerDeployment(
               env: [
                 { name: 'TELEPOD_IMAGE', value: image },
                 { name: 'TELEPOD_NAMESPACES', value: scope?.join(',') ?? '' },
+                // Only when chosen: the default install's spec (and its hash) stays as it was.
+                ...(agentIdleSeconds === undefined
+                  ? []
+                  : [{ name: AGENT_IDLE_ENV, value: String(agentIdleSeconds) }]),
                 { name: 'TELEPOD_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
                 {
                   name: 'TELEPOD_UNDO_KEY',
@@ -345,7 +354,12 @@ export async function ensureManager(
   const namespace = objects.namespace.metadata!.name!;
   const bundle = objects.configMap.metadata!.name!;
   const pods = await managerPods(kc, namespace).catch(() => []);
-  if (pods.some((p) => ready(p) && runs(p, bundle))) return bundle;
+  const image = objects.deployment.spec!.template.spec!.containers[0]!.image;
+  // The same bundle and image, ready or still starting (an install just made it): used as it
+  // is, with the install's own choices (`--agent-idle`, `--namespaces`); the caller waits for it.
+  const current = (p: V1Pod) =>
+    runs(p, bundle) && p.spec?.containers[0]?.image === image && !p.metadata?.deletionTimestamp;
+  if (pods.some(current)) return bundle;
   // Also while its pod restarts or takes its sessions back (not Ready): they are still its.
   if (pods.length) {
     const sessions = await liveSessions(kc, namespace);

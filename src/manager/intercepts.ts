@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { TelepodError, usageError } from '../protocol/errors.ts';
 import type { InterceptInfo, InterceptedPort } from '../protocol/intercept.ts';
-import type { AgentHello, InterceptRequest } from '../protocol/requests.ts';
+import type { AgentHello, InterceptRequest, LeaveAnswer } from '../protocol/requests.ts';
 import { AGENT_CONTAINER, DORMANT_AGENT_MINUTES } from '../protocol/intercept.ts';
 import { replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
 import { AgentPods } from './agent-pods.ts';
@@ -59,8 +59,11 @@ export interface InterceptsOptions {
   log: (message: string) => void;
   /** The namespaces this install may act in (`install --namespaces`); undefined: all of them. */
   namespaces?: string[] | undefined;
-  /** How long an agent stays dormant after the last intercept left (default DORMANT_AGENT_MINUTES). */
-  dormantIdleMs?: number;
+  /**
+   * How long an agent stays dormant after the last intercept left (default DORMANT_AGENT_MINUTES;
+   * the install's `--agent-idle`); 0: the workload is restored when its last intercept ends.
+   */
+  dormantIdleMs?: number | undefined;
   /** Whether the API server takes a `preStop` `sleep` action (Kubernetes ≥ 1.30). */
   preStopSleep?: boolean;
 }
@@ -288,20 +291,21 @@ export class Intercepts extends InjectionRegistry {
    * asked or the workload was replaced, swapped or exposed; an intercepted workload keeps its
    * agent, dormant, for the next intercept (see DORMANT_AGENT_MINUTES).
    */
-  async leave(id: string, sessionId: string, restore: boolean): Promise<boolean> {
+  async leave(id: string, sessionId: string, restore: boolean): Promise<LeaveAnswer> {
     const injection = this.holding(id, sessionId);
-    if (!injection) return false;
-    await this.queue.run(injection.key, async () => {
+    if (!injection) return { left: false };
+    const idleMs = this.options.dormantIdleMs ?? DORMANT_AGENT_MINUTES * 60_000;
+    return this.queue.run(injection.key, async () => {
       injection.intercepts.delete(id);
       this.notifyAgents(injection);
       const last = injection.intercepts.size === 0;
-      const restoring = last && (restore || injection.mode !== 'intercept');
-      if (last && !restoring) this.sleep(injection, sessionId);
+      const restoring = last && (restore || injection.mode !== 'intercept' || idleMs === 0);
+      if (last && !restoring) this.sleep(injection, sessionId, idleMs);
       // Recorded before a restore: a manager restarting halfway through it finishes it.
       await this.publish(injection);
       if (restoring) await this.release(injection);
+      return { left: true, ...(injection.dormant ? { dormantSeconds: idleMs / 1000 } : {}) };
     });
-    return true;
   }
 
   /** Ends a session's intercepts, deletes its leftover claim objects (not awaited), restores its dormant agents. */
@@ -337,8 +341,8 @@ export class Intercepts extends InjectionRegistry {
     });
   }
 
-  /** Keeps the agent of a workload no intercept holds, until the idle time passes. */
-  private sleep(injection: Injection, sessionId: string): void {
+  /** Keeps the agent of a workload no intercept holds, until `idleMs` pass. */
+  private sleep(injection: Injection, sessionId: string, idleMs: number): void {
     clearTimeout(injection.dormant?.timer);
     const restoreIfStillDormant = () =>
       this.queue
@@ -346,7 +350,6 @@ export class Intercepts extends InjectionRegistry {
           if (injection.dormant?.timer === timer) await this.release(injection);
         })
         .catch((err: Error) => this.options.log(`cannot restore ${injection.key}: ${err.message}`));
-    const idleMs = this.options.dormantIdleMs ?? DORMANT_AGENT_MINUTES * 60_000;
     const timer = setTimeout(() => void restoreIfStillDormant(), idleMs).unref();
     injection.dormant = { sessionId, timer };
   }

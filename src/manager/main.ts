@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Http2Session } from 'node:http2';
+import { AGENT_IDLE_ENV, MAX_AGENT_IDLE_SECONDS } from '../protocol/intercept.ts';
 import { AGENT_API_PORT, MANAGER_PORT } from '../protocol/paths.ts';
 import { ClusterInfoSource } from './cluster-info.ts';
 import { Intercepts } from './intercepts.ts';
@@ -36,6 +37,18 @@ const nameserver = /^nameserver\s+(\S+)/m.exec(resolvConf)?.[1] ?? '127.0.0.1';
 const clusterDomain = /^search\s.*?\bsvc\.(\S+)/m.exec(resolvConf)?.[1] ?? 'cluster.local';
 /** `install --namespaces a,b` limits the manager to those namespaces; empty: cluster-wide. */
 const namespaces = process.env.TELEPOD_NAMESPACES ? process.env.TELEPOD_NAMESPACES.split(',') : undefined;
+
+/** `install --agent-idle`: how long a dormant agent stays, in ms; undefined: the default. */
+function dormantIdleMs(): number | undefined {
+  const value = process.env[AGENT_IDLE_ENV];
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isInteger(seconds) && seconds >= 0 && seconds <= MAX_AGENT_IDLE_SECONDS) return seconds * 1000;
+  log(
+    `${AGENT_IDLE_ENV}=${value} is not a number of seconds up to ${MAX_AGENT_IDLE_SECONDS}: using the default`,
+  );
+  return undefined;
+}
 let intercepts: Intercepts | undefined;
 let clusterInfo: ClusterInfoSource | undefined;
 let sessions: Sessions | undefined;
@@ -63,6 +76,7 @@ if (existsSync(SA_NAMESPACE)) {
     // namespace (ndots), where anyone who may create a Service there could answer for it.
     managerAddress: `telepod-manager.${namespace}.svc.${clusterDomain}.:${AGENT_API_PORT}`,
     agentImage: process.env.TELEPOD_IMAGE ?? 'docker.io/library/node:22-bookworm-slim',
+    dormantIdleMs: dormantIdleMs(),
     signer,
     log,
   });

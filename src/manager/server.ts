@@ -203,7 +203,7 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
       case MANAGER_PATHS.leave:
         return clusterRequest(stream, async (i) => {
           const { id, restore } = await readJson(stream, LeaveInterceptSchema, 'leave request');
-          return { left: await i.leave(id, session.id, restore === true) };
+          return i.leave(id, session.id, restore === true);
         });
       case MANAGER_PATHS.restore:
         return clusterRequest(stream, async (i) => {

@@ -90,6 +90,11 @@ export interface InterceptInfo {
   problem?: string;
   /** Set by the daemon: where the pod's volumes are mounted, or why they are not. */
   volumes?: { root?: string; warning?: string };
+  /**
+   * In a leave's answer, when the workload keeps its agent, dormant: the seconds without an
+   * intercept after which it is restored (the install's `--agent-idle`).
+   */
+  dormantSeconds?: number;
 }
 
 /** What the workstation receives of the pod behind an intercept, besides its traffic. */
@@ -238,3 +243,10 @@ export const SESSION_LABEL = 'telepod.io/session';
  * of the session that left it (quit, or its lease after a crash) restores it at once.
  */
 export const DORMANT_AGENT_MINUTES = 15;
+/**
+ * The manager's environment variable for that time in seconds, when the install sets one
+ * (`telepod install --agent-idle`); 0 restores a workload as soon as its last intercept ends.
+ */
+export const AGENT_IDLE_ENV = 'TELEPOD_AGENT_IDLE_SECONDS';
+/** The longest idle time an install may set: a day. */
+export const MAX_AGENT_IDLE_SECONDS = 24 * 3600;

@@ -89,6 +89,12 @@ export const InterceptRefSchema = z.object({ id: uuid });
  * a leave with `restore` comes; an older manager ignores `restore` and always restores.
  */
 export const LeaveInterceptSchema = z.object({ id: uuid, restore: z.optional(z.boolean()) });
+/** The manager's answer to a leave: whether the intercept was the session's, and whether the agent stays. */
+export interface LeaveAnswer {
+  left: boolean;
+  /** Set when the workload keeps its agent, dormant: restored after this many seconds idle. */
+  dormantSeconds?: number;
+}
 /** POST /intercepts/restore: a workload whose agent the session left dormant. */
 export const RestoreDormantSchema = z.object({ namespace: kubeLabel, workload: kubeName });
 export type RestoreDormantRequest = z.infer<typeof RestoreDormantSchema>;

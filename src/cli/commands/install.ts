@@ -2,6 +2,7 @@
 // (`--dry-run`: YAML, or JSON with `-o json`), or removed with their namespace.
 import { Option } from '@commander-js/extra-typings';
 import { DEFAULT_IMAGE, DEFAULT_MANAGER_NAMESPACE } from '../../kube/defaults.ts';
+import { DORMANT_AGENT_MINUTES, MAX_AGENT_IDLE_SECONDS } from '../../protocol/intercept.ts';
 import { kubeLabel } from '../../protocol/requests.ts';
 import { usageError } from '../../protocol/errors.ts';
 import type { Program } from '../program.ts';
@@ -19,6 +20,24 @@ export function namespacesOption() {
   });
 }
 
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
+
+/** `--agent-idle`: `90s`, `15m`, `2h` or `0` as seconds; a usage error for anything else or over a day. */
+export function parseIdleTime(value: string): number {
+  const match = /^(?:0|(\d{1,6})(s|m|h))$/.exec(value.trim());
+  const seconds = !match
+    ? NaN
+    : match[1] === undefined
+      ? 0
+      : Number(match[1]) * UNIT_SECONDS[match[2] as keyof typeof UNIT_SECONDS];
+  if (!(seconds <= MAX_AGENT_IDLE_SECONDS)) {
+    throw usageError(
+      `--agent-idle ${value}: give a time such as 90s, 15m or 2h (at most 24h), or 0 to restore at leave`,
+    );
+  }
+  return seconds;
+}
+
 export function addInstallCommands(program: Program): void {
   program
     .command('install')
@@ -26,12 +45,23 @@ export function addInstallCommands(program: Program): void {
     .option('--manager-namespace <ns>', 'namespace of the traffic manager', DEFAULT_MANAGER_NAMESPACE)
     .option('--image <image>', 'image with node for the in-cluster side', DEFAULT_IMAGE)
     .addOption(namespacesOption())
+    .addOption(
+      new Option(
+        '--agent-idle <time>',
+        `how long an intercepted workload keeps its agent after the last leave, for a re-intercept without rollout (default ${DORMANT_AGENT_MINUTES}m; 0: restore at leave)`,
+      ).argParser(parseIdleTime),
+    )
     .addOption(new Option('--dry-run', 'print the manifests instead of applying them'))
     .action(async (opts) => {
       const { loadKubeConfig } = await import('../../kube/config.ts');
       const { installManager, managerObjects, manifests, readManagerBundle } =
         await import('../../kube/manager-install.ts');
-      const objects = managerObjects(readManagerBundle(), opts.image, opts.managerNamespace, opts.namespaces);
+      const objects = managerObjects(readManagerBundle(), {
+        image: opts.image,
+        namespace: opts.managerNamespace,
+        scope: opts.namespaces,
+        agentIdleSeconds: opts.agentIdle,
+      });
       const list = manifests(objects);
       if (opts.dryRun) {
         const json = program.opts().output === 'json';

@@ -161,6 +161,12 @@ function addInterceptCommand(program: Program, name: 'intercept' | 'replace', de
   });
 }
 
+/** An idle time as `install --agent-idle` would give it: 90 s, 15 min, 2 h. */
+function idleTime(seconds: number): string {
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  return seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`;
+}
+
 export function addInterceptCommands(program: Program): void {
   program
     .command('list')
@@ -188,7 +194,8 @@ export function addInterceptCommands(program: Program): void {
     .command('leave')
     .description(
       `end an intercept (or replace); a replaced workload is restored, an intercepted one keeps its agent ` +
-        `(passing requests to the app) for a re-intercept without rollout until you quit or ${DORMANT_AGENT_MINUTES} min pass`,
+        `(passing requests to the app) for a re-intercept without rollout until you quit or the install's ` +
+        `idle time passes (${DORMANT_AGENT_MINUTES} min unless \`install --agent-idle\` set another)`,
     )
     .argument('<workload>', 'the intercepted workload')
     .option('--restore', 'restore the workload now (its agent is taken out: a rollout)')
@@ -201,9 +208,9 @@ export function addInterceptCommands(program: Program): void {
         ...(restore ? { restore } : {}),
       });
       const kept =
-        info.mode === 'intercept' && !restore
-          ? ` (its agent stays for a quick re-intercept until quit or ${DORMANT_AGENT_MINUTES} min idle; --restore takes it out)`
-          : '';
+        info.dormantSeconds === undefined
+          ? ''
+          : ` (its agent stays for a quick re-intercept until quit or ${idleTime(info.dormantSeconds)} idle; --restore takes it out)`;
       await printResult(
         program.opts().output,
         info,
