@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
+import type { DaemonStatus, PodConnectionCounts } from '../protocol/daemon-api.ts';
 import {
   applyManifest,
   createNamespace,
@@ -15,8 +16,11 @@ import {
   ensureTestbed,
   inWorkstation,
   kubectl,
+  nodeServerManifest,
+  ON_SIGTERM_EXIT,
   restartApiServer,
   telepodInWorkstation,
+  waitForRollout,
   waitUntil,
   type TestbedStatus,
 } from '../../testbed/lib/testbed.ts';
@@ -46,6 +50,15 @@ metadata: { name: service-b-headless, namespace: ${NS} }
 spec: { clusterIP: None, selector: { app: service-b }, ports: [{ port: 8000 }] }
 `,
   );
+  // A server on its pod IP only: a port-forward (the kubelet dials the pod's loopback) is refused.
+  const podIpOnly = `${ON_SIGTERM_EXIT}require('http').createServer((q, s) => s.end('on my pod IP\\n')).listen(8000, process.env.POD_IP)`;
+  await applyManifest(
+    tb,
+    nodeServerManifest(tb, NS, 'pod-ip-only', podIpOnly, {
+      container: { env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }] },
+    }),
+  );
+  await waitForRollout(tb, NS, 'pod-ip-only');
   clusterIP = (
     await kubectl(tb, ['-n', NS, 'get', 'svc', 'service-b', '-o', 'jsonpath={.spec.clusterIP}'])
   ).trim();
@@ -100,6 +113,27 @@ test('service-b answers by short name, name.namespace, FQDN, ClusterIP and pod I
     const result = await curl(url);
     assert.equal(result.stdout, 'Hello, world!\n', `${url}: ${result.stderr}`);
   }
+});
+
+async function podConnections(): Promise<PodConnectionCounts> {
+  const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as DaemonStatus;
+  return status.podConnections!;
+}
+
+test('a Service by name goes straight to its pod over a port-forward; one that serves only its pod IP through the manager', async () => {
+  const before = await podConnections();
+  await waitUntil('a connection by name to go straight to the pod', 30_000, async () => {
+    const result = await curl('http://service-b:8000/');
+    assert.equal(result.stdout, 'Hello, world!\n', result.stderr);
+    return (await podConnections()).direct > before.direct;
+  });
+  // Its port-forward is refused on the pod's loopback, so the manager carries the connection,
+  // with what the client had sent: every request is answered, none is lost on the way.
+  await waitUntil('a connection to pod-ip-only to be handed to the manager', 30_000, async () => {
+    const result = await curl('http://pod-ip-only:8000/');
+    assert.equal(result.stdout, 'on my pod IP\n', result.stderr);
+    return (await podConnections()).fallbacks > before.fallbacks;
+  });
 });
 
 test('Services of other namespaces and headless Services resolve', async () => {

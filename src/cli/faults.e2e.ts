@@ -41,6 +41,7 @@ let deleteNamespace: () => Promise<void>;
 let localServer: ChildProcess | undefined;
 let poller: Poller | undefined;
 let mountDir: string;
+let bulkPodIP: string;
 
 const telepod = (...args: string[]) => telepodInWorkstation(tb, '-n', NS, ...args);
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
@@ -174,9 +175,12 @@ async function untilEffective(what: string): Promise<void> {
   await waitUntil(what, 60_000, async () => (await status()).intercepts?.[0]?.effective === true);
 }
 
-/** Bytes and sha256 of a download through the tunnel (by Service name), and curl's exit code. */
-async function download(bytes: number, rate?: string) {
-  const url = `http://bulk:8000/download?bytes=${bytes}`;
+/**
+ * Bytes and sha256 of a download from the bulk server, and curl's exit code: by default by its
+ * pod IP (through the tunnel and the manager); by Service name it goes straight to the pod.
+ */
+async function download(bytes: number, rate?: string, host = bulkPodIP) {
+  const url = `http://${host}:8000/download?bytes=${bytes}`;
   const limit = rate ? `--limit-rate ${rate}` : '';
   const file = join(tmpdir(), `telepod-faults-${process.pid}.bin`);
   const result = await inWorkstation(tb, 'bash', [
@@ -195,6 +199,9 @@ before(async () => {
   await deploySeed(tb, NS);
   await applyManifest(tb, nodeServerManifest(tb, NS, 'bulk', serverScript));
   await waitForRollout(tb, NS, 'bulk');
+  bulkPodIP = (
+    await kubectl(tb, ['-n', NS, 'get', 'pod', '-l', 'app=bulk', '-o', 'jsonpath={.items[0].status.podIP}'])
+  ).trim();
   const script = `require('http').createServer((q, s) => s.end('${MARKER}:' + q.url + '\\n')).listen(8000)`;
   localServer = startInWorkstation(tb, script);
   mountDir = await mkdtemp(join(tmpdir(), 'telepod-faults-'));
@@ -280,7 +287,7 @@ test('status never lies: with no manager the intercept is shown not effective, w
   assert.doesNotMatch(clear.stdout, /NOT EFFECTIVE|DOWN/);
 });
 
-test('the manager pod deleted during a 256 MB download: the transfer fails loudly, the next one arrives whole', async () => {
+test('the manager pod deleted during a 256 MB download through the tunnel: the transfer fails loudly, the next one arrives whole', async () => {
   await untilEffective('the intercept and the tunnel to work');
   const previous = await currentManager();
   const transfer = download(BULK_BYTES, '16M'); // 16 s: the delete lands in the middle
@@ -293,7 +300,7 @@ test('the manager pod deleted during a 256 MB download: the transfer fails loudl
   const ready = await newManagerReady(previous);
   let reached = 0;
   await waitUntil('a new connection through the tunnel', 60_000, async () => {
-    const answer = await inWorkstation(tb, 'curl', ['-sS', '--max-time', '2', 'http://bulk:8000/']);
+    const answer = await inWorkstation(tb, 'curl', ['-sS', '--max-time', '2', `http://${bulkPodIP}:8000/`]);
     reached = Date.now();
     return answer.stdout === 'ok';
   });
@@ -305,6 +312,26 @@ test('the manager pod deleted during a 256 MB download: the transfer fails loudl
   assert.equal(whole.code, 0);
   assert.equal(whole.bytes, BULK_BYTES);
   assert.equal(whole.sha256, patternSha256(BULK_BYTES));
+});
+
+test('a download by Service name goes straight to the pod: the manager pod deleted meanwhile does not cut it', async () => {
+  await untilEffective('the intercept and the tunnel to work');
+  const podConnections = async () => (await status()).podConnections?.direct ?? 0;
+  const before = await podConnections();
+  await waitUntil('a connection by name to go straight to the pod', 30_000, async () => {
+    await inWorkstation(tb, 'curl', ['-sS', '--max-time', '2', 'http://bulk:8000/']);
+    return (await podConnections()) > before;
+  });
+  const previous = await currentManager();
+  const transfer = download(BULK_BYTES, '32M', 'bulk'); // 8 s: the delete lands in the middle
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  await kubectl(tb, ['-n', MANAGER_NS, 'delete', 'pod', '-l', MANAGER_SELECTOR, '--wait=false']);
+  const whole = await transfer;
+  assert.equal(whole.code, 0);
+  assert.equal(whole.bytes, BULK_BYTES);
+  assert.equal(whole.sha256, patternSha256(BULK_BYTES));
+  await newManagerReady(previous);
+  await untilEffective('the intercept to come back with the new manager');
 });
 
 test('the agent container killed while intercepted: the intercept comes back by itself', async () => {

@@ -40,6 +40,8 @@ export interface DnsOptions {
   upstreamPort?: number | undefined;
   /** A bound socket made elsewhere (the rootless namespace's); by default one on 127.0.0.1. */
   socket?: dgram.Socket;
+  /** Sees each answer the cluster's resolver gave (not those from the cache). */
+  onClusterAnswer?: ((answer: Packet) => void) | undefined;
   log: Logger;
 }
 
@@ -99,6 +101,7 @@ async function askCluster(
   asked: string,
   tunnel: Tunnel,
   cache: DnsCache,
+  seen?: (answer: Packet) => void,
 ): Promise<{ answer: Buffer; rcode: string | undefined }> {
   const rename = (n: string) => (n.toLowerCase() === fqdn ? asked : n);
   const type = query.questions?.[0]?.type ?? 'A';
@@ -112,6 +115,7 @@ async function askCluster(
     });
     const raw = await tunnel.dns(forwarded);
     answer = dnsPacket.decode(raw);
+    seen?.(answer);
     if (cacheable && raw.length <= MAX_CACHED_ANSWER_BYTES) cache.put(fqdn, type, answer);
   }
   const encoded = dnsPacket.encode({
@@ -199,7 +203,8 @@ export class DnsHandler {
       timer = setTimeout(() => reject(new Error('no answer in time')), QUERY_TIMEOUT_MS).unref();
     });
     const { log, tunnel } = this.options;
-    void Promise.race([askCluster(query, fqdn, asked, tunnel(), this.cache), timeout])
+    const seen = this.options.onClusterAnswer;
+    void Promise.race([askCluster(query, fqdn, asked, tunnel(), this.cache, seen), timeout])
       .then(
         ({ answer, rcode }) => {
           log.debug({ name: asked, rcode }, 'cluster DNS answer');

@@ -1,12 +1,16 @@
 // The outbound listener: every TCP connection the capture rules redirect here is carried to its
-// original destination through one CONNECT stream of the tunnel. In rootless mode every
+// original destination through one CONNECT stream of the tunnel, or, for a Service whose pods
+// are known (`pods`), over a port-forward straight to one of them. In rootless mode every
 // connection of the namespace arrives here; those not for the cluster are made directly from
 // the machine's own network namespace (the internet, the LAN, the machine's loopback).
 import net from 'node:net';
-import type { Readable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { LISTEN_BACKLOG } from '../protocol/listen-backlog.ts';
 import { endedCleanly } from '../protocol/liveness.ts';
+import { pipeCoalesced } from './coalesced-pipe.ts';
+import { relayThroughPod, type Unsent } from './pod-relay.ts';
+import type { PodTarget } from './service-routes.ts';
 import { bindGetsockopt, originalDestination } from './original-dst.ts';
 import type { Tunnel } from './tunnel.ts';
 
@@ -15,33 +19,31 @@ interface Target {
   port: number;
 }
 
+/** Connections straight to pods (src/daemon/service-routes.ts, src/kube/pod-port-forwards.ts). */
+export interface PodPath {
+  /** The pod a connection to host:port may go to now; undefined: through the tunnel. */
+  route(host: string, port: number): PodTarget | undefined;
+  connect(target: PodTarget): Promise<Duplex>;
+  /** A connection to `target` failed before the pod answered; it went through the tunnel. */
+  failed(target: PodTarget, reason: Error): void;
+}
+
 export interface OutboundOptions {
   /** A listener made elsewhere (the rootless namespace's); by default one on 127.0.0.1. */
   server?: net.Server;
   /** Destinations to connect to directly rather than through the tunnel (default: none). */
   direct?: (host: string) => boolean;
+  /** Cluster connections that may go straight to a pod (default: none). */
+  pods?: PodPath;
 }
 
-/**
- * `source.pipe(socket)`, with the pieces that arrive in one go written together: the tunnel
- * hands over each piece of a frame as it arrives (often under 16 KiB), and a write per piece
- * was the daemon's largest cost in a download (57 % of its CPU, writes of 9.5 KB on average).
- */
-function pipeCoalesced(source: Readable, socket: net.Socket): void {
-  let corked = false;
-  source.on('data', () => {
-    if (corked) return;
-    corked = true;
-    socket.cork();
-    process.nextTick(() => {
-      corked = false;
-      socket.uncork();
-    });
-  });
-  source.pipe(socket);
-}
-
-function throughTunnel(socket: net.Socket, target: Target, tunnel: Tunnel, log: Logger): void {
+function throughTunnel(
+  socket: net.Socket,
+  target: Target,
+  tunnel: Tunnel,
+  log: Logger,
+  unsent?: Unsent,
+): void {
   let opened: ReturnType<Tunnel['connect']>;
   try {
     opened = tunnel.connect(target.host, target.port);
@@ -59,7 +61,10 @@ function throughTunnel(socket: net.Socket, target: Target, tunnel: Tunnel, log: 
   stream.once('close', () => {
     if (!endedCleanly(stream)) socket.resetAndDestroy();
   });
-  socket.pipe(stream); // the request goes out now, not after the manager has connected
+  // What a failed port-forward had taken from the client goes first.
+  for (const chunk of unsent?.chunks ?? []) stream.write(chunk);
+  if (unsent?.ended) stream.end();
+  else socket.pipe(stream); // the request goes out now, not after the manager has connected
   connected.then(
     () => pipeCoalesced(stream, socket),
     (err: Error) => {
@@ -102,8 +107,14 @@ export async function startOutboundListener(
       socket.destroy();
       return;
     }
-    if (direct(target.host)) directly(socket, target, log);
-    else throughTunnel(socket, target, tunnel(), log);
+    if (direct(target.host)) return directly(socket, target, log);
+    const pod = options.pods?.route(target.host, target.port);
+    if (!pod) return throughTunnel(socket, target, tunnel(), log);
+    relayThroughPod(socket, options.pods!.connect(pod), (unsent, reason) => {
+      options.pods!.failed(pod, reason);
+      log.debug({ target, pod, err: reason.message }, 'port-forward to the pod failed; through the tunnel');
+      throughTunnel(socket, target, tunnel(), log, unsent);
+    });
   });
   if (!options.server)
     await new Promise<void>((resolve) =>

@@ -33,6 +33,7 @@ import { startDnsServer, type DnsServer } from './dns.ts';
 import { InboundHandler } from './inbound.ts';
 import { installCapture, removeCapture } from './nft.ts';
 import { startOutboundListener } from './outbound.ts';
+import { createPodPath, type PodPathSession } from './pod-path.ts';
 import { Mounts } from './mounts.ts';
 import { openNamespace, type Namespace } from './rootless/namespace.ts';
 import { Tunnel } from './tunnel.ts';
@@ -76,6 +77,8 @@ export class Session {
     private readonly connected: DaemonStatus,
     private readonly tunnel: TunnelKeeper,
     private readonly outbound: Server,
+    /** Connections straight to pods: their port-forwards end with the session. */
+    private readonly pods: PodPathSession,
     private readonly dns: DnsServer,
     private readonly renewal: NodeJS.Timeout,
     private readonly inbound: InboundHandler,
@@ -183,11 +186,13 @@ export class Session {
       .filter((ip) => isIPv4(ip));
     // A rootless daemon asks the resolver from the machine's namespace, which nothing captures.
     const upstream = nameservers[0] && (ns || (await routed(nameservers[0]))) ? nameservers[0] : undefined;
+    const pods = createPodPath(kc, CLUSTER_DOMAIN, log);
     const dns = await startDnsServer({
       naming: { namespace, namespaces, domain: CLUSTER_DOMAIN },
       tunnel: () => tunnel.current,
       upstream,
       socket: ns?.dns,
+      onClusterAnswer: (answer) => pods.learn(answer),
       log,
     });
     const forCluster = inSubnets(subnets);
@@ -197,7 +202,9 @@ export class Session {
     const outbound = await startOutboundListener(
       () => tunnel.current,
       log,
-      ns ? { server: ns.tcp, direct: (host) => host === apiHost || !forCluster(host) } : {},
+      ns
+        ? { server: ns.tcp, direct: (host) => host === apiHost || !forCluster(host), pods: pods.path }
+        : { pods: pods.path },
     );
     if (!ns) {
       await installCapture({
@@ -232,7 +239,21 @@ export class Session {
       },
       ...(ns ? { rootless: { namespacePid: ns.pid } } : {}),
     };
-    return new Session(status, tunnel, outbound, dns, renewal, inbound, mounts, lost, log, kc, notices, ns);
+    return new Session(
+      status,
+      tunnel,
+      outbound,
+      pods,
+      dns,
+      renewal,
+      inbound,
+      mounts,
+      lost,
+      log,
+      kc,
+      notices,
+      ns,
+    );
   }
 
   /** The session now; each intercept says whether cluster traffic reaches it, and if not, why. */
@@ -242,6 +263,7 @@ export class Session {
       ...this.connected,
       reconnects: this.tunnel.reconnects,
       tunnel,
+      podConnections: { ...this.pods.counts },
       intercepts: await this.interceptStatus(tunnel),
     };
   }
@@ -392,6 +414,7 @@ export class Session {
     else await removeCapture();
     this.dns.close();
     this.outbound.close();
+    this.pods.close();
     this.tunnel.close();
   }
 }

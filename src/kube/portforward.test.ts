@@ -193,6 +193,7 @@ test('SPDY tunnel: error and data streams with the port-forward headers, data bo
     const id = streams[1]!.id;
     socket.send(dataFrame(id, 'echo:'));
     socket.send(Buffer.concat([dataFrame(id, 'hel'), dataFrame(id, 'lo', true)]));
+    socket.send(dataFrame(streams[0]!.id, '', true)); // the kubelet closes the error stream after
   });
   const stream = await openPortForward(kubeConfig(), 'ns', 'pod', PORT);
   stream.write('hello');
@@ -202,6 +203,20 @@ test('SPDY tunnel: error and data streams with the port-forward headers, data bo
     { id: 1, headers: { streamtype: 'error', port: String(PORT), requestid: '0' } },
     { id: 3, headers: { streamtype: 'data', port: String(PORT), requestid: '0' } },
   ]);
+});
+
+test('SPDY tunnel: a data stream ended before the error stream says why fails, not ends', async () => {
+  serverProtocol = SPDY_TUNNEL_PROTOCOL;
+  spdyServer((socket, streams) => {
+    socket.send(dataFrame(streams[1]!.id, '', true));
+    setTimeout(
+      () => socket.send(dataFrame(streams[0]!.id, 'dial tcp4 127.0.0.1:8000: connection refused', true)),
+      50,
+    );
+  });
+  const stream = await openPortForward(kubeConfig(), 'ns', 'pod', PORT);
+  stream.write('x');
+  await assert.rejects(readAll(stream), /port-forward: dial tcp4 127.0.0.1:8000: connection refused/);
 });
 
 test("SPDY tunnel: the kubelet's text on the error stream fails the stream", async () => {

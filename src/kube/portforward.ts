@@ -22,6 +22,8 @@ export const CHANNEL_PROTOCOL = 'v4.channel.k8s.io';
 const SPDY_TUNNEL_ALIAS = 'spdy-tunnel.telepod';
 const DATA = 0;
 const ERROR = 1;
+/** How long a data stream's end waits for the error stream's (the kubelet closes it right after). */
+const ERROR_VERDICT_MS = 500;
 
 /** How a WebSocket's messages map to a byte stream. */
 interface Codec {
@@ -39,6 +41,54 @@ export async function openPortForward(
   pod: string,
   port: number,
 ): Promise<Duplex> {
+  const opened = await openTransport(kc, namespace, pod, port);
+  return opened instanceof SpdySession ? portStreams(opened, port) : opened;
+}
+
+/** One port-forward connection to a pod, carrying a stream pair per TCP connection (as kubectl does). */
+export interface PortForwardSession {
+  /** A connection to `port` in the pod; it may be written at once. */
+  connect(port: number): Duplex;
+  /** Whether the connection ended: connect() would fail. */
+  readonly closed: boolean;
+  /** Called once when the connection ends. */
+  onClose(listener: () => void): void;
+  close(): void;
+}
+
+/**
+ * A port-forward connection to a pod on which connections to any of its ports are opened, each
+ * a data and error stream pair with its own request id. Only the SPDY tunnel (Kubernetes ≥ 1.31)
+ * can carry more than one; an older API server's choice fails here.
+ */
+export async function openPortForwardSession(
+  kc: KubeConfig,
+  namespace: string,
+  pod: string,
+  port: number,
+): Promise<PortForwardSession> {
+  const opened = await openTransport(kc, namespace, pod, port);
+  if (!(opened instanceof SpdySession)) {
+    opened.destroy();
+    throw new Error('the API server offers no SPDY port-forward tunnel (Kubernetes < 1.31)');
+  }
+  let requests = 0;
+  return {
+    connect: (p) => portStreams(opened, p, String(requests++), false),
+    get closed() {
+      return opened.closed;
+    },
+    onClose: (listener) => opened.onClose(listener),
+    close: () => opened.close(),
+  };
+}
+
+async function openTransport(
+  kc: KubeConfig,
+  namespace: string,
+  pod: string,
+  port: number,
+): Promise<Duplex | SpdySession> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('no current cluster in the kubeconfig');
   const url = new URL(
@@ -85,16 +135,16 @@ export async function openPortForward(
   });
   ws.off('message', keep);
   if (ws.protocol !== SPDY_TUNNEL_ALIAS) return websocketDuplex(ws, channelCodec(port), early);
-  const session = new SpdySession(websocketDuplex(ws, bytesCodec, early));
-  return portStreams(session, port);
+  return new SpdySession(websocketDuplex(ws, bytesCodec, early));
 }
 
 /**
  * The port-forward protocol on a SPDY session: an error stream (closed for writing at once; the
- * kubelet writes a failure there) and a data stream, paired by a request id.
+ * kubelet writes a failure there) and a data stream, paired by a request id. With
+ * `closeSession`, the session ends with the data stream (a port-forward of one connection).
  */
-function portStreams(session: SpdySession, port: number): Duplex {
-  const common = { port: String(port), requestid: '0' };
+function portStreams(session: SpdySession, port: number, requestid = '0', closeSession = true): Duplex {
+  const common = { port: String(port), requestid };
   const errors = session.open({ streamtype: 'error', ...common });
   errors.end();
   const data = session.open({ streamtype: 'data', ...common });
@@ -104,7 +154,17 @@ function portStreams(session: SpdySession, port: number): Duplex {
     if (errorText) data.destroy(new Error(`port-forward: ${errorText}`));
   });
   errors.on('error', (err: Error) => data.destroy(err));
-  data.once('close', () => session.close());
+  // The kubelet may end the data stream before it writes why (a refused dial): its end counts
+  // only once the error stream has ended without a word (or ERROR_VERDICT_MS later), or a
+  // failure would look like an empty answer.
+  const errorsClosed = new Promise<void>((resolve) => errors.once('close', resolve));
+  data.endAfter(() =>
+    Promise.race([
+      errorsClosed,
+      new Promise<void>((resolve) => setTimeout(resolve, ERROR_VERDICT_MS).unref()),
+    ]),
+  );
+  if (closeSession) data.once('close', () => session.close());
   return data;
 }
 

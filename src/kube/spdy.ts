@@ -118,12 +118,27 @@ export class SpdySession {
   private headerBytes = Buffer.alloc(0);
   /** Set by a protocol error: nothing more is read or sent. */
   private failed = false;
+  /** Streams whose reader is behind: the connection is paused while there is one. */
+  private readonly behind = new Set<number>();
+  private ended = false;
+  private readonly closeListeners: (() => void)[] = [];
 
   constructor(private readonly transport: Duplex) {
     transport.on('data', (chunk: Buffer) => this.receive(chunk));
     transport.once('end', () => this.closeAll(undefined));
     transport.once('close', () => this.closeAll(new Error('the SPDY connection closed')));
     transport.on('error', (err: Error) => this.closeAll(err));
+  }
+
+  /** Whether the connection has ended: no stream can be opened on it any more. */
+  get closed(): boolean {
+    return this.ended || this.failed || this.transport.destroyed || !this.transport.writable;
+  }
+
+  /** Calls `listener` once, when the connection ends (every stream has ended with it). */
+  onClose(listener: () => void): void {
+    if (this.ended) listener();
+    else this.closeListeners.push(listener);
   }
 
   /** Opens a stream with these headers; data may be written at once. */
@@ -154,7 +169,7 @@ export class SpdySession {
   }
 
   reset(id: number): void {
-    this.streams.delete(id);
+    this.forget(id);
     if (this.failed || !this.transport.writable) return;
     const body = Buffer.alloc(8);
     body.writeUInt32BE(id, 0);
@@ -164,15 +179,22 @@ export class SpdySession {
 
   forget(id: number): void {
     this.streams.delete(id);
+    this.resume(id);
   }
 
-  /** The transport paused while a stream's reader is behind; resumed when it reads again. */
-  pause(): void {
+  /**
+   * The transport is paused while any stream's reader is behind, and resumed once none is:
+   * SPDY here has no window per stream, so one stream that is not read holds up the others
+   * (as in kubectl's port-forward) rather than being buffered without bound.
+   */
+  pause(id: number): void {
+    this.behind.add(id);
     this.transport.pause();
   }
 
-  resume(): void {
-    this.transport.resume();
+  resume(id: number): void {
+    this.behind.delete(id);
+    if (this.behind.size === 0) this.transport.resume();
   }
 
   close(): void {
@@ -252,12 +274,16 @@ export class SpdySession {
       else stream.receiveFin();
     }
     this.streams.clear();
+    if (this.ended) return;
+    this.ended = true;
+    this.closeListeners.splice(0).forEach((listener) => listener());
   }
 }
 
 /** One SPDY stream as a Duplex: writes become data frames, `end()` a FIN. */
 export class SpdyStream extends Duplex {
   private finished = false;
+  private endGate: (() => Promise<void>) | undefined;
 
   constructor(
     private readonly session: SpdySession,
@@ -269,17 +295,26 @@ export class SpdyStream extends Duplex {
   /** Data from the peer; after its FIN, or once destroyed, there is nowhere for it to go. */
   receive(data: Buffer): void {
     if (this.finished || this.destroyed) return;
-    if (!this.push(data)) this.session.pause();
+    if (!this.push(data)) this.session.pause(this.id);
   }
 
   receiveFin(): void {
     if (this.finished || this.destroyed) return;
     this.finished = true;
-    this.push(null);
+    if (!this.endGate) return void this.push(null);
+    void this.endGate().then(() => this.destroyed || this.push(null));
+  }
+
+  /**
+   * The peer's end is passed on only once the promise `gate` gives when it arrives has settled
+   * (and only if the stream was not destroyed by then).
+   */
+  endAfter(gate: () => Promise<void>): void {
+    this.endGate = gate;
   }
 
   override _read(): void {
-    this.session.resume();
+    this.session.resume(this.id);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {

@@ -145,6 +145,12 @@ export const ContextRequestSchema = z.object({ id: uuid });
 /** `/list` */
 export const ListRequestSchema = z.object({ namespace: z.optional(kubeLabel) });
 
+/** See {@link DaemonStatus.podConnections}. */
+export interface PodConnectionCounts {
+  direct: number;
+  fallbacks: number;
+}
+
 export interface DaemonStatus {
   connected: boolean;
   daemonPid: number;
@@ -157,6 +163,11 @@ export interface DaemonStatus {
   reconnects?: number;
   /** Whether the tunnel is up; while down, since when (ms since the epoch) and the last redial's error. */
   tunnel?: { up: boolean; downSince?: number; lastError?: string };
+  /**
+   * Connections sent straight to a Service's pod over a port-forward (not through the manager),
+   * and how many of them went through the manager after all (the port-forward failed first).
+   */
+  podConnections?: PodConnectionCounts;
   dns?: { mode: string; clusterDomain: string };
   intercepts?: InterceptInfo[];
   /** Only in the answer to the connect that made the session: what the developer should know. */

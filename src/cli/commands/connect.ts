@@ -168,6 +168,9 @@ export function addConnectCommands(program: Program): void {
         status.connected
           ? `${summary(status)}\nmanager ${status.managerVersion} in ${status.managerNamespace}; ` +
             `DNS ${status.dns?.mode}; tunnel reconnects ${status.reconnects}; daemon pid ${status.daemonPid}` +
+            (status.podConnections
+              ? `\nconnections straight to pods ${status.podConnections.direct} (through the manager after all: ${status.podConnections.fallbacks})`
+              : '') +
             (status.rootless ? `; rootless, namespace held by pid ${status.rootless.namespacePid}` : '') +
             tunnelLine(status) +
             interceptLines(status)

@@ -1,0 +1,51 @@
+// The daemon's path straight to pods: Service addresses learned from cluster DNS answers, their
+// ready pods read with the developer's rights, and a shared port-forward per pod. A connection
+// takes it when its Service's pods are known; anything else, or a port-forward that fails before
+// the pod answered, takes the traffic manager's tunnel (src/daemon/outbound.ts).
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Packet } from 'dns-packet';
+import type { Logger } from 'pino';
+import type { PodConnectionCounts } from '../protocol/daemon-api.ts';
+import { PodPortForwards } from '../kube/pod-port-forwards.ts';
+import { readServiceEndpoints } from '../kube/service-endpoints.ts';
+import type { PodPath } from './outbound.ts';
+import { ServiceRoutes } from './service-routes.ts';
+
+/** The pod path of one session: `learn` sees cluster DNS answers; `close` ends its port-forwards. */
+export interface PodPathSession {
+  path: PodPath;
+  /** What `status` shows. */
+  counts: PodConnectionCounts;
+  learn(answer: Packet): void;
+  close(): void;
+}
+
+/** A port-forward the API server refused for the developer's rights (HTTP 403). */
+const REFUSED = /refused: HTTP 403\b/;
+
+export function createPodPath(kc: KubeConfig, domain: string, log: Logger): PodPathSession {
+  const routes = new ServiceRoutes({
+    domain,
+    read: (ns, service) => readServiceEndpoints(kc, ns, service),
+    log,
+  });
+  const forwards = new PodPortForwards(kc);
+  const counts = { direct: 0, fallbacks: 0 };
+  return {
+    counts,
+    path: {
+      route: (host, port) => routes.route(host, port),
+      connect: (target) => {
+        counts.direct++;
+        return forwards.connect(target.namespace, target.pod, target.port);
+      },
+      failed: (target, reason) => {
+        counts.fallbacks++;
+        if (REFUSED.test(reason.message)) routes.refuse(target.namespace);
+        else routes.failed(target);
+      },
+    },
+    learn: (answer) => routes.learn(answer),
+    close: () => forwards.close(),
+  };
+}

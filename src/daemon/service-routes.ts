@@ -1,0 +1,117 @@
+// Which cluster connections the daemon may send straight to a pod over a port-forward, rather
+// than through the traffic manager: connections to a Service's ClusterIP, once that address came
+// in a cluster DNS answer for `<service>.<namespace>.svc.<domain>` and the Service's ready pods
+// were read with the developer's rights. The Service is trusted only where its own spec gives
+// that address. Endpoints are read again in the background when older than `freshMs`; until
+// they are known, and whenever the developer may not read them, connections take the manager.
+import type { Packet } from 'dns-packet';
+import type { Logger } from 'pino';
+import type { ServiceEndpoints } from '../kube/service-endpoints.ts';
+
+/** A pod and port to open a connection to. */
+export interface PodTarget {
+  namespace: string;
+  pod: string;
+  port: number;
+}
+
+/** Addresses remembered from DNS answers at most; the oldest is forgotten first. */
+const MAX_ADDRESSES = 4096;
+/** Endpoints older than this are read again (the connection at hand still uses them). */
+const FRESH_MS = 3_000;
+/** After a refusal (403) a namespace takes the manager's path for this long. */
+const REFUSED_MS = 60_000;
+
+interface Cached {
+  endpoints?: ServiceEndpoints;
+  readAt: number;
+  reading: boolean;
+}
+
+export interface ServiceRoutesOptions {
+  /** The cluster's DNS domain (`cluster.local`). */
+  domain: string;
+  /** Reads a Service's endpoints with the developer's rights. */
+  read: (namespace: string, service: string) => Promise<ServiceEndpoints>;
+  log: Logger;
+  freshMs?: number;
+}
+
+export class ServiceRoutes {
+  private readonly services = new Map<string, { namespace: string; service: string }>();
+  private readonly endpoints = new Map<string, Cached>();
+  private readonly refused = new Map<string, number>();
+  private readonly serviceName: RegExp;
+
+  constructor(private readonly options: ServiceRoutesOptions) {
+    const domain = options.domain.toLowerCase().replace(/\.$/, '').replaceAll('.', '\\.');
+    this.serviceName = new RegExp(
+      `^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\\.([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\\.svc\\.${domain}$`,
+    );
+  }
+
+  /** A cluster DNS answer: remembers which Service its A records name. */
+  learn(answer: Packet): void {
+    for (const record of answer.answers ?? []) {
+      if (record.type !== 'A' || typeof record.data !== 'string') continue;
+      const match = this.serviceName.exec(record.name.toLowerCase().replace(/\.$/, ''));
+      if (!match) continue;
+      this.services.delete(record.data); // re-inserted last: the newest is kept longest
+      this.services.set(record.data, { service: match[1]!, namespace: match[3]! });
+      if (this.services.size > MAX_ADDRESSES) this.services.delete(this.services.keys().next().value!);
+    }
+  }
+
+  /**
+   * Where a connection to `address:port` may go straight, when that is known now; starts a read
+   * of the Service's endpoints when they are missing or old. A pod is picked at random, as
+   * kube-proxy does.
+   */
+  route(address: string, port: number): PodTarget | undefined {
+    const known = this.services.get(address);
+    if (!known) return undefined;
+    const { namespace, service } = known;
+    if ((this.refused.get(namespace) ?? 0) > Date.now()) return undefined;
+    const key = `${namespace}/${service}`;
+    let cached = this.endpoints.get(key);
+    if (!cached) this.endpoints.set(key, (cached = { readAt: 0, reading: false }));
+    if (!cached.reading && Date.now() - cached.readAt > (this.options.freshMs ?? FRESH_MS)) {
+      this.read(key, namespace, service, cached);
+    }
+    if (!cached.endpoints?.clusterIPs.includes(address)) return undefined;
+    const pods = cached.endpoints.ports.get(port);
+    if (!pods?.length) return undefined;
+    const { pod, port: podPort } = pods[Math.floor(Math.random() * pods.length)]!;
+    return { namespace, pod, port: podPort };
+  }
+
+  /** A connection to `target` failed before it carried anything: its endpoints are read again. */
+  failed(target: PodTarget): void {
+    for (const [key, cached] of this.endpoints) {
+      if (key.startsWith(`${target.namespace}/`)) cached.readAt = 0;
+    }
+  }
+
+  /** The developer may not port-forward in `namespace`: its connections take the manager for a while. */
+  refuse(namespace: string): void {
+    this.refused.set(namespace, Date.now() + REFUSED_MS);
+  }
+
+  private read(key: string, namespace: string, service: string, cached: Cached): void {
+    cached.reading = true;
+    this.options.read(namespace, service).then(
+      (endpoints) => {
+        cached.endpoints = endpoints;
+        cached.readAt = Date.now();
+        cached.reading = false;
+      },
+      (err: { code?: number; message?: string }) => {
+        cached.readAt = Date.now();
+        cached.reading = false;
+        delete cached.endpoints;
+        if (err.code === 403) this.refuse(namespace);
+        this.options.log.debug({ service: key, err: err.message }, 'cannot read the endpoints of a Service');
+      },
+    );
+  }
+}

@@ -1,0 +1,65 @@
+// Where a Service's connections go, read with the developer's own rights: for each Service port,
+// the ready pods behind it and the port each listens on, from the Service and its
+// EndpointSlices (a named targetPort may resolve to another number in each pod). The daemon
+// uses it to open a port-forward straight to one of those pods instead of relaying through the
+// traffic manager (src/daemon/service-routes.ts).
+import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice } from '@kubernetes/client-node';
+
+/** A pod behind a Service port, and the port it listens on for it. */
+export interface PodPort {
+  pod: string;
+  port: number;
+}
+
+/** A Service's addresses and, for each of its TCP ports, the ready pods behind it. */
+export interface ServiceEndpoints {
+  clusterIPs: string[];
+  ports: Map<number, PodPort[]>;
+}
+
+/**
+ * The ready pods behind each TCP port of a Service, from its EndpointSlices: an endpoint counts
+ * when it is a Pod (targetRef), ready (absent means ready) and not terminating. Ports are
+ * matched by name, as the EndpointSlice controller names them after the Service's ports.
+ */
+export function podPorts(
+  servicePorts: { port: number; name?: string; protocol?: string }[],
+  slices: V1EndpointSlice[],
+): Map<number, PodPort[]> {
+  const ports = new Map<number, PodPort[]>();
+  for (const servicePort of servicePorts) {
+    if ((servicePort.protocol ?? 'TCP') !== 'TCP') continue;
+    const pods: PodPort[] = [];
+    for (const slice of slices) {
+      if (slice.addressType !== 'IPv4') continue;
+      const port = slice.ports?.find(
+        (p) => (p.name ?? '') === (servicePort.name ?? '') && (p.protocol ?? 'TCP') === 'TCP',
+      )?.port;
+      if (port === undefined) continue;
+      for (const endpoint of slice.endpoints) {
+        const ready = endpoint.conditions?.ready !== false && endpoint.conditions?.terminating !== true;
+        const pod = endpoint.targetRef?.kind === 'Pod' ? endpoint.targetRef.name : undefined;
+        if (ready && pod) pods.push({ pod, port });
+      }
+    }
+    ports.set(servicePort.port, pods);
+  }
+  return ports;
+}
+
+/** Reads a Service and its EndpointSlices (two API calls) with `kc`'s rights. */
+export async function readServiceEndpoints(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<ServiceEndpoints> {
+  const [service, slices] = await Promise.all([
+    kc.makeApiClient(CoreV1Api).readNamespacedService({ name, namespace }),
+    kc.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({
+      namespace,
+      labelSelector: `kubernetes.io/service-name=${name}`,
+    }),
+  ]);
+  const clusterIPs = service.spec?.clusterIPs ?? (service.spec?.clusterIP ? [service.spec.clusterIP] : []);
+  return { clusterIPs, ports: podPorts(service.spec?.ports ?? [], slices.items) };
+}
