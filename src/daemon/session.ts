@@ -5,7 +5,6 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { BlockList, isIPv4, type Server } from 'node:net';
-import { hostname } from 'node:os';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { kubeConfigFromText, type LoadedKubeConfig } from '../kube/config.ts';
@@ -13,10 +12,7 @@ import { runPluginsAs, sudoUser } from '../kube/credential-plugins.ts';
 import { writeClaims } from '../kube/claims.ts';
 import { explainKubeError } from '../kube/errors.ts';
 import { listWorkloads } from '../kube/workload-list.ts';
-import { ensureManager, managerObjects, readManagerBundle } from '../kube/manager-install.ts';
-import { waitForManagerPod } from '../kube/manager-pods.ts';
 import { followRollout, type RolloutFollower } from '../kube/rollout-progress.ts';
-import { openPortForward } from '../kube/portforward.ts';
 import { applyProxyFlags } from '../kube/subnets.ts';
 import type {
   ConnectRequest,
@@ -27,7 +23,7 @@ import type {
 } from '../protocol/daemon-api.ts';
 import { TelepodError, usageError } from '../protocol/errors.ts';
 import type { InterceptHealth, InterceptInfo, PodContext, WorkloadInfo } from '../protocol/intercept.ts';
-import { MANAGER_PATHS, MANAGER_PORT } from '../protocol/paths.ts';
+import { MANAGER_PATHS } from '../protocol/paths.ts';
 import type { LeaveAnswer } from '../protocol/requests.ts';
 import { startDnsServer, type DnsServer } from './dns.ts';
 import { InboundHandler } from './inbound.ts';
@@ -36,8 +32,8 @@ import { startOutboundListener } from './outbound.ts';
 import { createPodPath, type PodPathSession } from './pod-path.ts';
 import { Mounts } from './mounts.ts';
 import { openNamespace, type Namespace } from './rootless/namespace.ts';
-import { Tunnel } from './tunnel.ts';
-import { TunnelKeeper, type TunnelState } from './tunnel-keeper.ts';
+import type { TunnelKeeper, TunnelState } from './tunnel-keeper.ts';
+import { openManagerTunnel } from './manager-tunnel.ts';
 
 const run = promisify(execFile);
 const CLUSTER_DOMAIN = 'cluster.local';
@@ -60,11 +56,6 @@ function inSubnets(subnets: string[]): (address: string) => boolean {
     list.addSubnet(net!, Number(bits), 'ipv4');
   }
   return (address) => isIPv4(address) && list.check(address, 'ipv4');
-}
-
-/** Who holds this session's intercepts, as other developers see it. */
-function holder(): string {
-  return `${process.env.SUDO_USER ?? process.env.USER ?? 'root'}@${hostname()}`;
 }
 
 export class Session {
@@ -121,35 +112,7 @@ export class Session {
     ns: Namespace | undefined,
   ): Promise<Session> {
     const { kc, context, namespace } = loaded;
-    const objects = managerObjects(readManagerBundle(), {
-      image: req.image,
-      namespace: req.managerNamespace,
-      scope: req.namespaces,
-    });
-    const notices: string[] = [];
-    step(`checking the traffic manager in namespace ${req.managerNamespace}`);
-    const version = await ensureManager(
-      kc,
-      objects,
-      (message) => {
-        log.warn(message);
-        notices.push(message);
-      },
-      step,
-    );
-    // The first dial waits for the manager this telepod installed; a redial takes any ready
-    // one (it may have been upgraded meanwhile), whose protocol the tunnel then checks.
-    let firstDial: ProgressStep | undefined = step;
-    const dial = async (resumeToken?: string) => {
-      const bundle = resumeToken ? undefined : version;
-      firstDial?.('waiting for the traffic manager pod to be ready');
-      const pod = await waitForManagerPod(kc, req.managerNamespace, bundle, 120_000);
-      firstDial?.(`opening the tunnel to ${pod}`);
-      const transport = await openPortForward(kc, req.managerNamespace, pod, MANAGER_PORT);
-      return Tunnel.open(transport, { holder: holder(), ...(resumeToken ? { resumeToken } : {}) });
-    };
-    const tunnel = await TunnelKeeper.start(dial, log);
-    firstDial = undefined;
+    const { tunnel, notices } = await openManagerTunnel(req, kc, log, step);
     const inbound = new InboundHandler(log, ns ? (port) => ns.connect(port) : undefined);
     const mounts = new Mounts(log, () => tunnel.current);
     const lost = new Map<string, string>();
