@@ -22,6 +22,8 @@ export interface PodPathSession {
 
 /** A port-forward the API server refused for the developer's rights (HTTP 403). */
 const REFUSED = /refused: HTTP 403\b/;
+/** An API server that offers no SPDY tunnel (Kubernetes < 1.31) gives one connection per port-forward. */
+const NO_SPDY = /offers no SPDY port-forward tunnel/;
 
 export function createPodPath(kc: KubeConfig, domain: string, log: Logger): PodPathSession {
   const routes = new ServiceRoutes({
@@ -31,17 +33,19 @@ export function createPodPath(kc: KubeConfig, domain: string, log: Logger): PodP
   });
   const forwards = new PodPortForwards(kc);
   const counts = { direct: 0, fallbacks: 0 };
+  let unavailable = false;
   return {
     counts,
     path: {
-      route: (host, port) => routes.route(host, port),
+      route: (host, port) => (unavailable ? undefined : routes.route(host, port)),
       connect: (target) => {
         counts.direct++;
         return forwards.connect(target.namespace, target.pod, target.port);
       },
       failed: (target, reason) => {
         counts.fallbacks++;
-        if (REFUSED.test(reason.message)) routes.refuse(target.namespace);
+        if (NO_SPDY.test(reason.message)) unavailable = true;
+        else if (REFUSED.test(reason.message)) routes.refuse(target.namespace);
         else routes.failed(target);
       },
     },

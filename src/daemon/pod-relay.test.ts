@@ -68,7 +68,7 @@ test('a stream that fails before the pod answered: the connection and its bytes 
   const pod = new FakePodStream();
   pod.onWrite = () => {
     if (Buffer.concat(pod.received).length === 'first part, second'.length) {
-      pod.destroy(new Error('port-forward: connection refused'));
+      pod.destroy(new Error('port-forward: dial tcp4 127.0.0.1:8000: connect: connection refused'));
     }
   };
   const handedOver = new Promise<{ unsent: Unsent; reason: Error }>((resolve) =>
@@ -121,5 +121,17 @@ test('a stream that fails after the pod answered resets the client: no fallback,
   const result = await answer;
   assert.equal(result.text, 'part of the answer');
   assert.equal(result.error, 'ECONNRESET');
+  close();
+});
+
+test('a stream that fails before any answer for another reason resets the client: the app may have the request', async () => {
+  const { client, accepted, close } = await connection();
+  const pod = new FakePodStream();
+  relayThroughPod(accepted, Promise.resolve(pod), noFallback);
+  const answer = read(client);
+  client.write('POST /pay');
+  await until(() => pod.received.length === 1);
+  pod.destroy(new Error('the port-forward connection ended'));
+  assert.deepEqual(await answer, { text: '', error: 'ECONNRESET' });
   close();
 });

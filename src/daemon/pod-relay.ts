@@ -1,7 +1,9 @@
 // One TCP connection carried over a port-forward stream straight to a pod. Until the pod has
-// answered, what the client sent is kept (up to REPLAY_LIMIT): a stream that fails before any
-// answer (the pod's port refused on loopback, the pod gone, no rights) hands the connection and
-// those bytes to `fallback` (the traffic manager's path), so the client sees nothing of it.
+// answered, what the client sent is kept (up to REPLAY_LIMIT): a port-forward that could not be
+// opened (no rights, pod gone) or whose dial the kubelet reports failed (the pod's port refused
+// on loopback) hands the connection and those bytes to `fallback` (the traffic manager's path),
+// so the client sees nothing of it. Any other failure resets the client: the app may have read
+// the request already, and sending it twice could do its work twice.
 // The client's half-close is not passed on: the container runtime ends a port-forward stream
 // pair a second after either direction ends (containerd 1.6), which would cut an answer still
 // coming; the pod's side ends the connection, or the client's full close does.
@@ -11,6 +13,19 @@ import { pipeCoalesced } from './coalesced-pipe.ts';
 
 /** Bytes kept for a replay through the manager; a client that sent more before any answer is not replayed. */
 export const REPLAY_LIMIT = 64 << 10;
+
+/**
+ * Whether a stream's failure says the kubelet never connected to the pod's port (its error
+ * stream's words, as containerd and the kubelet put them), so that nothing reached the app.
+ */
+export function neverConnected(err: Error): boolean {
+  return (
+    err.message.startsWith('port-forward: ') &&
+    /failed to connect to|connection refused|failed to find sandbox|not found|no such (pod|container)/i.test(
+      err.message,
+    )
+  );
+}
 
 /** What a connection that could not go straight to its pod carries to the fallback path. */
 export interface Unsent {
@@ -67,7 +82,7 @@ function relay(socket: net.Socket, stream: Duplex, fallback: (unsent: Unsent, re
   });
   stream.on('error', (err: Error) => {
     if (handedOver) return;
-    if (!kept || socket.destroyed) return void socket.resetAndDestroy();
+    if (!kept || socket.destroyed || !neverConnected(err)) return void socket.resetAndDestroy();
     handedOver = true;
     socket.off('data', toPod);
     socket.off('end', clientEnd);

@@ -32,6 +32,9 @@ test('a Service address from a DNS answer goes to one of its pods once the endpo
   assert.deepEqual(routes.route('10.96.0.7', 8000), { namespace: 'shop', pod: 'web-1', port: 8080 });
   assert.equal(routes.route('10.96.0.7', 9999), undefined, 'a port the Service does not have');
   assert.deepEqual(reads, ['shop/web']);
+  // The kubelet could not connect to that pod's port: the manager carries it, without a try each time.
+  routes.failed({ namespace: 'shop', pod: 'web-1', port: 8080 });
+  assert.equal(routes.route('10.96.0.7', 8000), undefined);
 });
 
 test("an address the Service's spec does not give is never routed (a DNS answer is not trusted)", async () => {

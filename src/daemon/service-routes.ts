@@ -19,8 +19,15 @@ export interface PodTarget {
 const MAX_ADDRESSES = 4096;
 /** Endpoints older than this are read again (the connection at hand still uses them). */
 const FRESH_MS = 3_000;
-/** After a refusal (403) a namespace takes the manager's path for this long. */
+/** After a refusal (403) a namespace, and after a failed dial a pod's port, take the manager's path for this long. */
 const REFUSED_MS = 60_000;
+
+/** Sets `key` last in `map`, forgetting the oldest entries past `max`. */
+function remember<K, V>(map: Map<K, V>, key: K, value: V, max = MAX_ADDRESSES): void {
+  map.delete(key);
+  map.set(key, value);
+  while (map.size > max) map.delete(map.keys().next().value!);
+}
 
 interface Cached {
   endpoints?: ServiceEndpoints;
@@ -40,11 +47,15 @@ export interface ServiceRoutesOptions {
 export class ServiceRoutes {
   private readonly services = new Map<string, { namespace: string; service: string }>();
   private readonly endpoints = new Map<string, Cached>();
+  /** Namespaces, and pods' ports (`ns/pod:port`), that take the manager until a time. */
   private readonly refused = new Map<string, number>();
   private readonly serviceName: RegExp;
 
   constructor(private readonly options: ServiceRoutesOptions) {
-    const domain = options.domain.toLowerCase().replace(/\.$/, '').replaceAll('.', '\\.');
+    const domain = options.domain
+      .toLowerCase()
+      .replace(/\.$/, '')
+      .replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     this.serviceName = new RegExp(
       `^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\\.([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\\.svc\\.${domain}$`,
     );
@@ -56,9 +67,7 @@ export class ServiceRoutes {
       if (record.type !== 'A' || typeof record.data !== 'string') continue;
       const match = this.serviceName.exec(record.name.toLowerCase().replace(/\.$/, ''));
       if (!match) continue;
-      this.services.delete(record.data); // re-inserted last: the newest is kept longest
-      this.services.set(record.data, { service: match[1]!, namespace: match[3]! });
-      if (this.services.size > MAX_ADDRESSES) this.services.delete(this.services.keys().next().value!);
+      remember(this.services, record.data, { service: match[1]!, namespace: match[3]! });
     }
   }
 
@@ -71,30 +80,41 @@ export class ServiceRoutes {
     const known = this.services.get(address);
     if (!known) return undefined;
     const { namespace, service } = known;
-    if ((this.refused.get(namespace) ?? 0) > Date.now()) return undefined;
+    if (this.isRefused(namespace)) return undefined;
     const key = `${namespace}/${service}`;
     let cached = this.endpoints.get(key);
-    if (!cached) this.endpoints.set(key, (cached = { readAt: 0, reading: false }));
+    if (!cached) remember(this.endpoints, key, (cached = { readAt: 0, reading: false }));
     if (!cached.reading && Date.now() - cached.readAt > (this.options.freshMs ?? FRESH_MS)) {
       this.read(key, namespace, service, cached);
     }
     if (!cached.endpoints?.clusterIPs.includes(address)) return undefined;
-    const pods = cached.endpoints.ports.get(port);
+    const pods = cached.endpoints.ports
+      .get(port)
+      ?.filter((p) => !this.isRefused(`${namespace}/${p.pod}:${p.port}`));
     if (!pods?.length) return undefined;
     const { pod, port: podPort } = pods[Math.floor(Math.random() * pods.length)]!;
     return { namespace, pod, port: podPort };
   }
 
-  /** A connection to `target` failed before it carried anything: its endpoints are read again. */
+  /**
+   * The kubelet could not connect to `target` (its port listens on the pod IP only, or the pod
+   * is gone): that pod's port takes the manager for a while, without a try each time.
+   */
   failed(target: PodTarget): void {
-    for (const [key, cached] of this.endpoints) {
-      if (key.startsWith(`${target.namespace}/`)) cached.readAt = 0;
-    }
+    remember(this.refused, `${target.namespace}/${target.pod}:${target.port}`, Date.now() + REFUSED_MS);
   }
 
   /** The developer may not port-forward in `namespace`: its connections take the manager for a while. */
   refuse(namespace: string): void {
-    this.refused.set(namespace, Date.now() + REFUSED_MS);
+    remember(this.refused, namespace, Date.now() + REFUSED_MS);
+  }
+
+  private isRefused(key: string): boolean {
+    const until = this.refused.get(key);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.refused.delete(key);
+    return false;
   }
 
   private read(key: string, namespace: string, service: string, cached: Cached): void {

@@ -22,7 +22,13 @@ import type {
   ProgressStep,
 } from '../protocol/daemon-api.ts';
 import { TelepodError, usageError } from '../protocol/errors.ts';
-import type { InterceptHealth, InterceptInfo, PodContext, WorkloadInfo } from '../protocol/intercept.ts';
+import {
+  DORMANT_AGENT_MINUTES,
+  type InterceptHealth,
+  type InterceptInfo,
+  type PodContext,
+  type WorkloadInfo,
+} from '../protocol/intercept.ts';
 import { MANAGER_PATHS } from '../protocol/paths.ts';
 import type { LeaveAnswer } from '../protocol/requests.ts';
 import { startDnsServer, type DnsServer } from './dns.ts';
@@ -341,7 +347,11 @@ export class Session {
         id: info.id,
         ...(request.restore ? { restore: true } : {}),
       });
-      if (typeof answer.dormantSeconds === 'number') dormantSeconds = answer.dormantSeconds;
+      if (answer.agent === 'dormant' && typeof answer.dormantSeconds === 'number') {
+        dormantSeconds = answer.dormantSeconds;
+      } else if (answer.agent === undefined && info.mode === 'intercept' && !request.restore) {
+        dormantSeconds = DORMANT_AGENT_MINUTES * 60; // an earlier manager's only choice
+      }
     }
     this.inbound.remove(info.id);
     const key = `${info.namespace}/${info.workload}`;

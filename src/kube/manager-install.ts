@@ -355,11 +355,13 @@ export async function ensureManager(
   const bundle = objects.configMap.metadata!.name!;
   const pods = await managerPods(kc, namespace).catch(() => []);
   const image = objects.deployment.spec!.template.spec!.containers[0]!.image;
-  // The same bundle and image, ready or still starting (an install just made it): used as it
-  // is, with the install's own choices (`--agent-idle`, `--namespaces`); the caller waits for it.
-  const current = (p: V1Pod) =>
-    runs(p, bundle) && p.spec?.containers[0]?.image === image && !p.metadata?.deletionTimestamp;
-  if (pods.some(current)) return bundle;
+  // A ready pod of this bundle is used as it is, whatever image the install chose; one still
+  // starting (an install just made it) too, when it has this connect's image: either way the
+  // install's own choices (`--image`, `--agent-idle`, `--namespaces`) stay. The caller waits.
+  const usable = (p: V1Pod) =>
+    runs(p, bundle) &&
+    (ready(p) || (!p.metadata?.deletionTimestamp && p.spec?.containers[0]?.image === image));
+  if (pods.some(usable)) return bundle;
   // Also while its pod restarts or takes its sessions back (not Ready): they are still its.
   if (pods.length) {
     const sessions = await liveSessions(kc, namespace);

@@ -91,10 +91,8 @@ async function openTransport(
 ): Promise<Duplex | SpdySession> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('no current cluster in the kubeconfig');
-  const url = new URL(
-    `/api/v1/namespaces/${namespace}/pods/${pod}/portforward?ports=${port}`,
-    cluster.server,
-  );
+  const path = `namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}`;
+  const url = new URL(`/api/v1/${path}/portforward?ports=${port}`, cluster.server);
   url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
   const options: RequestOptions = {};
   await kc.applyToHTTPSOptions(options);

@@ -6,6 +6,7 @@ import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { podPorts } from './service-endpoints.ts';
 
 const slice = (port: number, endpoints: V1EndpointSlice['endpoints'], name = 'http'): V1EndpointSlice => ({
+  metadata: { labels: { 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } },
   addressType: 'IPv4',
   ports: [{ name, port, protocol: 'TCP' }],
   endpoints,
@@ -27,6 +28,9 @@ test('each Service port gets the ready pods of every slice, with that slice’s 
       slice(9090, [pod('d', { ready: true, terminating: true }), pod('e')]),
       slice(7000, [pod('f')], 'other'),
       { ...slice(8080, [{ addresses: ['10.0.0.9'] }]) },
+      // A pod name that is no name (it goes into a URL), and a slice someone else wrote.
+      slice(8080, [pod('../../kube-system/pods/victim/exec?command=sh&x=')]),
+      { ...slice(8080, [pod('planted')]), metadata: { labels: {} } },
     ],
   );
   assert.deepEqual(ports.get(80), [

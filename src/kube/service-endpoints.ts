@@ -4,6 +4,7 @@
 // uses it to open a port-forward straight to one of those pods instead of relaying through the
 // traffic manager (src/daemon/service-routes.ts).
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice } from '@kubernetes/client-node';
+import { kubeName } from '../protocol/requests.ts';
 
 /** A pod behind a Service port, and the port it listens on for it. */
 export interface PodPort {
@@ -17,10 +18,16 @@ export interface ServiceEndpoints {
   ports: Map<number, PodPort[]>;
 }
 
+/** The label the EndpointSlice controller puts on the slices it makes from a Service's selector. */
+const MANAGED_BY = 'endpointslice.kubernetes.io/managed-by';
+const CONTROLLER = 'endpointslice-controller.k8s.io';
+
 /**
  * The ready pods behind each TCP port of a Service, from its EndpointSlices: an endpoint counts
- * when it is a Pod (targetRef), ready (absent means ready) and not terminating. Ports are
- * matched by name, as the EndpointSlice controller names them after the Service's ports.
+ * when it is a Pod (targetRef) with a valid name, ready (absent means ready) and not
+ * terminating, in a slice the EndpointSlice controller made (anyone who may create slices could
+ * otherwise name any "pod", and the name goes into a URL). Ports are matched by name, as the
+ * controller names them after the Service's ports.
  */
 export function podPorts(
   servicePorts: { port: number; name?: string; protocol?: string }[],
@@ -31,7 +38,7 @@ export function podPorts(
     if ((servicePort.protocol ?? 'TCP') !== 'TCP') continue;
     const pods: PodPort[] = [];
     for (const slice of slices) {
-      if (slice.addressType !== 'IPv4') continue;
+      if (slice.addressType !== 'IPv4' || slice.metadata?.labels?.[MANAGED_BY] !== CONTROLLER) continue;
       const port = slice.ports?.find(
         (p) => (p.name ?? '') === (servicePort.name ?? '') && (p.protocol ?? 'TCP') === 'TCP',
       )?.port;
@@ -39,7 +46,7 @@ export function podPorts(
       for (const endpoint of slice.endpoints) {
         const ready = endpoint.conditions?.ready !== false && endpoint.conditions?.terminating !== true;
         const pod = endpoint.targetRef?.kind === 'Pod' ? endpoint.targetRef.name : undefined;
-        if (ready && pod) pods.push({ pod, port });
+        if (ready && pod && kubeName.safeParse(pod).success) pods.push({ pod, port });
       }
     }
     ports.set(servicePort.port, pods);
@@ -60,6 +67,8 @@ export async function readServiceEndpoints(
       labelSelector: `kubernetes.io/service-name=${name}`,
     }),
   ]);
+  // Without a selector the Service's endpoints are whatever someone wrote: the manager's path.
+  if (!Object.keys(service.spec?.selector ?? {}).length) return { clusterIPs: [], ports: new Map() };
   const clusterIPs = service.spec?.clusterIPs ?? (service.spec?.clusterIP ? [service.spec.clusterIP] : []);
   return { clusterIPs, ports: podPorts(service.spec?.ports ?? [], slices.items) };
 }

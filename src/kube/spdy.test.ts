@@ -112,3 +112,32 @@ test('written data goes out as whole frames, one buffer each, split at 16 MiB; e
   assert.deepEqual(written[3], data(1, FIN, Buffer.alloc(0)));
   assert.equal(written.length, 4);
 });
+
+test('a stream still open when the connection ends fails; one whose peer had ended does not', async () => {
+  const { transport, stream, errors, feed } = session();
+  await feed(data(1, 0, Buffer.from('part')));
+  transport.push(null); // the WebSocket under it closed
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.match(errors[0]?.message ?? '', /the port-forward connection ended/);
+  assert.ok(stream.destroyed);
+
+  const ended = session();
+  const text = readAll(ended.stream);
+  await ended.feed(data(1, FIN, Buffer.from('whole')));
+  ended.transport.push(null);
+  assert.equal(await text, 'whole');
+  assert.ok(!ended.errors.some((e) => /connection ended/.test(e.message)), String(ended.errors));
+});
+
+test("a stream that ends while its reader is behind no longer holds up the others' data", async () => {
+  const { transport, stream, feed } = session();
+  const spdy = (stream as unknown as { session: SpdySession }).session;
+  const other = spdy.open({ streamtype: 'data' }); // stream 3
+  // Nobody reads stream 1: 1 MiB (its high-water mark) pauses the connection, but its FIN came
+  // in the same read: nothing more can come for it, so the connection flows on.
+  await feed(Buffer.concat([data(1, 0, Buffer.alloc(1 << 20)), data(1, FIN, Buffer.alloc(0))]));
+  assert.equal(transport.isPaused(), false);
+  const text = readAll(other);
+  await feed(data(3, FIN, Buffer.from('still flowing')));
+  assert.equal(await text, 'still flowing');
+});

@@ -125,7 +125,8 @@ export class SpdySession {
 
   constructor(private readonly transport: Duplex) {
     transport.on('data', (chunk: Buffer) => this.receive(chunk));
-    transport.once('end', () => this.closeAll(undefined));
+    // A stream still open when the connection ends was cut short: it fails, never ends cleanly.
+    transport.once('end', () => this.closeAll(new Error('the port-forward connection ended')));
     transport.once('close', () => this.closeAll(new Error('the SPDY connection closed')));
     transport.on('error', (err: Error) => this.closeAll(err));
   }
@@ -255,7 +256,7 @@ export class SpdySession {
       if (this.transport.writableLength < MAX_UNSENT_FOR_PING)
         this.transport.write(controlFrame(FRAME.ping, 0, body));
     } else if (type === FRAME.goAway) {
-      this.closeAll(undefined);
+      this.closeAll(new Error('the server ended the SPDY session (GOAWAY)'));
     }
     // SYN_REPLY headers, SETTINGS, WINDOW_UPDATE and HEADERS carry nothing this client needs.
   }
@@ -270,6 +271,7 @@ export class SpdySession {
 
   private closeAll(err: Error | undefined): void {
     for (const stream of this.streams.values()) {
+      if (stream.peerEnded) continue; // it has all its data; only its own side was still open
       if (err) stream.destroy(err);
       else stream.receiveFin();
     }
@@ -292,6 +294,11 @@ export class SpdyStream extends Duplex {
     super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
   }
 
+  /** Whether the peer's FIN arrived: all its data is in. */
+  get peerEnded(): boolean {
+    return this.finished;
+  }
+
   /** Data from the peer; after its FIN, or once destroyed, there is nowhere for it to go. */
   receive(data: Buffer): void {
     if (this.finished || this.destroyed) return;
@@ -301,6 +308,8 @@ export class SpdyStream extends Duplex {
   receiveFin(): void {
     if (this.finished || this.destroyed) return;
     this.finished = true;
+    // No more data can come for it: it no longer holds up the connection, read or not.
+    this.session.resume(this.id);
     if (!this.endGate) return void this.push(null);
     void this.endGate().then(() => this.destroyed || this.push(null));
   }

@@ -304,7 +304,8 @@ export class Intercepts extends InjectionRegistry {
       // Recorded before a restore: a manager restarting halfway through it finishes it.
       await this.publish(injection);
       if (restoring) await this.release(injection);
-      return { left: true, ...(injection.dormant ? { dormantSeconds: idleMs / 1000 } : {}) };
+      if (injection.dormant) return { left: true, agent: 'dormant', dormantSeconds: idleMs / 1000 };
+      return { left: true, agent: restoring ? 'restored' : 'shared' };
     });
   }
 

@@ -92,7 +92,12 @@ export const LeaveInterceptSchema = z.object({ id: uuid, restore: z.optional(z.b
 /** The manager's answer to a leave: whether the intercept was the session's, and whether the agent stays. */
 export interface LeaveAnswer {
   left: boolean;
-  /** Set when the workload keeps its agent, dormant: restored after this many seconds idle. */
+  /**
+   * What became of the workload's agent: dormant (restored after `dormantSeconds` idle),
+   * restored, or still serving other intercepts. Absent from managers before `--agent-idle`,
+   * which kept it dormant for DORMANT_AGENT_MINUTES after an intercept's last leave.
+   */
+  agent?: 'dormant' | 'restored' | 'shared';
   dormantSeconds?: number;
 }
 /** POST /intercepts/restore: a workload whose agent the session left dormant. */
