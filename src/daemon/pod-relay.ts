@@ -21,7 +21,7 @@ export const REPLAY_LIMIT = 64 << 10;
 export function neverConnected(err: Error): boolean {
   return (
     err.message.startsWith('port-forward: ') &&
-    /failed to connect to|connection refused|failed to find sandbox|not found|no such (pod|container)/i.test(
+    /failed to connect to|connection refused|failed to find sandbox|not found|no such (pod|container)|no reply from the kubelet/i.test(
       err.message,
     )
   );

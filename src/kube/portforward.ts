@@ -24,6 +24,13 @@ const DATA = 0;
 const ERROR = 1;
 /** How long a data stream's end waits for the error stream's (the kubelet closes it right after). */
 const ERROR_VERDICT_MS = 500;
+/** How long the kubelet may take to accept a stream (its SYN_REPLY; it replies at once). */
+const REPLY_TIMEOUT_MS = 5_000;
+/**
+ * How long opening a shared port-forward to a pod may take: its first connection waits for it,
+ * then takes the manager's path (a stalled upgrade would otherwise hold it, and the next ones).
+ */
+const SESSION_HANDSHAKE_MS = 5_000;
 
 /** How a WebSocket's messages map to a byte stream. */
 interface Codec {
@@ -67,7 +74,7 @@ export async function openPortForwardSession(
   pod: string,
   port: number,
 ): Promise<PortForwardSession> {
-  const opened = await openTransport(kc, namespace, pod, port);
+  const opened = await openTransport(kc, namespace, pod, port, SESSION_HANDSHAKE_MS);
   if (!(opened instanceof SpdySession)) {
     opened.destroy();
     throw new Error('the API server offers no SPDY port-forward tunnel (Kubernetes < 1.31)');
@@ -88,6 +95,7 @@ async function openTransport(
   namespace: string,
   pod: string,
   port: number,
+  handshakeTimeout?: number,
 ): Promise<Duplex | SpdySession> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('no current cluster in the kubeconfig');
@@ -103,6 +111,7 @@ async function openTransport(
     headers: options.headers as Record<string, string> | undefined,
     rejectUnauthorized: options.rejectUnauthorized,
     perMessageDeflate: false,
+    ...(handshakeTimeout ? { handshakeTimeout } : {}),
     // A zero mask, which ws recognises and skips: masking exists to protect proxies from
     // scripts in browsers; for this client it only cost a pass over every byte sent.
     generateMask: (mask: Buffer) => void mask.fill(0),
@@ -162,7 +171,18 @@ function portStreams(session: SpdySession, port: number, requestid = '0', closeS
       new Promise<void>((resolve) => setTimeout(resolve, ERROR_VERDICT_MS).unref()),
     ]),
   );
-  if (closeSession) data.once('close', () => session.close());
+  // A kubelet that does not even accept the stream (SYN_REPLY, sent before it forwards a byte)
+  // within REPLY_TIMEOUT_MS is stuck: the stream fails as never connected, and so does the
+  // session, so that the next connection opens a new one.
+  const stuck = setTimeout(() => {
+    data.destroy(new Error(`port-forward: no reply from the kubelet within ${REPLY_TIMEOUT_MS / 1000} s`));
+    session.close();
+  }, REPLY_TIMEOUT_MS).unref();
+  data.once('reply', () => clearTimeout(stuck));
+  data.once('close', () => {
+    clearTimeout(stuck);
+    if (closeSession) session.close();
+  });
   return data;
 }
 

@@ -4,6 +4,7 @@
 // uses it to open a port-forward straight to one of those pods instead of relaying through the
 // traffic manager (src/daemon/service-routes.ts).
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice } from '@kubernetes/client-node';
+import { AGENT_CONTAINER } from '../protocol/intercept.ts';
 import { kubeName } from '../protocol/requests.ts';
 
 /** A pod behind a Service port, and the port it listens on for it. */
@@ -54,21 +55,37 @@ export function podPorts(
   return ports;
 }
 
-/** Reads a Service and its EndpointSlices (two API calls) with `kc`'s rights. */
+/**
+ * Reads a Service, its EndpointSlices and its pods (three API calls) with `kc`'s rights. A
+ * Service with no selector, or whose pods carry telepod's agent (an intercepted or dormant
+ * workload), has no pods here: its connections take the manager's path, as before. Connections
+ * to an agent are routed by it, per request or back to a workstation through the manager
+ * anyway; and from the workstation back to itself through an agent, one connection in two
+ * full benches went unanswered on the direct path (not found why).
+ */
 export async function readServiceEndpoints(
   kc: KubeConfig,
   namespace: string,
   name: string,
 ): Promise<ServiceEndpoints> {
+  const core = kc.makeApiClient(CoreV1Api);
   const [service, slices] = await Promise.all([
-    kc.makeApiClient(CoreV1Api).readNamespacedService({ name, namespace }),
+    core.readNamespacedService({ name, namespace }),
     kc.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({
       namespace,
       labelSelector: `kubernetes.io/service-name=${name}`,
     }),
   ]);
-  // Without a selector the Service's endpoints are whatever someone wrote: the manager's path.
-  if (!Object.keys(service.spec?.selector ?? {}).length) return { clusterIPs: [], ports: new Map() };
+  const none: ServiceEndpoints = { clusterIPs: [], ports: new Map() };
+  const selector = service.spec?.selector ?? {};
+  if (!Object.keys(selector).length) return none;
+  const pods = await core.listNamespacedPod({
+    namespace,
+    labelSelector: Object.entries(selector)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(','),
+  });
+  if (pods.items.some((pod) => pod.spec?.containers.some((c) => c.name === AGENT_CONTAINER))) return none;
   const clusterIPs = service.spec?.clusterIPs ?? (service.spec?.clusterIP ? [service.spec.clusterIP] : []);
   return { clusterIPs, ports: podPorts(service.spec?.ports ?? [], slices.items) };
 }

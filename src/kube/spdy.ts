@@ -245,8 +245,10 @@ export class SpdySession {
     if (expected && (expected.exact ? body.length !== expected.bytes : body.length < expected.bytes)) {
       return this.protocolError(`a frame of type ${type} with a body of ${body.length} bytes`);
     }
-    if (type === FRAME.synReply && flags & FLAG_FIN) {
-      this.streams.get(body.readUInt32BE(0) & 0x7fffffff)?.receiveFin();
+    if (type === FRAME.synReply) {
+      const stream = this.streams.get(body.readUInt32BE(0) & 0x7fffffff);
+      stream?.emit('reply');
+      if (flags & FLAG_FIN) stream?.receiveFin();
     } else if (type === FRAME.rstStream) {
       const id = body.readUInt32BE(0) & 0x7fffffff;
       const status = body.readUInt32BE(4);
@@ -282,7 +284,7 @@ export class SpdySession {
   }
 }
 
-/** One SPDY stream as a Duplex: writes become data frames, `end()` a FIN. */
+/** One SPDY stream as a Duplex: writes become data frames, `end()` a FIN; 'reply' on the peer's SYN_REPLY. */
 export class SpdyStream extends Duplex {
   private finished = false;
   private endGate: (() => Promise<void>) | undefined;
