@@ -9,6 +9,7 @@
 // coming; the pod's side ends the connection, or the client's full close does.
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { NO_REPLY } from '../kube/spdy.ts';
 import { pipeCoalesced } from './coalesced-pipe.ts';
 
 /** Bytes kept for a replay through the manager; a client that sent more before any answer is not replayed. */
@@ -19,9 +20,10 @@ export const REPLAY_LIMIT = 64 << 10;
  * stream's words, as containerd and the kubelet put them), so that nothing reached the app.
  */
 export function neverConnected(err: Error): boolean {
+  if (err.message.startsWith(NO_REPLY)) return true; // the kubelet never accepted the stream
   return (
     err.message.startsWith('port-forward: ') &&
-    /failed to connect to|connection refused|failed to find sandbox|not found|no such (pod|container)|no reply from the kubelet/i.test(
+    /failed to connect to|connection refused|failed to find sandbox|not found|no such (pod|container)/i.test(
       err.message,
     )
   );

@@ -347,7 +347,7 @@ export class Session {
         id: info.id,
         ...(request.restore ? { restore: true } : {}),
       });
-      if (answer.agent === 'dormant' && typeof answer.dormantSeconds === 'number') {
+      if (typeof answer.dormantSeconds === 'number') {
         dormantSeconds = answer.dormantSeconds;
       } else if (answer.agent === undefined && info.mode === 'intercept' && !request.restore) {
         dormantSeconds = DORMANT_AGENT_MINUTES * 60; // an earlier manager's only choice

@@ -11,7 +11,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { RequestOptions } from 'node:https';
 import { Duplex } from 'node:stream';
 import WebSocket from 'ws';
-import { SpdySession } from './spdy.ts';
+import { NO_REPLY, SpdySession } from './spdy.ts';
 
 export const SPDY_TUNNEL_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
 export const CHANNEL_PROTOCOL = 'v4.channel.k8s.io';
@@ -174,10 +174,14 @@ function portStreams(session: SpdySession, port: number, requestid = '0', closeS
   // A kubelet that does not even accept the stream (SYN_REPLY, sent before it forwards a byte)
   // within REPLY_TIMEOUT_MS is stuck: the stream fails as never connected, and so does the
   // session, so that the next connection opens a new one.
-  const stuck = setTimeout(() => {
-    data.destroy(new Error(`port-forward: no reply from the kubelet within ${REPLY_TIMEOUT_MS / 1000} s`));
-    session.close();
-  }, REPLY_TIMEOUT_MS).unref();
+  // While a slow reader holds the connection paused, a reply may be waiting unread: not counted.
+  const watch = (): NodeJS.Timeout =>
+    setTimeout(() => {
+      if (session.heldUp) return void (stuck = watch());
+      data.destroy(new Error(`${NO_REPLY}: no reply from the kubelet within ${REPLY_TIMEOUT_MS / 1000} s`));
+      session.close();
+    }, REPLY_TIMEOUT_MS).unref();
+  let stuck = watch();
   data.once('reply', () => clearTimeout(stuck));
   data.once('close', () => {
     clearTimeout(stuck);

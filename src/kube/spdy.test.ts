@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { test } from 'node:test';
-import { MAX_CONTROL_BODY, SpdySession, type SpdyStream } from './spdy.ts';
+import { MAX_CONTROL_BODY, NO_REPLY, SpdySession, type SpdyStream } from './spdy.ts';
 
 function control(type: number, flags: number, body: Buffer, version = 3): Buffer {
   const header = Buffer.alloc(8);
@@ -140,4 +140,17 @@ test("a stream that ends while its reader is behind no longer holds up the other
   const text = readAll(other);
   await feed(data(3, FIN, Buffer.from('still flowing')));
   assert.equal(await text, 'still flowing');
+});
+
+test('a stream the peer never accepted fails as such when the connection ends; an accepted one does not say so', async () => {
+  const unreplied = session();
+  unreplied.transport.push(null);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(unreplied.errors[0]?.message.startsWith(NO_REPLY), unreplied.errors[0]?.message);
+
+  const replied = session();
+  await replied.feed(control(2, 0, u32s(1)));
+  replied.transport.push(null);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.match(replied.errors[0]?.message ?? '', /^the port-forward connection ended/);
 });

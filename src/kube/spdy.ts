@@ -22,6 +22,8 @@ const HEADER_LENGTH = 8;
 const MAX_DATA = 0xffffff;
 /** The largest control frame body kept until it is complete; the kubelet's are tens of bytes. */
 export const MAX_CONTROL_BODY = 1 << 20;
+/** How a stream the peer never accepted fails: nothing sent on it reached the peer's side. */
+export const NO_REPLY = 'the SPDY stream was never accepted';
 /** Pings are answered only while less than this is waiting to be sent. */
 const MAX_UNSENT_FOR_PING = 1 << 20;
 /** The body lengths of the control frames this client reads: exactly, or at least. */
@@ -129,6 +131,11 @@ export class SpdySession {
     transport.once('end', () => this.closeAll(new Error('the port-forward connection ended')));
     transport.once('close', () => this.closeAll(new Error('the SPDY connection closed')));
     transport.on('error', (err: Error) => this.closeAll(err));
+  }
+
+  /** Whether a stream's slow reader holds the connection paused (nothing else is read meanwhile). */
+  get heldUp(): boolean {
+    return this.behind.size > 0;
   }
 
   /** Whether the connection has ended: no stream can be opened on it any more. */
@@ -247,7 +254,7 @@ export class SpdySession {
     }
     if (type === FRAME.synReply) {
       const stream = this.streams.get(body.readUInt32BE(0) & 0x7fffffff);
-      stream?.emit('reply');
+      stream?.replied();
       if (flags & FLAG_FIN) stream?.receiveFin();
     } else if (type === FRAME.rstStream) {
       const id = body.readUInt32BE(0) & 0x7fffffff;
@@ -274,7 +281,9 @@ export class SpdySession {
   private closeAll(err: Error | undefined): void {
     for (const stream of this.streams.values()) {
       if (stream.peerEnded) continue; // it has all its data; only its own side was still open
-      if (err) stream.destroy(err);
+      // One the peer never replied to never reached it: said so, a caller may send it elsewhere.
+      if (err && !stream.wasReplied) stream.destroy(new Error(`${NO_REPLY}: ${err.message}`));
+      else if (err) stream.destroy(err);
       else stream.receiveFin();
     }
     this.streams.clear();
@@ -287,6 +296,7 @@ export class SpdySession {
 /** One SPDY stream as a Duplex: writes become data frames, `end()` a FIN; 'reply' on the peer's SYN_REPLY. */
 export class SpdyStream extends Duplex {
   private finished = false;
+  private gotReply = false;
   private endGate: (() => Promise<void>) | undefined;
 
   constructor(
@@ -294,6 +304,17 @@ export class SpdyStream extends Duplex {
     readonly id: number,
   ) {
     super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
+  }
+
+  /** The peer's SYN_REPLY arrived: it accepted the stream ('reply' is emitted). */
+  replied(): void {
+    this.gotReply = true;
+    this.emit('reply');
+  }
+
+  /** Whether the peer accepted the stream (its SYN_REPLY arrived). */
+  get wasReplied(): boolean {
+    return this.gotReply;
   }
 
   /** Whether the peer's FIN arrived: all its data is in. */
