@@ -60,8 +60,8 @@ export function podPorts(
  * Service with no selector, or whose pods carry telepod's agent (an intercepted or dormant
  * workload), has no pods here: its connections take the manager's path, as before. Connections
  * to an agent are routed by it, per request or back to a workstation through the manager
- * anyway; and from the workstation back to itself through an agent, one connection in two
- * full benches went unanswered on the direct path (not found why).
+ * anyway; and from the workstation back to itself through an agent, a connection went
+ * unanswered for 60 s on the direct path in each of three full benches (not found why).
  */
 export async function readServiceEndpoints(
   kc: KubeConfig,
