@@ -95,22 +95,31 @@ test('a control frame over the limit fails at its header, before its body arrive
   await feed(Buffer.alloc(64)); // more bytes after the error are not read
 });
 
-test('written data goes out as whole frames, one buffer each, split at 16 MiB; end sends a FIN', async () => {
+test('written data goes out in frames split at 16 MiB: small pieces copied together, large ones as they are; end sends a FIN', async () => {
   const { stream, written } = session();
   written.length = 0; // the SYN_STREAM
   stream.cork();
   stream.write(Buffer.from('ab'));
   stream.write(Buffer.from('cd'));
-  stream.uncork(); // one writev: one frame
+  stream.uncork(); // one writev: one frame, one buffer
   const big = Buffer.alloc((16 << 20) + 5, 7);
-  stream.write(big);
+  const writeAlone = (chunk: Buffer) => new Promise((resolve) => stream.write(chunk, resolve));
+  await writeAlone(big);
+  const upload = Buffer.alloc(64 << 10, 9);
+  await writeAlone(upload);
   await new Promise<void>((resolve) => stream.end(resolve));
+  assert.deepEqual(
+    written.map((b) => b.length),
+    [8 + 4, 8, 0xffffff, 8 + 6, 8, 64 << 10, 8],
+  );
   assert.deepEqual(written[0], data(1, 0, Buffer.from('abcd')));
-  assert.equal(written[1]!.length, 8 + 0xffffff);
-  assert.deepEqual(written[1]!.subarray(0, 8), data(1, 0, Buffer.alloc(0)).fill(0xff, 5, 8));
-  assert.deepEqual(written[2], data(1, 0, big.subarray(0xffffff)));
-  assert.deepEqual(written[3], data(1, FIN, Buffer.alloc(0)));
-  assert.equal(written.length, 4);
+  assert.deepEqual(written[1], data(1, 0, Buffer.alloc(0)).fill(0xff, 5, 8)); // 16 MiB - 1 follows
+  assert.equal(written[2]!.buffer, big.buffer, 'a large piece is not copied');
+  assert.deepEqual(written[3], data(1, 0, big.subarray(0xffffff)));
+  assert.deepEqual(written[4], data(1, 0, Buffer.alloc(0)).fill(0x01, 5, 6)); // 64 KiB follows
+  assert.equal(written[5]!.buffer, upload.buffer, 'a 64 KiB socket read is not copied');
+  assert.deepEqual(written[5], upload);
+  assert.deepEqual(written[6], data(1, FIN, Buffer.alloc(0)));
 });
 
 test('a stream still open when the connection ends fails; one whose peer had ended does not', async () => {

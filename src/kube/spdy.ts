@@ -74,34 +74,56 @@ function controlFrame(type: number, flags: number, body: Buffer): Buffer {
 }
 
 /**
- * Data frames carrying `chunks`, each header and payload in one buffer: one copy of the bytes,
- * and one WebSocket message per frame instead of a short one for the header.
+ * A written piece at least this large is sent as it is, not copied: each copy is a buffer only
+ * a garbage collection frees, and an upload's 64 KiB socket reads copied into frames let the
+ * daemon's memory climb by 15–20 MB before one came (a 256 MiB upload peaked at 100–103 MB of
+ * RSS, 86–90 without the copy, at the same speed).
+ */
+const SENT_AS_IS = 32 << 10;
+
+/**
+ * Data frames carrying `chunks`, as the buffers to write: frame headers and small pieces
+ * copied together (an HTTP/2 frame's 9-byte header and its payload make one WebSocket message,
+ * not two), large pieces passed on as they are.
  */
 function dataFrames(streamId: number, chunks: Buffer[]): Buffer[] {
-  const frames: Buffer[] = [];
+  const out: Buffer[] = [];
+  let small: Buffer[] = [];
+  let smallBytes = 0;
+  const flushSmall = () => {
+    if (small.length) out.push(Buffer.concat(small, smallBytes));
+    small = [];
+    smallBytes = 0;
+  };
+  const add = (piece: Buffer) => {
+    if (piece.length < SENT_AS_IS) {
+      small.push(piece);
+      smallBytes += piece.length;
+      return;
+    }
+    flushSmall();
+    out.push(piece);
+  };
   let pending = chunks.reduce((total, chunk) => total + chunk.length, 0);
-  let frame: Buffer | undefined;
-  let at = 0;
+  let frameRoom = 0;
   for (const chunk of chunks) {
     for (let offset = 0; offset < chunk.length;) {
-      if (!frame) {
-        const length = Math.min(pending, MAX_DATA);
-        frame = Buffer.allocUnsafe(HEADER_LENGTH + length);
-        frame.writeUInt32BE(streamId & 0x7fffffff, 0);
-        frame.writeUInt32BE(length, 4); // flags 0 in the top byte
-        at = HEADER_LENGTH;
+      if (frameRoom === 0) {
+        frameRoom = Math.min(pending, MAX_DATA);
+        const header = Buffer.allocUnsafe(HEADER_LENGTH);
+        header.writeUInt32BE(streamId & 0x7fffffff, 0);
+        header.writeUInt32BE(frameRoom, 4); // flags 0 in the top byte
+        add(header);
       }
-      const copied = chunk.copy(frame, at, offset);
-      offset += copied;
-      at += copied;
-      pending -= copied;
-      if (at === frame.length) {
-        frames.push(frame);
-        frame = undefined;
-      }
+      const piece = chunk.subarray(offset, offset + frameRoom);
+      add(piece);
+      offset += piece.length;
+      frameRoom -= piece.length;
+      pending -= piece.length;
     }
   }
-  return frames;
+  flushSmall();
+  return out;
 }
 
 function finFrame(streamId: number): Buffer {
