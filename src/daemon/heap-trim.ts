@@ -5,13 +5,9 @@
 // bench's bulk transfers, 73 MB at rest). Once a second, when the RSS grew by more than a few
 // MiB since the last trim, malloc_trim(0) runs on libuv's thread pool and returns the heap's
 // free pages (madvise); the next burst faults them in again. Called through koffi, the daemon's
-// native add-on: Node has no binding for it. On a libc without it (musl) nothing is done. Before
-// trimming, when array buffers hold over 16 MiB, a full collection frees those that outlived two
-// young collections (a download's buffers waiting in the HTTP/2 window): V8 itself collects them
-// only after 64 MiB more, or once the process has been idle for seconds.
+// native add-on: Node has no binding for it. On a libc without it (musl) nothing is done. The
+// buffers themselves are freed by `dead-buffers.ts`.
 import { createRequire } from 'node:module';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 
 type Koffi = typeof import('koffi');
 type MallocTrim = ((pad: number) => number) & {
@@ -40,21 +36,6 @@ export async function trimHeap(): Promise<boolean> {
   return true;
 }
 
-let collect: (() => void) | undefined;
-
-/**
- * A full garbage collection when array buffers hold over 16 MiB: buffers promoted to V8's old
- * generation are freed only by one, which V8 starts on its own after 64 MiB more of them.
- */
-function collectDeadBuffers(): void {
-  if (process.memoryUsage().arrayBuffers < 16 << 20) return;
-  if (!collect) {
-    setFlagsFromString('--expose-gc');
-    collect = runInNewContext('gc') as () => void;
-  }
-  collect();
-}
-
 /**
  * Every `intervalMs`, trims the heap when the RSS grew by more than `growthBytes` since the
  * last trim (or since it was lowest). The timer never keeps the process alive; `stop` ends it.
@@ -67,7 +48,6 @@ export function trimHeapPeriodically(intervalMs = 1000, growthBytes = 4 << 20): 
     baseline = Math.min(baseline, rss);
     if (busy || rss < baseline + growthBytes || !mallocTrim()) return;
     busy = true;
-    collectDeadBuffers();
     trimHeap()
       .catch(() => false)
       .finally(() => {

@@ -19,6 +19,7 @@ import { parseRequest } from '../protocol/requests.ts';
 import { TelepodError } from '../protocol/errors.ts';
 import { startControlServer } from './control.ts';
 import { daemonLogLevel, rotatingDestination } from './log-file.ts';
+import { collectDeadBuffersPeriodically } from './dead-buffers.ts';
 import { trimHeapPeriodically } from './heap-trim.ts';
 import { Mounts } from './mounts.ts';
 import { removeCapture } from './nft.ts';
@@ -44,6 +45,7 @@ export async function runDaemon({ rootless = false } = {}): Promise<void> {
   // traffic's buffers are freed soon after use. Set here rather than on the command line: a
   // flag a later Node does not know is a warning here, there it would stop the daemon starting.
   setFlagsFromString('--minor-gc-task-trigger=10');
+  collectDeadBuffersPeriodically();
   trimHeapPeriodically();
   let session: Session | undefined;
   let connecting: Promise<Session> | undefined;
