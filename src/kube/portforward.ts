@@ -11,6 +11,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { RequestOptions } from 'node:https';
 import { Duplex } from 'node:stream';
 import WebSocket from 'ws';
+import { coalesceSmall } from './coalesce.ts';
 import { NO_REPLY, SpdySession } from './spdy.ts';
 
 export const SPDY_TUNNEL_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
@@ -191,9 +192,8 @@ function portStreams(session: SpdySession, port: number, requestid = '0', closeS
 }
 
 const bytesCodec: Codec = {
-  // A message per chunk, as written: the SPDY session writes whole frames, and the bytes need
-  // no copy into a message of their own.
-  encode: (chunks) => chunks,
+  // The SPDY session's frames as a byte stream: short pieces written together share a message.
+  encode: coalesceSmall,
   decode: (message) => message,
   failure: () => undefined,
 };

@@ -74,36 +74,12 @@ function controlFrame(type: number, flags: number, body: Buffer): Buffer {
 }
 
 /**
- * A written piece at least this large is sent as it is, not copied: each copy is a buffer only
- * a garbage collection frees, and an upload's 64 KiB socket reads copied into frames let the
- * daemon's memory climb by 15–20 MB before one came (a 256 MiB upload peaked at 100–103 MB of
- * RSS, 86–90 without the copy, at the same speed).
- */
-const SENT_AS_IS = 32 << 10;
-
-/**
- * Data frames carrying `chunks`, as the buffers to write: frame headers and small pieces
- * copied together (an HTTP/2 frame's 9-byte header and its payload make one WebSocket message,
- * not two), large pieces passed on as they are.
+ * Data frames carrying `chunks`, as the pieces to write: each frame's 8-byte header, then its
+ * payload as slices of the chunks, never copied (the transport joins the short pieces of a
+ * tick into one message).
  */
 function dataFrames(streamId: number, chunks: Buffer[]): Buffer[] {
-  const out: Buffer[] = [];
-  let small: Buffer[] = [];
-  let smallBytes = 0;
-  const flushSmall = () => {
-    if (small.length) out.push(Buffer.concat(small, smallBytes));
-    small = [];
-    smallBytes = 0;
-  };
-  const add = (piece: Buffer) => {
-    if (piece.length < SENT_AS_IS) {
-      small.push(piece);
-      smallBytes += piece.length;
-      return;
-    }
-    flushSmall();
-    out.push(piece);
-  };
+  const pieces: Buffer[] = [];
   let pending = chunks.reduce((total, chunk) => total + chunk.length, 0);
   let frameRoom = 0;
   for (const chunk of chunks) {
@@ -113,17 +89,16 @@ function dataFrames(streamId: number, chunks: Buffer[]): Buffer[] {
         const header = Buffer.allocUnsafe(HEADER_LENGTH);
         header.writeUInt32BE(streamId & 0x7fffffff, 0);
         header.writeUInt32BE(frameRoom, 4); // flags 0 in the top byte
-        add(header);
+        pieces.push(header);
       }
       const piece = chunk.subarray(offset, offset + frameRoom);
-      add(piece);
+      pieces.push(piece);
       offset += piece.length;
       frameRoom -= piece.length;
       pending -= piece.length;
     }
   }
-  flushSmall();
-  return out;
+  return pieces;
 }
 
 function finFrame(streamId: number): Buffer {
@@ -146,6 +121,8 @@ export class SpdySession {
   private readonly behind = new Set<number>();
   private ended = false;
   private readonly closeListeners: (() => void)[] = [];
+  /** Whether the transport is corked until the end of this tick. */
+  private corked = false;
 
   constructor(private readonly transport: Duplex) {
     transport.on('data', (chunk: Buffer) => this.receive(chunk));
@@ -181,21 +158,19 @@ export class SpdySession {
     ids.writeUInt32BE(id, 0);
     const block = headerBlock(headers, !this.sentHeaders);
     this.sentHeaders = true;
-    this.transport.write(controlFrame(FRAME.synStream, 0, Buffer.concat([ids, block])));
+    this.send(controlFrame(FRAME.synStream, 0, Buffer.concat([ids, block])));
     return stream;
   }
 
   /** Sends data (in frames of at most 16 MiB); `done` once the transport took it. */
   sendData(id: number, chunks: Buffer[], done: (err?: Error | null) => void): void {
-    const frames = dataFrames(id, chunks);
-    if (!frames.length) return done();
-    this.transport.cork();
-    frames.forEach((frame, i) => this.transport.write(frame, i === frames.length - 1 ? done : undefined));
-    this.transport.uncork();
+    const pieces = dataFrames(id, chunks);
+    if (!pieces.length) return done();
+    pieces.forEach((piece, i) => this.send(piece, i === pieces.length - 1 ? done : undefined));
   }
 
   sendFin(id: number, done: () => void): void {
-    this.transport.write(finFrame(id), done);
+    this.send(finFrame(id), done);
   }
 
   reset(id: number): void {
@@ -204,7 +179,24 @@ export class SpdySession {
     const body = Buffer.alloc(8);
     body.writeUInt32BE(id, 0);
     body.writeUInt32BE(RST_CANCEL, 4);
-    this.transport.write(controlFrame(FRAME.rstStream, 0, body));
+    this.send(controlFrame(FRAME.rstStream, 0, body));
+  }
+
+  /**
+   * Writes to the transport, corked until the end of the tick: what the streams write in one go
+   * (a new connection's two SYN_STREAMs, a FIN and its first data; a burst of new connections)
+   * reaches it as one writev, which the WebSocket sends as few messages.
+   */
+  private send(bytes: Buffer, done?: (err?: Error | null) => void): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.transport.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.transport.uncork();
+      });
+    }
+    this.transport.write(bytes, done);
   }
 
   forget(id: number): void {
@@ -284,8 +276,7 @@ export class SpdySession {
       this.streams.get(id)?.destroy(new Error(`the server reset SPDY stream ${id} (status ${status})`));
     } else if (type === FRAME.ping) {
       // the server's ping, answered unless the answers to earlier ones are still waiting
-      if (this.transport.writableLength < MAX_UNSENT_FOR_PING)
-        this.transport.write(controlFrame(FRAME.ping, 0, body));
+      if (this.transport.writableLength < MAX_UNSENT_FOR_PING) this.send(controlFrame(FRAME.ping, 0, body));
     } else if (type === FRAME.goAway) {
       this.closeAll(new Error('the server ended the SPDY session (GOAWAY)'));
     }

@@ -1,0 +1,18 @@
+// coalesceSmall: runs of short pieces become one buffer, large pieces pass uncopied, in order.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { coalesceSmall, SENT_AS_IS } from './coalesce.ts';
+
+test('short pieces written together are joined; a large one is passed on as it is, in order', () => {
+  const large = Buffer.alloc(SENT_AS_IS, 1);
+  const out = coalesceSmall([Buffer.from('ab'), Buffer.from('cd'), large, Buffer.alloc(0), Buffer.from('e')]);
+  assert.deepEqual(out, [Buffer.from('abcd'), large, Buffer.from('e')]);
+  assert.equal(out[1], large, 'not copied');
+});
+
+test('a single short piece is not copied, and nothing gives nothing', () => {
+  const piece = Buffer.from('frame');
+  assert.equal(coalesceSmall([piece])[0], piece);
+  assert.deepEqual(coalesceSmall([]), []);
+  assert.deepEqual(coalesceSmall([Buffer.alloc(0)]), []);
+});

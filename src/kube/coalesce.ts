@@ -1,0 +1,34 @@
+// Which buffers go out as one WebSocket message: each message is a TLS write and a system call
+// of its own, so the short ones written together (SPDY's control frames, a data frame's header,
+// an HTTP/2 frame's header and payload) are copied into one, while large ones are sent as they
+// are (a copy is one more buffer for the garbage collector to free).
+
+/** A written piece at least this large is sent as it is, not copied. */
+export const SENT_AS_IS = 32 << 10;
+
+/**
+ * `chunks` as the buffers to send, in order: each run of pieces shorter than `SENT_AS_IS`
+ * copied into one buffer, larger pieces passed on uncopied.
+ */
+export function coalesceSmall(chunks: readonly Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  let run: Buffer[] = [];
+  let runBytes = 0;
+  const endRun = () => {
+    if (run.length === 1) out.push(run[0]!);
+    else if (run.length > 1) out.push(Buffer.concat(run, runBytes));
+    run = [];
+    runBytes = 0;
+  };
+  for (const chunk of chunks) {
+    if (chunk.length >= SENT_AS_IS) {
+      endRun();
+      out.push(chunk);
+    } else if (chunk.length) {
+      run.push(chunk);
+      runBytes += chunk.length;
+    }
+  }
+  endRun();
+  return out;
+}
