@@ -34,9 +34,9 @@ import { measureBulk } from './bulk.ts';
 const NS = 'telepod-bench';
 const KUBE_DNS = '10.96.0.10';
 const quick = process.argv.includes('--quick');
-// Five rounds of concurrent connections: single rounds of either path moved between 1.12 and
-// 1.62 s in the full runs of 2026-12-01, and the median of three put the ratio anywhere from
-// 0.89x to 1.16x.
+// Five rounds of concurrent connections: in three full runs of 2026-12-01 (README,
+// Performance) single rounds of either path moved between 1.12 and 1.62 s, and the median of
+// three put the ratio at 0.96x, 1.16x and 0.89x.
 const size = quick
   ? {
       bulkBytes: 16 << 20,

@@ -1,39 +1,64 @@
 // dead-buffers: a full collection follows a growth of array buffers, measured from their
-// lowest; and in this process's real V8, promoted buffers that died are freed by it.
+// lowest, and waits longer when what it finds is live; in this process's real V8, promoted
+// buffers that died are freed by it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { collectDeadBuffersPeriodically } from './dead-buffers.ts';
+import { collectDeadBuffersPeriodically, DeadBufferWatch } from './dead-buffers.ts';
 
 const MiB = 1 << 20;
 const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-test('a collection runs once array buffers grew by the threshold over their lowest, not before', async () => {
-  const readings = [20, 12, 19, 21, 5, 5].map((n) => n * MiB); // then 5 MiB from here on
-  let at = 0;
-  const collections: number[] = [];
-  const watch = collectDeadBuffersPeriodically({
-    intervalMs: 5,
+/** A watch over a fake amount of array buffers; a collection frees `freeable` of it. */
+function fakeWatch(start: number) {
+  const memory = { bytes: start * MiB, freeable: 0 };
+  const watch = new DeadBufferWatch({
     growthBytes: 8 * MiB,
-    arrayBufferBytes: () => readings[Math.min(at++, readings.length - 1)]!,
-    collect: () => collections.push(at),
+    arrayBufferBytes: () => memory.bytes,
+    collect: () => {
+      memory.bytes -= memory.freeable;
+      memory.freeable = 0;
+    },
   });
-  try {
-    while (at < readings.length + 3) await tick(5);
-  } finally {
-    watch.stop();
-  }
-  // 20 at the start, lowest 12, 19 is 7 over it, 21 is 9 over: collected there, and after it
-  // reads 5 (its new lowest) nothing more grows.
-  assert.deepEqual(collections, [4]);
+  /** Sets the amount (MiB), of which `dead` MiB a collection would free; whether it collected. */
+  const at = (mib: number, dead = 0) => {
+    memory.bytes = mib * MiB;
+    memory.freeable = dead * MiB;
+    return watch.check();
+  };
+  return at;
+}
+
+test('a collection runs once array buffers grew by 8 MiB over their lowest, and counts again from what it left', () => {
+  const at = fakeWatch(20);
+  assert.equal(at(12), false); // the new lowest
+  assert.equal(at(19), false); // 7 over it
+  assert.equal(at(21, 9), true); // 9 over it, all dead: back to 12
+  assert.equal(at(19), false); // 7 over what the collection left
+  assert.equal(at(20, 8), true);
+});
+
+test('growth that a collection does not free makes the next one wait for twice as much, up to 64 MiB, and a freeing one starts over', () => {
+  const at = fakeWatch(0);
+  assert.equal(at(8), true); // live: next after 16 more
+  assert.equal(at(23), false);
+  assert.equal(at(24), true); // live: next after 32 more
+  assert.equal(at(55), false);
+  assert.equal(at(56), true); // live: 64
+  assert.equal(at(119), false);
+  assert.equal(at(120), true); // live: stays at 64
+  assert.equal(at(183), false);
+  assert.equal(at(184, 60), true); // freed most: back to 8
+  assert.equal(at(131), false);
+  assert.equal(at(132), true);
 });
 
 test('buffers that outlived two young collections and died are freed within the interval', async () => {
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as (options?: { type: 'minor' }) => void;
   gc();
-  const watch = collectDeadBuffersPeriodically({ intervalMs: 20 });
+  const watch = collectDeadBuffersPeriodically(20);
   try {
     const kept: Buffer[] = Array.from({ length: 512 }, () => Buffer.allocUnsafeSlow(64 << 10));
     gc({ type: 'minor' });

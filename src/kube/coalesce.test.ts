@@ -1,7 +1,7 @@
 // coalesceSmall: runs of short pieces become one buffer, large pieces pass uncopied, in order.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { coalesceSmall, SENT_AS_IS } from './coalesce.ts';
+import { coalesceSmall, MAX_JOINED, SENT_AS_IS } from './coalesce.ts';
 
 test('short pieces written together are joined; a large one is passed on as it is, in order', () => {
   const large = Buffer.alloc(SENT_AS_IS, 1);
@@ -15,4 +15,15 @@ test('a single short piece is not copied, and nothing gives nothing', () => {
   assert.equal(coalesceSmall([piece])[0], piece);
   assert.deepEqual(coalesceSmall([]), []);
   assert.deepEqual(coalesceSmall([Buffer.alloc(0)]), []);
+});
+
+test('a long run of short pieces is split into messages of about MAX_JOINED', () => {
+  const piece = Buffer.alloc(16 << 10, 2);
+  const pieces = Array.from({ length: (2 * MAX_JOINED) / piece.length + 1 }, () => piece);
+  const out = coalesceSmall(pieces);
+  assert.deepEqual(
+    out.map((b) => b.length),
+    [MAX_JOINED, MAX_JOINED, piece.length],
+  );
+  assert.deepEqual(Buffer.concat(out), Buffer.concat(pieces));
 });

@@ -5,10 +5,13 @@
 
 /** A written piece at least this large is sent as it is, not copied. */
 export const SENT_AS_IS = 32 << 10;
+/** A run of short pieces ends at this size: one message is one allocation held until sent. */
+export const MAX_JOINED = 256 << 10;
 
 /**
  * `chunks` as the buffers to send, in order: each run of pieces shorter than `SENT_AS_IS`
- * copied into one buffer, larger pieces passed on uncopied.
+ * copied into one buffer (a new one once a run reaches `MAX_JOINED`), larger pieces passed on
+ * uncopied.
  */
 export function coalesceSmall(chunks: readonly Buffer[]): Buffer[] {
   const out: Buffer[] = [];
@@ -27,6 +30,7 @@ export function coalesceSmall(chunks: readonly Buffer[]): Buffer[] {
     } else if (chunk.length) {
       run.push(chunk);
       runBytes += chunk.length;
+      if (runBytes >= MAX_JOINED) endRun();
     }
   }
   endRun();

@@ -229,6 +229,7 @@ function websocketDuplex(ws: WebSocket, codec: Codec, early: Buffer[]): Duplex {
     writableHighWaterMark: 1 << 20,
     writev(chunks, callback) {
       const messages = codec.encode(chunks.map((c) => c.chunk as Buffer));
+      if (!messages.length) return callback(); // only empty chunks: nothing to send
       messages.forEach((message, i) => ws.send(message, i === messages.length - 1 ? callback : undefined));
     },
     final(callback) {

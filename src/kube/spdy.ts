@@ -184,8 +184,9 @@ export class SpdySession {
 
   /**
    * Writes to the transport, corked until the end of the tick: what the streams write in one go
-   * (a new connection's two SYN_STREAMs, a FIN and its first data; a burst of new connections)
-   * reaches it as one writev, which the WebSocket sends as few messages.
+   * (a new connection's two SYN_STREAMs and the error stream's FIN; a data frame's header and
+   * payload; the connections opened while a session was being dialled) reaches it as one
+   * writev, which the WebSocket sends as few messages.
    */
   private send(bytes: Buffer, done?: (err?: Error | null) => void): void {
     if (!this.corked) {
