@@ -4,18 +4,10 @@
 // 9.5 KB on average).
 import type net from 'node:net';
 import type { Readable } from 'node:stream';
+import { corkUntilNextTick } from '../kube/coalesce.ts';
 
 /** Pipes `source` into `socket`, corked until the next tick after each burst of data. */
 export function pipeCoalesced(source: Readable, socket: net.Socket): void {
-  let corked = false;
-  source.on('data', () => {
-    if (corked) return;
-    corked = true;
-    socket.cork();
-    process.nextTick(() => {
-      corked = false;
-      socket.uncork();
-    });
-  });
+  source.on('data', corkUntilNextTick(socket));
   source.pipe(socket);
 }

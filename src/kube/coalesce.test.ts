@@ -1,7 +1,8 @@
 // coalesceSmall: runs of short pieces become one buffer, large pieces pass uncopied, in order.
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { coalesceSmall, MAX_JOINED, SENT_AS_IS } from './coalesce.ts';
+import { coalesceSmall, corkUntilNextTick, MAX_JOINED, SENT_AS_IS } from './coalesce.ts';
 
 test('short pieces written together are joined; a large one is passed on as it is, in order', () => {
   const large = Buffer.alloc(SENT_AS_IS, 1);
@@ -26,4 +27,24 @@ test('a long run of short pieces is split into messages of about MAX_JOINED', ()
     [MAX_JOINED, MAX_JOINED, piece.length],
   );
   assert.deepEqual(Buffer.concat(out), Buffer.concat(pieces));
+});
+
+test("the writes of one tick reach the stream as one writev, the next tick's as another", async () => {
+  const batches: string[][] = [];
+  const sink = new Writable({
+    writev(chunks, callback) {
+      batches.push(chunks.map((c) => String(c.chunk)));
+      callback();
+    },
+  });
+  const cork = corkUntilNextTick(sink);
+  for (const word of ['a', 'b', 'c']) {
+    cork();
+    sink.write(word);
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  cork();
+  sink.write('d');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(batches, [['a', 'b', 'c'], ['d']]);
 });

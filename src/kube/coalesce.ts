@@ -1,7 +1,10 @@
-// Which buffers go out as one WebSocket message: each message is a TLS write and a system call
-// of its own, so the short ones written together (SPDY's control frames, a data frame's header,
-// an HTTP/2 frame's header and payload) are copied into one, while large ones are sent as they
-// are (a copy is one more buffer for the garbage collector to free).
+// Writes that go out together: everything written to a stream in one tick reaches it as one
+// writev (`corkUntilNextTick`), and which of those buffers go out as one WebSocket message:
+// each message is a TLS write and a system call of its own, so the short ones written together
+// (SPDY's control frames, a data frame's header, an HTTP/2 frame's header and payload) are
+// copied into one, while large ones are sent as they are (a copy is one more buffer for the
+// garbage collector to free).
+import type { Writable } from 'node:stream';
 
 /** A written piece at least this large is sent as it is, not copied. */
 export const SENT_AS_IS = 32 << 10;
@@ -35,4 +38,21 @@ export function coalesceSmall(chunks: readonly Buffer[]): Buffer[] {
   }
   endRun();
   return out;
+}
+
+/**
+ * A function to call before each write to `stream`: the first in a tick corks it, and it is
+ * uncorked on the next tick, so the writes of one tick reach it as one writev.
+ */
+export function corkUntilNextTick(stream: Writable): () => void {
+  let corked = false;
+  return () => {
+    if (corked) return;
+    corked = true;
+    stream.cork();
+    process.nextTick(() => {
+      corked = false;
+      stream.uncork();
+    });
+  };
 }

@@ -11,6 +11,7 @@
 // closes the connection. Received header blocks are never inflated (nothing in them is needed),
 // so no zlib stream of the peer's is ever expanded; data frames are passed on as they arrive.
 import { Duplex } from 'node:stream';
+import { corkUntilNextTick } from './coalesce.ts';
 
 const CONTROL_BIT = 0x80;
 const VERSION = 3;
@@ -121,10 +122,11 @@ export class SpdySession {
   private readonly behind = new Set<number>();
   private ended = false;
   private readonly closeListeners: (() => void)[] = [];
-  /** Whether the transport is corked until the end of this tick. */
-  private corked = false;
+  /** Corks the transport until the next tick (see `send`). */
+  private readonly corkForTick: () => void;
 
   constructor(private readonly transport: Duplex) {
+    this.corkForTick = corkUntilNextTick(transport);
     transport.on('data', (chunk: Buffer) => this.receive(chunk));
     // A stream still open when the connection ends was cut short: it fails, never ends cleanly.
     transport.once('end', () => this.closeAll(new Error('the port-forward connection ended')));
@@ -189,14 +191,7 @@ export class SpdySession {
    * writev, which the WebSocket sends as few messages.
    */
   private send(bytes: Buffer, done?: (err?: Error | null) => void): void {
-    if (!this.corked) {
-      this.corked = true;
-      this.transport.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.transport.uncork();
-      });
-    }
+    this.corkForTick();
     this.transport.write(bytes, done);
   }
 
