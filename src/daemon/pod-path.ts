@@ -25,6 +25,11 @@ const REFUSED = /refused: HTTP 403\b/;
 /** An API server that offers no SPDY tunnel (Kubernetes < 1.31) gives one connection per port-forward. */
 const NO_SPDY = /offers no SPDY port-forward tunnel/;
 
+/**
+ * The pod path for one session with the developer's kubeconfig: routes learned from DNS answers
+ * for `domain`, connection counts for `status`, and what a failed port-forward teaches (a 403
+ * refuses the namespace, an API server without SPDY ends the path, anything else the pod's port).
+ */
 export function createPodPath(kc: KubeConfig, domain: string, log: Logger): PodPathSession {
   const routes = new ServiceRoutes({
     domain,

@@ -35,6 +35,7 @@ interface Cached {
   reading: boolean;
 }
 
+/** Where a `ServiceRoutes` learns Services and reads their endpoints; `freshMs` between reads. */
 export interface ServiceRoutesOptions {
   /** The cluster's DNS domain (`cluster.local`). */
   domain: string;
@@ -44,6 +45,10 @@ export interface ServiceRoutesOptions {
   freshMs?: number;
 }
 
+/**
+ * Which pod a connection to a Service address goes to: addresses learned from cluster DNS
+ * answers, the Service's ready endpoints read in the background, and the failures remembered.
+ */
 export class ServiceRoutes {
   private readonly services = new Map<string, { namespace: string; service: string }>();
   private readonly endpoints = new Map<string, Cached>();

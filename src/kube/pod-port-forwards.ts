@@ -14,6 +14,7 @@ interface Pooled {
   idle?: NodeJS.Timeout | undefined;
 }
 
+/** The daemon's port-forwards to pods, one per pod, each shared by that pod's connections. */
 export class PodPortForwards {
   private readonly pods = new Map<string, Pooled>();
   private closed = false;

@@ -109,6 +109,7 @@ function finFrame(streamId: number): Buffer {
   return frame;
 }
 
+/** A SPDY/3.1 client session on `transport`: opens streams, frames their data, reads the peer's frames. */
 export class SpdySession {
   private nextStreamId = 1; // a client's streams are odd
   private readonly streams = new Map<number, SpdyStream>();
