@@ -31,10 +31,25 @@ test('memory freed between live buffers is returned by trimming, and live buffer
   );
 });
 
+/** Waits until V8 has freed the dead buffers' memory (it sweeps array buffers on a thread). */
+async function swept(): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (process.memoryUsage().arrayBuffers > 8 << 20) {
+    assert.ok(Date.now() < deadline, `array buffers still ${process.memoryUsage().arrayBuffers} after 5 s`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 test('the periodic trim returns memory once the RSS has grown', async () => {
-  const trimmer = trimHeapPeriodically(20);
+  // Started before the growth (its baseline), checking once a second: the first trim comes
+  // after V8 has swept the dead buffers (milliseconds), not before it, when it would return
+  // little and take the still-high RSS as its new baseline.
+  const trimmer = trimHeapPeriodically(1000);
   try {
     const kept = fragmentHeap();
+    const sweepStart = Date.now();
+    await swept();
+    assert.ok(Date.now() - sweepStart < 800, 'swept before the first trim');
     const grown = process.memoryUsage.rss();
     const deadline = Date.now() + 10_000;
     while (process.memoryUsage.rss() > grown - (32 << 20)) {
