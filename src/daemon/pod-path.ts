@@ -1,13 +1,14 @@
 // The daemon's path straight to pods: Service addresses learned from cluster DNS answers, their
-// ready pods read with the developer's rights, and a shared port-forward per pod. A connection
-// takes it when its Service's pods are known; anything else, or a port-forward that fails before
-// the pod answered, takes the traffic manager's tunnel (src/daemon/outbound.ts).
+// ready pods read (and their slices watched) with the developer's rights, and a shared
+// port-forward per pod. A connection takes it when its Service's pods are known; anything else,
+// or a port-forward that fails before the pod answered, takes the traffic manager's tunnel
+// (src/daemon/outbound.ts).
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Packet } from 'dns-packet';
 import type { Logger } from 'pino';
 import type { PodConnectionCounts } from '../protocol/daemon-api.ts';
 import { PodPortForwards } from '../kube/pod-port-forwards.ts';
-import { readServiceEndpoints } from '../kube/service-endpoints.ts';
+import { readServiceEndpoints, watchServiceSlices } from '../kube/service-endpoints.ts';
 import type { PodPath } from './outbound.ts';
 import { ServiceRoutes } from './service-routes.ts';
 
@@ -34,10 +35,21 @@ export function createPodPath(kc: KubeConfig, domain: string, log: Logger): PodP
   const routes = new ServiceRoutes({
     domain,
     read: (ns, service) => readServiceEndpoints(kc, ns, service),
+    watch: (ns, service, version, changed, ended) =>
+      watchServiceSlices(kc, ns, service, version, changed, ended),
     log,
   });
   const forwards = new PodPortForwards(kc);
-  const counts = { direct: 0, fallbacks: 0 };
+  const counts = {
+    direct: 0,
+    fallbacks: 0,
+    get watchedServices() {
+      return routes.watchedServices;
+    },
+    get endpointChanges() {
+      return routes.endpointChanges;
+    },
+  };
   let unavailable = false;
   return {
     counts,
@@ -55,6 +67,9 @@ export function createPodPath(kc: KubeConfig, domain: string, log: Logger): PodP
       },
     },
     learn: (answer) => routes.learn(answer),
-    close: () => forwards.close(),
+    close: () => {
+      routes.close();
+      forwards.close();
+    },
   };
 }

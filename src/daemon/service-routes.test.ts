@@ -86,3 +86,160 @@ test('a namespace where the developer may not read or port-forward takes the man
   allowed.refuse('shop');
   assert.equal(allowed.route('10.96.0.7', 8000), undefined);
 });
+
+/** A fake watch: what was watched, and the callbacks to play changes and ends with. */
+function fakeWatch() {
+  const watches: {
+    key: string;
+    version: string;
+    changed: () => void;
+    ended: (why: (Error & { statusCode?: number }) | null) => void;
+    stopped: boolean;
+  }[] = [];
+  const watch = (
+    ns: string,
+    service: string,
+    version: string,
+    changed: () => void,
+    ended: (why: (Error & { statusCode?: number }) | null) => void,
+  ) => {
+    const entry = { key: `${ns}/${service}`, version, changed, ended, stopped: false };
+    watches.push(entry);
+    return () => void (entry.stopped = true);
+  };
+  return { watches, watch };
+}
+
+const podsEndpoints = (version: string, pod: string): ServiceEndpoints => ({
+  ...endpoints('10.96.0.7'),
+  ports: new Map([[8000, [{ pod, port: 8080 }]]]),
+  version,
+});
+
+test("a change of the Service's slices is read at once, not when the endpoints are old", async () => {
+  let current = podsEndpoints('5', 'web-1');
+  let reads = 0;
+  const { watches, watch } = fakeWatch();
+  const routes = new ServiceRoutes({
+    domain: 'cluster.local',
+    read: () => (reads++, Promise.resolve(current)),
+    watch,
+    log,
+    freshMs: 3_600_000,
+  });
+  routes.learn(answer('web.shop.svc.cluster.local', '10.96.0.7'));
+  routes.route('10.96.0.7', 8000);
+  await settled();
+  assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-1');
+  assert.deepEqual(
+    watches.map((w) => [w.key, w.version]),
+    [['shop/web', '5']],
+    'watched from the version read',
+  );
+  // A rollout: the slices change, and the next connection goes to the new pod.
+  current = podsEndpoints('9', 'web-2');
+  watches[0]!.changed();
+  await settled();
+  assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-2');
+  assert.equal(reads, 2);
+  assert.equal(watches.length, 1, 'one watch, however many reads');
+});
+
+test('changes that come during a read are read once more after it', async () => {
+  const pending: ((e: ServiceEndpoints) => void)[] = [];
+  const { watches, watch } = fakeWatch();
+  const routes = new ServiceRoutes({
+    domain: 'cluster.local',
+    read: () => new Promise((resolve) => pending.push(resolve)),
+    watch,
+    log,
+    freshMs: 3_600_000,
+  });
+  routes.learn(answer('web.shop.svc.cluster.local', '10.96.0.7'));
+  routes.route('10.96.0.7', 8000);
+  pending.shift()!(podsEndpoints('5', 'web-1'));
+  await settled();
+  watches[0]!.changed(); // a read starts
+  watches[0]!.changed(); // two more changes while it runs
+  watches[0]!.changed();
+  assert.equal(pending.length, 1);
+  pending.shift()!(podsEndpoints('6', 'web-1'));
+  await settled();
+  assert.equal(pending.length, 1, 'one more read for the changes during the first');
+  pending.shift()!(podsEndpoints('8', 'web-3'));
+  await settled();
+  assert.equal(pending.length, 0);
+  assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-3');
+});
+
+test('an ended watch is started again after a fresh read; a refused one leaves the namespace to polling', async () => {
+  let version = 5;
+  const { watches, watch } = fakeWatch();
+  const routes = new ServiceRoutes({
+    domain: 'cluster.local',
+    read: () => Promise.resolve(podsEndpoints(String(version++), 'web-1')),
+    watch,
+    log,
+    freshMs: 3_600_000,
+  });
+  routes.learn(answer('web.shop.svc.cluster.local', '10.96.0.7'));
+  routes.route('10.96.0.7', 8000);
+  await settled();
+  watches[0]!.ended(null); // the API server closed it
+  routes.route('10.96.0.7', 8000);
+  await settled();
+  assert.deepEqual(
+    watches.map((w) => w.version),
+    ['5', '6'],
+    'read again, watched from there',
+  );
+  watches[1]!.ended(Object.assign(new Error('forbidden'), { statusCode: 403 }));
+  routes.route('10.96.0.7', 8000);
+  await settled();
+  assert.equal(watches.length, 2, 'no watch where it was refused');
+  assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-1', 'the direct path stays');
+});
+
+test('close stops every watch', async () => {
+  const { watches, watch } = fakeWatch();
+  const routes = new ServiceRoutes({
+    domain: 'cluster.local',
+    read: (_ns, service) =>
+      Promise.resolve({
+        ...podsEndpoints('5', 'web-1'),
+        clusterIPs: [service === 'web' ? '10.96.0.7' : '10.96.0.8'],
+      }),
+    watch,
+    log,
+  });
+  routes.learn(answer('web.shop.svc.cluster.local', '10.96.0.7'));
+  routes.learn(answer('api.shop.svc.cluster.local', '10.96.0.8'));
+  routes.route('10.96.0.7', 8000);
+  routes.route('10.96.0.8', 8000);
+  await settled();
+  assert.equal(watches.length, 2);
+  routes.close();
+  assert.deepEqual(
+    watches.map((w) => w.stopped),
+    [true, true],
+  );
+});
+
+test('past 64 watches in use, a further Service is read every freshMs instead', async () => {
+  const { watches, watch } = fakeWatch();
+  const address = (i: number) => `10.96.1.${i}`;
+  const routes = new ServiceRoutes({
+    domain: 'cluster.local',
+    read: (_ns, service) =>
+      Promise.resolve({ ...podsEndpoints('5', 'web-1'), clusterIPs: [address(Number(service.slice(1)))] }),
+    watch,
+    log,
+  });
+  for (let i = 0; i < 65; i++) {
+    routes.learn(answer(`s${i}.shop.svc.cluster.local`, address(i)));
+    routes.route(address(i), 8000);
+  }
+  await settled();
+  assert.equal(watches.length, 64);
+  assert.equal(routes.route(address(64), 8000)?.pod, 'web-1', 'routed all the same');
+});

@@ -2,11 +2,13 @@
 // than through the traffic manager: connections to a Service's ClusterIP, once that address came
 // in a cluster DNS answer for `<service>.<namespace>.svc.<domain>` and the Service's ready pods
 // were read with the developer's rights. The Service is trusted only where its own spec gives
-// that address. Endpoints are read again in the background when older than `freshMs`; until
-// they are known, and whenever the developer may not read them, connections take the manager.
+// that address. Once read, a Service's EndpointSlices are watched and every change is read again
+// at once (a rollout's pods are known as kube-proxy knows them); without a watch (not allowed,
+// or past MAX_WATCHES) endpoints are read again in the background when older than `freshMs`.
+// Until they are known, and whenever the developer may not read them, connections take the manager.
 import type { Packet } from 'dns-packet';
 import type { Logger } from 'pino';
-import type { ServiceEndpoints } from '../kube/service-endpoints.ts';
+import type { ServiceEndpoints, WatchEnd } from '../kube/service-endpoints.ts';
 
 /** A pod and port to open a connection to. */
 export interface PodTarget {
@@ -19,21 +21,56 @@ export interface PodTarget {
 const MAX_ADDRESSES = 4096;
 /** Endpoints older than this are read again (the connection at hand still uses them). */
 const FRESH_MS = 3_000;
+/** With a watch, a read only in case a change was missed. */
+const WATCHED_FRESH_MS = 60_000;
+/** Services watched at most (kube-proxy watches every slice of the cluster). */
+const MAX_WATCHES = 64;
+/** A watch unused this long gives its place to a Service in use. */
+const WATCH_IDLE_MS = 300_000;
+/** After a watch failed, the next one waits this long. */
+const WATCH_RETRY_MS = 1_000;
 /** After a refusal (403) a namespace, and after a failed dial a pod's port, take the manager's path for this long. */
 const REFUSED_MS = 60_000;
 
-/** Sets `key` last in `map`, forgetting the oldest entries past `max`. */
-function remember<K, V>(map: Map<K, V>, key: K, value: V, max = MAX_ADDRESSES): void {
+/** Sets `key` last in `map`, forgetting the oldest entries past `max` (each passed to `forgotten`). */
+function remember<K, V>(
+  map: Map<K, V>,
+  key: K,
+  value: V,
+  max = MAX_ADDRESSES,
+  forgotten?: (value: V) => void,
+): void {
   map.delete(key);
   map.set(key, value);
-  while (map.size > max) map.delete(map.keys().next().value!);
+  while (map.size > max) {
+    const [oldest, old] = map.entries().next().value!;
+    map.delete(oldest);
+    forgotten?.(old);
+  }
 }
 
 interface Cached {
   endpoints?: ServiceEndpoints;
   readAt: number;
   reading: boolean;
+  /** When a connection last asked for the Service. */
+  usedAt?: number;
+  /** A change came while a read was running: read again after it. */
+  changed?: boolean;
+  /** Stops the watch of the Service's slices, while there is one. */
+  stopWatch?: (() => void) | undefined;
+  /** No new watch before this time (the last one failed). */
+  watchAfter?: number;
 }
+
+/** Watches a Service's slices from a version: `changed` per change, `ended` once; returns stop. */
+export type WatchSlices = (
+  namespace: string,
+  service: string,
+  version: string,
+  changed: () => void,
+  ended: (why: WatchEnd) => void,
+) => () => void;
 
 /** Where a `ServiceRoutes` learns Services and reads their endpoints; `freshMs` between reads. */
 export interface ServiceRoutesOptions {
@@ -41,6 +78,8 @@ export interface ServiceRoutesOptions {
   domain: string;
   /** Reads a Service's endpoints with the developer's rights. */
   read: (namespace: string, service: string) => Promise<ServiceEndpoints>;
+  /** Watches a Service's EndpointSlices (without it, endpoints are only read every `freshMs`). */
+  watch?: WatchSlices;
   log: Logger;
   freshMs?: number;
 }
@@ -54,6 +93,9 @@ export class ServiceRoutes {
   private readonly endpoints = new Map<string, Cached>();
   /** Namespaces, and pods' ports (`ns/pod:port`), that take the manager until a time. */
   private readonly refused = new Map<string, number>();
+  /** The entries whose slices are watched. */
+  private readonly watched = new Map<string, Cached>();
+  private changes = 0;
   private readonly serviceName: RegExp;
 
   constructor(private readonly options: ServiceRoutesOptions) {
@@ -88,10 +130,13 @@ export class ServiceRoutes {
     if (this.isRefused(namespace)) return undefined;
     const key = `${namespace}/${service}`;
     let cached = this.endpoints.get(key);
-    if (!cached) remember(this.endpoints, key, (cached = { readAt: 0, reading: false }));
-    if (!cached.reading && Date.now() - cached.readAt > (this.options.freshMs ?? FRESH_MS)) {
-      this.read(key, namespace, service, cached);
+    if (!cached) {
+      cached = { readAt: 0, reading: false };
+      remember(this.endpoints, key, cached, MAX_ADDRESSES, (old) => this.unwatch(old));
     }
+    cached.usedAt = Date.now();
+    const freshMs = cached.stopWatch ? WATCHED_FRESH_MS : (this.options.freshMs ?? FRESH_MS);
+    if (!cached.reading && Date.now() - cached.readAt > freshMs) this.read(key, namespace, service, cached);
     if (!cached.endpoints?.clusterIPs.includes(address)) return undefined;
     const pods = cached.endpoints.ports
       .get(port)
@@ -122,21 +167,78 @@ export class ServiceRoutes {
     return false;
   }
 
+  /** How many Services' slices are watched now. */
+  get watchedServices(): number {
+    return this.watched.size;
+  }
+
+  /** How many changes the watches have seen. */
+  get endpointChanges(): number {
+    return this.changes;
+  }
+
+  /** Stops every watch. */
+  close(): void {
+    for (const cached of this.watched.values()) this.unwatch(cached);
+  }
+
   private read(key: string, namespace: string, service: string, cached: Cached): void {
     cached.reading = true;
+    cached.changed = false;
+    const done = () => {
+      cached.readAt = Date.now();
+      cached.reading = false;
+      if (cached.changed && this.endpoints.get(key) === cached) this.read(key, namespace, service, cached);
+    };
     this.options.read(namespace, service).then(
       (endpoints) => {
         cached.endpoints = endpoints;
-        cached.readAt = Date.now();
-        cached.reading = false;
+        this.watch(key, namespace, service, cached);
+        done();
       },
       (err: { code?: number; message?: string }) => {
-        cached.readAt = Date.now();
-        cached.reading = false;
         delete cached.endpoints;
         if (err.code === 403) this.refuse(namespace);
         this.options.log.debug({ service: key, err: err.message }, 'cannot read the endpoints of a Service');
+        done();
       },
     );
+  }
+
+  /** Starts watching the slices of a Service just read, unless watched already or not allowed. */
+  private watch(key: string, namespace: string, service: string, cached: Cached): void {
+    const version = cached.endpoints?.version;
+    const { watch } = this.options;
+    if (!watch || !version || cached.stopWatch || this.endpoints.get(key) !== cached) return;
+    if ((cached.watchAfter ?? 0) > Date.now() || this.isRefused(`watch ${namespace}`)) return;
+    if (this.watched.size >= MAX_WATCHES) {
+      const idlest = [...this.watched.values()].reduce((a, b) =>
+        (a.usedAt ?? 0) <= (b.usedAt ?? 0) ? a : b,
+      );
+      if (Date.now() - (idlest.usedAt ?? 0) < WATCH_IDLE_MS) return; // all in use: this one polls
+      this.unwatch(idlest);
+    }
+    const changed = () => {
+      this.changes++;
+      if (cached.reading) cached.changed = true;
+      else this.read(key, namespace, service, cached);
+    };
+    const ended = (why: WatchEnd) => {
+      this.unwatch(cached);
+      // The next use reads again (a change may have come meanwhile) and watches from there.
+      cached.readAt = 0;
+      if (!why) return;
+      cached.watchAfter = Date.now() + WATCH_RETRY_MS;
+      if (why.statusCode === 403) remember(this.refused, `watch ${namespace}`, Date.now() + REFUSED_MS);
+      this.options.log.debug({ service: key, err: why.message }, 'the watch of a Service ended');
+    };
+    cached.stopWatch = watch(namespace, service, version, changed, ended);
+    this.watched.set(key, cached);
+  }
+
+  private unwatch(cached: Cached): void {
+    cached.stopWatch?.();
+    cached.stopWatch = undefined;
+    for (const [key, value] of this.watched) if (value === cached) this.watched.delete(key);
   }
 }

@@ -2,8 +2,15 @@
 // the ready pods behind it and the port each listens on, from the Service and its
 // EndpointSlices (a named targetPort may resolve to another number in each pod). The daemon
 // uses it to open a port-forward straight to one of those pods instead of relaying through the
-// traffic manager (src/daemon/service-routes.ts).
-import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice } from '@kubernetes/client-node';
+// traffic manager (src/daemon/service-routes.ts). The slices are then watched, so that a rollout's
+// new pods are known as soon as kube-proxy knows them.
+import {
+  CoreV1Api,
+  DiscoveryV1Api,
+  Watch,
+  type KubeConfig,
+  type V1EndpointSlice,
+} from '@kubernetes/client-node';
 import { AGENT_CONTAINER } from '../protocol/intercept.ts';
 import { kubeName } from '../protocol/requests.ts';
 
@@ -17,6 +24,8 @@ export interface PodPort {
 export interface ServiceEndpoints {
   clusterIPs: string[];
   ports: Map<number, PodPort[]>;
+  /** The resourceVersion of the slices' list: a watch from it misses no change. */
+  version?: string;
 }
 
 /** The label the EndpointSlice controller puts on the slices it makes from a Service's selector. */
@@ -76,7 +85,8 @@ export async function readServiceEndpoints(
       labelSelector: `kubernetes.io/service-name=${name}`,
     }),
   ]);
-  const none: ServiceEndpoints = { clusterIPs: [], ports: new Map() };
+  const version = slices.metadata?.resourceVersion;
+  const none: ServiceEndpoints = { clusterIPs: [], ports: new Map(), ...(version ? { version } : {}) };
   const selector = service.spec?.selector ?? {};
   if (!Object.keys(selector).length) return none;
   const pods = await core.listNamespacedPod({
@@ -87,5 +97,50 @@ export async function readServiceEndpoints(
   });
   if (pods.items.some((pod) => pod.spec?.containers.some((c) => c.name === AGENT_CONTAINER))) return none;
   const clusterIPs = service.spec?.clusterIPs ?? (service.spec?.clusterIP ? [service.spec.clusterIP] : []);
-  return { clusterIPs, ports: podPorts(service.spec?.ports ?? [], slices.items) };
+  return { ...none, clusterIPs, ports: podPorts(service.spec?.ports ?? [], slices.items) };
+}
+
+/** Why a watch ended: an HTTP status where the API server refused it (403: no `watch` right). */
+export type WatchEnd = (Error & { statusCode?: number }) | null;
+
+/**
+ * Watches the EndpointSlices of Service `name` from `version` with `kc`'s rights: `changed` on
+ * each change (what changed is read again by the caller), `ended` once when the watch ends
+ * (the API server closes watches after a while; an expired version ends it with an error).
+ * Returns the function that stops it (after which neither is called).
+ */
+export function watchServiceSlices(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+  version: string,
+  changed: () => void,
+  ended: (why: WatchEnd) => void,
+): () => void {
+  let stopped = false;
+  let controller: AbortController | undefined;
+  const end = (why: WatchEnd) => {
+    if (stopped) return;
+    stopped = true;
+    controller?.abort();
+    ended(why);
+  };
+  new Watch(kc)
+    .watch(
+      `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`,
+      { labelSelector: `kubernetes.io/service-name=${name}`, resourceVersion: version },
+      (type: string, object: { code?: number; message?: string }) => {
+        if (type !== 'ERROR') return stopped || changed();
+        end(Object.assign(new Error(object.message ?? 'watch error'), { statusCode: object.code }));
+      },
+      (err: WatchEnd) => end(err ?? null),
+    )
+    .then(
+      (c) => (stopped ? c.abort() : (controller = c)),
+      (err: Error) => end(err),
+    );
+  return () => {
+    stopped = true;
+    controller?.abort();
+  };
 }

@@ -149,6 +149,10 @@ export const ListRequestSchema = z.object({ namespace: z.optional(kubeLabel) });
 export interface PodConnectionCounts {
   direct: number;
   fallbacks: number;
+  /** Services whose EndpointSlices the daemon watches now. */
+  watchedServices: number;
+  /** Changes of those slices seen so far (each read the Service's pods again). */
+  endpointChanges: number;
 }
 
 export interface DaemonStatus {

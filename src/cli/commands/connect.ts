@@ -169,7 +169,8 @@ export function addConnectCommands(program: Program): void {
           ? `${summary(status)}\nmanager ${status.managerVersion} in ${status.managerNamespace}; ` +
             `DNS ${status.dns?.mode}; tunnel reconnects ${status.reconnects}; daemon pid ${status.daemonPid}` +
             (status.podConnections
-              ? `\nconnections straight to pods ${status.podConnections.direct} (through the manager after all: ${status.podConnections.fallbacks})`
+              ? `\nconnections straight to pods ${status.podConnections.direct} (through the manager after all: ${status.podConnections.fallbacks}); ` +
+                `Services watched ${status.podConnections.watchedServices}`
               : '') +
             (status.rootless ? `; rootless, namespace held by pid ${status.rootless.namespacePid}` : '') +
             tunnelLine(status) +
