@@ -2,7 +2,31 @@
 // the tunnel and through port-forward, in alternating rounds. One round of each is a noisy sample
 // (single runs of 1,000 connections on the testbed moved between 0.9 and 1.5 s for either path),
 // so the wall times reported are the medians of the rounds, and every round's errors count.
+// The rounds run with TIME-WAIT reuse on in the workstation netns (restored after): the client
+// closes first, so each round leaves 1,000 TIME-WAIT sockets to its destination, and with Linux's
+// default (`tcp_tw_reuse=2`: loopback only) only port-forward's 127.0.0.1 reuses them. Without it,
+// once about 18,000 were left to the Service's address (the bench's earlier phases included),
+// the client's own connect() calls searched the port range for a free port and a round took
+// 2-3.5 s at 100 % CPU in the client, every other process idle (README, Performance).
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { client, median, round } from './harness.ts';
+
+const run = promisify(execFile);
+const TW_REUSE = 'net.ipv4.tcp_tw_reuse';
+
+/** Runs `what` with TIME-WAIT reuse for every destination in `netns`, then sets it back. */
+async function withTimeWaitReuse<T>(netns: string, what: () => Promise<T>): Promise<T> {
+  const sysctl = (...args: string[]) =>
+    run('nsenter', [`--net=/run/netns/${netns}`, '--', 'sysctl', ...args]);
+  const before = (await sysctl('-n', TW_REUSE)).stdout.trim();
+  await sysctl('-qw', `${TW_REUSE}=1`);
+  try {
+    return await what();
+  } finally {
+    await sysctl('-qw', `${TW_REUSE}=${before}`);
+  }
+}
 
 interface Round {
   errors: number;
@@ -33,10 +57,12 @@ export async function measureConcurrency(
   const telepod: Round[] = [];
   const portForward: Round[] = [];
   const via = (url: string) => client<Round>(netns, 'concurrent', url, connections, bytes);
-  for (let i = 0; i < rounds; i++) {
-    telepod.push(await via(urls.telepod));
-    portForward.push(await via(urls.portForward));
-  }
+  await withTimeWaitReuse(netns, async () => {
+    for (let i = 0; i < rounds; i++) {
+      telepod.push(await via(urls.telepod));
+      portForward.push(await via(urls.portForward));
+    }
+  });
   const seconds = median(telepod.map((r) => r.seconds));
   const portForwardSeconds = median(portForward.map((r) => r.seconds));
   const firstError = telepod.find((r) => r.firstError)?.firstError;
