@@ -8,6 +8,7 @@ import type { Packet } from 'dns-packet';
 import type { Logger } from 'pino';
 import type { PodConnectionCounts } from '../protocol/daemon-api.ts';
 import { PodPortForwards } from '../kube/pod-port-forwards.ts';
+import { NoSpdyTunnel, PortForwardRefused } from '../kube/portforward.ts';
 import { readServiceEndpoints, watchServiceSlices } from '../kube/service-endpoints.ts';
 import type { PodPath } from './outbound.ts';
 import { ServiceRoutes } from './service-routes.ts';
@@ -21,10 +22,16 @@ export interface PodPathSession {
   close(): void;
 }
 
-/** A port-forward the API server refused for the developer's rights (HTTP 403). */
-const REFUSED = /refused: HTTP 403\b/;
-/** An API server that offers no SPDY tunnel (Kubernetes < 1.31) gives one connection per port-forward. */
-const NO_SPDY = /offers no SPDY port-forward tunnel/;
+/**
+ * What a failed port-forward teaches: `path`, the API server has no SPDY tunnel (Kubernetes <
+ * 1.31, a connection per port-forward), so the path ends; `namespace`, the developer may not
+ * port-forward there (403); `pod`, anything else, about that pod's port.
+ */
+export function failureLesson(reason: Error): 'path' | 'namespace' | 'pod' {
+  if (reason instanceof NoSpdyTunnel) return 'path';
+  if (reason instanceof PortForwardRefused && reason.status === 403) return 'namespace';
+  return 'pod';
+}
 
 /**
  * The pod path for one session with the developer's kubeconfig: routes learned from DNS answers
@@ -61,8 +68,9 @@ export function createPodPath(kc: KubeConfig, domain: string, log: Logger): PodP
       },
       failed: (target, reason) => {
         counts.fallbacks++;
-        if (NO_SPDY.test(reason.message)) unavailable = true;
-        else if (REFUSED.test(reason.message)) routes.refuse(target.namespace);
+        const lesson = failureLesson(reason);
+        if (lesson === 'path') unavailable = true;
+        else if (lesson === 'namespace') routes.refuse(target.namespace);
         else routes.failed(target);
       },
     },

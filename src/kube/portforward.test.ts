@@ -10,7 +10,14 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { inflateSync, constants as zlibConstants } from 'node:zlib';
-import { CHANNEL_PROTOCOL, SPDY_TUNNEL_PROTOCOL, openPortForward } from './portforward.ts';
+import {
+  CHANNEL_PROTOCOL,
+  NoSpdyTunnel,
+  PortForwardRefused,
+  SPDY_TUNNEL_PROTOCOL,
+  openPortForward,
+  openPortForwardSession,
+} from './portforward.ts';
 
 const PORT = 8081;
 const announce = (channel: number) => Buffer.from([channel, PORT & 0xff, PORT >> 8]);
@@ -20,6 +27,8 @@ let onConnection: (socket: WebSocket) => void = () => undefined;
 /** The subprotocol the fake API server picks from the ones the client offers. */
 let serverProtocol = CHANNEL_PROTOCOL;
 let offered = '';
+/** An HTTP status the fake API server answers the upgrade with instead of accepting it. */
+let refuseWith: number | undefined;
 // ws (unlike the API server's Go WebSocket library) refuses `/` in a subprotocol, so the fake
 // server renames the SPDY tunnel's protocol on the way in and back on the way out.
 const TOKEN = 'spdy-tunnel-under-test';
@@ -37,6 +46,7 @@ wss.on('headers', (lines) => {
 wss.on('connection', (socket) => onConnection(socket));
 const server = http.createServer();
 server.on('upgrade', (req, socket, head) => {
+  if (refuseWith) return void socket.end(`HTTP/1.1 ${refuseWith} Refused\r\nContent-Length: 0\r\n\r\n`);
   offered = req.headers['sec-websocket-protocol'] ?? '';
   req.headers['sec-websocket-protocol'] = offered.replace(SPDY_TUNNEL_PROTOCOL, TOKEN);
   wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
@@ -227,4 +237,19 @@ test("SPDY tunnel: the kubelet's text on the error stream fails the stream", asy
   const stream = await openPortForward(kubeConfig(), 'ns', 'pod', PORT);
   stream.write('x');
   await assert.rejects(readAll(stream), /port-forward: connection refused/);
+});
+
+test('a refused upgrade fails with its HTTP status; an API server without the SPDY tunnel with NoSpdyTunnel', async () => {
+  refuseWith = 403;
+  try {
+    await assert.rejects(
+      openPortForward(kubeConfig(), 'shop', 'web-1', PORT),
+      (err: unknown) => err instanceof PortForwardRefused && err.status === 403,
+    );
+  } finally {
+    refuseWith = undefined;
+  }
+  serverProtocol = CHANNEL_PROTOCOL;
+  onConnection = () => undefined;
+  await assert.rejects(openPortForwardSession(kubeConfig(), 'shop', 'web-1', PORT), NoSpdyTunnel);
 });

@@ -14,6 +14,19 @@ import WebSocket from 'ws';
 import { coalesceSmall } from './coalesce.ts';
 import { NO_REPLY, SpdySession } from './spdy.ts';
 
+/** The API server answered a port-forward's upgrade with an HTTP status (403: no right to it). */
+export class PortForwardRefused extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The API server chose the older WebSocket protocol (Kubernetes < 1.31): one connection per port-forward. */
+export class NoSpdyTunnel extends Error {}
+
 export const SPDY_TUNNEL_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
 export const CHANNEL_PROTOCOL = 'v4.channel.k8s.io';
 /**
@@ -78,7 +91,7 @@ export async function openPortForwardSession(
   const opened = await openTransport(kc, namespace, pod, port, SESSION_HANDSHAKE_MS);
   if (!(opened instanceof SpdySession)) {
     opened.destroy();
-    throw new Error('the API server offers no SPDY port-forward tunnel (Kubernetes < 1.31)');
+    throw new NoSpdyTunnel('the API server offers no SPDY port-forward tunnel (Kubernetes < 1.31)');
   }
   let requests = 0;
   return {
@@ -135,7 +148,12 @@ async function openTransport(
     ws.once('open', resolve);
     ws.once('error', reject);
     ws.once('unexpected-response', (_req, res) =>
-      reject(new Error(`port-forward to ${namespace}/${pod}:${port} refused: HTTP ${res.statusCode}`)),
+      reject(
+        new PortForwardRefused(
+          `port-forward to ${namespace}/${pod}:${port} refused: HTTP ${res.statusCode}`,
+          res.statusCode ?? 0,
+        ),
+      ),
     );
   }).catch((err: unknown) => {
     ws.terminate();
