@@ -116,19 +116,22 @@ const podsEndpoints = (version: string, pod: string): ServiceEndpoints => ({
   version,
 });
 
+/**
+ * Routes with a fake watch and no polling to speak of, `read` giving the endpoints; web.shop is
+ * learned at 10.96.0.7 and asked for once (which starts the first read).
+ */
+function watchedRoutes(read: () => Promise<ServiceEndpoints>) {
+  const { watches, watch } = fakeWatch();
+  const routes = new ServiceRoutes({ domain: 'cluster.local', read, watch, log, freshMs: 3_600_000 });
+  routes.learn(answer('web.shop.svc.cluster.local', '10.96.0.7'));
+  routes.route('10.96.0.7', 8000);
+  return { routes, watches };
+}
+
 test("a change of the Service's slices is read at once, not when the endpoints are old", async () => {
   let current = podsEndpoints('5', 'web-1');
   let reads = 0;
-  const { watches, watch } = fakeWatch();
-  const routes = new ServiceRoutes({
-    domain: 'cluster.local',
-    read: () => (reads++, Promise.resolve(current)),
-    watch,
-    log,
-    freshMs: 3_600_000,
-  });
-  routes.learn(answer('web.shop.svc.cluster.local', '10.96.0.7'));
-  routes.route('10.96.0.7', 8000);
+  const { routes, watches } = watchedRoutes(() => (reads++, Promise.resolve(current)));
   await settled();
   assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-1');
   assert.deepEqual(
@@ -147,16 +150,7 @@ test("a change of the Service's slices is read at once, not when the endpoints a
 
 test('changes that come during a read are read once more after it', async () => {
   const pending: ((e: ServiceEndpoints) => void)[] = [];
-  const { watches, watch } = fakeWatch();
-  const routes = new ServiceRoutes({
-    domain: 'cluster.local',
-    read: () => new Promise((resolve) => pending.push(resolve)),
-    watch,
-    log,
-    freshMs: 3_600_000,
-  });
-  routes.learn(answer('web.shop.svc.cluster.local', '10.96.0.7'));
-  routes.route('10.96.0.7', 8000);
+  const { routes, watches } = watchedRoutes(() => new Promise((resolve) => pending.push(resolve)));
   pending.shift()!(podsEndpoints('5', 'web-1'));
   await settled();
   watches[0]!.changed(); // a read starts
@@ -174,16 +168,7 @@ test('changes that come during a read are read once more after it', async () => 
 
 test('an ended watch is started again after a fresh read; a refused one leaves the namespace to polling', async () => {
   let version = 5;
-  const { watches, watch } = fakeWatch();
-  const routes = new ServiceRoutes({
-    domain: 'cluster.local',
-    read: () => Promise.resolve(podsEndpoints(String(version++), 'web-1')),
-    watch,
-    log,
-    freshMs: 3_600_000,
-  });
-  routes.learn(answer('web.shop.svc.cluster.local', '10.96.0.7'));
-  routes.route('10.96.0.7', 8000);
+  const { routes, watches } = watchedRoutes(() => Promise.resolve(podsEndpoints(String(version++), 'web-1')));
   await settled();
   watches[0]!.ended(null); // the API server closed it
   routes.route('10.96.0.7', 8000);
