@@ -137,13 +137,14 @@ test('a Service by name goes straight to its pod over a port-forward; one that s
 });
 
 test("the direct path follows a rollout as it happens: the Service's slices are watched, and a terminating pod gets no new connection", async () => {
-  // Each pod answers its name, and serves on for 20 s once terminating (preStop), as kube-proxy
-  // would no longer send it new connections.
+  // Each pod answers its name, and serves on for a minute once terminating (preStop), where
+  // kube-proxy would no longer send it new connections.
   const script = `${ON_SIGTERM_EXIT}require('http').createServer((q, s) => s.end(require('os').hostname())).listen(8000)`;
   await applyManifest(
     tb,
     nodeServerManifest(tb, NS, 'rolling', script, {
-      container: { lifecycle: { preStop: { sleep: { seconds: 20 } } } },
+      container: { lifecycle: { preStop: { sleep: { seconds: 60 } } } },
+      pod: { terminationGracePeriodSeconds: 90 },
     }),
   );
   await waitForRollout(tb, NS, 'rolling');
@@ -152,32 +153,39 @@ test("the direct path follows a rollout as it happens: the Service's slices are 
       items: { metadata: { name: string; deletionTimestamp?: string } }[];
     };
   const [oldPod] = (await podNames()).items.map((p) => p.metadata.name);
+  const answer = async () => (await curl('http://rolling:8000/')).stdout;
   const before = await podConnections();
   await waitUntil('a connection to rolling to go straight to its pod', 30_000, async () => {
-    assert.equal((await curl('http://rolling:8000/')).stdout, oldPod);
+    assert.equal(await answer(), oldPod);
     return (await podConnections()).direct > before.direct;
   });
   const watching = await podConnections();
   assert.ok(watching.watchedServices > before.watchedServices, 'its slices are watched');
 
   await kubectl(tb, ['-n', NS, 'rollout', 'restart', 'deployment/rolling']);
-  await waitForRollout(tb, NS, 'rolling');
-  const pods = (await podNames()).items;
-  const newPod = pods.find((p) => !p.metadata.deletionTimestamp)!.metadata.name;
+  await waitForRollout(tb, NS, 'rolling'); // the old pod is terminating from here on
+  const newPod = (await podNames()).items.find((p) => !p.metadata.deletionTimestamp)!.metadata.name;
   assert.notEqual(newPod, oldPod);
+  // The old pod still answers (in its preStop), but it is terminating: new connections leave it
+  // once the watch has told the daemon (a read of three API calls later). Re-read only every
+  // 3 s, as before the watch, connections kept reaching it for up to 3 s after the rollout.
   let inARow = 0;
+  let toOldPod = 0;
   await waitUntil('five connections by name in a row to reach the new pod', 30_000, async () => {
-    const answer = (await curl('http://rolling:8000/')).stdout;
-    inARow = answer === newPod ? inARow + 1 : 0;
+    const pod = await answer();
+    if (pod === oldPod) toOldPod++;
+    inARow = pod === newPod ? inARow + 1 : 0;
     return inARow >= 5;
   });
-  // The old pod still answers (terminating, in its preStop): the daemon left it because the
-  // watch told it so, not because it failed.
+  assert.ok(toOldPod <= 3, `${toOldPod} connections reached the terminating pod after the rollout`);
+  for (let i = 0; i < 10; i++) assert.equal(await answer(), newPod, `connection ${i}`);
   const terminating = (await podNames()).items.find((p) => p.metadata.name === oldPod);
   assert.ok(terminating?.metadata.deletionTimestamp, 'the old pod is still there, terminating');
   const afterRollout = await podConnections();
   assert.ok(afterRollout.endpointChanges > watching.endpointChanges, 'the watch saw the rollout');
   assert.equal(afterRollout.fallbacks, watching.fallbacks, 'no connection failed over to the manager');
+  // The old pod need not wait out its minute.
+  await kubectl(tb, ['-n', NS, 'delete', 'pod', oldPod!, '--grace-period=1', '--wait=false']);
 });
 
 test('Services of other namespaces and headless Services resolve', async () => {

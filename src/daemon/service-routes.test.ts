@@ -1,11 +1,11 @@
 // Which connections go straight to a pod: a Service address learned from a cluster DNS answer,
 // once its endpoints are read and the Service's own spec names that address; nothing else.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import type { Packet } from 'dns-packet';
 import { pino } from 'pino';
-import type { ServiceEndpoints } from '../kube/service-endpoints.ts';
-import { ServiceRoutes } from './service-routes.ts';
+import type { ServiceEndpoints, WatchEnd } from '../kube/service-endpoints.ts';
+import { ServiceRoutes, type WatchSlices } from './service-routes.ts';
 
 const log = pino({ level: 'silent' });
 const answer = (name: string, address: string): Packet => ({
@@ -93,21 +93,22 @@ function fakeWatch() {
     key: string;
     version: string;
     changed: () => void;
-    ended: (why: (Error & { statusCode?: number }) | null) => void;
+    ended: (why: WatchEnd) => void;
     stopped: boolean;
   }[] = [];
-  const watch = (
-    ns: string,
-    service: string,
-    version: string,
-    changed: () => void,
-    ended: (why: (Error & { statusCode?: number }) | null) => void,
-  ) => {
+  const watch: WatchSlices = (ns, service, version, changed, ended) => {
     const entry = { key: `${ns}/${service}`, version, changed, ended, stopped: false };
     watches.push(entry);
     return () => void (entry.stopped = true);
   };
   return { watches, watch };
+}
+
+/** Date.now() under the test's control, from now on. */
+function fakeClock(t: TestContext) {
+  let now = Date.now();
+  t.mock.method(Date, 'now', () => now);
+  return { advance: (ms: number) => void (now += ms) };
 }
 
 const podsEndpoints = (version: string, pod: string): ServiceEndpoints => ({
@@ -117,12 +118,12 @@ const podsEndpoints = (version: string, pod: string): ServiceEndpoints => ({
 });
 
 /**
- * Routes with a fake watch and no polling to speak of, `read` giving the endpoints; web.shop is
- * learned at 10.96.0.7 and asked for once (which starts the first read).
+ * Routes with a fake watch, `read` giving the endpoints and no polling to speak of (unless
+ * `freshMs` says); web.shop is learned at 10.96.0.7 and asked for once (the first read).
  */
-function watchedRoutes(read: () => Promise<ServiceEndpoints>) {
+function watchedRoutes(read: () => Promise<ServiceEndpoints>, freshMs = 3_600_000) {
   const { watches, watch } = fakeWatch();
-  const routes = new ServiceRoutes({ domain: 'cluster.local', read, watch, log, freshMs: 3_600_000 });
+  const routes = new ServiceRoutes({ domain: 'cluster.local', read, watch, log, freshMs });
   routes.learn(answer('web.shop.svc.cluster.local', '10.96.0.7'));
   routes.route('10.96.0.7', 8000);
   return { routes, watches };
@@ -166,23 +167,90 @@ test('changes that come during a read are read once more after it', async () => 
   assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-3');
 });
 
-test('an ended watch is started again after a fresh read; a refused one leaves the namespace to polling', async () => {
+test('an ended watch is started again from a later read; a refused one leaves the namespace to polling for a minute', async (t) => {
+  const clock = fakeClock(t);
   let version = 5;
-  const { routes, watches } = watchedRoutes(() => Promise.resolve(podsEndpoints(String(version++), 'web-1')));
-  await settled();
+  const { watches, watch } = fakeWatch();
+  const routes = new ServiceRoutes({
+    domain: 'cluster.local',
+    read: () => Promise.resolve(podsEndpoints(String(version++), 'web-1')),
+    watch,
+    log,
+  });
+  const use = async (ms = 3_100) => {
+    clock.advance(ms);
+    routes.route('10.96.0.7', 8000);
+    await settled();
+  };
+  routes.learn(answer('web.shop.svc.cluster.local', '10.96.0.7'));
+  await use(0); // read 5, watched
   watches[0]!.ended(null); // the API server closed it
-  routes.route('10.96.0.7', 8000);
-  await settled();
+  await use(0); // read 6 at once, but no new watch in the same second
+  assert.equal(watches.length, 1);
+  await use(); // read 7, watched again
   assert.deepEqual(
     watches.map((w) => w.version),
-    ['5', '6'],
-    'read again, watched from there',
+    ['5', '7'],
   );
   watches[1]!.ended(Object.assign(new Error('forbidden'), { statusCode: 403 }));
-  routes.route('10.96.0.7', 8000);
-  await settled();
+  await use(); // read 8: polled, not watched
+  await use(); // read 9
   assert.equal(watches.length, 2, 'no watch where it was refused');
   assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-1', 'the direct path stays');
+  await use(60_000); // read 10: a minute later, watched again
+  assert.deepEqual(
+    watches.map((w) => w.version),
+    ['5', '7', '10'],
+  );
+});
+
+test('a read that fails while watched is tried again after freshMs, not the watched 10 s; a Service gone ends its watch', async (t) => {
+  const clock = fakeClock(t);
+  let fail: { code: number } | undefined;
+  const { routes, watches } = watchedRoutes(
+    () =>
+      fail
+        ? Promise.reject(Object.assign(new Error('failed'), fail))
+        : Promise.resolve(podsEndpoints('5', 'web-1')),
+    3_000,
+  );
+  await settled();
+  fail = { code: 500 };
+  watches[0]!.changed();
+  await settled();
+  assert.equal(routes.route('10.96.0.7', 8000), undefined, 'the manager meanwhile');
+  fail = undefined;
+  clock.advance(3_100);
+  routes.route('10.96.0.7', 8000);
+  await settled();
+  assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-1', 'read again after 3 s');
+  assert.equal(watches[0]!.stopped, false);
+  fail = { code: 404 };
+  watches[0]!.changed();
+  await settled();
+  assert.equal(watches[0]!.stopped, true, 'nothing left to watch');
+});
+
+test('a Service is watched only for an address its spec gives, and nothing after close', async () => {
+  const { watches, watch } = fakeWatch();
+  let resolveRead: ((e: ServiceEndpoints) => void) | undefined;
+  const routes = new ServiceRoutes({
+    domain: 'cluster.local',
+    read: () => new Promise((resolve) => (resolveRead = resolve)),
+    watch,
+    log,
+  });
+  routes.learn(answer('web.shop.svc.cluster.local', '10.96.0.99')); // not the Service's address
+  routes.route('10.96.0.99', 8000);
+  resolveRead!(podsEndpoints('5', 'web-1'));
+  await settled();
+  assert.equal(watches.length, 0);
+  routes.learn(answer('api.shop.svc.cluster.local', '10.96.0.7'));
+  routes.route('10.96.0.7', 8000);
+  routes.close(); // the session ends while the read runs
+  resolveRead!(podsEndpoints('5', 'web-1'));
+  await settled();
+  assert.equal(watches.length, 0);
 });
 
 test('close stops every watch', async () => {

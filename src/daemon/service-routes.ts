@@ -21,13 +21,16 @@ export interface PodTarget {
 const MAX_ADDRESSES = 4096;
 /** Endpoints older than this are read again (the connection at hand still uses them). */
 const FRESH_MS = 3_000;
-/** With a watch, a read only in case a change was missed. */
-const WATCHED_FRESH_MS = 60_000;
+/**
+ * With a watch, a read only in case the watch died without a word (a laptop's sleep, a VPN's
+ * change) or the Service's own spec changed (its slices may not).
+ */
+const WATCHED_FRESH_MS = 10_000;
 /** Services watched at most (kube-proxy watches every slice of the cluster). */
 const MAX_WATCHES = 64;
 /** A watch unused this long gives its place to a Service in use. */
 const WATCH_IDLE_MS = 300_000;
-/** After a watch failed, the next one waits this long. */
+/** After a watch ended, the next one waits this long. */
 const WATCH_RETRY_MS = 1_000;
 /** After a refusal (403) a namespace, and after a failed dial a pod's port, take the manager's path for this long. */
 const REFUSED_MS = 60_000;
@@ -56,7 +59,7 @@ interface Cached {
   /** When a connection last asked for the Service. */
   usedAt?: number;
   /** A change came while a read was running: read again after it. */
-  changed?: boolean;
+  changedWhileReading?: boolean;
   /** Stops the watch of the Service's slices, while there is one. */
   stopWatch?: (() => void) | undefined;
   /** No new watch before this time (the last one failed). */
@@ -96,6 +99,7 @@ export class ServiceRoutes {
   /** The entries whose slices are watched. */
   private readonly watched = new Map<string, Cached>();
   private changes = 0;
+  private closed = false;
   private readonly serviceName: RegExp;
 
   constructor(private readonly options: ServiceRoutesOptions) {
@@ -135,8 +139,11 @@ export class ServiceRoutes {
       remember(this.endpoints, key, cached, MAX_ADDRESSES, (old) => this.unwatch(old));
     }
     cached.usedAt = Date.now();
-    const freshMs = cached.stopWatch ? WATCHED_FRESH_MS : (this.options.freshMs ?? FRESH_MS);
-    if (!cached.reading && Date.now() - cached.readAt > freshMs) this.read(key, namespace, service, cached);
+    const watched = cached.stopWatch && cached.endpoints;
+    const freshMs = watched ? WATCHED_FRESH_MS : (this.options.freshMs ?? FRESH_MS);
+    if (!cached.reading && Date.now() - cached.readAt > freshMs) {
+      this.read(key, namespace, service, cached, address);
+    }
     if (!cached.endpoints?.clusterIPs.includes(address)) return undefined;
     const pods = cached.endpoints.ports
       .get(port)
@@ -177,28 +184,40 @@ export class ServiceRoutes {
     return this.changes;
   }
 
-  /** Stops every watch. */
+  /** Stops every watch; nothing is read or watched from then on. */
   close(): void {
-    for (const cached of this.watched.values()) this.unwatch(cached);
+    this.closed = true;
+    for (const cached of [...this.watched.values()]) this.unwatch(cached);
   }
 
-  private read(key: string, namespace: string, service: string, cached: Cached): void {
+  /**
+   * Reads the Service's endpoints into `cached`; once read, its slices are watched if `address`
+   * (the connection's) is one its spec gives, on a Service with a selector (a Service the DNS
+   * answer named wrongly, or one that cannot be routed, is never watched).
+   */
+  private read(key: string, namespace: string, service: string, cached: Cached, address?: string): void {
+    if (this.closed) return;
     cached.reading = true;
-    cached.changed = false;
+    cached.changedWhileReading = false;
+    const current = () => !this.closed && this.endpoints.get(key) === cached;
     const done = () => {
       cached.readAt = Date.now();
       cached.reading = false;
-      if (cached.changed && this.endpoints.get(key) === cached) this.read(key, namespace, service, cached);
+      if (cached.changedWhileReading && current()) this.read(key, namespace, service, cached);
     };
     this.options.read(namespace, service).then(
       (endpoints) => {
         cached.endpoints = endpoints;
-        this.watch(key, namespace, service, cached);
+        if (address && endpoints.clusterIPs.includes(address) && current()) {
+          this.watch(key, namespace, service, cached);
+        }
         done();
       },
       (err: { code?: number; message?: string }) => {
         delete cached.endpoints;
         if (err.code === 403) this.refuse(namespace);
+        // Gone, or no longer readable: nothing to watch for.
+        if (err.code === 403 || err.code === 404) this.unwatch(cached);
         this.options.log.debug({ service: key, err: err.message }, 'cannot read the endpoints of a Service');
         done();
       },
@@ -209,7 +228,7 @@ export class ServiceRoutes {
   private watch(key: string, namespace: string, service: string, cached: Cached): void {
     const version = cached.endpoints?.version;
     const { watch } = this.options;
-    if (!watch || !version || cached.stopWatch || this.endpoints.get(key) !== cached) return;
+    if (!watch || !version || cached.stopWatch) return;
     if ((cached.watchAfter ?? 0) > Date.now() || this.isRefused(`watch ${namespace}`)) return;
     if (this.watched.size >= MAX_WATCHES) {
       const idlest = [...this.watched.values()].reduce((a, b) =>
@@ -220,19 +239,24 @@ export class ServiceRoutes {
     }
     const changed = () => {
       this.changes++;
-      if (cached.reading) cached.changed = true;
+      if (cached.reading) cached.changedWhileReading = true;
       else this.read(key, namespace, service, cached);
     };
+    let over = false;
     const ended = (why: WatchEnd) => {
+      over = true;
       this.unwatch(cached);
-      // The next use reads again (a change may have come meanwhile) and watches from there.
+      // The next use reads again (a change may have come meanwhile) and watches from there,
+      // not at once: a watch that a proxy or a stopping API server ends at once is not redone
+      // in a loop.
       cached.readAt = 0;
-      if (!why) return;
       cached.watchAfter = Date.now() + WATCH_RETRY_MS;
-      if (why.statusCode === 403) remember(this.refused, `watch ${namespace}`, Date.now() + REFUSED_MS);
-      this.options.log.debug({ service: key, err: why.message }, 'the watch of a Service ended');
+      if (why?.statusCode === 403) remember(this.refused, `watch ${namespace}`, Date.now() + REFUSED_MS);
+      if (why) this.options.log.debug({ service: key, err: why.message }, 'the watch of a Service ended');
     };
-    cached.stopWatch = watch(namespace, service, version, changed, ended);
+    const stop = watch(namespace, service, version, changed, ended);
+    if (over) return; // ended before it began
+    cached.stopWatch = stop;
     this.watched.set(key, cached);
   }
 

@@ -21,11 +21,14 @@ export class PortForwardRefused extends Error {
     readonly status: number,
   ) {
     super(message);
+    this.name = 'PortForwardRefused';
   }
 }
 
 /** The API server chose the older WebSocket protocol (Kubernetes < 1.31): one connection per port-forward. */
-export class NoSpdyTunnel extends Error {}
+export class NoSpdyTunnel extends Error {
+  override name = 'NoSpdyTunnel';
+}
 
 export const SPDY_TUNNEL_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
 export const CHANNEL_PROTOCOL = 'v4.channel.k8s.io';

@@ -103,11 +103,18 @@ export async function readServiceEndpoints(
 /** Why a watch ended: an HTTP status where the API server refused it (403: no `watch` right). */
 export type WatchEnd = (Error & { statusCode?: number }) | null;
 
+/** The API server ends a watch after this many seconds, plus up to WATCH_JITTER_S (spread). */
+const WATCH_TIMEOUT_S = 300;
+const WATCH_JITTER_S = 60;
+/** A watch still open this long after its timeout has lost its connection without a word. */
+const WATCH_GRACE_MS = 30_000;
+
 /**
  * Watches the EndpointSlices of Service `name` from `version` with `kc`'s rights: `changed` on
  * each change (what changed is read again by the caller), `ended` once when the watch ends
- * (the API server closes watches after a while; an expired version ends it with an error).
- * Returns the function that stops it (after which neither is called).
+ * (the API server ends it after about five minutes, an expired version with an error; one not
+ * ended by then has lost its connection and is ended here). Returns the function that stops it
+ * (after which neither is called).
  */
 export function watchServiceSlices(
   kc: KubeConfig,
@@ -119,28 +126,39 @@ export function watchServiceSlices(
 ): () => void {
   let stopped = false;
   let controller: AbortController | undefined;
+  const timeoutSeconds = WATCH_TIMEOUT_S + Math.floor(Math.random() * WATCH_JITTER_S);
+  const stop = () => {
+    stopped = true;
+    clearTimeout(overdue);
+    controller?.abort();
+  };
   const end = (why: WatchEnd) => {
     if (stopped) return;
-    stopped = true;
-    controller?.abort();
+    stop();
     ended(why);
+  };
+  const overdue = setTimeout(
+    () => end(new Error('the watch outlived its timeout: its connection was lost')),
+    timeoutSeconds * 1000 + WATCH_GRACE_MS,
+  ).unref();
+  const event = (type: string, object: { code?: number; message?: string }) => {
+    if (stopped) return;
+    if (type === 'ERROR') {
+      end(Object.assign(new Error(object.message ?? 'watch error'), { statusCode: object.code }));
+    } else if (type !== 'BOOKMARK') {
+      changed();
+    }
   };
   new Watch(kc)
     .watch(
       `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`,
-      { labelSelector: `kubernetes.io/service-name=${name}`, resourceVersion: version },
-      (type: string, object: { code?: number; message?: string }) => {
-        if (type !== 'ERROR') return stopped || changed();
-        end(Object.assign(new Error(object.message ?? 'watch error'), { statusCode: object.code }));
-      },
+      { labelSelector: `kubernetes.io/service-name=${name}`, resourceVersion: version, timeoutSeconds },
+      event,
       (err: WatchEnd) => end(err ?? null),
     )
     .then(
       (c) => (stopped ? c.abort() : (controller = c)),
       (err: Error) => end(err),
     );
-  return () => {
-    stopped = true;
-    controller?.abort();
-  };
+  return stop;
 }

@@ -170,7 +170,7 @@ export function addConnectCommands(program: Program): void {
             `DNS ${status.dns?.mode}; tunnel reconnects ${status.reconnects}; daemon pid ${status.daemonPid}` +
             (status.podConnections
               ? `\nconnections straight to pods ${status.podConnections.direct} (through the manager after all: ${status.podConnections.fallbacks}); ` +
-                `Services watched ${status.podConnections.watchedServices}`
+                `Services watched ${status.podConnections.watchedServices} (changes seen ${status.podConnections.endpointChanges})`
               : '') +
             (status.rootless ? `; rootless, namespace held by pid ${status.rootless.namespacePid}` : '') +
             tunnelLine(status) +
