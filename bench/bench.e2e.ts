@@ -61,7 +61,7 @@ test(
     positive(r.concurrency!.wallTimeVsPortForward, 'concurrency.wallTimeVsPortForward');
     assert.equal(typeof r.concurrency!.errors, 'number');
     for (const key of ['warm', 'cold']) positive(r.connectS![key], `connectS.${key}`);
-    for (const key of ['withRollout', 'agentPresent', 'afterLeave'])
+    for (const key of ['withRollout', 'plainRollout', 'agentPresent', 'afterLeave'])
       positive(r.interceptS![key], `interceptS.${key}`);
     // The cluster client polled through every phase of the loop, and was answered in each.
     for (const phase of [

@@ -24,7 +24,10 @@ async function withTimeWaitReuse<T>(netns: string, what: () => Promise<T>): Prom
   try {
     return await what();
   } finally {
-    await sysctl('-qw', `${TW_REUSE}=${before}`);
+    // A failed restore must not hide the rounds' own error; `testbed down` removes the netns.
+    await sysctl('-qw', `${TW_REUSE}=${before}`).catch((err: Error) =>
+      process.stderr.write(`bench: could not set ${TW_REUSE} back to ${before}: ${err.message}\n`),
+    );
   }
 }
 

@@ -23,7 +23,8 @@ export function patternSha256(bytes: number): string {
 
 /**
  * The in-cluster server: GET /download?bytes=N streams the pattern, POST /upload answers the
- * byte count and sha256 of the body, anything else answers `ok`.
+ * byte count and sha256 of the body, GET /env the pod's $ROLLOUT (which rollout made it),
+ * anything else answers `ok`.
  */
 export const serverScript = `
 const http = require('http'); const crypto = require('crypto');
@@ -48,6 +49,7 @@ http.createServer((q, s) => {
     q.on('data', (c) => { hash.update(c); bytes += c.length; });
     return q.on('end', () => s.end(JSON.stringify({ bytes, sha256: hash.digest('hex') })));
   }
+  if (url.pathname === '/env') return s.end(process.env.ROLLOUT ?? '');
   s.end('ok');
 }).listen(8000);
 `;

@@ -28,7 +28,7 @@ export function resultsTable(r: {
   };
   concurrency: ConcurrencyResult;
   connectS: { warm: number; cold: number };
-  interceptS: { withRollout: number; agentPresent: number; afterLeave: number };
+  interceptS: { withRollout: number; plainRollout: number; agentPresent: number; afterLeave: number };
   switchFailures: SwitchResult;
   interceptTtfbMs: { intercepted: { p50: number }; servedInCluster: { p50: number } };
   personalInterceptTtfbMs: {
@@ -130,8 +130,8 @@ export function resultsTable(r: {
       'intercept → first request s (rollout / agent present / again after leave)',
       `${r.interceptS.withRollout} / ${r.interceptS.agentPresent} / ${r.interceptS.afterLeave}`,
       '',
-      '',
-      '',
+      `${r.interceptS.plainRollout} (plain rollout, first answer from a new pod)`,
+      `${(r.interceptS.withRollout / r.interceptS.plainRollout).toFixed(2)}x of a plain rollout`,
     ],
     [
       "others' requests failed while switching (cluster client, a new connection every 50 ms)",

@@ -248,6 +248,9 @@ async function main(): Promise<void> {
       connectS: { warm: round(median(warmRuns)), cold: round(cold) },
       interceptS: {
         withRollout: loop.withRollout,
+        withRolloutRuns: loop.withRolloutRuns,
+        plainRollout: loop.plainRollout,
+        plainRolloutRuns: loop.plainRolloutRuns,
         agentPresent: loop.agentPresent,
         afterLeave: loop.afterLeave,
         afterLeaveRuns: loop.afterLeaveRuns,
@@ -297,6 +300,7 @@ async function main(): Promise<void> {
         },
         daemonRssUnderLoad: { goal: '<= 100 MB', met: bulk.peakRssMB.daemon <= 100 },
         reinterceptAfterLeave: { goal: '<= 0.5 s', met: loop.afterLeave <= 0.5 },
+        coldIntercept: { goal: '<= 3 s', met: loop.withRollout <= 3 },
         noFailedRequestsWhileSwitching: {
           goal: '0',
           met: Object.values(loop.switching).every((phase) => phase.failed === 0),
