@@ -18,9 +18,6 @@ import { client, kubectlGet, median, NODE_NETNS, round } from './harness.ts';
 import { agentPid, processUsage } from './rss.ts';
 import { startSwitchPoller } from './switch-poller.ts';
 
-/** Cold intercepts and plain rollouts measured, each figure their median. */
-const COLD_ROUNDS = 3;
-
 /** A server in the workstation netns answering `text` (the target of the intercepts). */
 function startLocalServer(tb: TestbedStatus, port: number, text: string): ChildProcess {
   const script = `process.on('SIGTERM', () => process.exit(0)); require('http').createServer((q, s) => s.end(${JSON.stringify(text)})).listen(${port})`;
@@ -29,7 +26,7 @@ function startLocalServer(tb: TestbedStatus, port: number, text: string): ChildP
 
 /** What the loop measured: seconds to the first request, failures by phase, TTFB samples (ms). */
 export interface LoopResults {
-  /** Medians of COLD_ROUNDS, and each. */
+  /** Medians of `coldRounds`, and each. */
   withRollout: number;
   withRolloutRuns: number[];
   /** The same Deployment's plain rollout to a cluster client's first answer from a new pod. */
@@ -47,12 +44,13 @@ export interface LoopResults {
 
 /**
  * Runs the loop against the Deployment `bench-target` in `NS` (ports 8000 and 8001), with
- * `sequential` new connections for each TTFB; leaves it restored.
+ * `sequential` new connections for each TTFB and `coldRounds` cold intercepts and plain
+ * rollouts; leaves it restored.
  */
 export async function measureLoop(
   tb: TestbedStatus,
   NS: string,
-  sequential: number,
+  { sequential, coldRounds }: { sequential: number; coldRounds: number },
   log: (line: string) => void,
 ): Promise<LoopResults> {
   const telepod = (...args: string[]) => telepodInWorkstation(tb, '-n', NS, ...args);
@@ -117,10 +115,10 @@ export async function measureLoop(
     // value in the pod template, kubectl on the host) until a cluster client's new
     // connection is answered by a new pod. An intercept with a rollout cannot be faster.
     // Either is one pod's start, which moves by a second on this VM (an app's readiness probe
-    // that misses its first tick waits for the next): the medians of three.
-    log(`${COLD_ROUNDS} plain rollouts of the same Deployment, to a cluster client reaching a new pod`);
+    // that misses its first tick waits for the next): medians (of three in a full run).
+    log(`${coldRounds} plain rollouts of the same Deployment, to a cluster client reaching a new pod`);
     const plainRolloutRuns: number[] = [];
-    for (let i = 1; i <= COLD_ROUNDS; i++) {
+    for (let i = 1; i <= coldRounds; i++) {
       plainRolloutRuns.push(
         await firstAnswer(NODE_NETNS, `${inCluster}env`, `rolled-${i}`, async () => {
           await kubectl(tb, ['-n', NS, 'set', 'env', 'deployment/bench-target', `ROLLOUT=rolled-${i}`]);
@@ -129,12 +127,12 @@ export async function measureLoop(
       await settled(false);
     }
     log(
-      `intercept: ${COLD_ROUNDS} with a rollout (restored between), then a second port with the agent present`,
+      `intercept: ${coldRounds} with a rollout (restored between), then a second port with the agent present`,
     );
     // Everyone else's requests while the loop runs: a cluster client polls the intercepted port.
     switchPoller = startSwitchPoller(inCluster);
     const withRolloutRuns: number[] = [];
-    for (let i = 0; i < COLD_ROUNDS; i++) {
+    for (let i = 0; i < coldRounds; i++) {
       if (i) {
         switchPoller.mark('leave --restore (rollout)');
         await telepod('leave', 'bench-target', '--restore');

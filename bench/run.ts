@@ -44,6 +44,7 @@ const size = quick
       sequential: 100,
       concurrent: 100,
       concurrentRounds: 1,
+      coldRounds: 1,
       dns: 50,
       connects: 1,
     }
@@ -53,6 +54,7 @@ const size = quick
       sequential: 1000,
       concurrent: 1000,
       concurrentRounds: 5,
+      coldRounds: 3,
       dns: 1000,
       connects: 3,
     };
@@ -187,7 +189,7 @@ async function main(): Promise<void> {
     if (leaked.length)
       throw new Error(`cluster names reached the machine's resolver: ${leaked.slice(0, 3).join(', ')}`);
 
-    const loop = await measureLoop(tb, NS, size.sequential, log);
+    const loop = await measureLoop(tb, NS, size, log);
     await telepod('quit');
 
     log(`time to first byte with the API server ${DISTANCE_MS * 2} ms further away (round trip)`);
