@@ -2,10 +2,11 @@
 // than through the traffic manager: connections to a Service's ClusterIP, once that address came
 // in a cluster DNS answer for `<service>.<namespace>.svc.<domain>` and the Service's ready pods
 // were read with the developer's rights. The Service is trusted only where its own spec gives
-// that address. Once read, a Service's EndpointSlices are watched and every change is read again
-// at once (a rollout's pods are known as kube-proxy knows them); without a watch (not allowed,
-// or past MAX_WATCHES) endpoints are read again in the background when older than `freshMs`.
-// Until they are known, and whenever the developer may not read them, connections take the manager.
+// that address. Once read for such an address, a Service's EndpointSlices are watched and each
+// change reads it again at once (a rollout's pods are known as kube-proxy knows them), besides a
+// read every WATCHED_FRESH_MS while in use; without a watch (not allowed, past MAX_WATCHES, a
+// failed read) endpoints are read again in the background when older than `freshMs`. Until
+// they are known, and whenever the developer may not read them, connections take the manager.
 import type { Packet } from 'dns-packet';
 import type { Logger } from 'pino';
 import type { ServiceEndpoints, WatchEnd } from '../kube/service-endpoints.ts';
@@ -62,7 +63,7 @@ interface Cached {
   changedWhileReading?: boolean;
   /** Stops the watch of the Service's slices, while there is one. */
   stopWatch?: (() => void) | undefined;
-  /** No new watch before this time (the last one failed). */
+  /** No new watch before this time (the last one ended). */
   watchAfter?: number;
 }
 
