@@ -104,11 +104,10 @@ function fakeWatch() {
   return { watches, watch };
 }
 
-/** Date.now() under the test's control, from now on. */
+/** Date.now() and setTimeout under the test's control, from now on. */
 function fakeClock(t: TestContext) {
-  let now = Date.now();
-  t.mock.method(Date, 'now', () => now);
-  return { advance: (ms: number) => void (now += ms) };
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_800_000_000_000 });
+  return { advance: (ms: number) => t.mock.timers.tick(ms) };
 }
 
 const podsEndpoints = (version: string, pod: string): ServiceEndpoints => ({
@@ -129,11 +128,13 @@ function watchedRoutes(read: () => Promise<ServiceEndpoints>, freshMs = 3_600_00
   return { routes, watches };
 }
 
-test("a change of the Service's slices is read at once, not when the endpoints are old", async () => {
+test("a change of the Service's slices is read at once, not when the endpoints are old; a burst once", async (t) => {
+  const clock = fakeClock(t);
   let current = podsEndpoints('5', 'web-1');
   let reads = 0;
   const { routes, watches } = watchedRoutes(() => (reads++, Promise.resolve(current)));
   await settled();
+  clock.advance(1_000);
   assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-1');
   assert.deepEqual(
     watches.map((w) => [w.key, w.version]),
@@ -146,20 +147,47 @@ test("a change of the Service's slices is read at once, not when the endpoints a
   await settled();
   assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-2');
   assert.equal(reads, 2);
+  // A burst of changes right after (a rollout of many pods): one read, 100 ms after the last.
+  current = podsEndpoints('12', 'web-3');
+  for (let i = 0; i < 5; i++) watches[0]!.changed();
+  await settled();
+  assert.equal(reads, 2, 'not yet');
+  clock.advance(100);
+  await settled();
+  assert.equal(reads, 3);
+  assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-3');
   assert.equal(watches.length, 1, 'one watch, however many reads');
 });
 
-test('changes that come during a read are read once more after it', async () => {
+test('a change to a Service unused for 30 s is read at its next use, which takes the manager meanwhile', async (t) => {
+  const clock = fakeClock(t);
+  let reads = 0;
+  const { routes, watches } = watchedRoutes(() => (reads++, Promise.resolve(podsEndpoints('5', 'web-1'))));
+  await settled();
+  clock.advance(31_000);
+  watches[0]!.changed();
+  await settled();
+  assert.equal(reads, 1, 'not read while unused');
+  assert.equal(routes.route('10.96.0.7', 8000), undefined, 'not routed on what the change made stale');
+  await settled();
+  assert.equal(reads, 2);
+  assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-1');
+});
+
+test('changes that come during a read are read once more after it', async (t) => {
+  const clock = fakeClock(t);
   const pending: ((e: ServiceEndpoints) => void)[] = [];
   const { routes, watches } = watchedRoutes(() => new Promise((resolve) => pending.push(resolve)));
   pending.shift()!(podsEndpoints('5', 'web-1'));
   await settled();
+  clock.advance(1_000);
   watches[0]!.changed(); // a read starts
   watches[0]!.changed(); // two more changes while it runs
   watches[0]!.changed();
   assert.equal(pending.length, 1);
   pending.shift()!(podsEndpoints('6', 'web-1'));
   await settled();
+  clock.advance(100);
   assert.equal(pending.length, 1, 'one more read for the changes during the first');
   pending.shift()!(podsEndpoints('8', 'web-3'));
   await settled();
@@ -217,6 +245,7 @@ test('a read that fails while watched is tried again after freshMs, not the watc
   await settled();
   fail = { code: 500 };
   watches[0]!.changed();
+  clock.advance(100);
   await settled();
   assert.equal(routes.route('10.96.0.7', 8000), undefined, 'the manager meanwhile');
   fail = undefined;
@@ -227,6 +256,7 @@ test('a read that fails while watched is tried again after freshMs, not the watc
   assert.equal(watches[0]!.stopped, false);
   fail = { code: 404 };
   watches[0]!.changed();
+  clock.advance(100);
   await settled();
   assert.equal(watches[0]!.stopped, true, 'nothing left to watch');
 });

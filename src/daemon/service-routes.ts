@@ -33,6 +33,13 @@ const MAX_WATCHES = 64;
 const WATCH_IDLE_MS = 300_000;
 /** After a watch ended, the next one waits this long. */
 const WATCH_RETRY_MS = 1_000;
+/** Changes read the Service again at most this often (a rollout of many pods is many changes). */
+const CHANGE_READ_GAP_MS = 100;
+/**
+ * A change to a watched Service unused for this long is not read until its next use, which
+ * takes the manager's path meanwhile (nothing is routed on what the change made stale).
+ */
+const IDLE_CHANGE_MS = 30_000;
 /** After a refusal (403) a namespace, and after a failed dial a pod's port, take the manager's path for this long. */
 const REFUSED_MS = 60_000;
 
@@ -61,6 +68,10 @@ interface Cached {
   usedAt?: number;
   /** A change came while a read was running: read again after it. */
   changedWhileReading?: boolean;
+  /** A change came while the Service was unused: not routed until read again. */
+  stale?: boolean;
+  /** The read a change waits for (CHANGE_READ_GAP_MS after the last). */
+  changeRead?: NodeJS.Timeout | undefined;
   /** Stops the watch of the Service's slices, while there is one. */
   stopWatch?: (() => void) | undefined;
   /** No new watch before this time (the last one ended). */
@@ -142,10 +153,10 @@ export class ServiceRoutes {
     cached.usedAt = Date.now();
     const watched = cached.stopWatch && cached.endpoints;
     const freshMs = watched ? WATCHED_FRESH_MS : (this.options.freshMs ?? FRESH_MS);
-    if (!cached.reading && Date.now() - cached.readAt > freshMs) {
+    if (!cached.reading && (cached.stale || Date.now() - cached.readAt > freshMs)) {
       this.read(key, namespace, service, cached, address);
     }
-    if (!cached.endpoints?.clusterIPs.includes(address)) return undefined;
+    if (cached.stale || !cached.endpoints?.clusterIPs.includes(address)) return undefined;
     const pods = cached.endpoints.ports
       .get(port)
       ?.filter((p) => !this.isRefused(`${namespace}/${p.pod}:${p.port}`));
@@ -204,7 +215,8 @@ export class ServiceRoutes {
     const done = () => {
       cached.readAt = Date.now();
       cached.reading = false;
-      if (cached.changedWhileReading && current()) this.read(key, namespace, service, cached);
+      cached.stale = false;
+      if (cached.changedWhileReading && current()) this.changed(key, namespace, service, cached);
     };
     this.options.read(namespace, service).then(
       (endpoints) => {
@@ -240,8 +252,7 @@ export class ServiceRoutes {
     }
     const changed = () => {
       this.changes++;
-      if (cached.reading) cached.changedWhileReading = true;
-      else this.read(key, namespace, service, cached);
+      this.changed(key, namespace, service, cached);
     };
     let over = false;
     const ended = (why: WatchEnd) => {
@@ -261,7 +272,25 @@ export class ServiceRoutes {
     this.watched.set(key, cached);
   }
 
+  /**
+   * A watched Service changed: read again now, after the read running, or CHANGE_READ_GAP_MS
+   * after the last one; a Service unused for IDLE_CHANGE_MS only at its next use.
+   */
+  private changed(key: string, namespace: string, service: string, cached: Cached): void {
+    if (cached.reading) return void (cached.changedWhileReading = true);
+    if (cached.changeRead) return;
+    if (Date.now() - (cached.usedAt ?? 0) > IDLE_CHANGE_MS) return void (cached.stale = true);
+    const wait = cached.readAt + CHANGE_READ_GAP_MS - Date.now();
+    if (wait <= 0) return this.read(key, namespace, service, cached);
+    cached.changeRead = setTimeout(() => {
+      cached.changeRead = undefined;
+      if (!this.closed && this.endpoints.get(key) === cached) this.changed(key, namespace, service, cached);
+    }, wait).unref();
+  }
+
   private unwatch(cached: Cached): void {
+    clearTimeout(cached.changeRead);
+    cached.changeRead = undefined;
     cached.stopWatch?.();
     cached.stopWatch = undefined;
     for (const [key, value] of this.watched) if (value === cached) this.watched.delete(key);
