@@ -117,8 +117,9 @@ const podsEndpoints = (version: string, pod: string): ServiceEndpoints => ({
 });
 
 /**
- * Routes with a fake watch, `read` giving the endpoints and no polling to speak of (unless
- * `freshMs` says); web.shop is learned at 10.96.0.7 and asked for once (the first read).
+ * Routes with a fake watch and `read` giving the endpoints; `freshMs` (an hour unless given) is
+ * how often they are read again without a watch (with one, every 10 s while in use); web.shop
+ * is learned at 10.96.0.7 and asked for once (the first read).
  */
 function watchedRoutes(read: () => Promise<ServiceEndpoints>, freshMs = 3_600_000) {
   const { watches, watch } = fakeWatch();
@@ -164,13 +165,61 @@ test('a change to a Service unused for 30 s is read at its next use, which takes
   let reads = 0;
   const { routes, watches } = watchedRoutes(() => (reads++, Promise.resolve(podsEndpoints('5', 'web-1'))));
   await settled();
-  clock.advance(31_000);
-  watches[0]!.changed();
-  await settled();
-  assert.equal(reads, 1, 'not read while unused');
-  assert.equal(routes.route('10.96.0.7', 8000), undefined, 'not routed on what the change made stale');
+  clock.advance(25_000);
+  watches[0]!.changed(); // used 25 s ago: read now
   await settled();
   assert.equal(reads, 2);
+  clock.advance(6_000);
+  watches[0]!.changed(); // used 31 s ago: only marked
+  await settled();
+  assert.equal(reads, 2, 'not read while unused');
+  clock.advance(1_000); // the last read is 7 s old, younger than the watched re-read's 10 s
+  assert.equal(routes.route('10.96.0.7', 8000), undefined, 'not routed on what the change made stale');
+  await settled();
+  assert.equal(reads, 3);
+  assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-1');
+});
+
+test('a change that waited for its read when the watch ended is not routed on', async (t) => {
+  const clock = fakeClock(t);
+  let reads = 0;
+  const { routes, watches } = watchedRoutes(() => (reads++, Promise.resolve(podsEndpoints('5', 'web-1'))));
+  await settled();
+  watches[0]!.changed(); // within 100 ms of the last read: waits
+  watches[0]!.ended(null);
+  clock.advance(1_000);
+  assert.equal(reads, 1, 'its timer went with the watch');
+  assert.equal(routes.route('10.96.0.7', 8000), undefined);
+  await settled();
+  assert.equal(reads, 2);
+  assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-1');
+});
+
+test('a read that does not answer fails after 10 s; endpoints no watch kept for 30 s are not routed on', async (t) => {
+  const clock = fakeClock(t);
+  let hang = false;
+  let reads = 0;
+  const routes = new ServiceRoutes({
+    domain: 'cluster.local',
+    read: () => (reads++, hang ? new Promise(() => undefined) : Promise.resolve(podsEndpoints('5', 'web-1'))),
+    log,
+  });
+  routes.learn(answer('web.shop.svc.cluster.local', '10.96.0.7'));
+  routes.route('10.96.0.7', 8000);
+  await settled();
+  assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-1');
+  clock.advance(31_000); // no watch: too old to route on
+  hang = true;
+  assert.equal(routes.route('10.96.0.7', 8000), undefined);
+  assert.equal(reads, 2);
+  clock.advance(10_000);
+  await settled();
+  hang = false;
+  assert.equal(routes.route('10.96.0.7', 8000), undefined, 'the hung read failed: the manager meanwhile');
+  clock.advance(3_100);
+  routes.route('10.96.0.7', 8000); // tried again, as after any failed read
+  await settled();
+  assert.equal(reads, 3);
   assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-1');
 });
 
@@ -195,7 +244,7 @@ test('changes that come during a read are read once more after it', async (t) =>
   assert.equal(routes.route('10.96.0.7', 8000)?.pod, 'web-3');
 });
 
-test('an ended watch is started again from a later read; a refused one leaves the namespace to polling for a minute', async (t) => {
+test('an ended watch is started again from the next read (a second later if it was short-lived); a refused one leaves the namespace to polling for a minute', async (t) => {
   const clock = fakeClock(t);
   let version = 5;
   const { watches, watch } = fakeWatch();
@@ -229,6 +278,14 @@ test('an ended watch is started again from a later read; a refused one leaves th
   assert.deepEqual(
     watches.map((w) => w.version),
     ['5', '7', '10'],
+  );
+  // The API server ends a watch after minutes: the next connection's read watches again at once.
+  clock.advance(300_000);
+  watches[2]!.ended(null);
+  await use(0);
+  assert.deepEqual(
+    watches.map((w) => w.version),
+    ['5', '7', '10', '11'],
   );
 });
 
@@ -308,7 +365,7 @@ test('close stops every watch', async () => {
   );
 });
 
-test('past 64 watches in use, a further Service is read every freshMs instead', async () => {
+test('past 64 watches in use, a further Service is not watched, and routed all the same', async () => {
   const { watches, watch } = fakeWatch();
   const address = (i: number) => `10.96.1.${i}`;
   const routes = new ServiceRoutes({

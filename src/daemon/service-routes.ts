@@ -31,13 +31,17 @@ const WATCHED_FRESH_MS = 10_000;
 const MAX_WATCHES = 64;
 /** A watch unused this long gives its place to a Service in use. */
 const WATCH_IDLE_MS = 300_000;
-/** After a watch ended, the next one waits this long. */
+/** A watch that ended sooner than this after it began makes the next one wait WATCH_RETRY_MS. */
+const SHORT_WATCH_MS = 10_000;
 const WATCH_RETRY_MS = 1_000;
+/** A read not answered by then has failed (client-node's calls have no timeout of their own). */
+const READ_TIMEOUT_MS = 10_000;
 /** Changes read the Service again at most this often (a rollout of many pods is many changes). */
 const CHANGE_READ_GAP_MS = 100;
 /**
  * A change to a watched Service unused for this long is not read until its next use, which
- * takes the manager's path meanwhile (nothing is routed on what the change made stale).
+ * takes the manager's path meanwhile (nothing is routed on what the change made stale); nor
+ * are endpoints this old that no watch kept.
  */
 const IDLE_CHANGE_MS = 30_000;
 /** After a refusal (403) a namespace, and after a failed dial a pod's port, take the manager's path for this long. */
@@ -64,8 +68,9 @@ interface Cached {
   endpoints?: ServiceEndpoints;
   readAt: number;
   reading: boolean;
-  /** When a connection last asked for the Service. */
+  /** When a connection last asked for the Service, and for which of its addresses. */
   usedAt?: number;
+  address?: string;
   /** A change came while a read was running: read again after it. */
   changedWhileReading?: boolean;
   /** A change came while the Service was unused: not routed until read again. */
@@ -74,7 +79,7 @@ interface Cached {
   changeRead?: NodeJS.Timeout | undefined;
   /** Stops the watch of the Service's slices, while there is one. */
   stopWatch?: (() => void) | undefined;
-  /** No new watch before this time (the last one ended). */
+  /** No new watch before this time (the last one ended soon after it began). */
   watchAfter?: number;
 }
 
@@ -145,16 +150,17 @@ export class ServiceRoutes {
     const { namespace, service } = known;
     if (this.isRefused(namespace)) return undefined;
     const key = `${namespace}/${service}`;
-    let cached = this.endpoints.get(key);
-    if (!cached) {
-      cached = { readAt: 0, reading: false };
-      remember(this.endpoints, key, cached, MAX_ADDRESSES, (old) => this.unwatch(old));
-    }
-    cached.usedAt = Date.now();
+    const cached = this.endpoints.get(key) ?? { readAt: 0, reading: false };
+    // Kept last used first: the Service forgotten past MAX_ADDRESSES is the one unused longest.
+    remember(this.endpoints, key, cached, MAX_ADDRESSES, (old) => this.unwatch(old));
+    const now = Date.now();
+    if (!cached.stopWatch && now - cached.readAt > IDLE_CHANGE_MS) cached.stale = true;
+    cached.usedAt = now;
+    cached.address = address;
     const watched = cached.stopWatch && cached.endpoints;
     const freshMs = watched ? WATCHED_FRESH_MS : (this.options.freshMs ?? FRESH_MS);
-    if (!cached.reading && (cached.stale || Date.now() - cached.readAt > freshMs)) {
-      this.read(key, namespace, service, cached, address);
+    if (!cached.reading && (cached.stale || now - cached.readAt > freshMs)) {
+      this.read(key, namespace, service, cached);
     }
     if (cached.stale || !cached.endpoints?.clusterIPs.includes(address)) return undefined;
     const pods = cached.endpoints.ports
@@ -203,11 +209,12 @@ export class ServiceRoutes {
   }
 
   /**
-   * Reads the Service's endpoints into `cached`; once read, its slices are watched if `address`
-   * (the connection's) is one its spec gives, on a Service with a selector (a Service the DNS
-   * answer named wrongly, or one that cannot be routed, is never watched).
+   * Reads the Service's endpoints into `cached` (failing after READ_TIMEOUT_MS); once read, its
+   * slices are watched if the address its connections asked for is one its spec gives, on a
+   * Service with a selector (a Service the DNS answer named wrongly, or one that cannot be
+   * routed, is never watched).
    */
-  private read(key: string, namespace: string, service: string, cached: Cached, address?: string): void {
+  private read(key: string, namespace: string, service: string, cached: Cached): void {
     if (this.closed) return;
     cached.reading = true;
     cached.changedWhileReading = false;
@@ -218,19 +225,29 @@ export class ServiceRoutes {
       cached.stale = false;
       if (cached.changedWhileReading && current()) this.changed(key, namespace, service, cached);
     };
-    this.options.read(namespace, service).then(
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no answer in time')), READ_TIMEOUT_MS).unref();
+    });
+    Promise.race([this.options.read(namespace, service), timeout]).then(
       (endpoints) => {
+        clearTimeout(timer);
         cached.endpoints = endpoints;
+        const address = cached.address;
         if (address && endpoints.clusterIPs.includes(address) && current()) {
           this.watch(key, namespace, service, cached);
         }
         done();
       },
       (err: { code?: number; message?: string }) => {
+        clearTimeout(timer);
         delete cached.endpoints;
         if (err.code === 403) this.refuse(namespace);
-        // Gone, or no longer readable: nothing to watch for.
-        if (err.code === 403 || err.code === 404) this.unwatch(cached);
+        // Gone, or no longer readable: nothing to watch for, nor any change to read.
+        if (err.code === 403 || err.code === 404) {
+          this.unwatch(cached);
+          cached.changedWhileReading = false;
+        }
         this.options.log.debug({ service: key, err: err.message }, 'cannot read the endpoints of a Service');
         done();
       },
@@ -255,14 +272,16 @@ export class ServiceRoutes {
       this.changed(key, namespace, service, cached);
     };
     let over = false;
+    const began = Date.now();
     const ended = (why: WatchEnd) => {
       over = true;
+      // A change still waiting to be read, or one that came meanwhile: not routed on.
+      if (cached.changeRead || cached.changedWhileReading || cached.reading) cached.stale = true;
       this.unwatch(cached);
-      // The next use reads again (a change may have come meanwhile) and watches from there,
-      // not at once: a watch that a proxy or a stopping API server ends at once is not redone
-      // in a loop.
+      // The next use reads again and watches from there; not at once after a watch that ended
+      // soon after it began (a proxy, a stopping API server), which would be redone in a loop.
       cached.readAt = 0;
-      cached.watchAfter = Date.now() + WATCH_RETRY_MS;
+      if (Date.now() - began < SHORT_WATCH_MS) cached.watchAfter = Date.now() + WATCH_RETRY_MS;
       if (why?.statusCode === 403) remember(this.refused, `watch ${namespace}`, Date.now() + REFUSED_MS);
       if (why) this.options.log.debug({ service: key, err: why.message }, 'the watch of a Service ended');
     };
