@@ -114,7 +114,8 @@ const WATCH_GRACE_MS = 30_000;
  * each change (what changed is read again by the caller), `ended` once when the watch ends
  * (the API server ends it after about five minutes, an expired version with an error; one not
  * ended by then has lost its connection and is ended here). Returns the function that stops it
- * (after which neither is called).
+ * (after which neither is called). client-node hands out a watch's abort only once the API
+ * server has answered, so a request stopped before its answer ends when that answer comes.
  */
 export function watchServiceSlices(
   kc: KubeConfig,
