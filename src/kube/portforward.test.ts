@@ -3,10 +3,8 @@
 // when it comes after the first data frame, and error-channel text fails the stream. Speaking
 // the SPDY tunnel: error and data streams are opened with the port-forward headers (read back
 // with zlib), data flows both ways in frames, and the kubelet's error text fails the stream.
-import { KubeConfig } from '@kubernetes/client-node';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { inflateSync, constants as zlibConstants } from 'node:zlib';
@@ -18,6 +16,7 @@ import {
   openPortForward,
   openPortForwardSession,
 } from './portforward.ts';
+import { localKubeConfig } from './local-kubeconfig.fixture.ts';
 
 const PORT = 8081;
 const announce = (channel: number) => Buffer.from([channel, PORT & 0xff, PORT >> 8]);
@@ -58,22 +57,7 @@ after(() => {
   server.close();
 });
 
-function kubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      {
-        name: 'c',
-        server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        skipTLSVerify: true,
-      },
-    ],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return kc;
-}
+const kubeConfig = () => localKubeConfig(server);
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   let text = '';

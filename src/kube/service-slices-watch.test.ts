@@ -3,10 +3,9 @@
 // ends the request without a callback.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { KubeConfig } from '@kubernetes/client-node';
 import { watchServiceSlices, type WatchEnd } from './service-endpoints.ts';
+import { localKubeConfig } from './local-kubeconfig.fixture.ts';
 
 /** What the fake API server does with the next watch request. */
 let answer: (req: http.IncomingMessage, res: http.ServerResponse) => void = () => undefined;
@@ -17,22 +16,7 @@ after(() => {
   server.close();
 });
 
-function kubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      {
-        name: 'c',
-        server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        skipTLSVerify: true,
-      },
-    ],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return kc;
-}
+const kubeConfig = () => localKubeConfig(server);
 
 const line = (type: string, object: unknown) => `${JSON.stringify({ type, object })}\n`;
 
