@@ -2,7 +2,8 @@
 // [--target a,b] [--seed N] [--jobs J]`. Without --inputs and --seconds, a full run: each
 // target's own input count (see docs/fuzzing.md). Each target runs in a worker process
 // (fuzz/worker.ts), J at a time; a worker that dies (a native abort) counts as a crash, one
-// whose event loop stops answering for HEARTBEAT_TIMEOUT_MS as a hang. Prints a line per target
+// whose event loop stops answering for HEARTBEAT_TIMEOUT_MS, or (with --seconds) one still
+// running OVERTIME_MS after its time, as a hang. Prints a line per target
 // (inputs, crashes, hangs, time, memory) with every distinct failure and its shrunk input, a
 // total, and exits non-zero on any crash or hang.
 import { spawn } from 'node:child_process';
@@ -17,6 +18,11 @@ import { TARGETS } from './targets.ts';
 const HEARTBEAT_TIMEOUT_MS = 60_000;
 /** How long a worker may take to exit after its result (its handles should all be closed). */
 const EXIT_GRACE_MS = 10_000;
+/**
+ * With --seconds, how much longer than that a worker may take in all (its last input, shrinking
+ * a failure, restarting the target) before it counts as a hang, heartbeat or not.
+ */
+const OVERTIME_MS = 60_000;
 /** Lines of a dead worker's output kept for the report. */
 const TAIL_LINES = 30;
 
@@ -67,6 +73,16 @@ function runWorker(name: string): Promise<TargetResult> {
   let silence: NodeJS.Timeout | undefined;
   let grace: NodeJS.Timeout | undefined;
   let killedForSilence = false;
+  let killedForTime = false;
+  const overtime = values.seconds
+    ? setTimeout(
+        () => {
+          killedForTime = true;
+          worker.kill('SIGKILL');
+        },
+        Number(values.seconds) * 1000 + OVERTIME_MS,
+      )
+    : undefined;
   const watch = () => {
     clearTimeout(silence);
     silence = setTimeout(() => {
@@ -93,11 +109,14 @@ function runWorker(name: string): Promise<TargetResult> {
     worker.once('close', (code, signal) => {
       clearTimeout(silence);
       clearTimeout(grace);
+      clearTimeout(overtime);
       if (result) return resolve(result);
-      const kind = killedForSilence ? 'hang' : 'crash';
+      const kind = killedForSilence || killedForTime ? 'hang' : 'crash';
       const why = killedForSilence
         ? `the worker's event loop stopped for ${HEARTBEAT_TIMEOUT_MS / 1000} s`
-        : `the worker died (exit code ${code}, signal ${signal})`;
+        : killedForTime
+          ? `the worker did not finish within ${OVERTIME_MS / 1000} s of its ${values.seconds} s`
+          : `the worker died (exit code ${code}, signal ${signal})`;
       resolve({
         name,
         inputs: 0,

@@ -49,7 +49,8 @@ const T = {
 };
 
 async function layFixture(): Promise<void> {
-  await fs.rm(ROOT, { recursive: true, force: true });
+  // The server of an input that hung may still be writing in the volume: retried (ENOTEMPTY).
+  await fs.rm(ROOT, { recursive: true, force: true, maxRetries: 5 });
   await fs.mkdir(path.join(VOLUME, 'sub'), { recursive: true });
   await fs.mkdir(OUTSIDE);
   await fs.writeFile(path.join(OUTSIDE, 'secret'), SECRET);
