@@ -130,6 +130,22 @@ export async function fuzzTarget<T>(target: Target<T>, limits: RunLimits): Promi
   let batch = 0;
   /** When the current batch first failed: shrinking has begun. */
   let firstFailure: number | undefined;
+  /** The input the code under test is working on (one that hung, or that fast-check's time limit left behind, may still run). */
+  let running: Promise<unknown> | undefined;
+  /** Closes the instance once the input left running has finished (or had its time). */
+  const closeInstance = async () => {
+    const settled = running?.then(
+      () => undefined,
+      () => undefined,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      settled,
+      new Promise((resolve) => (timer = setTimeout(resolve, target.inputTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    await instance.close();
+  };
 
   const record = (kind: FailureKind, error: string, input: string) => {
     if (kind === 'hang') hangs++;
@@ -146,7 +162,7 @@ export async function fuzzTarget<T>(target: Target<T>, limits: RunLimits): Promi
     if (firstFailure !== undefined && Date.now() - firstFailure > SHRINK_BUDGET_MS) return;
     inputs++;
     try {
-      await guarded(() => instance.run(input), target.inputTimeoutMs, target.name);
+      await guarded(() => (running = instance.run(input)), target.inputTimeoutMs, target.name);
       if (inputs % target.probeEvery === 0) {
         await guarded(() => instance.probe(), target.inputTimeoutMs, `${target.name} probe`);
         peakRss = Math.max(peakRss, process.memoryUsage.rss());
@@ -175,11 +191,11 @@ export async function fuzzTarget<T>(target: Target<T>, limits: RunLimits): Promi
         fc.stringify(details.counterexample[0]).slice(0, 2000),
       );
       // the code under test may be left broken by the failure: a fresh instance goes on
-      await instance.close().catch(() => undefined);
+      await closeInstance().catch(() => undefined);
       instance = await target.start();
     }
   }
-  await instance.close();
+  await closeInstance();
   peakRss = Math.max(peakRss, process.memoryUsage.rss());
   return {
     name: target.name,
