@@ -43,6 +43,8 @@ await build({
   minifySyntax: true,
   // koffi loads a native library that cannot be bundled; it stays a runtime dependency.
   external: ['koffi'],
+  // node-fetch's fallback URL class, never used on a supported Node (see the stand-in).
+  alias: { 'whatwg-url': './src/kube/whatwg-url-stand-in.ts' },
   // `--`: node reads `--env-file <path>` anywhere in its arguments (Node 20 and 24 alike) unless
   // they are separated from the script; `telepod intercept --env-file` is telepod's flag.
   banner: { js: `#!/usr/bin/env -S node --\n${common.banner?.js ?? ''}` },

@@ -200,6 +200,13 @@ export async function ensureDaemon(progress?: Progress): Promise<void> {
     // buffers that traffic leaves behind, and the heap itself stays 10 MB smaller under load
     // (the daemon sets its other V8 flag itself, src/daemon/main.ts).
     '--max-semi-space-size=1',
+    // Garbage collection on the main thread only, and one V8 worker thread (four by default):
+    // each thread that allocates gets a malloc arena of its own, which keeps what it freed.
+    // Over 12 bulk transfers the daemon's peak RSS was 84–91 MB with both, 92–104 without
+    // (docs/connect.md, "Memory"). Both must be on the command line: V8 aborts when a running
+    // process turns its GC threads off, and the pool is made before any code runs.
+    '--single-threaded-gc',
+    '--v8-pool-size=1',
     process.argv[1]!,
     'daemon',
     ...(rootless ? ['--rootless'] : []),
