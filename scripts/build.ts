@@ -27,7 +27,8 @@ export const IN_CLUSTER_MAX_BYTES = 256 * 1024;
 for (const file of await readdir('dist').catch(() => [])) {
   if (file.startsWith('chunk-')) await rm(`dist/${file}`);
 }
-await build({
+const STAND_IN = 'src/kube/whatwg-url-stand-in.ts';
+const workstation = await build({
   ...common,
   entryPoints: { telepod: 'src/cli/main.ts' },
   outExtension: { '.js': '.mjs' },
@@ -44,12 +45,20 @@ await build({
   // koffi loads a native library that cannot be bundled; it stays a runtime dependency.
   external: ['koffi'],
   // node-fetch's fallback URL class, never used on a supported Node (see the stand-in).
-  alias: { 'whatwg-url': './src/kube/whatwg-url-stand-in.ts' },
+  alias: { 'whatwg-url': `./${STAND_IN}` },
+  metafile: true,
   // `--`: node reads `--env-file <path>` anywhere in its arguments (Node 20 and 24 alike) unless
   // they are separated from the script; `telepod intercept --env-file` is telepod's flag.
   banner: { js: `#!/usr/bin/env -S node --\n${common.banner?.js ?? ''}` },
 });
 await chmod('dist/telepod.mjs', 0o755);
+// The stand-in is node-fetch's only: another package that imports `whatwg-url` may need more.
+for (const [file, input] of Object.entries(workstation.metafile.inputs)) {
+  const usesStandIn = input.imports.some((i) => i.path === STAND_IN);
+  if (usesStandIn && !file.startsWith('node_modules/node-fetch/')) {
+    throw new Error(`${file} imports whatwg-url, which the workstation bundle replaces by ${STAND_IN}`);
+  }
+}
 
 const inCluster = await build({
   ...common,
