@@ -32,7 +32,13 @@ export const NAMESPACED_RULES: V1PolicyRule[] = [
     verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
   },
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'delete'] },
-  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list'] },
+  // Bridge slices keep a Service's old pods while its targetPort moves to the agent (written and
+  // deleted only under telepod's own labels; src/manager/bridge-slices.ts).
+  {
+    apiGroups: ['discovery.k8s.io'],
+    resources: ['endpointslices'],
+    verbs: ['get', 'list', 'create', 'update', 'delete'],
+  },
   // Only to say why a DaemonSet or Job of that name cannot be intercepted.
   { apiGroups: ['apps'], resources: ['daemonsets'], verbs: ['get'] },
   { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get'] },

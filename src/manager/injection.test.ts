@@ -58,13 +58,16 @@ function configOf(container: Container): AgentConfig {
   return JSON.parse(env.find((e) => e.name === AGENT_CONFIG_ENV)!.value) as AgentConfig;
 }
 
-test('sidecar: named port renamed to the agent, numeric Service port moved, probe follows', () => {
+test('sidecar: named port renamed to the agent, numeric Service port moved to a name of the agent, probe follows', () => {
   const plan = sidecarPlan(workload(), [service], agent, 'app');
   const [app] = plan.template.spec.containers;
   assert.deepEqual(app!.ports, [{ name: 'tp-http', containerPort: 8080 }, { containerPort: 9090 }]);
   assert.deepEqual(app!.readinessProbe, { httpGet: { port: 'tp-http', path: '/' } });
   const sidecar = agentOf(plan.template.spec.containers);
-  assert.deepEqual(sidecar.ports, [{ name: 'http', containerPort: 19000 }, { containerPort: 19001 }]);
+  assert.deepEqual(sidecar.ports, [
+    { name: 'http', containerPort: 19000 },
+    { name: 'telepod-19001', containerPort: 19001 },
+  ]);
   assert.deepEqual(plan.agentPorts, [
     { listen: 19000, forward: 8080 },
     { listen: 19001, forward: 9090 },
@@ -74,8 +77,9 @@ test('sidecar: named port renamed to the agent, numeric Service port moved, prob
       name: 'web',
       ports: [
         { name: 'web', port: 80, targetPort: 'http' },
-        { name: 'metrics', port: 9090, targetPort: 19001 },
+        { name: 'metrics', port: 9090, targetPort: 'telepod-19001' },
       ],
+      agentTargets: [19001],
     },
   ]);
   const config = configOf(sidecar);
@@ -103,6 +107,26 @@ test('sidecar: named port renamed to the agent, numeric Service port moved, prob
     },
   });
   assert.deepEqual(volumeMountPaths(sidecar), ['/data']);
+});
+
+test('sidecar: a numeric target the agent also takes by name keeps that name; a declared telepod-N is skipped', () => {
+  const w = workload();
+  w.spec.template.spec.containers[0]!.ports!.push({ name: 'telepod-19000', containerPort: 7000 });
+  const other: Service = {
+    metadata: { name: 'direct' },
+    spec: { selector: { app: 'web' }, ports: [{ name: 'd', port: 8080, targetPort: 8080 }] },
+  };
+  const plan = sidecarPlan(w, [other, service], agent, 'app');
+  // 8080 is also the named target 'http': the agent's port for it is known by that name.
+  assert.deepEqual(plan.services[0], {
+    name: 'direct',
+    ports: [{ name: 'd', port: 8080, targetPort: 'http' }],
+    agentTargets: [19001],
+  });
+  assert.deepEqual(agentOf(plan.template.spec.containers).ports, [
+    { name: 'http', containerPort: 19001 },
+    { name: 'telepod-19002', containerPort: 19002 },
+  ]);
 });
 
 test('the original workload object is not modified by planning', () => {

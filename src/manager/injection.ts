@@ -2,7 +2,7 @@
 // functions over the objects (unit-tested): the sidecar plan for `intercept`, and the
 // container swap used by `replace`, `swap` and `expose`. No NET_ADMIN, no privileged pods:
 // a Service that targets a port by name gets it from the agent by renaming; one that targets a
-// number is pointed at the agent's port (and pointed back on restore).
+// number is pointed at the agent's port by a name of its own (and pointed back on restore).
 import {
   AGENT_AUDIENCE,
   AGENT_CONTAINER,
@@ -115,8 +115,11 @@ function declaredPorts(template: PodTemplate): Set<number> {
 
 export interface SidecarPlan {
   template: PodTemplate;
-  /** Services whose numeric targetPorts move to the agent: the new port lists. */
-  services: { name: string; ports: ServicePort[] }[];
+  /**
+   * Services whose numeric targetPorts move to the agent, by the name of its port (pods without
+   * the agent drop out of those ports): the new port lists and the agent ports they reach.
+   */
+  services: { name: string; ports: ServicePort[]; agentTargets: number[] }[];
   /** Every port the agent listens on, and the app port behind it. */
   agentPorts: Required<AgentPort>[];
 }
@@ -148,6 +151,14 @@ function withShutdownDelay(container: Container): Container {
     ...container,
     lifecycle: { ...lifecycle, preStop: { sleep: { seconds: APP_SHUTDOWN_DELAY_SECONDS } } },
   };
+}
+
+/**
+ * The name of agent port `port` when a Service's numeric targetPort moves to it: a named
+ * targetPort reaches only pods that declare the name, so the workload's old pods drop out of it.
+ */
+export function agentPortName(port: number): string {
+  return `telepod-${port}`;
 }
 
 /** A container port name for the app's renamed port (names are at most 15 characters). */
@@ -185,6 +196,13 @@ export function sidecarPlan(
 ): SidecarPlan {
   const pause = pausesBeforeShutdown(workload.spec.template, serverHasSleep);
   const used = declaredPorts(workload.spec.template);
+  // Nor a number whose agentPortName a container already declares.
+  for (const container of workload.spec.template.spec.containers) {
+    for (const p of container.ports ?? []) {
+      const taken = /^telepod-(\d+)$/.exec(p.name ?? '');
+      if (taken) used.add(Number(taken[1]));
+    }
+  }
   const agentPortOf = new Map<number, number>();
   const namedTargets = new Map<string, number>();
   const allocate = (appPort: number) => {
@@ -195,21 +213,28 @@ export function sidecarPlan(
     }
     return port;
   };
+  const tcpPorts = (service: Service) =>
+    (service.spec.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === 'TCP');
+  // Named targets first: an agent port that takes over a name is known by that name to all.
+  for (const p of services.flatMap(tcpPorts)) {
+    const target = targetOf(workload, p);
+    const agentPort = allocate(target.number);
+    if (target.name) namedTargets.set(target.name, agentPort);
+  }
+  const nameOf = new Map([...namedTargets].map(([name, port]) => [port, name]));
   const patchedServices: SidecarPlan['services'] = [];
   for (const service of services) {
-    let changed = false;
+    const agentTargets: number[] = [];
     const ports = (service.spec.ports ?? []).map((p) => {
       if ((p.protocol ?? 'TCP') !== 'TCP') return p;
       const target = targetOf(workload, p);
+      if (target.name) return p;
       const agentPort = allocate(target.number);
-      if (target.name) {
-        namedTargets.set(target.name, agentPort);
-        return p;
-      }
-      changed = true;
-      return { ...p, targetPort: agentPort };
+      if (!nameOf.has(agentPort)) nameOf.set(agentPort, agentPortName(agentPort));
+      agentTargets.push(agentPort);
+      return { ...p, targetPort: nameOf.get(agentPort)! };
     });
-    if (changed) patchedServices.push({ name: service.metadata!.name!, ports });
+    if (agentTargets.length) patchedServices.push({ name: service.metadata!.name!, ports, agentTargets });
   }
   const containers = workload.spec.template.spec.containers.map((container) => {
     let copy: Container = pause ? withShutdownDelay(container) : { ...container };
@@ -221,7 +246,6 @@ export function sidecarPlan(
     return copy;
   });
   const agentPorts = [...agentPortOf].map(([forward, listen]) => ({ listen, forward }));
-  const nameOf = new Map([...namedTargets].map(([name, port]) => [port, name]));
   // The sidecar gets the app container's env sources and mounts, so that the kubelet resolves
   // them for it too and it can report them (#6).
   const inherit = workload.spec.template.spec.containers.find((c) => c.name === app);

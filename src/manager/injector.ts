@@ -14,6 +14,7 @@ import {
   type InterceptedPort,
 } from '../protocol/intercept.ts';
 import type { InterceptRequest } from '../protocol/requests.ts';
+import { bridgePaths, Bridges, numericTarget } from './bridge-slices.ts';
 import { requireServiceClaims } from './claims.ts';
 import { replacementTemplate, type SidecarPlan } from './injection.ts';
 import type { Injection } from './injection-registry.ts';
@@ -133,11 +134,37 @@ export class Injector {
     );
     const path = workloadPath(namespace, found.resource, request.workload);
     const original = (name: string) => services.find((s) => s.metadata?.name === name)!.spec.ports ?? [];
+    // Only the ports that move: another port's targetPort, changed meanwhile, stays as it is.
+    const moved = plan.services.map((s) => ({
+      name: s.name,
+      ports: s.ports.filter(
+        (p) => !original(s.name).some((o) => samePort(o, p) && o.targetPort === p.targetPort),
+      ),
+      agentTargets: s.agentTargets,
+    }));
+    const bridges = new Bridges(
+      this.api,
+      namespace,
+      moved.map((s) => ({
+        name: s.name,
+        ports: s.ports.map((p) => ({
+          ...(p.name ? { name: p.name } : {}),
+          ...(p.protocol ? { protocol: p.protocol } : {}),
+          target: numericTarget(original(s.name).find((o) => samePort(o, p))!),
+        })),
+      })),
+    );
     const undo: UndoRecord = {
       workload: path,
       template: found.object.spec.template,
       services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: original(s.name) })),
-      deletes: [this.configMapPath(namespace, agent.configMap)],
+      deletes: [
+        this.configMapPath(namespace, agent.configMap),
+        ...bridgePaths(
+          namespace,
+          moved.map((s) => s.name),
+        ),
+      ],
       ...(found.object.kind === 'ReplicaSet'
         ? {
             podsToRoll: {
@@ -162,6 +189,12 @@ export class Injector {
     try {
       await this.createAgentConfigMap(namespace, agent.configMap);
       await this.undo.apply(undo, { template: plan.template });
+      // Numeric targetPorts move to the agent's named ports now, before any new pod is ready:
+      // the bridges keep the old pods in the Services meanwhile (see bridge-slices.ts).
+      await bridges.refresh(new Set());
+      await this.undo.pointServices(
+        moved.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
+      );
       await waitReady(
         this.api,
         injection,
@@ -169,26 +202,13 @@ export class Injector {
         found.object.kind,
         request,
         services.map((s) => s.metadata!.name!),
+        (pods) => bridges.refresh(new Set(pods.map((p) => p.metadata!.name!))),
       );
-      // Only now that every pod has the agent: numeric targetPorts move to it, in effect
-      // before the intercept is answered.
-      // Only the ports that move: another port's targetPort, changed meanwhile, stays as it is.
-      const moved = plan.services.map((s) => ({
-        name: s.name,
-        ports: s.ports.filter(
-          (p) => !original(s.name).some((o) => samePort(o, p) && o.targetPort === p.targetPort),
-        ),
-      }));
-      await this.undo.pointServices(
-        moved.map((s) => ({ path: servicePath(namespace, s.name), ports: s.ports })),
-      );
+      await bridges.close();
       await waitEndpointPorts(
         this.api,
         namespace,
-        moved.map((s) => ({
-          name: s.name,
-          ports: s.ports.flatMap((p) => (typeof p.targetPort === 'number' ? [p.targetPort] : [])),
-        })),
+        moved.map((s) => ({ name: s.name, ports: s.agentTargets })),
         Date.now() + (request.timeoutSeconds ?? 120) * 1000,
       );
     } catch (err) {

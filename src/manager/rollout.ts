@@ -2,6 +2,7 @@
 // registered, the Services' EndpointSlices routing only to the injection's pods — or failing
 // early with the kubelet's reason when a pod cannot start.
 import { TelepodError } from '../protocol/errors.ts';
+import { BRIDGE_MANAGER, SLICE_MANAGER_LABEL } from './bridge-slices.ts';
 import { FAILING_WAIT_REASONS } from '../protocol/pod-failures.ts';
 import { AGENT_CONFIG_ENV, type AgentConfig } from '../protocol/intercept.ts';
 import type { InterceptRequest } from '../protocol/requests.ts';
@@ -38,7 +39,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Polls until the rollout is done, every new pod's agent is connected and, for `services`,
  * the EndpointSlices route to new pods only (kube-proxy follows them within its sync
- * period); fails early on a broken pod.
+ * period); fails early on a broken pod. `eachPoll` gets the injection's pods of every poll.
  */
 export async function waitReady(
   api: KubeApi,
@@ -47,6 +48,7 @@ export async function waitReady(
   kind: string,
   request: InterceptRequest,
   services: string[] = [],
+  eachPoll?: (pods: Pod[]) => Promise<void>,
 ) {
   const timeout = (request.timeoutSeconds ?? 120) * 1000;
   const deadline = Date.now() + timeout;
@@ -55,6 +57,7 @@ export async function waitReady(
     const pods = await injectionPods(api, injection, object); // listed once per poll
     const failure = podFailure(pods) ?? replicaFailure(object);
     if (failure) throw new TelepodError(`${kind} ${request.workload} did not become ready: ${failure}`);
+    await eachPoll?.(pods);
     const desired = object.spec.replicas ?? 1;
     if (
       rolledOut(object, kind, desired) &&
@@ -113,7 +116,10 @@ async function endpointsOnlyOurs(
     const slices = await api.list<EndpointSlice>(
       `/apis/discovery.k8s.io/v1/namespaces/${injection.namespace}/endpointslices?labelSelector=${selector}`,
     );
-    const ready = slices.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
+    const ready = slices
+      .filter((s) => s.metadata?.labels?.[SLICE_MANAGER_LABEL] !== BRIDGE_MANAGER)
+      .flatMap((s) => s.endpoints ?? [])
+      .filter((e) => e.conditions?.ready !== false);
     if (!ready.length || ready.some((e) => !ours.has(e.targetRef?.name))) return false;
   }
   return true;

@@ -77,9 +77,13 @@ test('records that reach outside their namespace or beyond telepod’s objects a
     { ...record, deletes: ['/apis/rbac.authorization.k8s.io/v1/clusterroles/admin'] },
     { ...record, podsToRoll: { namespace: 'kube-system', selector: 'k8s-app=kube-dns', owner: 'u' } },
     { ...record, workload: '/api/v1/namespaces/a/secrets/x' },
+    { ...record, deletes: ['/apis/discovery.k8s.io/v1/namespaces/b/endpointslices/telepod-bridge-web-ipv4'] },
   ];
   for (const undo of outside) assert.ok(undoProblem(undo), JSON.stringify(undo));
   assert.equal(undoProblem(record), undefined);
+  // A bridge slice in the workload's namespace (bridge-slices.ts) may be deleted.
+  const bridge = '/apis/discovery.k8s.io/v1/namespaces/a/endpointslices/telepod-bridge-web-ipv4';
+  assert.equal(undoProblem({ ...record, deletes: [...record.deletes, bridge] }), undefined);
 });
 
 test('restore deletes only objects telepod labelled', async () => {

@@ -18,7 +18,7 @@ const WORKLOAD_PATH = new RegExp(
 const SERVICE_PATH = (ns: string) => new RegExp(`^/api/v1/namespaces/${ns}/services/${NAME}$`);
 const DELETABLE_PATH = (ns: string) =>
   new RegExp(
-    `^(/api/v1/namespaces/${ns}/(configmaps|services)|/apis/apps/v1/namespaces/${ns}/deployments)/${NAME}$`,
+    `^(/api/v1/namespaces/${ns}/(configmaps|services)|/apis/apps/v1/namespaces/${ns}/deployments|/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices)/${NAME}$`,
   );
 
 const UndoRecordSchema = z.object({
@@ -145,8 +145,9 @@ export class UndoBook {
   }
 
   /**
-   * Sets Services' ports. Called for an intercept once every pod has the agent: a numeric
-   * targetPort moved to the agent's port earlier would reach old pods on a port nobody serves.
+   * Sets Services' ports. Called for an intercept once its rollout has begun: the moved
+   * targetPorts name the agent's ports, which only new pods declare, and bridge slices
+   * (bridge-slices.ts) hold the old pods meanwhile.
    */
   async pointServices(services: { path: string; ports: ServicePort[] }[]): Promise<void> {
     for (const service of services) {

@@ -1,0 +1,155 @@
+// Bridge EndpointSlices: while an intercept's rollout runs, a Service whose numeric targetPort
+// has moved to the agent's named port reaches only the pods that have the agent; the pods that
+// do not (the workload's old ones) would drop out of it at once. A bridge slice per Service and
+// address family keeps those pods, at the port they serve, until the new pods are ready; then
+// it goes. So the Service moves before the new pods are ready, and kube-proxy takes the new pods
+// and the move in one sync: moving it afterwards cost kube-proxy a second sync (its minSyncPeriod
+// is 1 s) in cold intercepts whose app missed its first readiness probe.
+import { MANAGED_BY } from '../protocol/intercept.ts';
+import { isNotFound, KubeApiError, type KubeApi, type KubeObject } from './kube-api.ts';
+import type { ServicePort } from './workloads.ts';
+
+/** `endpointslice.kubernetes.io/managed-by` of a bridge: the EndpointSlice controller leaves it alone. */
+export const BRIDGE_MANAGER = 'telepod.io';
+/** The label that says which controller keeps an EndpointSlice. */
+export const SLICE_MANAGER_LABEL = 'endpointslice.kubernetes.io/managed-by';
+const ADDRESS_TYPES = ['IPv4', 'IPv6'] as const;
+
+interface Endpoint {
+  addresses: string[];
+  conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean };
+  targetRef?: { kind?: string; name?: string; namespace?: string; uid?: string };
+  nodeName?: string;
+  zone?: string;
+}
+
+/** An EndpointSlice as the bridge reads and writes it. */
+export interface Slice extends KubeObject {
+  addressType: string;
+  endpoints?: Endpoint[] | null;
+  ports?: { name?: string; port?: number; protocol?: string }[] | null;
+}
+
+/** A Service to bridge: its name and, for each moved port, the numeric target the old pods serve. */
+export interface BridgedService {
+  name: string;
+  ports: { name?: string; protocol?: string; target: number }[];
+}
+
+/** The API path of a bridge slice. */
+export function bridgePath(namespace: string, service: string, addressType: string): string {
+  return `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices/telepod-bridge-${service}-${addressType.toLowerCase()}`;
+}
+
+/** Every path the bridges of `services` may take (for the undo record, written before any of them). */
+export function bridgePaths(namespace: string, services: string[]): string[] {
+  return services.flatMap((s) => ADDRESS_TYPES.map((type) => bridgePath(namespace, s, type)));
+}
+
+/** The number a Service port's traffic reaches in a pod, for a port that does not target a name. */
+export function numericTarget(port: ServicePort): number {
+  return Number(port.targetPort ?? port.port);
+}
+
+/**
+ * The endpoints a bridge of `addressType` carries: the ready endpoints of the Service's other
+ * slices whose pods are not in `ours`, once each, marked ready.
+ */
+export function bridgeEndpoints(slices: Slice[], addressType: string, ours: Set<string>): Endpoint[] {
+  const kept = new Map<string, Endpoint>();
+  for (const slice of slices) {
+    if (slice.metadata?.labels?.[SLICE_MANAGER_LABEL] === BRIDGE_MANAGER) continue;
+    if (slice.addressType !== addressType) continue;
+    for (const endpoint of slice.endpoints ?? []) {
+      const pod = endpoint.targetRef?.kind === 'Pod' ? endpoint.targetRef.name : undefined;
+      const address = endpoint.addresses[0];
+      if (!pod || ours.has(pod) || !address || endpoint.conditions?.ready === false) continue;
+      kept.set(address, {
+        addresses: endpoint.addresses,
+        conditions: { ready: true, serving: true, terminating: false },
+        targetRef: endpoint.targetRef!,
+        ...(endpoint.nodeName ? { nodeName: endpoint.nodeName } : {}),
+        ...(endpoint.zone ? { zone: endpoint.zone } : {}),
+      });
+    }
+  }
+  return [...kept.values()].sort((a, b) => a.addresses[0]!.localeCompare(b.addresses[0]!));
+}
+
+/** A bridge slice for `service` with `endpoints`, at the targets its moved ports had. */
+export function bridgeSlice(
+  namespace: string,
+  service: BridgedService,
+  addressType: string,
+  endpoints: Endpoint[],
+): Slice {
+  const path = bridgePath(namespace, service.name, addressType);
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      name: path.slice(path.lastIndexOf('/') + 1),
+      namespace,
+      labels: {
+        ...MANAGED_BY,
+        'kubernetes.io/service-name': service.name,
+        [SLICE_MANAGER_LABEL]: BRIDGE_MANAGER,
+      },
+    },
+    addressType,
+    endpoints,
+    ports: service.ports.map((p) => ({ name: p.name ?? '', port: p.target, protocol: p.protocol ?? 'TCP' })),
+  };
+}
+
+/** The bridges of one injection's Services: made, kept to the old pods, and removed. */
+export class Bridges {
+  /** What each bridge path holds now (its endpoints as JSON), to write only what changed. */
+  private readonly written = new Map<string, string>();
+
+  constructor(
+    private readonly api: KubeApi,
+    private readonly namespace: string,
+    private readonly services: BridgedService[],
+  ) {}
+
+  /** Writes each bridge to hold the Services' ready endpoints of pods not in `ours`. */
+  async refresh(ours: Set<string>): Promise<void> {
+    for (const service of this.services) {
+      const selector = encodeURIComponent(`kubernetes.io/service-name=${service.name}`);
+      const slices = await this.api.list<Slice>(
+        `/apis/discovery.k8s.io/v1/namespaces/${this.namespace}/endpointslices?labelSelector=${selector}`,
+      );
+      for (const type of ADDRESS_TYPES) {
+        await this.write(service, type, bridgeEndpoints(slices, type, ours));
+      }
+    }
+  }
+
+  /** Removes every bridge. */
+  async close(): Promise<void> {
+    for (const path of this.written.keys()) {
+      await this.api.remove(path).catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+    }
+    this.written.clear();
+  }
+
+  private async write(service: BridgedService, type: string, endpoints: Endpoint[]): Promise<void> {
+    const path = bridgePath(this.namespace, service.name, type);
+    const text = JSON.stringify(endpoints);
+    const before = this.written.get(path);
+    if (before === text || (before === undefined && !endpoints.length)) return;
+    const slice = bridgeSlice(this.namespace, service, type, endpoints);
+    const create = () => this.api.create(path.slice(0, path.lastIndexOf('/')), slice);
+    // One left by a manager that stopped mid-rollout is taken over.
+    await (before === undefined
+      ? create().catch((err: unknown) => {
+          if (!(err instanceof KubeApiError && err.status === 409)) throw err;
+          return this.api.replace(path, slice);
+        })
+      : this.api.replace(path, slice));
+    this.written.set(path, text);
+  }
+}
