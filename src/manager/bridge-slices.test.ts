@@ -1,5 +1,6 @@
-// Proves the bridge slices: which endpoints they carry (the old pods' ready ones, per address
-// family), and that they are written only when those change, taken over when left behind, and removed.
+// Proves the bridge slices: which endpoints they carry (the old pods', as the EndpointSlice
+// controller has them, per address family), and that they are written only when those change,
+// owned by their Service, taken over or removed when a stopped manager left them, and removed.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
@@ -13,16 +14,22 @@ import {
 import { KubeApiError, type KubeApi, type KubeObject } from './kube-api.ts';
 
 const pod = (name: string) => ({ kind: 'Pod', name, namespace: 'a' });
+const controller = {
+  labels: { 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' },
+};
+const ours = {
+  labels: {
+    'app.kubernetes.io/managed-by': 'telepod',
+    'endpointslice.kubernetes.io/managed-by': BRIDGE_MANAGER,
+  },
+};
 const slices: Slice[] = [
   {
-    metadata: {
-      name: 'web-abc',
-      labels: { 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' },
-    },
+    metadata: { name: 'web-abc', ...controller },
     addressType: 'IPv4',
     endpoints: [
       { addresses: ['10.0.0.2'], conditions: { ready: true }, targetRef: pod('old-1'), nodeName: 'n1' },
-      { addresses: ['10.0.0.1'], conditions: {}, targetRef: pod('old-2') }, // ready unset: ready
+      { addresses: ['10.0.0.1'], conditions: {}, targetRef: pod('old-2') },
       { addresses: ['10.0.0.3'], conditions: { ready: false, terminating: true }, targetRef: pod('old-3') },
       { addresses: ['10.0.0.4'], conditions: { ready: true }, targetRef: pod('new-1') },
       { addresses: ['10.0.0.5'], conditions: { ready: true } }, // not a pod
@@ -30,35 +37,38 @@ const slices: Slice[] = [
     ports: [],
   },
   {
-    metadata: { name: 'web-def' },
+    metadata: { name: 'web-def', ...controller },
     addressType: 'IPv4',
     endpoints: [
       { addresses: ['10.0.0.2'], conditions: { ready: true }, targetRef: pod('old-1'), nodeName: 'n1' },
     ],
   },
   {
-    metadata: { name: 'web-v6' },
+    metadata: { name: 'web-v6', ...controller },
     addressType: 'IPv6',
     endpoints: [{ addresses: ['fd00::2'], conditions: { ready: true }, targetRef: pod('old-1') }],
   },
   {
-    metadata: {
-      name: 'telepod-bridge-web-ipv4',
-      labels: { 'endpointslice.kubernetes.io/managed-by': BRIDGE_MANAGER },
-    },
+    metadata: { name: 'telepod-bridge-web-ipv4', ...ours },
     addressType: 'IPv4',
     endpoints: [{ addresses: ['10.0.0.9'], conditions: { ready: true }, targetRef: pod('gone') }],
   },
+  {
+    metadata: { name: 'someone-elses', labels: { 'endpointslice.kubernetes.io/managed-by': 'other' } },
+    addressType: 'IPv4',
+    endpoints: [{ addresses: ['10.9.9.9'], conditions: { ready: true }, targetRef: pod('elsewhere') }],
+  },
 ];
 
-test('a bridge carries the ready endpoints of other pods than ours, once each, of its family, not its own', () => {
-  const ready = { ready: true, serving: true, terminating: false };
+test("a bridge carries the controller's endpoints of pods not ours, once each, of its family, as they are", () => {
   assert.deepEqual(bridgeEndpoints(slices, 'IPv4', new Set(['new-1'])), [
-    { addresses: ['10.0.0.1'], conditions: ready, targetRef: pod('old-2') },
-    { addresses: ['10.0.0.2'], conditions: ready, targetRef: pod('old-1'), nodeName: 'n1' },
+    { addresses: ['10.0.0.1'], conditions: {}, targetRef: pod('old-2') },
+    { addresses: ['10.0.0.2'], conditions: { ready: true }, targetRef: pod('old-1'), nodeName: 'n1' },
+    // Terminating: kube-proxy uses it only while no endpoint is ready, as in the controller's slice.
+    { addresses: ['10.0.0.3'], conditions: { ready: false, terminating: true }, targetRef: pod('old-3') },
   ]);
   assert.deepEqual(bridgeEndpoints(slices, 'IPv6', new Set()), [
-    { addresses: ['fd00::2'], conditions: ready, targetRef: pod('old-1') },
+    { addresses: ['fd00::2'], conditions: { ready: true }, targetRef: pod('old-1') },
   ]);
   assert.deepEqual(bridgePaths('a', ['web']), [
     '/apis/discovery.k8s.io/v1/namespaces/a/endpointslices/telepod-bridge-web-ipv4',
@@ -66,12 +76,16 @@ test('a bridge carries the ready endpoints of other pods than ours, once each, o
   ]);
 });
 
-/** An API holding `listed` as the Service's slices; records writes. */
+/** An API holding `listed` as the Service's slices and `existing` objects; records writes. */
 function fakeApi(listed: Slice[], existing: Record<string, KubeObject> = {}) {
   const writes: string[] = [];
   const objects = { ...existing };
   const api = {
     list: () => Promise.resolve(structuredClone(listed)),
+    get: (path: string) =>
+      objects[path]
+        ? Promise.resolve(structuredClone(objects[path]))
+        : Promise.reject(new KubeApiError(404, 'not found')),
     create: (dir: string, body: Slice) => {
       const path = `${dir}/${body.metadata!.name!}`;
       if (objects[path]) return Promise.reject(new KubeApiError(409, 'exists'));
@@ -86,7 +100,6 @@ function fakeApi(listed: Slice[], existing: Record<string, KubeObject> = {}) {
     },
     remove: (path: string) => {
       writes.push(`remove ${path}`);
-      if (!objects[path]) return Promise.reject(new KubeApiError(404, 'not found'));
       delete objects[path];
       return Promise.resolve();
     },
@@ -94,20 +107,25 @@ function fakeApi(listed: Slice[], existing: Record<string, KubeObject> = {}) {
   return { api, writes, objects };
 }
 
-test('bridges are written when their endpoints change, at the targets the old pods serve, and removed', async () => {
+const web = { name: 'web', ports: [{ target: 8080 }] };
+
+test('bridges are written when their endpoints change, owned by the Service, at the old target, and removed', async () => {
   const v4 = bridgePath('a', 'web', 'IPv4');
-  const listed = slices.slice(0, 1);
-  const { api, writes, objects } = fakeApi(listed);
-  const bridges = new Bridges(api, 'a', [{ name: 'web', ports: [{ name: 'http', target: 8080 }] }]);
+  const { api, writes, objects } = fakeApi(slices.slice(0, 1));
+  const bridges = new Bridges(api, 'a', [
+    { name: 'web', uid: 'u1', ports: [{ name: 'http', target: 8080 }] },
+  ]);
   await bridges.refresh(new Set());
   await bridges.refresh(new Set()); // nothing changed: nothing written
   assert.deepEqual(writes, [`create ${v4}`]); // no IPv6 endpoints: no IPv6 bridge
   const slice = objects[v4] as Slice;
   assert.deepEqual(slice.ports, [{ name: 'http', port: 8080, protocol: 'TCP' }]);
-  assert.equal(slice.metadata!.labels!['kubernetes.io/service-name'], 'web');
-  assert.equal(slice.metadata!.labels!['app.kubernetes.io/managed-by'], 'telepod');
-  assert.equal(slice.endpoints!.length, 3);
-  await bridges.refresh(new Set(['old-1', 'old-2', 'new-1']));
+  assert.deepEqual(slice.metadata!.labels, { ...ours.labels, 'kubernetes.io/service-name': 'web' });
+  assert.deepEqual(slice.metadata!.ownerReferences, [
+    { apiVersion: 'v1', kind: 'Service', name: 'web', uid: 'u1' },
+  ]);
+  assert.equal(slice.endpoints!.length, 4);
+  await bridges.refresh(new Set(['old-1', 'old-2', 'old-3', 'new-1']));
   assert.deepEqual(writes.slice(1), [`replace ${v4}`]);
   assert.deepEqual((objects[v4] as Slice).endpoints, []);
   await bridges.close();
@@ -115,9 +133,15 @@ test('bridges are written when their endpoints change, at the targets the old po
   assert.equal(objects[v4], undefined);
 });
 
-test('a bridge left by a manager that stopped is taken over', async () => {
+test('a bridge a stopped manager left is taken over, or removed with nothing to hold; a slice not ours is not', async () => {
   const v4 = bridgePath('a', 'web', 'IPv4');
-  const { api, writes } = fakeApi(slices.slice(0, 1), { [v4]: { metadata: { name: 'left' } } });
-  await new Bridges(api, 'a', [{ name: 'web', ports: [{ target: 8080 }] }]).refresh(new Set());
-  assert.deepEqual(writes, [`replace ${v4}`]);
+  const v6 = bridgePath('a', 'web', 'IPv6');
+  const left = { metadata: { name: 'left', ...ours } };
+  const { api, writes } = fakeApi(slices.slice(0, 1), { [v4]: left, [v6]: structuredClone(left) });
+  await new Bridges(api, 'a', [web]).refresh(new Set());
+  assert.deepEqual(writes, [`replace ${v4}`, `remove ${v6}`]);
+  const theirs = fakeApi(slices.slice(0, 1), { [v4]: { metadata: { name: 'theirs', labels: {} } } });
+  await assert.rejects(new Bridges(theirs.api, 'a', [web]).refresh(new Set()), /exists and is not telepod's/);
+  await new Bridges(theirs.api, 'a', [web]).close();
+  assert.deepEqual(theirs.writes, []);
 });

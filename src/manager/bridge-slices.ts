@@ -30,9 +30,11 @@ export interface Slice extends KubeObject {
   ports?: { name?: string; port?: number; protocol?: string }[] | null;
 }
 
-/** A Service to bridge: its name and, for each moved port, the numeric target the old pods serve. */
+/** A Service to bridge: its name and uid and, for each moved port, the numeric target the old pods serve. */
 export interface BridgedService {
   name: string;
+  /** The Service owns its bridges: deleting it deletes them. */
+  uid?: string;
   ports: { name?: string; protocol?: string; target: number }[];
 }
 
@@ -41,7 +43,7 @@ export function bridgePath(namespace: string, service: string, addressType: stri
   return `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices/telepod-bridge-${service}-${addressType.toLowerCase()}`;
 }
 
-/** Every path the bridges of `services` may take (for the undo record, written before any of them). */
+/** Every path the bridges of `services` may take (each is deleted on close and on restore). */
 export function bridgePaths(namespace: string, services: string[]): string[] {
   return services.flatMap((s) => ADDRESS_TYPES.map((type) => bridgePath(namespace, s, type)));
 }
@@ -51,22 +53,27 @@ export function numericTarget(port: ServicePort): number {
   return Number(port.targetPort ?? port.port);
 }
 
+/** `endpointslice.kubernetes.io/managed-by` of the slices the EndpointSlice controller keeps. */
+const CONTROLLER = 'endpointslice-controller.k8s.io';
+
 /**
- * The endpoints a bridge of `addressType` carries: the ready endpoints of the Service's other
- * slices whose pods are not in `ours`, once each, marked ready.
+ * The endpoints a bridge of `addressType` carries: those of the Service's own slices (the
+ * EndpointSlice controller's) whose pods are not in `ours`, once each, with the conditions the
+ * controller gave them, so that kube-proxy treats them alike (a terminating pod that still
+ * serves is used only when no pod is ready).
  */
 export function bridgeEndpoints(slices: Slice[], addressType: string, ours: Set<string>): Endpoint[] {
   const kept = new Map<string, Endpoint>();
   for (const slice of slices) {
-    if (slice.metadata?.labels?.[SLICE_MANAGER_LABEL] === BRIDGE_MANAGER) continue;
+    if (slice.metadata?.labels?.[SLICE_MANAGER_LABEL] !== CONTROLLER) continue;
     if (slice.addressType !== addressType) continue;
     for (const endpoint of slice.endpoints ?? []) {
       const pod = endpoint.targetRef?.kind === 'Pod' ? endpoint.targetRef.name : undefined;
       const address = endpoint.addresses[0];
-      if (!pod || ours.has(pod) || !address || endpoint.conditions?.ready === false) continue;
+      if (!pod || ours.has(pod) || !address) continue;
       kept.set(address, {
         addresses: endpoint.addresses,
-        conditions: { ready: true, serving: true, terminating: false },
+        ...(endpoint.conditions ? { conditions: endpoint.conditions } : {}),
         targetRef: endpoint.targetRef!,
         ...(endpoint.nodeName ? { nodeName: endpoint.nodeName } : {}),
         ...(endpoint.zone ? { zone: endpoint.zone } : {}),
@@ -95,6 +102,9 @@ export function bridgeSlice(
         'kubernetes.io/service-name': service.name,
         [SLICE_MANAGER_LABEL]: BRIDGE_MANAGER,
       },
+      ...(service.uid
+        ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name: service.name, uid: service.uid }] }
+        : {}),
     },
     addressType,
     endpoints,
@@ -126,12 +136,13 @@ export class Bridges {
     }
   }
 
-  /** Removes every bridge. */
+  /** Removes every bridge, also one a stopped manager left. */
   async close(): Promise<void> {
-    for (const path of this.written.keys()) {
-      await this.api.remove(path).catch((err: unknown) => {
-        if (!isNotFound(err)) throw err;
-      });
+    for (const path of bridgePaths(
+      this.namespace,
+      this.services.map((s) => s.name),
+    )) {
+      await removeBridge(this.api, path);
     }
     this.written.clear();
   }
@@ -140,16 +151,38 @@ export class Bridges {
     const path = bridgePath(this.namespace, service.name, type);
     const text = JSON.stringify(endpoints);
     const before = this.written.get(path);
-    if (before === text || (before === undefined && !endpoints.length)) return;
-    const slice = bridgeSlice(this.namespace, service, type, endpoints);
-    const create = () => this.api.create(path.slice(0, path.lastIndexOf('/')), slice);
-    // One left by a manager that stopped mid-rollout is taken over.
-    await (before === undefined
-      ? create().catch((err: unknown) => {
-          if (!(err instanceof KubeApiError && err.status === 409)) throw err;
-          return this.api.replace(path, slice);
-        })
-      : this.api.replace(path, slice));
+    if (before === text) return;
     this.written.set(path, text);
+    if (before === undefined && !endpoints.length) return removeBridge(this.api, path); // one left behind
+    const slice = bridgeSlice(this.namespace, service, type, endpoints);
+    if (before !== undefined) {
+      await this.api.replace(path, slice);
+      return;
+    }
+    await this.api.create(path.slice(0, path.lastIndexOf('/')), slice).catch(async (err: unknown) => {
+      if (!(err instanceof KubeApiError && err.status === 409)) throw err;
+      // One left by a manager that stopped mid-rollout is taken over; a slice not telepod's is not.
+      const existing = await this.api.get<Slice>(path);
+      if (!isBridge(existing)) throw new Error(`EndpointSlice ${path} exists and is not telepod's`);
+      await this.api.replace(path, slice);
+    });
+  }
+}
+
+function isBridge(slice: Slice): boolean {
+  const labels = slice.metadata?.labels ?? {};
+  return (
+    labels[SLICE_MANAGER_LABEL] === BRIDGE_MANAGER && labels[MANAGED_BY_KEY] === MANAGED_BY[MANAGED_BY_KEY]
+  );
+}
+
+const MANAGED_BY_KEY = 'app.kubernetes.io/managed-by';
+
+/** Deletes the bridge at `path` if there is one and it is telepod's. */
+export async function removeBridge(api: KubeApi, path: string): Promise<void> {
+  try {
+    if (isBridge(await api.get<Slice>(path))) await api.remove(path);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
   }
 }

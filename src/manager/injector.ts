@@ -14,7 +14,7 @@ import {
   type InterceptedPort,
 } from '../protocol/intercept.ts';
 import type { InterceptRequest } from '../protocol/requests.ts';
-import { bridgePaths, Bridges, numericTarget } from './bridge-slices.ts';
+import { Bridges, numericTarget } from './bridge-slices.ts';
 import { requireServiceClaims } from './claims.ts';
 import { replacementTemplate, type SidecarPlan } from './injection.ts';
 import type { Injection } from './injection-registry.ts';
@@ -147,6 +147,7 @@ export class Injector {
       namespace,
       moved.map((s) => ({
         name: s.name,
+        uid: services.find((o) => o.metadata?.name === s.name)?.metadata?.uid,
         ports: s.ports.map((p) => ({
           ...(p.name ? { name: p.name } : {}),
           ...(p.protocol ? { protocol: p.protocol } : {}),
@@ -158,13 +159,7 @@ export class Injector {
       workload: path,
       template: found.object.spec.template,
       services: plan.services.map((s) => ({ path: servicePath(namespace, s.name), ports: original(s.name) })),
-      deletes: [
-        this.configMapPath(namespace, agent.configMap),
-        ...bridgePaths(
-          namespace,
-          moved.map((s) => s.name),
-        ),
-      ],
+      deletes: [this.configMapPath(namespace, agent.configMap)],
       ...(found.object.kind === 'ReplicaSet'
         ? {
             podsToRoll: {

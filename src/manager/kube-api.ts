@@ -25,7 +25,7 @@ export type KubeObject = Record<string, unknown> & {
     annotations?: Record<string, string>;
     resourceVersion?: string;
     generation?: number;
-    ownerReferences?: { kind: string; name: string; uid?: string }[];
+    ownerReferences?: { apiVersion?: string; kind: string; name: string; uid?: string }[];
   };
 };
 

@@ -77,13 +77,9 @@ test('records that reach outside their namespace or beyond telepod’s objects a
     { ...record, deletes: ['/apis/rbac.authorization.k8s.io/v1/clusterroles/admin'] },
     { ...record, podsToRoll: { namespace: 'kube-system', selector: 'k8s-app=kube-dns', owner: 'u' } },
     { ...record, workload: '/api/v1/namespaces/a/secrets/x' },
-    { ...record, deletes: ['/apis/discovery.k8s.io/v1/namespaces/b/endpointslices/telepod-bridge-web-ipv4'] },
   ];
   for (const undo of outside) assert.ok(undoProblem(undo), JSON.stringify(undo));
   assert.equal(undoProblem(record), undefined);
-  // A bridge slice in the workload's namespace (bridge-slices.ts) may be deleted.
-  const bridge = '/apis/discovery.k8s.io/v1/namespaces/a/endpointslices/telepod-bridge-web-ipv4';
-  assert.equal(undoProblem({ ...record, deletes: [...record.deletes, bridge] }), undefined);
 });
 
 test('restore deletes only objects telepod labelled', async () => {
@@ -98,6 +94,35 @@ test('restore deletes only objects telepod labelled', async () => {
   await undo.restore({ workload: PATH, services: [], deletes: [ours, theirs] });
   assert.deepEqual(removed, [ours]);
   assert.match(logged.join('\n'), /not deleting .*web-extra: telepod did not create it/);
+});
+
+test('restore removes the bridge slices of the Services it points back, only telepod’s, before the workload', async () => {
+  const service = '/api/v1/namespaces/a/services/web';
+  const bridge = (family: string) =>
+    `/apis/discovery.k8s.io/v1/namespaces/a/endpointslices/telepod-bridge-web-${family}`;
+  const labels = {
+    'app.kubernetes.io/managed-by': 'telepod',
+    'endpointslice.kubernetes.io/managed-by': 'telepod.io',
+  };
+  const objects: Record<string, KubeObject> = {
+    [PATH]: { metadata: { annotations: {} }, spec: { template: {} } },
+    [service]: { metadata: { name: 'web' }, spec: { ports: [{ port: 80, targetPort: 'telepod-19000' }] } },
+    [bridge('ipv4')]: { metadata: { labels } },
+    [bridge('ipv6')]: { metadata: { labels: {} } }, // not telepod's
+  };
+  const { api, removed } = fakeApi(objects);
+  const order: string[] = [];
+  const replace = api.replace.bind(api);
+  api.replace = (path, body) => (order.push(`replace ${path}`), replace(path, body));
+  const remove = api.remove.bind(api);
+  api.remove = (path) => (order.push(`remove ${path}`), remove(path));
+  await book(api).undo.restore({
+    workload: PATH,
+    services: [{ path: service, ports: [{ port: 80, targetPort: 8080 }] }],
+    deletes: [],
+  });
+  assert.deepEqual(removed, [bridge('ipv4')]);
+  assert.deepEqual(order, [`replace ${service}`, `remove ${bridge('ipv4')}`, `replace ${PATH}`]);
 });
 
 test("a ReplicaSet's restore deletes only its own pods, not others with the same labels", async () => {

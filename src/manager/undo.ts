@@ -8,6 +8,7 @@ import * as z from 'zod/mini';
 import { CLAIM_ANNOTATION_PREFIX } from '../protocol/claims.ts';
 import { MANAGED_BY, UNDO_ANNOTATION, UNDO_MAC_ANNOTATION } from '../protocol/intercept.ts';
 import { isNotFound, KubeApiError, type KubeApi, type KubeObject } from './kube-api.ts';
+import { bridgePaths, removeBridge } from './bridge-slices.ts';
 import type { Signer } from './signer.ts';
 import type { PodTemplate, Service, ServicePort, Workload } from './workloads.ts';
 
@@ -18,7 +19,7 @@ const WORKLOAD_PATH = new RegExp(
 const SERVICE_PATH = (ns: string) => new RegExp(`^/api/v1/namespaces/${ns}/services/${NAME}$`);
 const DELETABLE_PATH = (ns: string) =>
   new RegExp(
-    `^(/api/v1/namespaces/${ns}/(configmaps|services)|/apis/apps/v1/namespaces/${ns}/deployments|/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices)/${NAME}$`,
+    `^(/api/v1/namespaces/${ns}/(configmaps|services)|/apis/apps/v1/namespaces/${ns}/deployments)/${NAME}$`,
   );
 
 const UndoRecordSchema = z.object({
@@ -133,7 +134,7 @@ export class UndoBook {
 
   /**
    * Changes the workload and records, on the workload itself, how to undo that and the Service
-   * changes `undo` names (made later by `pointServices`, once the new pods serve).
+   * changes `undo` names (made right after by `pointServices`, with bridge slices for the old pods).
    */
   async apply(undo: UndoRecord, change: { template?: PodTemplate; replicas?: number }): Promise<void> {
     await update<Workload>(this.api, undo.workload, (workload) => {
@@ -173,6 +174,9 @@ export class UndoBook {
         service.path,
         (s) => (s.spec.ports = retargeted(s.spec.ports, service.ports)),
       ).catch(ignoreNotFound);
+      // Its bridges (a rollout that did not finish) go with the move, before the record does.
+      const [, namespace, name] = /^\/api\/v1\/namespaces\/([^/]+)\/services\/([^/]+)$/.exec(service.path)!;
+      for (const path of bridgePaths(namespace!, [name!])) await removeBridge(this.api, path);
     }
     await update<Workload>(this.api, undo.workload, (workload) => {
       workload.metadata!.annotations = withoutTelepodAnnotations(workload.metadata!.annotations);
