@@ -81,12 +81,19 @@ function startLocalServer(port: number): ChildProcess {
   return startInWorkstation(tb, script);
 }
 
+/** The names of telepod's bridge EndpointSlices in the namespace (none once an intercept is ready). */
+async function bridges(): Promise<string> {
+  const selector = 'endpointslice.kubernetes.io/managed-by=telepod.io';
+  return (await kubectl(tb, ['-n', NS, 'get', 'endpointslices', '-l', selector, '-o', 'name'])).trim();
+}
+
 async function workloadsState(): Promise<unknown[]> {
   return Promise.all([
     snapshot('deploy', 'service-b'),
     snapshot('svc', 'service-b'),
     snapshot('deploy', 'numeric'),
     snapshot('svc', 'numeric'),
+    bridges(),
   ]);
 }
 let original: unknown[];
@@ -299,6 +306,18 @@ test('leave keeps the agent dormant (the app answers); intercepting again needs 
 test('intercept of a numeric targetPort moves only that port; the other stays with the app', async () => {
   const result = await telepod('intercept', 'numeric', '--port', '8000:web');
   assert.equal(result.code, 0, result.stderr);
+  // The numeric targetPorts now name the agent's ports; the bridge that held the old pods is gone.
+  const targets = await kubectl(tb, [
+    '-n',
+    NS,
+    'get',
+    'svc',
+    'numeric',
+    '-o',
+    'jsonpath={.spec.ports[*].targetPort}',
+  ]);
+  assert.match(targets, /^telepod-\d+ telepod-\d+$/);
+  assert.equal(await bridges(), '');
   await untilFromCluster('http://numeric/x', `${MARKER}:/x\n`);
   await untilFromCluster('http://numeric:9000/', 'numeric app 9000\n');
   const left = await telepod('leave', 'numeric', '--restore');
