@@ -178,6 +178,19 @@ function isBridge(slice: Slice): boolean {
 
 const MANAGED_BY_KEY = 'app.kubernetes.io/managed-by';
 
+/** Those of `paths` where a bridge of telepod's is. */
+export async function ourBridges(api: KubeApi, paths: string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const path of paths) {
+    try {
+      if (isBridge(await api.get<Slice>(path))) found.push(path);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+  return found;
+}
+
 /** Deletes the bridge at `path` if there is one and it is telepod's. */
 export async function removeBridge(api: KubeApi, path: string): Promise<void> {
   try {

@@ -96,7 +96,7 @@ test('restore deletes only objects telepod labelled', async () => {
   assert.match(logged.join('\n'), /not deleting .*web-extra: telepod did not create it/);
 });
 
-test('restore removes the bridge slices of the Services it points back, only telepod’s, before the workload', async () => {
+test('restore removes the bridge slices of the Services it points back (once their own slices carry the number), only telepod’s, before the workload', async () => {
   const service = '/api/v1/namespaces/a/services/web';
   const bridge = (family: string) =>
     `/apis/discovery.k8s.io/v1/namespaces/a/endpointslices/telepod-bridge-web-${family}`;
@@ -116,13 +116,27 @@ test('restore removes the bridge slices of the Services it points back, only tel
   api.replace = (path, body) => (order.push(`replace ${path}`), replace(path, body));
   const remove = api.remove.bind(api);
   api.remove = (path) => (order.push(`remove ${path}`), remove(path));
+  // The Service's own slice takes the number back on the second look: the bridge waits for it.
+  const slices = [[19000], [8080]].map((ports) => [
+    { endpoints: [{ conditions: { ready: true } }], ports: ports.map((port) => ({ port })) },
+  ]);
+  api.list = <T extends KubeObject>() => (
+    order.push('list'),
+    Promise.resolve((slices.shift() ?? []) as unknown as T[])
+  );
   await book(api).undo.restore({
     workload: PATH,
     services: [{ path: service, ports: [{ port: 80, targetPort: 8080 }] }],
     deletes: [],
   });
   assert.deepEqual(removed, [bridge('ipv4')]);
-  assert.deepEqual(order, [`replace ${service}`, `remove ${bridge('ipv4')}`, `replace ${PATH}`]);
+  assert.deepEqual(order, [
+    `replace ${service}`,
+    'list',
+    'list',
+    `remove ${bridge('ipv4')}`,
+    `replace ${PATH}`,
+  ]);
 });
 
 test("a ReplicaSet's restore deletes only its own pods, not others with the same labels", async () => {

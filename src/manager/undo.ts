@@ -8,7 +8,8 @@ import * as z from 'zod/mini';
 import { CLAIM_ANNOTATION_PREFIX } from '../protocol/claims.ts';
 import { MANAGED_BY, UNDO_ANNOTATION, UNDO_MAC_ANNOTATION } from '../protocol/intercept.ts';
 import { isNotFound, KubeApiError, type KubeApi, type KubeObject } from './kube-api.ts';
-import { bridgePaths, removeBridge } from './bridge-slices.ts';
+import { bridgePaths, numericTarget, ourBridges, removeBridge } from './bridge-slices.ts';
+import { waitEndpointPorts } from './rollout.ts';
 import type { Signer } from './signer.ts';
 import type { PodTemplate, Service, ServicePort, Workload } from './workloads.ts';
 
@@ -174,9 +175,7 @@ export class UndoBook {
         service.path,
         (s) => (s.spec.ports = retargeted(s.spec.ports, service.ports)),
       ).catch(ignoreNotFound);
-      // Its bridges (a rollout that did not finish) go with the move, before the record does.
-      const [, namespace, name] = /^\/api\/v1\/namespaces\/([^/]+)\/services\/([^/]+)$/.exec(service.path)!;
-      for (const path of bridgePaths(namespace!, [name!])) await removeBridge(this.api, path);
+      await this.removeBridges(service);
     }
     await update<Workload>(this.api, undo.workload, (workload) => {
       workload.metadata!.annotations = withoutTelepodAnnotations(workload.metadata!.annotations);
@@ -185,6 +184,22 @@ export class UndoBook {
     }).catch(ignoreNotFound);
     for (const path of undo.deletes) await this.removeOurs(path);
     await this.rollPods(undo.podsToRoll);
+  }
+
+  /**
+   * Deletes the bridge slices of a Service pointed back (a rollout that did not finish), before
+   * the record goes: once the Service's own slices carry its numeric targets again (at most
+   * 5 s), so that the old pods are never out of both.
+   */
+  private async removeBridges(service: { path: string; ports: ServicePort[] }): Promise<void> {
+    const [, namespace, name] = /^\/api\/v1\/namespaces\/([^/]+)\/services\/([^/]+)$/.exec(service.path)!;
+    const present = await ourBridges(this.api, bridgePaths(namespace!, [name!]));
+    if (!present.length) return;
+    const targets = service.ports.filter((p) => !isNaN(Number(p.targetPort ?? p.port))).map(numericTarget);
+    await waitEndpointPorts(this.api, namespace!, [{ name: name!, ports: targets }], Date.now() + 5000).catch(
+      () => this.log(`restoring ${service.path}: its slices did not carry ${targets.join(', ')} in 5 s`),
+    );
+    for (const path of present) await removeBridge(this.api, path);
   }
 
   /** Deletes an object only if telepod created it. */
