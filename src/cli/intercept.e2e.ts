@@ -474,15 +474,23 @@ kind: ConfigMap
 metadata: { name: fragile-config, namespace: ${NS} }
 data: { A: a }
 ---
-${nodeServerManifest(tb, NS, 'fragile', `${ON_SIGTERM_EXIT}require('http').createServer((q, s) => s.end('fragile')).listen(8000)`, { container: { envFrom: [{ configMapRef: { name: 'fragile-config' } }] } })}`,
+${nodeServerManifest(tb, NS, 'fragile', `${ON_SIGTERM_EXIT}require('http').createServer((q, s) => s.end('fragile')).listen(8000)`, { container: { envFrom: [{ configMapRef: { name: 'fragile-config' } }] } })}
+---
+# A second Service by number: the intercept points it at the agent with a bridge slice meanwhile.
+apiVersion: v1
+kind: Service
+metadata: { name: fragile-n, namespace: ${NS} }
+spec: { selector: { app: fragile }, ports: [{ port: 80, targetPort: 8000 }] }`,
   );
   await waitForRollout(tb, NS, 'fragile');
   await kubectl(tb, ['-n', NS, 'delete', 'configmap', 'fragile-config']);
-  const before = await snapshot('deploy', 'fragile');
-  const result = await telepod('intercept', 'fragile', '--port', '8000');
+  const before = await Promise.all([snapshot('deploy', 'fragile'), snapshot('svc', 'fragile-n')]);
+  const result = await telepod('intercept', 'fragile', '--port', '8000:http');
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stderr, /did not become ready: pod \S+ container \S+: CreateContainerConfigError/);
-  assert.deepEqual(await snapshot('deploy', 'fragile'), before);
+  assert.deepEqual(await Promise.all([snapshot('deploy', 'fragile'), snapshot('svc', 'fragile-n')]), before);
+  assert.equal(await bridges(), '');
+  await untilFromCluster('http://fragile-n/', 'fragile');
   await assertRestored();
 });
 
