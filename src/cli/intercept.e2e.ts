@@ -474,13 +474,14 @@ kind: ConfigMap
 metadata: { name: fragile-config, namespace: ${NS} }
 data: { A: a }
 ---
-${nodeServerManifest(tb, NS, 'fragile', `${ON_SIGTERM_EXIT}require('http').createServer((q, s) => s.end('fragile')).listen(8000)`, { container: { envFrom: [{ configMapRef: { name: 'fragile-config' } }] } })}
+${nodeServerManifest(tb, NS, 'fragile', `${ON_SIGTERM_EXIT}for (const port of [8000, 8001]) require('http').createServer((q, s) => s.end('fragile')).listen(port)`, { container: { envFrom: [{ configMapRef: { name: 'fragile-config' } }] } })}
 ---
-# A second Service by number: the intercept points it at the agent with a bridge slice meanwhile.
+# A second Service by a number no container names: the intercept points it at the agent by a
+# name of its own, with a bridge slice holding the old pod meanwhile.
 apiVersion: v1
 kind: Service
 metadata: { name: fragile-n, namespace: ${NS} }
-spec: { selector: { app: fragile }, ports: [{ port: 80, targetPort: 8000 }] }`,
+spec: { selector: { app: fragile }, ports: [{ port: 80, targetPort: 8001 }] }`,
   );
   await waitForRollout(tb, NS, 'fragile');
   await kubectl(tb, ['-n', NS, 'delete', 'configmap', 'fragile-config']);

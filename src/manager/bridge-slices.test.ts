@@ -94,6 +94,7 @@ function fakeApi(listed: Slice[], existing: Record<string, KubeObject> = {}) {
       return Promise.resolve(body);
     },
     replace: (path: string, body: Slice) => {
+      if (!objects[path]) return Promise.reject(new KubeApiError(404, 'not found'));
       writes.push(`replace ${path}`);
       objects[path] = body;
       return Promise.resolve(body);
@@ -131,6 +132,17 @@ test('bridges are written when their endpoints change, owned by the Service, at 
   await bridges.close();
   assert.deepEqual(writes.slice(2), [`remove ${v4}`]);
   assert.equal(objects[v4], undefined);
+});
+
+test('a family with nothing to hold at first gets its bridge made once it has', async () => {
+  const v6 = bridgePath('a', 'web', 'IPv6');
+  const listed = slices.slice(0, 1);
+  const { api, writes } = fakeApi(listed);
+  const bridges = new Bridges(api, 'a', [web]);
+  await bridges.refresh(new Set());
+  listed.push(slices[2]!); // an IPv6 endpoint appears
+  await bridges.refresh(new Set());
+  assert.deepEqual(writes.slice(1), [`create ${v6}`]);
 });
 
 test('a bridge a stopped manager left is taken over, or removed with nothing to hold; a slice not ours is not', async () => {

@@ -114,8 +114,10 @@ export function bridgeSlice(
 
 /** The bridges of one injection's Services: made, kept to the old pods, and removed. */
 export class Bridges {
-  /** What each bridge path holds now (its endpoints as JSON), to write only what changed. */
+  /** What each bridge this made holds now (its endpoints as JSON), to write only what changed. */
   private readonly written = new Map<string, string>();
+  /** Bridge paths found empty and without a slice. */
+  private readonly absent = new Set<string>();
 
   constructor(
     private readonly api: KubeApi,
@@ -123,7 +125,7 @@ export class Bridges {
     private readonly services: BridgedService[],
   ) {}
 
-  /** Writes each bridge to hold the Services' ready endpoints of pods not in `ours`. */
+  /** Writes each bridge to hold the Services' endpoints of pods not in `ours`. */
   async refresh(ours: Set<string>): Promise<void> {
     for (const service of this.services) {
       const selector = encodeURIComponent(`kubernetes.io/service-name=${service.name}`);
@@ -145,6 +147,7 @@ export class Bridges {
       await removeBridge(this.api, path);
     }
     this.written.clear();
+    this.absent.clear();
   }
 
   private async write(service: BridgedService, type: string, endpoints: Endpoint[]): Promise<void> {
@@ -152,20 +155,25 @@ export class Bridges {
     const text = JSON.stringify(endpoints);
     const before = this.written.get(path);
     if (before === text) return;
-    this.written.set(path, text);
-    if (before === undefined && !endpoints.length) return removeBridge(this.api, path); // one left behind
+    if (before === undefined && !endpoints.length) {
+      // Nothing to hold: no bridge, and none a stopped manager left (looked for once).
+      if (!this.absent.has(path)) await removeBridge(this.api, path);
+      this.absent.add(path);
+      return;
+    }
     const slice = bridgeSlice(this.namespace, service, type, endpoints);
     if (before !== undefined) {
       await this.api.replace(path, slice);
-      return;
+    } else {
+      await this.api.create(path.slice(0, path.lastIndexOf('/')), slice).catch(async (err: unknown) => {
+        if (!(err instanceof KubeApiError && err.status === 409)) throw err;
+        // One left by a manager that stopped mid-rollout is taken over; a slice not telepod's is not.
+        const existing = await this.api.get<Slice>(path);
+        if (!isBridge(existing)) throw new Error(`EndpointSlice ${path} exists and is not telepod's`);
+        await this.api.replace(path, slice);
+      });
     }
-    await this.api.create(path.slice(0, path.lastIndexOf('/')), slice).catch(async (err: unknown) => {
-      if (!(err instanceof KubeApiError && err.status === 409)) throw err;
-      // One left by a manager that stopped mid-rollout is taken over; a slice not telepod's is not.
-      const existing = await this.api.get<Slice>(path);
-      if (!isBridge(existing)) throw new Error(`EndpointSlice ${path} exists and is not telepod's`);
-      await this.api.replace(path, slice);
-    });
+    this.written.set(path, text);
   }
 }
 

@@ -72,9 +72,9 @@ export async function waitReady(
 }
 
 /**
- * Polls until every EndpointSlice of each Service that has ready endpoints carries the Service's
- * new target ports: a moved targetPort is in effect (kube-proxy follows the slices). Until the
- * deadline (epoch ms), then fails.
+ * Polls until every EndpointSlice of each Service that has ready endpoints (bridges aside)
+ * carries the Service's new target ports: a moved targetPort is in effect (kube-proxy follows
+ * the slices). Until the deadline (epoch ms), then fails.
  */
 export async function waitEndpointPorts(
   api: KubeApi,
@@ -89,7 +89,12 @@ export async function waitEndpointPorts(
     );
     // No serving endpoint (scaled to 0, none ready, the Service gone): nothing is sent anywhere,
     // and slices made later follow the Service as it is now.
-    const serving = slices.filter((s) => (s.endpoints ?? []).some((e) => e.conditions?.ready !== false));
+    // Bridges (bridge-slices.ts) carry the old targets by design: only the Service's own count.
+    const serving = slices.filter(
+      (s) =>
+        s.metadata?.labels?.[SLICE_MANAGER_LABEL] !== BRIDGE_MANAGER &&
+        (s.endpoints ?? []).some((e) => e.conditions?.ready !== false),
+    );
     return serving.every((s) => service.ports.every((port) => (s.ports ?? []).some((p) => p.port === port)));
   };
   while (!(await Promise.all(services.map(pointed))).every(Boolean)) {

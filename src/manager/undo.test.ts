@@ -117,7 +117,13 @@ test('restore removes the bridge slices of the Services it points back (once the
   const remove = api.remove.bind(api);
   api.remove = (path) => (order.push(`remove ${path}`), remove(path));
   // The Service's own slice takes the number back on the second look: the bridge waits for it.
+  const bridged = {
+    metadata: { labels },
+    endpoints: [{ conditions: { ready: true } }],
+    ports: [{ port: 8080 }],
+  };
   const slices = [[19000], [8080]].map((ports) => [
+    bridged, // a bridge carries the number all along: it does not count
     { endpoints: [{ conditions: { ready: true } }], ports: ports.map((port) => ({ port })) },
   ]);
   api.list = <T extends KubeObject>() => (
