@@ -1,7 +1,8 @@
 // The manager's intercepts: the cluster changes behind them (agent injection, port moves,
-// proxies), the rules for who may share a workload, and taking them back after a restart.
-// Requests for one workload run one at a time; the last intercept of a workload to end
-// restores it. What is held is recorded in InjectionRegistry (injection-registry.ts).
+// proxies), the rules for who may share a workload, and dormant agents. Requests for one
+// workload run one at a time; the last intercept of a workload to end restores it. What is
+// held is recorded in InjectionRegistry (injection-registry.ts); what an earlier manager left
+// is taken back by leftovers.ts.
 import { randomUUID } from 'node:crypto';
 import { TelepodError, usageError } from '../protocol/errors.ts';
 import type { InterceptInfo, InterceptedPort } from '../protocol/intercept.ts';
@@ -11,7 +12,7 @@ import { replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.
 import { AgentPods } from './agent-pods.ts';
 import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
 import { publishState } from './injection-state.ts';
-import { findLeftovers } from './leftovers.ts';
+import { takeBackLeftovers } from './leftovers.ts';
 import {
   isRouted,
   matchesEverything,
@@ -367,38 +368,22 @@ export class Intercepts extends InjectionRegistry {
     await this.undo.restore(injection.undo);
   }
 
-  /**
-   * What a starting manager does first: the intercepts of sessions still live (`live`, taken
-   * back from their Leases) are taken over as they were, so that their agents and daemons find
-   * them again; whatever belongs to no live session is restored. Answers what it did, for the log.
-   */
-  async takeBack(live: Set<string>): Promise<string[]> {
-    const done: string[] = [];
-    const swept = await sweepClaimObjects(this.api, this.options.namespaces).catch((err: Error) => {
-      done.push(`could not sweep claim objects (${err.message})`);
-      return 0;
-    });
-    if (swept) done.push(`deleted ${swept} claim objects`);
-    for (const { label, namespace, undo, state } of await findLeftovers(
-      this.api,
-      this.undo,
-      this.options.signer,
-      this.options.namespaces,
-    )) {
-      const kept = state?.intercepts.filter((i) => live.has(i.sessionId)) ?? [];
-      if (!state || !kept.length || this.injections.has(state.key) || this.byId.has(state.id)) {
-        // One workload that cannot be restored now must not keep the manager from serving.
-        await this.undo.restore(undo).then(
-          () => done.push(`restored ${label}`),
-          (err: Error) => done.push(`could not restore ${label} (${err.message})`),
-        );
-        continue;
-      }
-      const injection = this.track({ ...state, namespace, undo });
-      for (const active of kept) injection.intercepts.set(active.info.id, active);
-      if (kept.length < state.intercepts.length) await this.publish(injection);
-      done.push(`took back ${label} (${kept.length} intercepts)`);
-    }
-    return done;
+  /** Takes back what earlier managers left (leftovers.ts): live sessions' intercepts, the rest restored. */
+  takeBack(live: Set<string>): Promise<string[]> {
+    return takeBackLeftovers(
+      {
+        api: this.api,
+        undoBook: this.undo,
+        signer: this.options.signer,
+        namespaces: this.options.namespaces,
+        holds: (key, id) => this.injections.has(key) || this.byId.has(id),
+        adopt: async ({ state, namespace, undo }, kept, complete) => {
+          const injection = this.track({ ...state, namespace, undo });
+          for (const active of kept) injection.intercepts.set(active.info.id, active);
+          if (!complete) await this.publish(injection);
+        },
+      },
+      live,
+    );
   }
 }

@@ -1,6 +1,7 @@
 // What earlier managers left in the cluster: every workload carrying an undo record this
 // install signed, with the injection state beside it when there is one. A starting manager
 // takes back the intercepts of live sessions and restores the rest.
+import { sweepClaimObjects } from './claims.ts';
 import type { Signer } from './signer.ts';
 import { recordedState, type InjectionState } from './injection-state.ts';
 import type { KubeApi } from './kube-api.ts';
@@ -46,4 +47,45 @@ export async function findLeftovers(
     }
   }
   return found;
+}
+
+/** What taking back leftovers needs of the manager's intercepts. */
+export interface LeftoverHost {
+  api: KubeApi;
+  undoBook: UndoBook;
+  signer: Signer;
+  namespaces: string[] | undefined;
+  /** Whether an injection with this key or id is held already. */
+  holds(key: string, id: string): boolean;
+  /** Holds a left injection again with the intercepts `kept` of it (all of them: `complete`). */
+  adopt(leftover: Required<Leftover>, kept: InjectionState['intercepts'], complete: boolean): Promise<void>;
+}
+
+/**
+ * What a starting manager does first: the intercepts of sessions still live (`live`, taken
+ * back from their Leases) are taken over as they were, so that their agents and daemons find
+ * them again; whatever belongs to no live session is restored. Answers what it did, for the log.
+ */
+export async function takeBackLeftovers(host: LeftoverHost, live: Set<string>): Promise<string[]> {
+  const done: string[] = [];
+  const swept = await sweepClaimObjects(host.api, host.namespaces).catch((err: Error) => {
+    done.push(`could not sweep claim objects (${err.message})`);
+    return 0;
+  });
+  if (swept) done.push(`deleted ${swept} claim objects`);
+  for (const leftover of await findLeftovers(host.api, host.undoBook, host.signer, host.namespaces)) {
+    const { label, undo, state } = leftover;
+    const kept = state?.intercepts.filter((i) => live.has(i.sessionId)) ?? [];
+    if (!state || !kept.length || host.holds(state.key, state.id)) {
+      // One workload that cannot be restored now must not keep the manager from serving.
+      await host.undoBook.restore(undo).then(
+        () => done.push(`restored ${label}`),
+        (err: Error) => done.push(`could not restore ${label} (${err.message})`),
+      );
+      continue;
+    }
+    await host.adopt({ ...leftover, state }, kept, kept.length === state.intercepts.length);
+    done.push(`took back ${label} (${kept.length} intercepts)`);
+  }
+  return done;
 }
