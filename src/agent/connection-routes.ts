@@ -6,7 +6,7 @@
 import http2 from 'node:http2';
 import net from 'node:net';
 import { AGENT_PORT_HEADER, type AgentPort } from '../protocol/intercept.ts';
-import { endedCleanly } from '../protocol/liveness.ts';
+import { abort, endedCleanly } from '../protocol/liveness.ts';
 import { HandedConnections } from './handed-connections.ts';
 
 /** Sends connections to the app or the workstation, and follows them for their handover. */
@@ -25,14 +25,14 @@ export class ConnectionRoutes {
 
   /** The app's own port serves `socket`; without one (the agent replaced the app) it is reset. */
   toApp(socket: net.Socket, port: AgentPort): void {
-    if (port.forward === undefined) return void socket.resetAndDestroy();
+    if (port.forward === undefined) return void abort(socket);
     const app = net.connect({ host: '127.0.0.1', port: port.forward, noDelay: true, allowHalfOpen: true });
     app.once('connect', () => {
       socket.pipe(app);
       app.pipe(socket);
       this.app.add(port.listen, socket, app);
     });
-    app.once('error', () => socket.resetAndDestroy());
+    app.once('error', () => abort(socket));
     socket.once('error', () => app.destroy());
     socket.once('close', () => app.destroy());
   }
@@ -58,10 +58,10 @@ export class ConnectionRoutes {
     }
     // A stream cut short resets the client: its answer must not look complete.
     const resetIfCut = () => {
-      if (!endedCleanly(stream)) socket.resetAndDestroy();
+      if (!endedCleanly(stream)) abort(socket);
     };
     stream.once('close', resetIfCut);
-    stream.once('error', () => socket.resetAndDestroy());
+    stream.once('error', () => abort(socket));
     socket.once('error', () => stream.close(http2.constants.NGHTTP2_CANCEL));
     stream.once('response', (headers) => {
       const status = headers[':status'];
@@ -79,7 +79,7 @@ export class ConnectionRoutes {
         return this.toApp(socket, port);
       }
       stream.destroy();
-      socket.resetAndDestroy();
+      abort(socket);
     });
   }
 }

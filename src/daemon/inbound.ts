@@ -10,7 +10,7 @@ import net from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { parseInboundEvent, type InboundEvent, type InterceptInfo } from '../protocol/intercept.ts';
-import { endedCleanly } from '../protocol/liveness.ts';
+import { abort, endedCleanly } from '../protocol/liveness.ts';
 import { MANAGER_PATHS } from '../protocol/paths.ts';
 import type { Tunnel } from './tunnel.ts';
 
@@ -112,7 +112,7 @@ export class InboundHandler {
               local.pipe(stream);
               stream.pipe(local);
               stream.once('close', () => {
-                if (!endedCleanly(stream)) local.resetAndDestroy();
+                if (!endedCleanly(stream)) abort(local);
               });
               local.once('error', () => stream.destroy());
             },

@@ -7,7 +7,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { LISTEN_BACKLOG } from '../protocol/listen-backlog.ts';
-import { endedCleanly } from '../protocol/liveness.ts';
+import { abort, endedCleanly } from '../protocol/liveness.ts';
 import { pipeCoalesced } from './coalesced-pipe.ts';
 import { relayThroughPod, type Unsent } from './pod-relay.ts';
 import type { PodTarget } from './service-routes.ts';
@@ -49,17 +49,17 @@ function throughTunnel(
     opened = tunnel.connect(target.host, target.port);
   } catch (err) {
     log.debug({ target, err: (err as Error).message }, 'outbound connect failed');
-    return void socket.resetAndDestroy();
+    return void abort(socket);
   }
   const { stream, connected } = opened;
   // A stream cut short (the tunnel died) resets the client's connection: a transfer without a
   // length of its own must not look complete.
   stream.on('error', (err: NodeJS.ErrnoException) => {
     log.debug({ target, err: err.code ?? err.message }, 'outbound stream failed');
-    socket.resetAndDestroy();
+    abort(socket);
   });
   stream.once('close', () => {
-    if (!endedCleanly(stream)) socket.resetAndDestroy();
+    if (!endedCleanly(stream)) abort(socket);
   });
   // What a failed port-forward had taken from the client goes first.
   for (const chunk of unsent?.chunks ?? []) stream.write(chunk);
@@ -69,7 +69,7 @@ function throughTunnel(
     () => pipeCoalesced(stream, socket),
     (err: Error) => {
       log.debug({ target, err: err.message }, 'outbound connect failed');
-      socket.resetAndDestroy();
+      abort(socket);
     },
   );
 }
@@ -79,9 +79,9 @@ function directly(socket: net.Socket, target: Target, log: Logger): void {
   // A refused or reset peer resets the client, as it would have without telepod.
   peer.on('error', (err) => {
     log.debug({ target, err: err.message }, 'direct connect failed');
-    socket.resetAndDestroy();
+    abort(socket);
   });
-  socket.on('error', () => peer.resetAndDestroy());
+  socket.on('error', () => abort(peer));
   socket.pipe(peer);
   peer.pipe(socket);
 }

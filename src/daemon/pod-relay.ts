@@ -10,6 +10,7 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { NO_REPLY } from '../kube/spdy.ts';
+import { abort } from '../protocol/liveness.ts';
 import { pipeCoalesced } from './coalesced-pipe.ts';
 
 /** Bytes kept for a replay through the manager; a client that sent more before any answer is not replayed. */
@@ -84,7 +85,7 @@ function relay(socket: net.Socket, stream: Duplex, fallback: (unsent: Unsent, re
   });
   stream.on('error', (err: Error) => {
     if (handedOver) return;
-    if (!kept || socket.destroyed || !neverConnected(err)) return void socket.resetAndDestroy();
+    if (!kept || socket.destroyed || !neverConnected(err)) return void abort(socket);
     handedOver = true;
     socket.off('data', toPod);
     socket.off('end', clientEnd);
@@ -96,7 +97,7 @@ function relay(socket: net.Socket, stream: Duplex, fallback: (unsent: Unsent, re
   stream.once('close', () => {
     // A stream reset or cut short resets the client: a transfer without a length of its own
     // must not look complete.
-    if (!handedOver && !stream.readableEnded) socket.resetAndDestroy();
+    if (!handedOver && !stream.readableEnded) abort(socket);
   });
   pipeCoalesced(stream, socket);
   socket.resume();
