@@ -43,7 +43,7 @@ test(
     }
     positive(r.throughput!.ratioVsPortForward, 'throughput.ratioVsPortForward');
     for (const [group, keys] of [
-      ['ttfbMs', ['telepod', 'portForward']],
+      ['ttfbMs', ['telepod', 'portForward', 'throughTunnel']],
       ['dnsMs', ['telepod', 'direct']],
     ] as const) {
       for (const key of keys) {
@@ -57,6 +57,8 @@ test(
       const value = r.ttfbAtDistanceMs![key] as { p50: number };
       assert.ok(value.p50 > 10, `${key}'s TTFB at a distance includes the added 10 ms (${value.p50})`);
     }
+    // A new name's lookup, measured in turns with the connections, against the tunnel's TTFB.
+    positive((r.dnsMs!.uncached as Record<string, number>).vsTunnelTtfbP50, 'dnsMs.uncached.vsTunnelTtfbP50');
     assert.equal(r.concurrency!.connections, 100);
     positive(r.concurrency!.wallTimeVsPortForward, 'concurrency.wallTimeVsPortForward');
     assert.equal(typeof r.concurrency!.errors, 'number');

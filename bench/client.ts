@@ -2,6 +2,7 @@
 // one measurement per call, its result as JSON on stdout. A transfer that is cut short, reset
 // or corrupted exits 1 with the reason on stderr and nothing on stdout.
 //   download <url> <bytes> | upload <url> <bytes> | ttfb <url> <count> | concurrent <url> <count> <bytes>
+//   rotate <count> <probe: ttfb:<url> | dns:<server>:<name>>...
 //   dns <server> <name, {i} = the lookup's number> <count> | until <url> <text> <timeoutMs> [readyFile]
 //   hold <url> <connections> <seconds> <bytes> <requests per connection>
 //   poll <url> <intervalMs> <stopFile>
@@ -141,6 +142,27 @@ async function ttfb(url: string, count: number) {
   return { samples };
 }
 
+/**
+ * `count` rounds of every probe in turn, one after another (`ttfb:<url>`: a new connection's time
+ * to first byte; `dns:<server>:<name>`: one lookup, as `dns` makes it): each probe's samples.
+ * Taking turns probe by probe, the paths compared share the machine's moment, which moved
+ * between runs of one path after the other (README, Performance).
+ */
+async function rotate(count: number, probes: string[]) {
+  const run = probes.map((probe): ((i: number) => Promise<number>) => {
+    const [kind, ...rest] = probe.split(':');
+    if (kind === 'ttfb') return async () => (await get(rest.join(':'))).firstByteMs;
+    if (kind === 'dns' && rest.length === 2) {
+      const resolver = lookupsAt(rest[0]!);
+      return (i) => timedLookup(resolver, rest[1]!, i);
+    }
+    throw new Error(`unknown probe ${probe}`);
+  });
+  const samples = probes.map((): number[] => []);
+  for (let i = 0; i < count; i++) for (const [p, probe] of run.entries()) samples[p]!.push(await probe(i));
+  return { samples };
+}
+
 async function concurrent(url: string, count: number, bytes: number) {
   const start = process.hrtime.bigint();
   const results = await Promise.allSettled(
@@ -197,22 +219,30 @@ async function hold(url: string, connections: number, seconds: number, bytes: nu
   };
 }
 
-async function dns(server: string, name: string, count: number) {
+function lookupsAt(server: string): Resolver {
   const resolver = new Resolver({ timeout: 2000, tries: 1 });
   resolver.setServers([server]);
+  return resolver;
+}
+
+/** Milliseconds one A lookup of `name` (`{i}` replaced by `i`) took. */
+async function timedLookup(resolver: Resolver, name: string, i: number): Promise<number> {
+  const start = process.hrtime.bigint();
+  // `{i}` in the name makes every lookup a new name (no cache helps); those must not exist.
+  const lookup = resolver.resolve4(name.replace('{i}', String(i)));
+  if (name.includes('{i}')) {
+    await lookup.then(
+      () => Promise.reject(new Error(`${name} exists`)),
+      (err: NodeJS.ErrnoException) => (err.code === 'ENOTFOUND' ? undefined : Promise.reject(err)),
+    );
+  } else await lookup;
+  return elapsedMs(start);
+}
+
+async function dns(server: string, name: string, count: number) {
+  const resolver = lookupsAt(server);
   const samples: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const start = process.hrtime.bigint();
-    // `{i}` in the name makes every lookup a new name (no cache helps); those must not exist.
-    const lookup = resolver.resolve4(name.replace('{i}', String(i)));
-    if (name.includes('{i}')) {
-      await lookup.then(
-        () => Promise.reject(new Error(`${name} exists`)),
-        (err: NodeJS.ErrnoException) => (err.code === 'ENOTFOUND' ? undefined : Promise.reject(err)),
-      );
-    } else await lookup;
-    samples.push(elapsedMs(start));
-  }
+  for (let i = 0; i < count; i++) samples.push(await timedLookup(resolver, name, i));
   return { samples };
 }
 
@@ -279,6 +309,7 @@ const measurements: Record<string, () => Promise<unknown>> = {
   download: () => download(args[0]!, n(1)),
   upload: () => upload(args[0]!, n(1)),
   ttfb: () => ttfb(args[0]!, n(1)),
+  rotate: () => rotate(n(0), args.slice(1)),
   concurrent: () => concurrent(args[0]!, n(1), n(2)),
   dns: () => dns(args[0]!, args[1]!, n(2)),
   until: () => until(args[0]!, args[1]!, n(2), args[3]),

@@ -7,7 +7,7 @@ import type { SwitchResult } from './switch-poller.ts';
 /** The benchmark's results as the table the README's Performance section shows, and its goals. */
 export function resultsTable(r: {
   throughput: { downloadMBps: Record<string, number>; uploadMBps: Record<string, number> };
-  ttfbMs: Record<'telepod' | 'portForward', { p50: number; p99: number }>;
+  ttfbMs: Record<'telepod' | 'portForward' | 'throughTunnel', { p50: number; p99: number }>;
   ttfbAtDistanceMs: {
     addedRoundTripMs: number;
     telepod: { p50: number; p99: number };
@@ -23,7 +23,7 @@ export function resultsTable(r: {
   dnsMs: {
     telepod: { p50: number; p99: number };
     direct: { p50: number; p99: number };
-    uncached: Record<'telepod' | 'direct', { p50: number; p99: number }>;
+    uncached: Record<'telepod' | 'direct', { p50: number; p99: number }> & { vsTunnelTtfbP50: number };
     nonCluster: Record<'telepod' | 'direct', { p50: number }>;
   };
   concurrency: ConcurrencyResult;
@@ -77,6 +77,13 @@ export function resultsTable(r: {
       x(r.ttfbMs.telepod.p99, r.ttfbMs.portForward.p99),
     ],
     [
+      'new connection TTFB p50 / p99 ms, pod IP (through the manager)',
+      `${r.ttfbMs.throughTunnel.p50} / ${r.ttfbMs.throughTunnel.p99}`,
+      '',
+      '',
+      x(r.ttfbMs.throughTunnel.p50, r.ttfbMs.portForward.p50),
+    ],
+    [
       `TTFB p50 / p99 ms, API server ${r.ttfbAtDistanceMs.addedRoundTripMs} ms further (round trip)`,
       `${r.ttfbAtDistanceMs.telepod.p50} / ${r.ttfbAtDistanceMs.telepod.p99}`,
       `${r.ttfbAtDistanceMs.portForward.p50} / ${r.ttfbAtDistanceMs.portForward.p99}`,
@@ -109,7 +116,7 @@ export function resultsTable(r: {
       `${r.dnsMs.uncached.telepod.p50} / ${r.dnsMs.uncached.telepod.p99}`,
       '',
       `${r.dnsMs.uncached.direct.p50} / ${r.dnsMs.uncached.direct.p99}`,
-      `${x(r.dnsMs.uncached.telepod.p50, r.dnsMs.uncached.direct.p50)} of direct`,
+      `${x(r.dnsMs.uncached.telepod.p50, r.dnsMs.uncached.direct.p50)} of direct; ${r.dnsMs.uncached.vsTunnelTtfbP50}x of a connection through the manager`,
     ],
     [
       'outside-name DNS p50 ms',
