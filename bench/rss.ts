@@ -59,7 +59,7 @@ export async function telepodPids(
   telepod: (...args: string[]) => Promise<CommandResult>,
 ): Promise<{ daemon: number; manager: number }> {
   const status = JSON.parse((await telepod('status', '-o', 'json')).stdout) as { daemonPid: number };
-  return { daemon: status.daemonPid, manager: await pidOf('node /opt/telepod/manager.mjs') };
+  return { daemon: status.daemonPid, manager: await pidOf('node .*/opt/telepod/manager.mjs') };
 }
 
 /** An agent's PID: the first found, or the one in one of the pods `podUids`. */

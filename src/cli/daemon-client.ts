@@ -18,6 +18,7 @@ import {
   type DaemonStatus,
 } from '../protocol/daemon-api.ts';
 import { TelepodError } from '../protocol/errors.ts';
+import { LEAN_NODE_FLAGS } from '../protocol/node-flags.ts';
 import type { Progress } from './progress.ts';
 import { userNamespaceBlocker } from './user-namespaces.ts';
 
@@ -188,19 +189,6 @@ export async function daemonRunning(): Promise<boolean> {
 }
 
 /**
- * What the daemon's Node is started with (docs/connect.md, "Memory"). A 1 MiB young generation
- * (16 MiB by default): collected more often, it holds fewer of the buffers that traffic leaves
- * behind, and the heap itself stays 10 MB smaller under load (the daemon sets its other V8 flag
- * itself, src/daemon/main.ts). Garbage collection on the main thread only and one V8 worker
- * thread (four by default): each thread that allocates gets a malloc arena of its own, which
- * kept what it freed; over 12 bulk transfers the daemon's peak RSS was 84–91 MB with both,
- * 92–104 without. These must be on the command line (V8 aborts when a running process turns
- * its GC threads off; the pool is made before any code runs), where a Node that does not know
- * one refuses to start: daemon-client.test.ts starts this Node with them.
- */
-export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc', '--v8-pool-size=1'];
-
-/**
  * Starts the daemon unless one runs — root's (through sudo when not root), or after
  * `useRootlessDaemon` the user's own — reporting it as a step.
  */
@@ -209,7 +197,7 @@ export async function ensureDaemon(progress?: Progress): Promise<void> {
   const dir = daemonDir();
   const command = [
     process.execPath,
-    ...DAEMON_NODE_FLAGS,
+    ...LEAN_NODE_FLAGS, // the daemon sets its other V8 flag itself (src/daemon/main.ts)
     process.argv[1]!,
     'daemon',
     ...(rootless ? ['--rootless'] : []),

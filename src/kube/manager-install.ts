@@ -23,6 +23,7 @@ import { explainKubeError } from './errors.ts';
 import { applyRbac, managerRbac, rbacObjects, removeRbac, type ManagerRbac } from './manager-rbac.ts';
 import { AGENT_API_PORT } from '../protocol/paths.ts';
 import { AGENT_IDLE_ENV } from '../protocol/intercept.ts';
+import { LEAN_NODE_FLAGS } from '../protocol/node-flags.ts';
 import { TELEPOD_VERSION } from '../protocol/version.ts';
 import { managerPods, ready, runs } from './manager-pods.ts';
 
@@ -142,7 +143,7 @@ function managerDeployment(
               name: 'manager',
               image,
               imagePullPolicy: 'IfNotPresent',
-              command: ['node', '/opt/telepod/manager.mjs'],
+              command: ['node', ...LEAN_NODE_FLAGS, '/opt/telepod/manager.mjs'],
               env: [
                 { name: 'TELEPOD_IMAGE', value: image },
                 { name: 'TELEPOD_NAMESPACES', value: scope?.join(',') ?? '' },

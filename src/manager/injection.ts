@@ -12,6 +12,7 @@ import {
   type AgentConfig,
   type AgentPort,
 } from '../protocol/intercept.ts';
+import { LEAN_NODE_FLAGS } from '../protocol/node-flags.ts';
 import type { Container, ContainerPort, PodTemplate, Service, ServicePort, Workload } from './workloads.ts';
 import { targetOf } from './workloads.ts';
 
@@ -38,7 +39,7 @@ export function agentContainer(spec: AgentSpec): Container {
     name: AGENT_CONTAINER,
     image: spec.image,
     imagePullPolicy: 'IfNotPresent',
-    command: ['node', `${BUNDLE_DIR}/agent.mjs`],
+    command: ['node', ...LEAN_NODE_FLAGS, `${BUNDLE_DIR}/agent.mjs`],
     ...(spec.ports.length ? { ports: spec.ports } : {}),
     env: [
       ...((inherited.env as unknown[] | undefined) ?? []),

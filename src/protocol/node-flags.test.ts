@@ -1,13 +1,13 @@
-// The daemon's Node flags: a Node that did not know one would refuse to start the daemon, so
-// this Node (CI's, and the developer's) must start with them, without a warning.
+// The Node flags of the daemon, the manager and the agents: a Node that did not know one would
+// refuse to start, so this Node (CI's, and the developer's) must start with them, without a warning.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { DAEMON_NODE_FLAGS } from './daemon-client.ts';
+import { LEAN_NODE_FLAGS } from './node-flags.ts';
 
-test('this Node starts with the flags the daemon is started with', () => {
+test('this Node starts with the flags telepod starts its processes with', () => {
   const script = "process.stdout.write(String(require('node:v8').getHeapStatistics().used_heap_size > 0))";
-  const result = spawnSync(process.execPath, [...DAEMON_NODE_FLAGS, '-e', script], { encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [...LEAN_NODE_FLAGS, '-e', script], { encoding: 'utf8' });
   assert.equal(result.stderr, '');
   assert.equal(result.status, 0);
   assert.equal(result.stdout, 'true');
