@@ -26,12 +26,14 @@ import {
 import { AgentMessageSchema, type AgentHello } from '../protocol/requests.ts';
 import { LISTEN_BACKLOG } from '../protocol/listen-backlog.ts';
 import { keepAlive } from '../protocol/liveness.ts';
+import { keepMemoryLean } from '../protocol/node-flags.ts';
 import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SESSION_OPTIONS } from '../protocol/paths.ts';
 import { ConnectionRoutes } from './connection-routes.ts';
 import { RequestRouter } from './request-router.ts';
 import { serveVolumes } from './sftp-server.ts';
 import { drain } from './termination.ts';
 
+keepMemoryLean();
 const config = JSON.parse(process.env[AGENT_CONFIG_ENV] ?? '{}') as AgentConfig;
 const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${message}\n`);
 let manager: http2.ClientHttp2Session | undefined;

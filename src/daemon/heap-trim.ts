@@ -6,7 +6,7 @@
 // MiB since the last trim, malloc_trim(0) runs on libuv's thread pool and returns the heap's
 // free pages (madvise); the next burst faults them in again. Called through koffi, the daemon's
 // native add-on: Node has no binding for it. On a libc without it (musl) nothing is done. The
-// buffers themselves are freed by `dead-buffers.ts`.
+// buffers themselves are freed by `src/protocol/dead-buffers.ts`.
 import { createRequire } from 'node:module';
 
 type Koffi = typeof import('koffi');

@@ -1,7 +1,6 @@
 // The root daemon: owns every change telepod makes on the workstation and undoes it on quit,
 // on SIGTERM/SIGINT, and (for a predecessor killed with -9) when it starts.
 import { mkdirSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
 import {
   checkDaemonDir,
@@ -17,9 +16,9 @@ import {
 } from '../protocol/daemon-api.ts';
 import { parseRequest } from '../protocol/requests.ts';
 import { TelepodError } from '../protocol/errors.ts';
+import { keepMemoryLean } from '../protocol/node-flags.ts';
 import { startControlServer } from './control.ts';
 import { daemonLogLevel, rotatingDestination } from './log-file.ts';
-import { collectDeadBuffersPeriodically } from './dead-buffers.ts';
 import { trimHeapPeriodically } from './heap-trim.ts';
 import { Mounts } from './mounts.ts';
 import { removeCapture } from './nft.ts';
@@ -41,11 +40,7 @@ export async function runDaemon({ rootless = false } = {}): Promise<void> {
   );
   if (!rootless) await removeCapture(); // leftovers of a daemon that was killed
   await Mounts.clearLeftovers(log);
-  // The young generation (1 MiB, from the command line) is scavenged when a tenth full, so
-  // traffic's buffers are freed soon after use. Set here rather than on the command line: a
-  // flag a later Node does not know is a warning here, there it would stop the daemon starting.
-  setFlagsFromString('--minor-gc-task-trigger=10');
-  collectDeadBuffersPeriodically();
+  keepMemoryLean();
   trimHeapPeriodically();
   let session: Session | undefined;
   let connecting: Promise<Session> | undefined;

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Http2Session } from 'node:http2';
 import { AGENT_IDLE_ENV, MAX_AGENT_IDLE_SECONDS } from '../protocol/intercept.ts';
+import { keepMemoryLean } from '../protocol/node-flags.ts';
 import { AGENT_API_PORT, MANAGER_PORT } from '../protocol/paths.ts';
 import { ClusterInfoSource } from './cluster-info.ts';
 import { Intercepts } from './intercepts.ts';
@@ -22,6 +23,7 @@ const log = (message: string) => process.stdout.write(`${new Date().toISOString(
 // and must not end every developer's session with the process.
 process.on('uncaughtException', (err) => log(`internal error (kept running): ${err.stack ?? String(err)}`));
 process.on('unhandledRejection', (err) => log(`internal error (kept running): ${String(err)}`));
+keepMemoryLean();
 
 /** The install's key for undo records (a Secret); without one, a random key: nothing earlier is trusted. */
 function undoKey(): Buffer {
