@@ -23,7 +23,10 @@ export function resultsTable(r: {
   dnsMs: {
     telepod: { p50: number; p99: number };
     direct: { p50: number; p99: number };
-    uncached: Record<'telepod' | 'direct', { p50: number; p99: number }> & { vsTunnelTtfbP50: number };
+    uncached: Record<'telepod' | 'direct', { p50: number; p99: number }> & {
+      vsTtfbP50: number;
+      vsTunnelTtfbP50: number;
+    };
     nonCluster: Record<'telepod' | 'direct', { p50: number }>;
   };
   concurrency: ConcurrencyResult;
@@ -116,7 +119,7 @@ export function resultsTable(r: {
       `${r.dnsMs.uncached.telepod.p50} / ${r.dnsMs.uncached.telepod.p99}`,
       '',
       `${r.dnsMs.uncached.direct.p50} / ${r.dnsMs.uncached.direct.p99}`,
-      `${x(r.dnsMs.uncached.telepod.p50, r.dnsMs.uncached.direct.p50)} of direct; ${r.dnsMs.uncached.vsTunnelTtfbP50}x of a connection through the manager`,
+      `${x(r.dnsMs.uncached.telepod.p50, r.dnsMs.uncached.direct.p50)} of direct; ${r.dnsMs.uncached.vsTtfbP50}x / ${r.dnsMs.uncached.vsTunnelTtfbP50}x of a new connection by name / through the manager`,
     ],
     [
       'outside-name DNS p50 ms',
