@@ -144,7 +144,8 @@ async function ttfb(url: string, count: number) {
 
 /**
  * `count` rounds of every probe in turn, one after another (`ttfb:<url>`: a new connection's time
- * to first byte; `dns:<server>:<name>`: one lookup, as `dns` makes it): each probe's samples.
+ * to first byte; `dns:<server>:<name>`: one lookup, as `dns` makes it), each round starting with
+ * the next probe: each probe's samples.
  * Taking turns probe by probe, the paths compared share the machine's moment, which moved
  * between runs of one path after the other (README, Performance).
  */
@@ -159,7 +160,13 @@ async function rotate(count: number, probes: string[]) {
     throw new Error(`unknown probe ${probe}`);
   });
   const samples = probes.map((): number[] => []);
-  for (let i = 0; i < count; i++) for (const [p, probe] of run.entries()) samples[p]!.push(await probe(i));
+  for (let i = 0; i < count; i++) {
+    // Each round starts one probe further on, so that each follows each other equally often.
+    for (let k = 0; k < run.length; k++) {
+      const p = (i + k) % run.length;
+      samples[p]!.push(await run[p]!(i));
+    }
+  }
   return { samples };
 }
 

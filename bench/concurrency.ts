@@ -55,12 +55,13 @@ export interface ConcurrencyResult {
 }
 
 /**
- * Runs a first round of each path, then `rounds` measured rounds of both, the tunnel's
- * `connections` downloads of `bytes` and port-forward's, in turns whose order swaps each round.
- * The first round is reported apart (its errors counted): on 2026-12-02 the first 1,000
- * connections after connecting were each path's slowest round, telepod's at 1.4x of its later
- * median and port-forward's at 1.2x when it went first (the API server, kubelet, runtime and app
- * take their first burst too, and whichever path goes first pays more of theirs).
+ * Runs a first round of each path, then `rounds` measured rounds of both (an even number, so
+ * that each path goes first equally often), the tunnel's `connections` downloads of `bytes` and
+ * port-forward's, in turns whose order swaps each round. The first round is reported apart (its
+ * errors counted): in five full runs of 2026-12-02 telepod's first 1,000 connections after
+ * connecting were its slowest round, at 1.2-1.7x of its later median, and port-forward's first
+ * was mostly slower than its later rounds too (the API server, kubelet, runtime and app take
+ * their first burst as well).
  */
 export async function measureConcurrency(
   netns: string,
@@ -70,6 +71,7 @@ export async function measureConcurrency(
   const telepod: Round[] = [];
   const portForward: Round[] = [];
   const via = (url: string) => client<Round>(netns, 'concurrent', url, connections, bytes);
+  if (rounds % 2) throw new Error(`an even number of rounds, not ${rounds}`);
   const first = await withTimeWaitReuse(netns, async () => {
     const firstRound = { telepod: await via(urls.telepod), portForward: await via(urls.portForward) };
     for (let i = 0; i < rounds; i++) {

@@ -10,8 +10,10 @@ import { collectDeadBuffersPeriodically } from './dead-buffers.ts';
  * Garbage collection on the main thread only and one V8 worker thread (four by default): each
  * thread that allocates gets a malloc arena of its own, which kept what it freed. Over 12 bulk
  * transfers the daemon's peak RSS was 84–91 MB with both, 92–104 without; the manager's, under
- * bulk transfers through it, 89–93 MB against 103–106, at the same rates, and 79–83 MB against
- * 138 under the chaos run's 200 connections through an intercept (README, Performance). They
+ * bulk transfers through it, 89–93 MB against 103–106, at the same rates. Under the chaos run's
+ * 200 connections through an intercept the manager stayed at 82–83 MB and then 106–109 in a
+ * second run (138 without), and at 90.7–92.0 in two runs with `keepMemoryLean` too (README,
+ * Performance). They
  * must be on the command line (V8 aborts when a running process turns its GC threads off; the
  * pool is made before any code runs), where a Node that does not know one refuses to start:
  * node-flags.test.ts starts this Node with them.
