@@ -13,10 +13,9 @@ import { collectDeadBuffersPeriodically } from './dead-buffers.ts';
  * bulk transfers through it, 89–93 MB against 103–106, at the same rates. Under the chaos run's
  * 200 connections through an intercept the manager stayed at 82–83 MB and then 106–109 in a
  * second run (138 without), and at 90.7–92.0 in two runs with `keepMemoryLean` too (README,
- * Performance). They
- * must be on the command line (V8 aborts when a running process turns its GC threads off; the
- * pool is made before any code runs), where a Node that does not know one refuses to start:
- * node-flags.test.ts starts this Node with them.
+ * Performance). They must be on the command line (V8 aborts when a running process turns its
+ * GC threads off; the pool is made before any code runs), where a Node that does not know one
+ * refuses to start: node-flags.test.ts starts this Node with them.
  */
 export const LEAN_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc', '--v8-pool-size=1'];
 
