@@ -82,6 +82,9 @@ test(
       positive(polled.answered, `requests answered during ${phase}`);
     }
     for (const key of ['daemon', 'manager', 'agent']) positive(r.rssMB![key], `rssMB.${key}`);
+    for (const phase of ['peakRssMB', 'concurrencyPeakRssMB'])
+      for (const key of ['daemon', 'manager'])
+        positive((r.underLoad![phase] as Record<string, number>)[key], `underLoad.${phase}.${key}`);
     for (const key of ['p50', 'p99'])
       positive(r.personalInterceptTtfbMs!.ratio![key], `personal ratio ${key}`);
     // Rootless: measured from inside a `run --rootless` namespace, next to the root daemon's.

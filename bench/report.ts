@@ -40,6 +40,7 @@ export function resultsTable(r: {
     ratio: { p50: number; p99: number };
   };
   rssMB: Record<string, number>;
+  underLoad: Record<'peakRssMB' | 'concurrencyPeakRssMB', Record<'daemon' | 'manager', number>>;
   goals: Record<string, { goal: string; met: boolean }>;
   kubernetesVersion: string;
   quick: boolean;
@@ -169,6 +170,13 @@ export function resultsTable(r: {
     [
       'RSS MB daemon / manager / agent',
       `${r.rssMB.daemon} / ${r.rssMB.manager} / ${r.rssMB.agent}`,
+      '',
+      '',
+      '',
+    ],
+    [
+      'peak RSS MB daemon / manager: bulk transfers; concurrent connections',
+      `${r.underLoad.peakRssMB.daemon} / ${r.underLoad.peakRssMB.manager}; ${r.underLoad.concurrencyPeakRssMB.daemon} / ${r.underLoad.concurrencyPeakRssMB.manager}`,
       '',
       '',
       '',

@@ -23,7 +23,7 @@ import {
   round,
   writeResults,
 } from './harness.ts';
-import { processUsage, telepodPids } from './rss.ts';
+import { peakRssMB, processUsage, resetPeakRss, telepodPids } from './rss.ts';
 import { measureRootless } from './rootless.ts';
 import { ttfbAtDistance } from './distance.ts';
 import { resultsTable } from './report.ts';
@@ -168,11 +168,15 @@ async function main(): Promise<void> {
     log(
       `${size.concurrent} concurrent connections: a first round of each, then ${size.concurrentRounds} rounds of the tunnel and port-forward taking turns`,
     );
+    // The peak over these rounds too: each connection's objects outlive the young generation,
+    // so many at once grow the daemon's heap as bulk data does not (README, Performance).
+    [daemonPid, managerPid].forEach(resetPeakRss);
     const concurrency = await measureConcurrency(
       ws,
       { telepod: targets.telepod.url, portForward: targets.portForward.url },
       { connections: size.concurrent, bytes: CONCURRENT_BYTES, rounds: size.concurrentRounds },
     );
+    const concurrencyPeakRssMB = { daemon: peakRssMB(daemonPid), manager: peakRssMB(managerPid) };
 
     log(`DNS, ${size.dns} lookups each`);
     const fqdn = `bench.${NS}.svc.cluster.local`;
@@ -290,6 +294,7 @@ async function main(): Promise<void> {
       underLoad: {
         peakRssMB: bulk.peakRssMB,
         cpuPercent: bulk.cpuPercent,
+        concurrencyPeakRssMB,
       },
       goals: {
         throughputVsPortForward: { goal: '>= 0.9', met: Math.min(downloadRatio, uploadRatio) >= 0.9 },
@@ -316,7 +321,10 @@ async function main(): Promise<void> {
           goal: '<= TTFB p50',
           met: percentile(uncachedTelepod.samples, 50) <= percentile(ttfbTelepod.samples, 50),
         },
-        daemonRssUnderLoad: { goal: '<= 100 MB', met: bulk.peakRssMB.daemon <= 100 },
+        daemonRssUnderLoad: {
+          goal: '<= 100 MB',
+          met: Math.max(bulk.peakRssMB.daemon, concurrencyPeakRssMB.daemon) <= 100,
+        },
         reinterceptAfterLeave: { goal: '<= 0.5 s', met: loop.afterLeave <= 0.5 },
         coldIntercept: { goal: '<= 3 s', met: loop.withRollout <= 3 },
         noFailedRequestsWhileSwitching: {

@@ -1,9 +1,10 @@
-// The Node flags of the daemon, the manager and the agents: a Node that did not know one would
-// refuse to start, so this Node (CI's, and the developer's) must start with them, without a warning.
+// The Node flags of the daemon, the manager and the agents: a Node that did not know one on the
+// command line would refuse to start, so this Node (CI's, and the developer's) must start with
+// them, and take those each process sets for itself, without a warning.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { LEAN_NODE_FLAGS } from './node-flags.ts';
+import { LEAN_NODE_FLAGS, RUNTIME_V8_FLAGS } from './node-flags.ts';
 
 test('this Node starts with the flags telepod starts its processes with', () => {
   const script = "process.stdout.write(String(require('node:v8').getHeapStatistics().used_heap_size > 0))";
@@ -18,4 +19,18 @@ test('a flag Node does not know stops it, which is what the test above guards ag
     encoding: 'utf8',
   });
   assert.notEqual(result.status, 0);
+});
+
+test('this Node knows the flags each process sets for itself: setting them prints nothing', () => {
+  const set = (flags: string[]) =>
+    spawnSync(
+      process.execPath,
+      ['-e', `for (const f of ${JSON.stringify(flags)}) require('node:v8').setFlagsFromString(f)`],
+      { encoding: 'utf8' },
+    );
+  assert.equal(set(RUNTIME_V8_FLAGS).stderr, '');
+  // What an unknown one does instead: a warning on stderr, and the process goes on.
+  const unknown = set(['--no-such-v8-flag-for-telepod=1']);
+  assert.match(unknown.stderr, /unrecognized flag/);
+  assert.equal(unknown.status, 0);
 });
