@@ -27,9 +27,9 @@ export const LEAN_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc
  * - the old generation may grow to 1.5 times what the last full collection left before the next
  *   (V8 picks a factor of up to 4 by itself). A connection's objects (its sockets, streams,
  *   listeners: about 9 KB in the daemon) live longer than any young collection and die in the
- *   old generation; with 1,000 concurrent connections per round the daemon's heap grew by about
- *   8 MB a round, its peak RSS reached 118–127 MB over six to ten rounds, and 89–93 MB with
- *   this (README, Performance).
+ *   old generation: ten rounds of 1,000 concurrent connections back to back took the daemon's
+ *   peak RSS to 118–126 MB in 9 of 10 runs, and to 89–93 MB in 4 of 4 with this (docs/connect.md,
+ *   "Memory").
  */
 export const RUNTIME_V8_FLAGS = ['--minor-gc-task-trigger=10', '--heap-growing-percent=50'];
 
