@@ -66,6 +66,8 @@ test(
       positive((r.concurrency!.firstRound as Record<string, number>)[key], `concurrency.firstRound.${key}`);
     positive(r.concurrency!.wallTimeVsPortForward, 'concurrency.wallTimeVsPortForward');
     assert.equal(typeof r.concurrency!.errors, 'number');
+    assert.equal((r.sustained!.runs as unknown as number[]).length, 2, 'two rounds back to back');
+    assert.equal(typeof r.sustained!.errors, 'number');
     for (const key of ['warm', 'cold']) positive(r.connectS![key], `connectS.${key}`);
     for (const key of ['withRollout', 'plainRollout', 'agentPresent', 'afterLeave'])
       positive(r.interceptS![key], `interceptS.${key}`);
@@ -82,7 +84,7 @@ test(
       positive(polled.answered, `requests answered during ${phase}`);
     }
     for (const key of ['daemon', 'manager', 'agent']) positive(r.rssMB![key], `rssMB.${key}`);
-    for (const phase of ['peakRssMB', 'concurrencyPeakRssMB'])
+    for (const phase of ['peakRssMB', 'concurrencyPeakRssMB', 'sustainedPeakRssMB'])
       for (const key of ['daemon', 'manager'])
         positive((r.underLoad![phase] as Record<string, number>)[key], `underLoad.${phase}.${key}`);
     for (const key of ['p50', 'p99'])

@@ -4,7 +4,7 @@
 // more about the order than about telepod. Also the daemon's and manager's CPU share while
 // telepod's Service-name transfers ran, and their peak RSS over the whole measurement.
 import { client, median, round } from './harness.ts';
-import { peakRssMB, processUsage, resetPeakRss } from './rss.ts';
+import { peaksRssMB, processUsage, resetPeakRss } from './rss.ts';
 
 type Direction = 'download' | 'upload';
 
@@ -66,6 +66,6 @@ export async function measureBulk(
       daemon: round((100 * cpu.daemon) / cpu.seconds, 1),
       manager: round((100 * cpu.manager) / cpu.seconds, 1),
     },
-    peakRssMB: { daemon: peakRssMB(pids.daemon), manager: peakRssMB(pids.manager) },
+    peakRssMB: peaksRssMB(pids),
   };
 }

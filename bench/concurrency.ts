@@ -1,5 +1,6 @@
 // The bench's concurrent-connections measurement: `connections` downloads started at once, through
-// the tunnel and through port-forward, in rounds taking turns. One round of each is a noisy sample
+// the tunnel and through port-forward, in rounds taking turns (and, for the daemon's memory,
+// rounds of the tunnel alone, back to back). One round of each is a noisy sample
 // (single runs of 1,000 connections on the testbed moved between 0.9 and 1.5 s for either path),
 // so the wall times reported are the medians of the rounds, and every round's errors count.
 // The rounds run with TIME-WAIT reuse on in the workstation netns (restored after): the client
@@ -102,5 +103,38 @@ export async function measureConcurrency(
       runs: portForward.map((r) => round(r.seconds)),
     },
     wallTimeVsPortForward: round(seconds / portForwardSeconds),
+  };
+}
+
+/** What the bench reports for its rounds of the tunnel alone, back to back (results.sustained). */
+export interface SustainedResult {
+  connections: number;
+  runs: number[];
+  errors: number;
+  firstError?: string;
+}
+
+/**
+ * `rounds` rounds of the tunnel's `connections` downloads, one right after another with no
+ * port-forward rounds between: the load under which the daemon's memory grew most (each
+ * connection's objects die in V8's old generation; docs/connect.md, "Memory").
+ */
+export async function measureSustained(
+  netns: string,
+  url: string,
+  { connections, bytes, rounds }: { connections: number; bytes: number; rounds: number },
+): Promise<SustainedResult> {
+  const runs = await withTimeWaitReuse(netns, async () => {
+    const done: Round[] = [];
+    for (let i = 0; i < rounds; i++)
+      done.push(await client<Round>(netns, 'concurrent', url, connections, bytes));
+    return done;
+  });
+  const firstError = runs.find((r) => r.firstError)?.firstError;
+  return {
+    connections,
+    runs: runs.map((r) => round(r.seconds)),
+    errors: runs.reduce((sum, r) => sum + r.errors, 0),
+    ...(firstError ? { firstError } : {}),
   };
 }

@@ -23,6 +23,11 @@ export function peakRssMB(pid: number): number {
   );
 }
 
+/** The daemon's and the manager's peaks (`peakRssMB`). */
+export function peaksRssMB(pids: { daemon: number; manager: number }): { daemon: number; manager: number } {
+  return { daemon: peakRssMB(pids.daemon), manager: peakRssMB(pids.manager) };
+}
+
 /** Starts a new peak (VmHWM) at the current RSS (Linux >= 4.0: clear_refs 5). */
 export function resetPeakRss(pid: number): void {
   writeFileSync(`/proc/${pid}/clear_refs`, '5');

@@ -197,7 +197,7 @@ export async function ensureDaemon(progress?: Progress): Promise<void> {
   const dir = daemonDir();
   const command = [
     process.execPath,
-    ...LEAN_NODE_FLAGS, // the daemon sets its other V8 flag itself (src/daemon/main.ts)
+    ...LEAN_NODE_FLAGS, // the daemon sets its other V8 flags itself (RUNTIME_V8_FLAGS, keepMemoryLean)
     process.argv[1]!,
     'daemon',
     ...(rootless ? ['--rootless'] : []),

@@ -24,8 +24,9 @@ export const LEAN_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc
  * flag a later Node does not know would stop the process starting (here it is a warning):
  * - the young generation (1 MiB, from the command line) is scavenged when a tenth full, so
  *   traffic's buffers are freed soon after use;
- * - the old generation may grow to 1.5 times what the last full collection left before the next
- *   (V8 picks a factor of up to 4 by itself). A connection's objects (its sockets, streams,
+ * - V8's heap growing factor is fixed at 1.5: the old generation may grow to 1.5 times what the
+ *   last full collection left before the next (V8 otherwise picks 1.1–4 by itself, the low end
+ *   when memory is tight or the process idles). A connection's objects (its sockets, streams,
  *   listeners: about 9 KB in the daemon) live longer than any young collection and die in the
  *   old generation: ten rounds of 1,000 concurrent connections back to back took the daemon's
  *   peak RSS to 118–126 MB in 9 of 10 runs, and to 89–93 MB in 4 of 4 with this (docs/connect.md,
