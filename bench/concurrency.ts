@@ -39,6 +39,14 @@ interface Round {
   firstError?: string;
 }
 
+/** The rounds' errors, summed. */
+const errorsOf = (rounds: Round[]) => rounds.reduce((sum, r) => sum + r.errors, 0);
+/** The first error any of the rounds met, as a field to spread into a result. */
+function firstErrorOf(rounds: Round[]): { firstError?: string } {
+  const firstError = rounds.find((r) => r.firstError)?.firstError;
+  return firstError ? { firstError } : {};
+}
+
 /** What the bench reports for its concurrent connections (results.concurrency). */
 export interface ConcurrencyResult {
   connections: number;
@@ -86,19 +94,17 @@ export async function measureConcurrency(
   const seconds = median(telepod.map((r) => r.seconds));
   const portForwardSeconds = median(portForward.map((r) => r.seconds));
   const all = { telepod: [first.telepod, ...telepod], portForward: [first.portForward, ...portForward] };
-  const errors = (list: Round[]) => list.reduce((sum, r) => sum + r.errors, 0);
-  const firstError = all.telepod.find((r) => r.firstError)?.firstError;
   return {
     connections,
     rounds,
-    errors: errors(all.telepod),
-    ...(firstError ? { firstError } : {}),
+    errors: errorsOf(all.telepod),
+    ...firstErrorOf(all.telepod),
     aggregateMBps: round(median(telepod.map((r) => r.MBps)), 1),
     seconds: round(seconds),
     runs: telepod.map((r) => round(r.seconds)),
     firstRound: { telepod: round(first.telepod.seconds), portForward: round(first.portForward.seconds) },
     portForward: {
-      errors: errors(all.portForward),
+      errors: errorsOf(all.portForward),
       seconds: round(portForwardSeconds),
       runs: portForward.map((r) => round(r.seconds)),
     },
@@ -130,11 +136,10 @@ export async function measureSustained(
       done.push(await client<Round>(netns, 'concurrent', url, connections, bytes));
     return done;
   });
-  const firstError = runs.find((r) => r.firstError)?.firstError;
   return {
     connections,
     runs: runs.map((r) => round(r.seconds)),
-    errors: runs.reduce((sum, r) => sum + r.errors, 0),
-    ...(firstError ? { firstError } : {}),
+    errors: errorsOf(runs),
+    ...firstErrorOf(runs),
   };
 }
