@@ -2,40 +2,9 @@
 // and bound to a pod, names that pod; any other token is refused; rotated keys are refetched.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { AgentAuthenticator, Unauthenticated } from './agent-auth.ts';
+import { bound, fakeApi, signer, token } from './agent-token.fixture.ts';
 import type { KubeApi } from './kube-api.ts';
-
-async function signer(kid: string) {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } as JWK };
-}
-
-function token(
-  key: { kid: string; privateKey: CryptoKey },
-  claims: Record<string, unknown>,
-  audience = 'telepod-agent',
-) {
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'ES256', kid: key.kid })
-    .setAudience(audience)
-    .setIssuedAt()
-    .setExpirationTime('10m')
-    .sign(key.privateKey);
-}
-
-const bound = { 'kubernetes.io': { namespace: 'a', pod: { name: 'web-1', uid: 'u-1' } } };
-
-function fakeApi(keys: () => JWK[]) {
-  let fetches = 0;
-  const api = {
-    get: () => {
-      fetches++;
-      return Promise.resolve({ keys: keys() });
-    },
-  } as unknown as KubeApi;
-  return { api, fetches: () => fetches };
-}
 
 test('a pod-bound token for the agent audience names its pod', async () => {
   const key = await signer('k1');

@@ -1,7 +1,11 @@
 // Which injection an agent's stream comes from: the pod's projected token must be valid
 // (agent-auth.ts) and name a live pod of the injection's namespace that carries the injection's
-// agent container. A pod found to be one is remembered for a minute.
-import { AgentAuthenticator, Unauthenticated } from './agent-auth.ts';
+// agent container. What a read of the pod showed is remembered for a minute (its containers
+// cannot change; a failed read is not remembered), and callers that ask while its check is in
+// flight share that check: a burst of intercepted connections from a new agent
+// (200 at once in the chaos run) made one GET of the pod each, and with it a TLS connection each
+// to the API server that the manager then kept (README, Performance).
+import { AgentAuthenticator, type TokenPod, Unauthenticated } from './agent-auth.ts';
 import type { KubeApi } from './kube-api.ts';
 import { carriesAgent, type Pod } from './rollout.ts';
 
@@ -11,13 +15,18 @@ interface Checked {
   namespace: string;
 }
 
+const notAnAgent = (pod: TokenPod) =>
+  new Unauthenticated(`pod ${pod.namespace}/${pod.name} is not an agent of a current intercept`);
+
 /** How long a pod checked to be an injection's agent is believed without asking again. */
 const BELIEVED_MS = 60_000;
 
 export class AgentPods {
   private readonly auth: AgentAuthenticator;
-  /** `podUid/injectionId` → until when the pod was checked to be an agent of the injection. */
-  private readonly checked = new Map<string, number>();
+  /** `podUid/injectionId` → whether the pod is an agent of the injection, believed until `until`. */
+  private readonly checked = new Map<string, { agent: boolean; until: number }>();
+  /** `podUid/injectionId` → the check of that pod in flight. */
+  private readonly checking = new Map<string, Promise<boolean>>();
 
   constructor(private readonly api: KubeApi) {
     this.auth = new AgentAuthenticator(api);
@@ -29,19 +38,27 @@ export class AgentPods {
     authorization: string | undefined,
   ): Promise<T> {
     const pod = await this.auth.verify(authorization);
-    if (!injection || pod.namespace !== injection.namespace) {
-      throw new Unauthenticated(`pod ${pod.namespace}/${pod.name} is not an agent of a current intercept`);
-    }
+    if (!injection || pod.namespace !== injection.namespace) throw notAnAgent(pod);
     const key = `${pod.uid}/${injection.id}`;
-    if ((this.checked.get(key) ?? 0) > Date.now()) return injection;
+    const known = this.checked.get(key);
+    let check = known && known.until > Date.now() ? Promise.resolve(known.agent) : this.checking.get(key);
+    if (!check) {
+      check = this.isAgent(pod, injection.id, key).finally(() => this.checking.delete(key));
+      this.checking.set(key, check);
+    }
+    if (!(await check)) throw notAnAgent(pod);
+    return injection;
+  }
+
+  /** Whether the live pod is the token's and carries the injection's agent; remembered if read. */
+  private async isAgent(pod: TokenPod, injectionId: string, key: string): Promise<boolean> {
     const object = await this.api
       .get<Pod>(`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`)
       .catch(() => undefined);
-    if (object?.metadata?.uid !== pod.uid || !carriesAgent(object, injection.id)) {
-      throw new Unauthenticated(`pod ${pod.namespace}/${pod.name} is not an agent of a current intercept`);
-    }
+    if (!object) return false;
+    const agent = object.metadata?.uid === pod.uid && carriesAgent(object, injectionId);
     if (this.checked.size > 10_000) this.checked.clear();
-    this.checked.set(key, Date.now() + BELIEVED_MS);
-    return injection;
+    this.checked.set(key, { agent, until: Date.now() + BELIEVED_MS });
+    return agent;
   }
 }
