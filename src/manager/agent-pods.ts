@@ -1,10 +1,10 @@
 // Which injection an agent's stream comes from: the pod's projected token must be valid
 // (agent-auth.ts) and name a live pod of the injection's namespace that carries the injection's
-// agent container. What a read of the pod showed is remembered for a minute (its containers
-// cannot change; a failed read is not remembered), and callers that ask while its check is in
-// flight share that check: a burst of intercepted connections from a new agent
-// (200 at once in the chaos run) made one GET of the pod each, and with it a TLS connection each
-// to the API server that the manager then kept (README, Performance).
+// agent container. What a read of the pod showed is remembered for a minute (a pod's containers
+// cannot change; a failed read is not remembered), and callers that ask while its read is in
+// flight wait for that read: a burst of intercepted connections from a new agent (200 at once
+// in the chaos run) made one GET of the pod each, and with it a TLS connection each to the API
+// server that the manager then kept (README, Performance).
 import { AgentAuthenticator, type TokenPod, Unauthenticated } from './agent-auth.ts';
 import type { KubeApi } from './kube-api.ts';
 import { carriesAgent, type Pod } from './rollout.ts';
@@ -18,21 +18,31 @@ interface Checked {
 const notAnAgent = (pod: TokenPod) =>
   new Unauthenticated(`pod ${pod.namespace}/${pod.name} is not an agent of a current intercept`);
 
-/** How long a pod checked to be an injection's agent is believed without asking again. */
+/** How long what a read of a pod showed is believed without asking again. */
 const BELIEVED_MS = 60_000;
+/** Pods remembered at most; past that the memory starts again. */
+const REMEMBERED_MAX = 10_000;
 
+/** Checks agents' streams against their pods; one per manager. */
 export class AgentPods {
   private readonly auth: AgentAuthenticator;
   /** `podUid/injectionId` → whether the pod is an agent of the injection, believed until `until`. */
   private readonly checked = new Map<string, { agent: boolean; until: number }>();
-  /** `podUid/injectionId` → the check of that pod in flight. */
+  /** `podUid/injectionId` → the read of that pod in flight. */
   private readonly checking = new Map<string, Promise<boolean>>();
 
-  constructor(private readonly api: KubeApi) {
-    this.auth = new AgentAuthenticator(api);
+  constructor(
+    private readonly api: KubeApi,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.auth = new AgentAuthenticator(api, now);
   }
 
-  /** `injection` when `authorization` proves its sender is one of its agents; throws Unauthenticated. */
+  /**
+   * `injection` when `authorization` proves its sender is one of its agents; throws
+   * Unauthenticated otherwise, also when the pod cannot be read now (the agent then serves the
+   * connection from the app, as for a port no longer intercepted).
+   */
   async injectionOf<T extends Checked>(
     injection: T | undefined,
     authorization: string | undefined,
@@ -41,7 +51,7 @@ export class AgentPods {
     if (!injection || pod.namespace !== injection.namespace) throw notAnAgent(pod);
     const key = `${pod.uid}/${injection.id}`;
     const known = this.checked.get(key);
-    let check = known && known.until > Date.now() ? Promise.resolve(known.agent) : this.checking.get(key);
+    let check = known && known.until > this.now() ? Promise.resolve(known.agent) : this.checking.get(key);
     if (!check) {
       check = this.isAgent(pod, injection.id, key).finally(() => this.checking.delete(key));
       this.checking.set(key, check);
@@ -50,15 +60,16 @@ export class AgentPods {
     return injection;
   }
 
-  /** Whether the live pod is the token's and carries the injection's agent; remembered if read. */
+  /** Whether the live pod is the token's and carries the injection's agent; remembered once read. */
   private async isAgent(pod: TokenPod, injectionId: string, key: string): Promise<boolean> {
     const object = await this.api
       .get<Pod>(`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`)
-      .catch(() => undefined);
-    if (!object) return false;
+      .catch((err: Error) => {
+        throw new Unauthenticated(`pod ${pod.namespace}/${pod.name} cannot be checked now: ${err.message}`);
+      });
     const agent = object.metadata?.uid === pod.uid && carriesAgent(object, injectionId);
-    if (this.checked.size > 10_000) this.checked.clear();
-    this.checked.set(key, { agent, until: Date.now() + BELIEVED_MS });
+    if (this.checked.size >= REMEMBERED_MAX) this.checked.clear();
+    this.checked.set(key, { agent, until: this.now() + BELIEVED_MS });
     return agent;
   }
 }

@@ -26,11 +26,12 @@ export function token(
 /** The claims of a token bound to pod `web-1` (uid `u-1`) in namespace `a`. */
 export const bound = { 'kubernetes.io': { namespace: 'a', pod: { name: 'web-1', uid: 'u-1' } } };
 
-/** An API that serves `keys()` as the JWKS and counts its fetches. */
-export function fakeApi(keys: () => JWK[]) {
+/** An API that serves `keys()` as the JWKS and counts its fetches; any other path goes to `other`. */
+export function fakeApi(keys: () => JWK[], other?: (path: string) => Promise<unknown>) {
   let fetches = 0;
   const api = {
-    get: () => {
+    get: (path: string) => {
+      if (other && path !== '/openid/v1/jwks') return other(path);
       fetches++;
       return Promise.resolve({ keys: keys() });
     },

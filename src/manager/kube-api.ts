@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+/** How long a request may wait for a connection, and then go without a byte. */
+const TIMEOUT_MS = 30_000;
 
 export class KubeApiError extends Error {
   constructor(
@@ -43,11 +45,12 @@ export function isNotFound(err: unknown): boolean {
   return err instanceof KubeApiError && err.status === 404;
 }
 
+/** The manager's API client, as its pod's service account. */
 export class InClusterKubeApi implements KubeApi {
   /**
-   * Connections kept alive, at most 16 at once (more requests wait for one) and 4 of them idle:
-   * each TLS connection holds tens of kilobytes of native memory, and Node's defaults (as many as
-   * requests at once, 256 idle) kept a burst's worth of them.
+   * Connections kept alive, at most 16 at once (more requests wait for one, up to 30 s) and 4 of
+   * them idle: each TLS connection holds tens of kilobytes of native memory, and Node's defaults
+   * (as many as requests at once, 256 idle) kept a burst's worth of them.
    */
   private readonly agent = new https.Agent({
     ca: readFileSync(`${SA_DIR}/ca.crt`),
@@ -100,7 +103,14 @@ export class InClusterKubeApi implements KubeApi {
           });
         },
       );
-      req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
+      req.setTimeout(TIMEOUT_MS, () => req.destroy(new Error(`${method} ${path} timed out`)));
+      // The timeout above starts once the request has a connection; waiting for one is bounded too.
+      const waiting = setTimeout(
+        () => req.destroy(new Error(`${method} ${path}: no connection to the API server free for 30 s`)),
+        TIMEOUT_MS,
+      );
+      req.once('socket', () => clearTimeout(waiting));
+      req.once('close', () => clearTimeout(waiting));
       req.on('error', reject);
       req.end(payload);
     });
