@@ -34,9 +34,12 @@ import { measureBulk } from './bulk.ts';
 const NS = 'telepod-bench';
 const KUBE_DNS = '10.96.0.10';
 const quick = process.argv.includes('--quick');
-// Five rounds of concurrent connections: in three full runs of 2026-12-01 (README,
+// Six rounds of concurrent connections: in three full runs of 2026-12-01 (README,
 // Performance) single rounds of either path moved between 1.12 and 1.62 s, and the median of
-// three put the ratio at 0.96x, 1.16x and 0.89x.
+// three put the ratio at 0.96x, 1.16x and 0.89x. Five rounds of bulk transfers: on 2026-12-02
+// single 256 MiB downloads by name moved between 139 and 232 MB/s within minutes, and one run's
+// three by name against port-forward's were 0.73x, 0.84x and 1.09x of it, taken in turns. The
+// rootless transfers (bench/rootless.ts) take as many rounds.
 const size = quick
   ? {
       bulkBytes: 16 << 20,
@@ -51,7 +54,7 @@ const size = quick
     }
   : {
       bulkBytes: 256 << 20,
-      reps: 3,
+      reps: 5,
       sequential: 1000,
       concurrent: 1000,
       concurrentRounds: 6,
