@@ -51,12 +51,16 @@ export class AgentPods {
     if (!injection || pod.namespace !== injection.namespace) throw notAnAgent(pod);
     const key = `${pod.uid}/${injection.id}`;
     const known = this.checked.get(key);
-    let check = known && known.until > this.now() ? Promise.resolve(known.agent) : this.checking.get(key);
-    if (!check) {
-      check = this.isAgent(pod, injection.id, key).finally(() => this.checking.delete(key));
-      this.checking.set(key, check);
+    let agent = known && known.until > this.now() ? known.agent : undefined;
+    if (agent === undefined) {
+      let check = this.checking.get(key);
+      if (!check) {
+        check = this.isAgent(pod, injection.id, key).finally(() => this.checking.delete(key));
+        this.checking.set(key, check);
+      }
+      agent = await check;
     }
-    if (!(await check)) throw notAnAgent(pod);
+    if (!agent) throw notAnAgent(pod);
     return injection;
   }
 
