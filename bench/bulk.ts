@@ -4,7 +4,7 @@
 // more about the order than about telepod. Also the daemon's and manager's CPU share while
 // telepod's Service-name transfers ran, and their peak RSS over the whole measurement.
 import { client, median, round } from './harness.ts';
-import { peaksRssMB, processUsage, resetPeakRss } from './rss.ts';
+import { processUsage, withPeakRss } from './rss.ts';
 
 type Direction = 'download' | 'upload';
 
@@ -47,16 +47,17 @@ export async function measureBulk(
     }
     return MBps;
   };
-  Object.values(pids).forEach(resetPeakRss);
   const runs: BulkResult['runs'] = { download: {}, upload: {} };
   const paths = Object.keys(targets);
-  for (const direction of ['download', 'upload'] as const) {
-    log(`${direction} ${bytes >> 20} MiB, ${reps} rounds of: ${paths.join(', ')}`);
-    for (const path of paths) await transfer(direction, path, bytes >> 2);
-    for (let i = 0; i < reps; i++) {
-      for (const path of paths) (runs[direction][path] ??= []).push(await transfer(direction, path, bytes));
+  const { peakRssMB } = await withPeakRss(pids, async () => {
+    for (const direction of ['download', 'upload'] as const) {
+      log(`${direction} ${bytes >> 20} MiB, ${reps} rounds of: ${paths.join(', ')}`);
+      for (const path of paths) await transfer(direction, path, bytes >> 2);
+      for (let i = 0; i < reps; i++) {
+        for (const path of paths) (runs[direction][path] ??= []).push(await transfer(direction, path, bytes));
+      }
     }
-  }
+  });
   const medians = (direction: Direction) =>
     Object.fromEntries(paths.map((path) => [path, round(median(runs[direction][path]!), 1)]));
   return {
@@ -66,6 +67,6 @@ export async function measureBulk(
       daemon: round((100 * cpu.daemon) / cpu.seconds, 1),
       manager: round((100 * cpu.manager) / cpu.seconds, 1),
     },
-    peakRssMB: peaksRssMB(pids),
+    peakRssMB,
   };
 }

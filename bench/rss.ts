@@ -12,25 +12,26 @@ export function processUsage(pid: number): { rssMB: number; cpuS: number } {
   return { rssMB: round(rssKB / 1024, 1), cpuS: (Number(fields[11]) + Number(fields[12])) / 100 };
 }
 
-/**
- * A process's peak resident memory (MB, VmHWM) since `resetPeakRss`: the highest it reached,
- * not one sample of it.
- */
-export function peakRssMB(pid: number): number {
+/** A process's peak resident memory (MB, VmHWM) since it was last reset (`withPeakRss`). */
+function peakRssMB(pid: number): number {
   return round(
     Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024,
     1,
   );
 }
 
-/** The daemon's and the manager's peaks (`peakRssMB`). */
-export function peaksRssMB(pids: { daemon: number; manager: number }): { daemon: number; manager: number } {
-  return { daemon: peakRssMB(pids.daemon), manager: peakRssMB(pids.manager) };
-}
-
-/** Starts a new peak (VmHWM) at the current RSS (Linux >= 4.0: clear_refs 5). */
-export function resetPeakRss(pid: number): void {
-  writeFileSync(`/proc/${pid}/clear_refs`, '5');
+/**
+ * Runs `work` and measures the daemon's and the manager's peak resident memory over it: the
+ * highest each reached (VmHWM, started anew at the current RSS with Linux >= 4.0's clear_refs 5),
+ * not one sample of it.
+ */
+export async function withPeakRss<T>(
+  pids: { daemon: number; manager: number },
+  work: () => Promise<T>,
+): Promise<{ result: T; peakRssMB: { daemon: number; manager: number } }> {
+  for (const pid of Object.values(pids)) writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  const result = await work();
+  return { result, peakRssMB: { daemon: peakRssMB(pids.daemon), manager: peakRssMB(pids.manager) } };
 }
 
 /**

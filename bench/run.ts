@@ -23,7 +23,7 @@ import {
   round,
   writeResults,
 } from './harness.ts';
-import { peaksRssMB, processUsage, resetPeakRss, telepodPids } from './rss.ts';
+import { processUsage, telepodPids, withPeakRss } from './rss.ts';
 import { measureRootless } from './rootless.ts';
 import { ttfbAtDistance } from './distance.ts';
 import { resultsTable } from './report.ts';
@@ -177,23 +177,23 @@ async function main(): Promise<void> {
     // so many at once grow the daemon's heap as bulk data does not (docs/connect.md, "Memory"),
     // most in rounds of the tunnel alone, back to back.
     const pids = { daemon: daemonPid, manager: managerPid };
-    Object.values(pids).forEach(resetPeakRss);
-    const concurrency = await measureConcurrency(
-      ws,
-      { telepod: targets.telepod.url, portForward: targets.portForward.url },
-      { connections: size.concurrent, bytes: CONCURRENT_BYTES, rounds: size.concurrentRounds },
+    const { result: concurrency, peakRssMB: concurrencyPeakRssMB } = await withPeakRss(pids, () =>
+      measureConcurrency(
+        ws,
+        { telepod: targets.telepod.url, portForward: targets.portForward.url },
+        { connections: size.concurrent, bytes: CONCURRENT_BYTES, rounds: size.concurrentRounds },
+      ),
     );
-    const concurrencyPeakRssMB = peaksRssMB(pids);
     log(
       `${size.sustainedRounds} rounds of ${size.concurrent} concurrent connections through the tunnel, back to back`,
     );
-    Object.values(pids).forEach(resetPeakRss);
-    const sustained = await measureSustained(ws, targets.telepod.url, {
-      connections: size.concurrent,
-      bytes: CONCURRENT_BYTES,
-      rounds: size.sustainedRounds,
-    });
-    const sustainedPeakRssMB = peaksRssMB(pids);
+    const { result: sustained, peakRssMB: sustainedPeakRssMB } = await withPeakRss(pids, () =>
+      measureSustained(ws, targets.telepod.url, {
+        connections: size.concurrent,
+        bytes: CONCURRENT_BYTES,
+        rounds: size.sustainedRounds,
+      }),
+    );
 
     log(`DNS, ${size.dns} lookups each`);
     const fqdn = `bench.${NS}.svc.cluster.local`;
