@@ -36,7 +36,7 @@ import { drain } from './termination.ts';
 
 keepMemoryLean();
 const config = JSON.parse(process.env[AGENT_CONFIG_ENV] ?? '{}') as AgentConfig;
-/** The kubelet's probes, held until the manager has told this agent what to do. */
+/** Asks whether this agent is ready (its postStart hook's), held until it is registered and listens. */
 const readiness = serveReadiness(config.health);
 const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${message}\n`);
 let manager: http2.ClientHttp2Session | undefined;

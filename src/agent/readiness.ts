@@ -1,21 +1,20 @@
-// The agent's readiness endpoint, which the kubelet probes (an httpGet readinessProbe on the
-// health port). It listens from the agent's first moment and holds each probe until the agent
-// is registered with the manager, then answers 200. A TCP probe of a port opened only once
-// registered would fail when it came a moment early, and the kubelet asks again only a period
-// later (a second, the least it allows): a held probe passes as soon as the agent is ready.
+// The agent's readiness endpoint (`GET /ready` on its health port), which its postStart hook
+// asks (src/manager/agent-start-hook.ts): it listens from the agent's first moment and holds
+// each ask until the agent is registered with the manager and listens, then answers 200. The
+// kubelet reports the agent running, and ready, once the hook has its 200: at once, where a
+// probe of a port opened only then could come a moment early and wait a period for the next.
 import http from 'node:http';
 
-/** What the readiness endpoint answers before the agent is registered: nothing yet, held. */
+/** The readiness endpoint: asks before the agent is registered are held, not answered. */
 export interface Readiness {
   server: http.Server;
-  /** Marks the agent ready: held probes and every later one are answered 200. */
+  /** Marks the agent ready: held asks and every later one are answered 200. */
   ready(): void;
 }
 
 /**
- * Serves readiness on `port`. A probe held longer than `holdMs` (longer than the probe's own
- * timeout) is answered 503, so an endpoint that anyone in the cluster can reach holds no
- * connection for long.
+ * Serves readiness on `port`. An ask held longer than `holdMs` is answered 503 (the hook asks
+ * again), so an endpoint that anyone in the cluster can reach holds no connection for long.
  */
 export function serveReadiness(port: number, holdMs = 15_000): Readiness {
   let isReady = false;
