@@ -29,15 +29,12 @@ import { keepAlive } from '../protocol/liveness.ts';
 import { keepMemoryLean } from '../protocol/node-flags.ts';
 import { MANAGER_PATHS, HTTP2_CONNECTION_WINDOW, HTTP2_SESSION_OPTIONS } from '../protocol/paths.ts';
 import { ConnectionRoutes } from './connection-routes.ts';
-import { serveReadiness } from './readiness.ts';
 import { RequestRouter } from './request-router.ts';
 import { serveVolumes } from './sftp-server.ts';
 import { drain } from './termination.ts';
 
 keepMemoryLean();
 const config = JSON.parse(process.env[AGENT_CONFIG_ENV] ?? '{}') as AgentConfig;
-/** Asks whether this agent is ready (its postStart hook's), held until it is registered and listens. */
-const readiness = serveReadiness(config.health);
 const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${message}\n`);
 let manager: http2.ClientHttp2Session | undefined;
 /** Ports intercepted whole, and each intercepted port's routes (agent port → routes in order). */
@@ -183,25 +180,21 @@ function route(socket: net.Socket, port: AgentPort): void {
   else connections.toApp(socket, port);
 }
 
-/** The agent's listeners: the readiness endpoint and each agent port. */
-const servers: net.Server[] = [readiness.server];
+/** The agent's listeners: the health port and each agent port. */
+const servers: net.Server[] = [];
 
-/** Opens the agent ports; the agent is ready once all of them listen. */
 function listen(): void {
   listening = true;
-  const opened = config.ports.map(
-    (port) =>
-      new Promise<void>((resolve) => {
-        const server = net
-          .createServer({ allowHalfOpen: true }, (socket) => route(socket, port))
-          .listen({ port: port.listen, backlog: LISTEN_BACKLOG }, () => {
-            log(`listening on :${port.listen}${port.forward ? ` (app on :${port.forward})` : ''}`);
-            resolve();
-          });
-        servers.push(server);
-      }),
-  );
-  void Promise.all(opened).then(() => readiness.ready());
+  servers.push(net.createServer((socket) => socket.end()).listen(config.health));
+  for (const port of config.ports) {
+    servers.push(
+      net
+        .createServer({ allowHalfOpen: true }, (socket) => route(socket, port))
+        .listen({ port: port.listen, backlog: LISTEN_BACKLOG }, () =>
+          log(`listening on :${port.listen}${port.forward ? ` (app on :${port.forward})` : ''}`),
+        ),
+    );
+  }
 }
 
 /** How long a connection to the manager may take: a Service can still point at a deleted pod. */

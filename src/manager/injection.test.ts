@@ -6,7 +6,6 @@ import { test } from 'node:test';
 import { AGENT_CONFIG_ENV, AGENT_POD_ENV, type AgentConfig } from '../protocol/intercept.ts';
 import { AGENT_CONTAINER } from '../protocol/intercept.ts';
 import { pausesBeforeShutdown, replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
-import { readinessHookCommand } from './agent-start-hook.ts';
 import type { Container, Service, Workload } from './workloads.ts';
 
 const agent = {
@@ -93,8 +92,7 @@ test('sidecar: named port renamed to the agent, numeric Service port moved to a 
     (sidecar.volumeMounts as { name: string }[]).map((v) => v.name),
     ['data', 'telepod-agent-bundle', 'telepod-agent-token'],
   );
-  assert.equal(sidecar.readinessProbe, undefined, 'the postStart hook stands in for it');
-  assert.deepEqual(sidecar.lifecycle, { postStart: { exec: { command: readinessHookCommand(19002) } } });
+  assert.deepEqual(sidecar.readinessProbe, { tcpSocket: { port: 19002 }, periodSeconds: 1 });
   assert.ok(plan.template.spec.volumes?.some((v) => (v as { name: string }).name === 'telepod-agent-bundle'));
   // The agent's credential: a projected token for telepod's audience, bound to the pod.
   const token = plan.template.spec.volumes?.find(

@@ -13,7 +13,6 @@ import {
   type AgentPort,
 } from '../protocol/intercept.ts';
 import { LEAN_NODE_FLAGS } from '../protocol/node-flags.ts';
-import { readinessHookCommand } from './agent-start-hook.ts';
 import type { Container, ContainerPort, PodTemplate, Service, ServicePort, Workload } from './workloads.ts';
 import { targetOf } from './workloads.ts';
 
@@ -53,10 +52,9 @@ export function agentContainer(spec: AgentSpec): Container {
       { name: BUNDLE_VOLUME, mountPath: BUNDLE_DIR, readOnly: true },
       { name: TOKEN_VOLUME, mountPath: AGENT_TOKEN_DIR, readOnly: true },
     ],
-    // No readiness probe: the kubelet reports the agent running, and so ready, only once its
-    // postStart hook has returned, which it does once the agent is registered with the manager
-    // and listens (agent-start-hook.ts). A probe would add up to a period (a second) after that.
-    lifecycle: { postStart: { exec: { command: readinessHookCommand(spec.config.health) } } },
+    // The health port opens once the agent is registered with the manager. Probing an
+    // intercepted port instead would send the kubelet's probes to the workstation.
+    readinessProbe: { tcpSocket: { port: spec.config.health }, periodSeconds: 1 },
     // What the Pod Security "restricted" level asks of a container, so that the agent is
     // admitted wherever the app is.
     securityContext: {
