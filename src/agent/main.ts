@@ -11,7 +11,6 @@ import { createInterface } from 'node:readline';
 import { Duplex } from 'node:stream';
 import {
   AGENT_CONFIG_ENV,
-  AGENT_POD_ENV,
   AGENT_PORT_HEADER,
   AGENT_INJECTION_HEADER,
   ROUTED_INTERCEPT_HEADER,
@@ -235,9 +234,7 @@ function connect(): void {
     ':path': MANAGER_PATHS.agentWatch,
     ...agentHeaders(),
   });
-  watch.end(
-    JSON.stringify({ env: reportedEnv(), pod: process.env[AGENT_POD_ENV] ?? '' } satisfies AgentHello),
-  );
+  watch.end(JSON.stringify({ env: reportedEnv() } satisfies AgentHello));
   let registered = false;
   watch.on('response', (headers) => {
     registered = headers[':status'] === 200;

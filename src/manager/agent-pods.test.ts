@@ -1,10 +1,10 @@
 // Proves the agent pod check: a burst of streams from a new agent asks the API server for its pod
-// once, and what the read showed (an agent or not) is remembered for a minute; a read that
-// failed refuses the stream and is not remembered; a pod of the same name but another UID is not
-// the token's.
+// once, and what the read showed (an agent and its container's mounts, or not) is remembered for
+// a minute; a read that failed refuses the stream and is not remembered; a pod of the same name
+// but another UID is not the token's.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AGENT_CONFIG_ENV, AGENT_CONTAINER } from '../protocol/intercept.ts';
+import { AGENT_CONFIG_ENV, AGENT_CONTAINER, AGENT_TOKEN_DIR } from '../protocol/intercept.ts';
 import { Unauthenticated } from './agent-auth.ts';
 import { AgentPods } from './agent-pods.ts';
 import { bound, fakeApi, signer, token } from './agent-token.fixture.ts';
@@ -30,7 +30,20 @@ async function cluster(pod = () => ({ uid: 'u-1', injection: injection.id }), do
       const config = JSON.stringify({ injection: id });
       return {
         metadata: { name: 'web-1', namespace: 'a', uid },
-        spec: { containers: [{ name: AGENT_CONTAINER, env: [{ name: AGENT_CONFIG_ENV, value: config }] }] },
+        spec: {
+          containers: [
+            { name: 'app' },
+            {
+              name: AGENT_CONTAINER,
+              env: [{ name: AGENT_CONFIG_ENV, value: config }],
+              volumeMounts: [
+                { name: 'data', mountPath: '/data' },
+                { name: 'telepod-agent-bundle', mountPath: '/opt/telepod-agent' },
+                { name: 'telepod-agent-token', mountPath: AGENT_TOKEN_DIR },
+              ],
+            },
+          ],
+        },
       };
     },
   );
@@ -41,43 +54,39 @@ async function cluster(pod = () => ({ uid: 'u-1', injection: injection.id }), do
 
 test('a burst of streams from an agent asks for its pod once, and later ones not for a minute', async () => {
   const { pods, clock, podGets, authorization } = await cluster();
-  const burst = await Promise.all(
-    Array.from({ length: 200 }, () => pods.injectionOf(injection, authorization)),
-  );
-  assert.ok(burst.every((found) => found === injection));
+  const burst = await Promise.all(Array.from({ length: 200 }, () => pods.agentOf(injection, authorization)));
+  assert.ok(burst.every((found) => found.injection === injection));
+  assert.deepEqual(burst[0]!.mounts, ['/data'], "the agent container's mounts, without its own");
   assert.equal(podGets(), 1);
   clock.now += 59_000;
-  assert.equal(await pods.injectionOf(injection, authorization), injection);
+  assert.deepEqual(await pods.agentOf(injection, authorization), { injection, mounts: ['/data'] });
   assert.equal(podGets(), 1);
   clock.now += 2_000;
-  assert.equal(await pods.injectionOf(injection, authorization), injection);
+  assert.equal((await pods.agentOf(injection, authorization)).injection, injection);
   assert.equal(podGets(), 2);
 });
 
 test('a pod without the injection’s agent is refused to the whole burst, and then from memory', async () => {
   const { pods, podGets, authorization } = await cluster(() => ({ uid: 'u-1', injection: 'another' }));
   const burst = await Promise.allSettled(
-    Array.from({ length: 50 }, () => pods.injectionOf(injection, authorization)),
+    Array.from({ length: 50 }, () => pods.agentOf(injection, authorization)),
   );
   assert.ok(burst.every((r) => r.status === 'rejected' && r.reason instanceof Unauthenticated));
   assert.equal(podGets(), 1);
-  await assert.rejects(pods.injectionOf(injection, authorization), Unauthenticated);
+  await assert.rejects(pods.agentOf(injection, authorization), Unauthenticated);
   assert.equal(podGets(), 1);
 });
 
 test('a pod of the token’s name but another UID is not the token’s', async () => {
   const { pods, authorization } = await cluster(() => ({ uid: 'u-2', injection: injection.id }));
-  await assert.rejects(pods.injectionOf(injection, authorization), /is not an agent of a current intercept/);
+  await assert.rejects(pods.agentOf(injection, authorization), /is not an agent of a current intercept/);
 });
 
 test('a failed read of the pod refuses the stream and is asked again next time', async () => {
   let down = true;
   const { pods, podGets, authorization } = await cluster(undefined, () => down);
-  await assert.rejects(
-    pods.injectionOf(injection, authorization),
-    /cannot be checked now: connect ECONNREFUSED/,
-  );
+  await assert.rejects(pods.agentOf(injection, authorization), /cannot be checked now: connect ECONNREFUSED/);
   down = false;
-  assert.equal(await pods.injectionOf(injection, authorization), injection);
+  assert.equal((await pods.agentOf(injection, authorization)).injection, injection);
   assert.equal(podGets(), 2);
 });

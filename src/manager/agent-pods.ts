@@ -1,19 +1,31 @@
 // Which injection an agent's stream comes from: the pod's projected token must be valid
 // (agent-auth.ts) and name a live pod of the injection's namespace that carries the injection's
-// agent container. What a read of the pod showed is remembered for a minute (a pod's containers
+// agent container; the mounts of that container (what its SFTP serves) come with the answer. What
+// a read of the pod showed is remembered for a minute (a pod's containers
 // cannot change; a failed read is not remembered), and callers that ask while its read is in
 // flight wait for that read: a burst of intercepted connections from a new agent (200 at once
 // in the chaos run) made one GET of the pod each, and with it a TLS connection each to the API
 // server that the manager then kept (README, Performance).
 import { AgentAuthenticator, type TokenPod, Unauthenticated } from './agent-auth.ts';
+import { volumeMountPaths } from './injection.ts';
 import type { KubeApi } from './kube-api.ts';
 import { carriesAgent, type Pod } from './rollout.ts';
+import { AGENT_CONTAINER } from '../protocol/intercept.ts';
 
 /** What is checked of an injection. */
 interface Checked {
   id: string;
   namespace: string;
 }
+
+/** A stream's injection, and the volume mount paths of its pod's agent container. */
+export interface AgentOf<T> {
+  injection: T;
+  mounts: string[];
+}
+
+/** What a read of a pod showed: the agent container's mounts, or undefined for no agent of the injection. */
+type Showed = string[] | undefined;
 
 const notAnAgent = (pod: TokenPod) =>
   new Unauthenticated(`pod ${pod.namespace}/${pod.name} is not an agent of a current intercept`);
@@ -26,10 +38,10 @@ const REMEMBERED_MAX = 10_000;
 /** Checks agents' streams against their pods; one per manager. */
 export class AgentPods {
   private readonly auth: AgentAuthenticator;
-  /** `podUid/injectionId` → whether the pod is an agent of the injection, believed until `until`. */
-  private readonly checked = new Map<string, { agent: boolean; until: number }>();
+  /** `podUid/injectionId` → what a read of the pod showed, believed until `until`. */
+  private readonly checked = new Map<string, { showed: Showed; until: number }>();
   /** `podUid/injectionId` → the read of that pod in flight. */
-  private readonly checking = new Map<string, Promise<boolean>>();
+  private readonly checking = new Map<string, Promise<Showed>>();
 
   constructor(
     private readonly api: KubeApi,
@@ -39,41 +51,49 @@ export class AgentPods {
   }
 
   /**
-   * `injection` when `authorization` proves its sender is one of its agents; throws
-   * Unauthenticated otherwise, also when the pod cannot be read now (the agent then serves the
-   * connection from the app, as for a port no longer intercepted).
+   * `injection`, with the mounts of the sender's agent container, when `authorization` proves
+   * its sender is one of its agents; throws Unauthenticated otherwise, also when the pod cannot
+   * be read now (the agent then serves the connection from the app, as for a port no longer
+   * intercepted).
    */
-  async injectionOf<T extends Checked>(
+  async agentOf<T extends Checked>(
     injection: T | undefined,
     authorization: string | undefined,
-  ): Promise<T> {
+  ): Promise<AgentOf<T>> {
     const pod = await this.auth.verify(authorization);
     if (!injection || pod.namespace !== injection.namespace) throw notAnAgent(pod);
     const key = `${pod.uid}/${injection.id}`;
     const known = this.checked.get(key);
-    let agent = known && known.until > this.now() ? known.agent : undefined;
-    if (agent === undefined) {
+    let mounts = known && known.until > this.now() ? known.showed : undefined;
+    if (!known || known.until <= this.now()) {
       let check = this.checking.get(key);
       if (!check) {
-        check = this.isAgent(pod, injection.id, key).finally(() => this.checking.delete(key));
+        check = this.read(pod, injection.id, key).finally(() => this.checking.delete(key));
         this.checking.set(key, check);
       }
-      agent = await check;
+      mounts = await check;
     }
-    if (!agent) throw notAnAgent(pod);
-    return injection;
+    if (!mounts) throw notAnAgent(pod);
+    return { injection, mounts };
   }
 
-  /** Whether the live pod is the token's and carries the injection's agent; remembered once read. */
-  private async isAgent(pod: TokenPod, injectionId: string, key: string): Promise<boolean> {
+  /**
+   * The agent container's mounts if the live pod is the token's and carries the injection's
+   * agent, else undefined; remembered once read.
+   */
+  private async read(pod: TokenPod, injectionId: string, key: string): Promise<Showed> {
     const object = await this.api
       .get<Pod>(`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`)
       .catch((err: Error) => {
         throw new Unauthenticated(`pod ${pod.namespace}/${pod.name} cannot be checked now: ${err.message}`);
       });
-    const agent = object.metadata?.uid === pod.uid && carriesAgent(object, injectionId);
+    const agent = object.spec.containers.find((c) => c.name === AGENT_CONTAINER);
+    const showed =
+      agent && object.metadata?.uid === pod.uid && carriesAgent(object, injectionId)
+        ? volumeMountPaths(agent)
+        : undefined;
     if (this.checked.size >= REMEMBERED_MAX) this.checked.clear();
-    this.checked.set(key, { agent, until: this.now() + BELIEVED_MS });
-    return agent;
+    this.checked.set(key, { showed, until: this.now() + BELIEVED_MS });
+    return showed;
   }
 }

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type http2 from 'node:http2';
 import type { AgentMessage, InboundEvent } from '../protocol/intercept.ts';
 import type { AgentHello } from '../protocol/requests.ts';
+import type { AgentOf } from './agent-pods.ts';
 import type { Injection } from './injection-registry.ts';
 import type { Intercepts } from './intercepts.ts';
 import { reply, splice } from './reply.ts';
@@ -42,8 +43,12 @@ export class Inbound {
     });
   }
 
-  async agentWatch(stream: http2.ServerHttp2Stream, injection: Injection, hello: AgentHello): Promise<void> {
-    await this.intercepts.learnContext(injection, hello);
+  agentWatch(
+    stream: http2.ServerHttp2Stream,
+    { injection, mounts }: AgentOf<Injection>,
+    hello: AgentHello,
+  ): void {
+    this.intercepts.learnContext(injection, hello.env, mounts);
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
     const agent = { send: (message: AgentMessage) => void stream.write(`${JSON.stringify(message)}\n`) };
     agent.send(this.intercepts.agentMessage(injection));

@@ -3,7 +3,7 @@
 // replacement keeps the app container's ports, env and mounts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AGENT_CONFIG_ENV, AGENT_POD_ENV, type AgentConfig } from '../protocol/intercept.ts';
+import { AGENT_CONFIG_ENV, type AgentConfig } from '../protocol/intercept.ts';
 import { AGENT_CONTAINER } from '../protocol/intercept.ts';
 import { pausesBeforeShutdown, replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
 import type { Container, Service, Workload } from './workloads.ts';
@@ -86,7 +86,7 @@ test('sidecar: named port renamed to the agent, numeric Service port moved to a 
   assert.equal(config.health, 19002);
   assert.deepEqual(
     (sidecar.env as { name: string }[]).map((e) => e.name),
-    ['A', AGENT_CONFIG_ENV, AGENT_POD_ENV],
+    ['A', AGENT_CONFIG_ENV],
   );
   assert.deepEqual(
     (sidecar.volumeMounts as { name: string }[]).map((v) => v.name),
@@ -152,7 +152,7 @@ test('replacement: the agent takes the app container place, ports, env and mount
   assert.deepEqual(agentPorts, [{ listen: 8080 }, { listen: 9090 }, { listen: 7000 }]);
   assert.deepEqual(
     (sidecar.env as { name: string }[]).map((e) => e.name),
-    ['A', AGENT_CONFIG_ENV, AGENT_POD_ENV],
+    ['A', AGENT_CONFIG_ENV],
   );
   assert.deepEqual(
     (sidecar.volumeMounts as { name: string }[]).map((v) => v.name),

@@ -7,7 +7,6 @@ import {
   AGENT_AUDIENCE,
   AGENT_CONTAINER,
   AGENT_CONFIG_ENV,
-  AGENT_POD_ENV,
   AGENT_TOKEN_DIR,
   type AgentConfig,
   type AgentPort,
@@ -44,7 +43,6 @@ export function agentContainer(spec: AgentSpec): Container {
     env: [
       ...((inherited.env as unknown[] | undefined) ?? []),
       { name: AGENT_CONFIG_ENV, value: JSON.stringify(spec.config) },
-      { name: AGENT_POD_ENV, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ],
     ...(inherited.envFrom ? { envFrom: inherited.envFrom } : {}),
     volumeMounts: [

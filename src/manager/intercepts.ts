@@ -7,9 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { TelepodError, usageError } from '../protocol/errors.ts';
 import type { InterceptInfo, InterceptedPort } from '../protocol/intercept.ts';
 import type { AgentHello, InterceptRequest, LeaveAnswer } from '../protocol/requests.ts';
-import { AGENT_CONTAINER, DORMANT_AGENT_MINUTES } from '../protocol/intercept.ts';
-import { replacementTemplate, sidecarPlan, volumeMountPaths } from './injection.ts';
-import { AgentPods } from './agent-pods.ts';
+import { DORMANT_AGENT_MINUTES } from '../protocol/intercept.ts';
+import { replacementTemplate, sidecarPlan } from './injection.ts';
+import { AgentPods, type AgentOf } from './agent-pods.ts';
 import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
 import { publishState } from './injection-state.ts';
 import { takeBackLeftovers } from './leftovers.ts';
@@ -27,7 +27,6 @@ import type { KubeApi } from './kube-api.ts';
 import { Injector } from './injector.ts';
 import { KeyedQueue } from './keyed-queue.ts';
 import { InjectionRegistry, type Injection } from './injection-registry.ts';
-import type { Pod } from './rollout.ts';
 import { asBefore, serviceBefore, UndoBook } from './undo.ts';
 import {
   findContainer,
@@ -97,11 +96,12 @@ export class Intercepts extends InjectionRegistry {
   }
 
   /**
-   * The injection whose agent sent a stream: its token must be valid and bound to a live pod
-   * of that injection (same namespace, the injection's agent container). Throws Unauthenticated.
+   * The injection whose agent sent a stream, and its agent container's mounts: its token must be
+   * valid and bound to a live pod of that injection (same namespace, the injection's agent
+   * container). Throws Unauthenticated.
    */
-  agentFor(injectionId: string | undefined, authorization: string | undefined): Promise<Injection> {
-    return this.agentPods.injectionOf(injectionId ? this.byId.get(injectionId) : undefined, authorization);
+  agentFor(injectionId: string | undefined, authorization: string | undefined): Promise<AgentOf<Injection>> {
+    return this.agentPods.agentOf(injectionId ? this.byId.get(injectionId) : undefined, authorization);
   }
 
   async create(request: InterceptRequest, session: Requester): Promise<InterceptInfo> {
@@ -279,12 +279,12 @@ export class Intercepts extends InjectionRegistry {
     for (const agent of injection.agents) agent.send(message);
   }
 
-  /** What a registering agent's pod gives the workstation: its reported env, its mounts. */
-  async learnContext(injection: Injection, hello: AgentHello): Promise<void> {
-    if (injection.context) return;
-    const pod = await this.api.get<Pod>(`/api/v1/namespaces/${injection.namespace}/pods/${hello.pod}`);
-    const agent = pod.spec.containers.find((c) => c.name === AGENT_CONTAINER);
-    injection.context ??= { env: hello.env, mounts: agent ? volumeMountPaths(agent) : [] };
+  /**
+   * What the first registering agent's pod gives the workstation: the env it reported, and the
+   * mounts of its agent container as the manager read them (`agentFor`).
+   */
+  learnContext(injection: Injection, env: AgentHello['env'], mounts: string[]): void {
+    injection.context ??= { env, mounts };
   }
 
   /**

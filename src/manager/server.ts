@@ -42,6 +42,7 @@ import { PROTOCOL_VERSION, TELEPOD_VERSION, versionSkew } from '../protocol/vers
 import type { ClusterInfoSource } from './cluster-info.ts';
 import { parseDestination } from './destinations.ts';
 import { Inbound } from './inbound.ts';
+import type { AgentOf } from './agent-pods.ts';
 import type { Injection } from './injection-registry.ts';
 import type { Intercepts } from './intercepts.ts';
 import { readBody, readJson, reply, replyError, replyJson } from './reply.ts';
@@ -258,14 +259,14 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
   serve(agents, async (stream, headers) => {
     if (!intercepts || !inbound) return reply(stream, 401, 'not an agent of a current intercept\n');
     const watch = headers[':path'] === MANAGER_PATHS.agentWatch;
-    const injection = await intercepts
+    const agent = await intercepts
       .agentFor(header(headers, AGENT_INJECTION_HEADER), header(headers, 'authorization'))
       .catch((err: Error) => {
         if (watch) log(`refused an agent's watch: ${err.message}`);
         throw err;
       });
-    if (watch) log(`agent of ${injection.key} registering`);
-    return agentStream(stream, headers, injection, inbound);
+    if (watch) log(`agent of ${agent.injection.key} registering`);
+    return agentStream(stream, headers, agent, inbound);
   });
   return { developer, agents };
 }
@@ -273,9 +274,10 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
 function agentStream(
   stream: http2.ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
-  injection: Injection,
+  agent: AgentOf<Injection>,
   inbound: Inbound,
 ) {
+  const { injection } = agent;
   if (headers[':method'] === 'CONNECT') {
     const volumes = header(headers, VOLUMES_HEADER);
     if (volumes !== undefined) return inbound.agentVolumes(stream, injection, streamId(volumes));
@@ -286,7 +288,7 @@ function agentStream(
   }
   if (headers[':path'] === MANAGER_PATHS.agentWatch && headers[':method'] === 'POST') {
     return readJson(stream, AgentHelloSchema, 'agent hello').then((hello) =>
-      inbound.agentWatch(stream, injection, hello),
+      inbound.agentWatch(stream, agent, hello),
     );
   }
   reply(stream, 404, 'not found\n');

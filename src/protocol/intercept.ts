@@ -158,8 +158,6 @@ export interface AgentConfig {
 /** The agent's container name in a workload's pods. */
 export const AGENT_CONTAINER = 'telepod-agent';
 export const AGENT_CONFIG_ENV = 'TELEPOD_AGENT_CONFIG';
-/** The agent's pod name (downward API), which it reports when it registers. */
-export const AGENT_POD_ENV = 'TELEPOD_POD_NAME';
 
 /**
  * A line on an agent's watch stream: the ports now intercepted whole and those whose requests
@@ -186,7 +184,6 @@ export const UNREPORTED_ENV = new Set([
   'NODE_VERSION',
   'YARN_VERSION',
   AGENT_CONFIG_ENV,
-  AGENT_POD_ENV,
 ]);
 /** Agent streams to the manager name the agent's injection in this header... */
 export const AGENT_INJECTION_HEADER = 'x-telepod-injection';

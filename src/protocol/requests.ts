@@ -114,7 +114,6 @@ export const AgentHelloSchema = z.object({
     z.string().check(z.regex(/^[!-<>-~]{1,1024}$/, 'is not an environment variable name')),
     z.string().check(z.maxLength(256 * 1024)),
   ),
-  pod: kubeName,
 });
 export type AgentHello = z.infer<typeof AgentHelloSchema>;
 
