@@ -13,10 +13,16 @@ const injection = { id: 'inj-1', namespace: 'a' };
 
 /**
  * The cluster: its key set and pod `a/web-1`, as `pod()` says it is now (by default uid `u-1`,
- * the token's, carrying the agent of `inj-1`), or no answer for it while `down()`. The agent
- * pods' clock is `clock.now`.
+ * the token's, carrying the agent of `inj-1` with a mount at `/data`), or no answer for it while
+ * `down()`. The agent pods' clock is `clock.now`.
  */
-async function cluster(pod = () => ({ uid: 'u-1', injection: injection.id }), down = () => false) {
+async function cluster(
+  pod = (): { uid: string; injection: string; mounts?: string[] } => ({
+    uid: 'u-1',
+    injection: injection.id,
+  }),
+  down = () => false,
+) {
   const key = await signer('k1');
   let podGets = 0;
   const { api } = fakeApi(
@@ -26,7 +32,7 @@ async function cluster(pod = () => ({ uid: 'u-1', injection: injection.id }), do
       podGets++;
       await new Promise((resolve) => setImmediate(resolve)); // the API server answers later
       if (down()) throw new Error('connect ECONNREFUSED');
-      const { uid, injection: id } = pod();
+      const { uid, injection: id, mounts = ['/data'] } = pod();
       const config = JSON.stringify({ injection: id });
       return {
         metadata: { name: 'web-1', namespace: 'a', uid },
@@ -37,7 +43,7 @@ async function cluster(pod = () => ({ uid: 'u-1', injection: injection.id }), do
               name: AGENT_CONTAINER,
               env: [{ name: AGENT_CONFIG_ENV, value: config }],
               volumeMounts: [
-                { name: 'data', mountPath: '/data' },
+                ...mounts.map((mountPath, i) => ({ name: `v${i}`, mountPath })),
                 { name: 'telepod-agent-bundle', mountPath: '/opt/telepod-agent' },
                 { name: 'telepod-agent-token', mountPath: AGENT_TOKEN_DIR },
               ],
@@ -89,4 +95,26 @@ test('a failed read of the pod refuses the stream and is asked again next time',
   down = false;
   assert.equal((await pods.agentOf(injection, authorization)).injection, injection);
   assert.equal(podGets(), 2);
+});
+
+test('a refusal is remembered for a minute, then the pod is read again', async () => {
+  let id = 'another';
+  const { pods, clock, podGets, authorization } = await cluster(() => ({ uid: 'u-1', injection: id }));
+  await assert.rejects(pods.agentOf(injection, authorization), Unauthenticated);
+  id = injection.id; // a pod's containers cannot change; this stands for the memory's expiry
+  clock.now += 59_000;
+  await assert.rejects(pods.agentOf(injection, authorization), Unauthenticated);
+  clock.now += 2_000;
+  assert.equal((await pods.agentOf(injection, authorization)).injection, injection);
+  assert.equal(podGets(), 2);
+});
+
+test('a pod whose agent lists more mount paths than telepod keeps (64 KiB) is not believed an agent', async () => {
+  const many = Array.from({ length: 2_000 }, (_, i) => `/m/${String(i).padStart(20, '0')}`);
+  const { pods, authorization } = await cluster(() => ({
+    uid: 'u-1',
+    injection: injection.id,
+    mounts: many,
+  }));
+  await assert.rejects(pods.agentOf(injection, authorization), /is not an agent of a current intercept/);
 });

@@ -32,8 +32,18 @@ const notAnAgent = (pod: TokenPod) =>
 
 /** How long what a read of a pod showed is believed without asking again. */
 const BELIEVED_MS = 60_000;
-/** Pods remembered at most; past that the memory starts again. */
+/** Pods remembered at most, and the memory their mount paths may take; past either, it starts again. */
 const REMEMBERED_MAX = 10_000;
+const REMEMBERED_BYTES_MAX = 4 << 20;
+/**
+ * A pod whose agent container's mount paths take more than this is not believed an agent: a pod
+ * spec may list any number of mounts, and anyone who may create pods in an intercepted namespace
+ * can make one that passes the other checks (docs/security.md).
+ */
+const MOUNTS_BYTES_MAX = 64 << 10;
+
+/** About what mount paths take in memory (two bytes a character, and each string's own). */
+const sizeOf = (mounts: string[]) => mounts.reduce((bytes, path) => bytes + 2 * path.length + 32, 64);
 
 /** Checks agents' streams against their pods; one per manager. */
 export class AgentPods {
@@ -42,6 +52,8 @@ export class AgentPods {
   private readonly checked = new Map<string, { showed: Showed; until: number }>();
   /** `podUid/injectionId` → the read of that pod in flight. */
   private readonly checking = new Map<string, Promise<Showed>>();
+  /** What the remembered mount paths take (`sizeOf`). */
+  private rememberedBytes = 0;
 
   constructor(
     private readonly api: KubeApi,
@@ -64,8 +76,9 @@ export class AgentPods {
     if (!injection || pod.namespace !== injection.namespace) throw notAnAgent(pod);
     const key = `${pod.uid}/${injection.id}`;
     const known = this.checked.get(key);
-    let mounts = known && known.until > this.now() ? known.showed : undefined;
-    if (!known || known.until <= this.now()) {
+    const fresh = known && known.until > this.now() ? known : undefined;
+    let mounts = fresh?.showed;
+    if (!fresh) {
       let check = this.checking.get(key);
       if (!check) {
         check = this.read(pod, injection.id, key).finally(() => this.checking.delete(key));
@@ -88,12 +101,18 @@ export class AgentPods {
         throw new Unauthenticated(`pod ${pod.namespace}/${pod.name} cannot be checked now: ${err.message}`);
       });
     const agent = object.spec.containers.find((c) => c.name === AGENT_CONTAINER);
-    const showed =
+    const mounts =
       agent && object.metadata?.uid === pod.uid && carriesAgent(object, injectionId)
         ? volumeMountPaths(agent)
         : undefined;
-    if (this.checked.size >= REMEMBERED_MAX) this.checked.clear();
+    const bytes = mounts ? sizeOf(mounts) : 64;
+    const showed = bytes <= MOUNTS_BYTES_MAX ? mounts : undefined;
+    if (this.checked.size >= REMEMBERED_MAX || this.rememberedBytes + bytes > REMEMBERED_BYTES_MAX) {
+      this.checked.clear();
+      this.rememberedBytes = 0;
+    }
     this.checked.set(key, { showed, until: this.now() + BELIEVED_MS });
+    this.rememberedBytes += showed ? bytes : 64;
     return showed;
   }
 }

@@ -109,7 +109,7 @@ const asks = [
   ['intercept', { ':method': 'POST', ':path': '/intercepts', '${SESSION_TOKEN_HEADER}': 'guess' }, '{}'],
   ['context', { ':method': 'POST', ':path': '/intercepts/context' }, '{"id":"${volumes}"}'],
   ['volumes', { ':method': 'CONNECT', ':authority': 'paired:0', 'x-telepod-volumes': '${volumes}' }],
-  ['agent with its own token', { ':method': 'POST', ':path': '/agent/watch', 'x-telepod-injection': '${volumes}', authorization: 'Bearer ' + saToken }, '{"env":{},"pod":"outsider"}'],
+  ['agent with its own token', { ':method': 'POST', ':path': '/agent/watch', 'x-telepod-injection': '${volumes}', authorization: 'Bearer ' + saToken }, '{"env":{}}'],
   ['agent with a forged token', { ':method': 'CONNECT', ':authority': 'agent:1', 'x-telepod-injection': '${volumes}', 'x-telepod-port': '8000', authorization: 'Bearer a.b.c' }],
 ];
 const session = http2.connect('http://telepod-manager.${MANAGER_NS}:8082');
