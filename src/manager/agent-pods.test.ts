@@ -1,7 +1,8 @@
 // Proves the agent pod check: a burst of streams from a new agent asks the API server for its pod
 // once, and what the read showed (an agent and its container's mounts, or not) is remembered for
 // a minute; a read that failed refuses the stream and is not remembered; a pod of the same name
-// but another UID is not the token's.
+// but another UID is not the token's; a pod listing too many mount paths is refused and takes
+// no room from the agents remembered.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AGENT_CONFIG_ENV, AGENT_CONTAINER, AGENT_TOKEN_DIR } from '../protocol/intercept.ts';
@@ -117,4 +118,20 @@ test('a pod whose agent lists more mount paths than telepod keeps (64 KiB) is no
     mounts: many,
   }));
   await assert.rejects(pods.agentOf(injection, authorization), /is not an agent of a current intercept/);
+});
+
+test('a pod refused for too many mount paths does not make the check forget the agents it knows', async () => {
+  const paths = (n: number) => Array.from({ length: n }, (_, i) => `/m/${String(i).padStart(20, '0')}`);
+  let shown: { injection: string; mounts?: string[] } = { injection: injection.id };
+  const { pods, podGets, authorization } = await cluster(() => ({ uid: 'u-1', ...shown }));
+  const known = Array.from({ length: 60 }, (_, i) => ({ id: `inj-${i}`, namespace: 'a' }));
+  for (const one of known) {
+    shown = { injection: one.id, mounts: paths(820) }; // just under 64 KiB each, 3.7 MiB in all
+    await pods.agentOf(one, authorization);
+  }
+  shown = { injection: 'inj-big', mounts: paths(5_000) }; // 380 KiB
+  await assert.rejects(pods.agentOf({ id: 'inj-big', namespace: 'a' }, authorization), Unauthenticated);
+  assert.equal(podGets(), 61);
+  for (const one of known) await pods.agentOf(one, authorization);
+  assert.equal(podGets(), 61, 'the known agents are still answered from memory');
 });

@@ -1,16 +1,15 @@
 // Which injection an agent's stream comes from: the pod's projected token must be valid
 // (agent-auth.ts) and name a live pod of the injection's namespace that carries the injection's
-// agent container; the mounts of that container (what its SFTP serves) come with the answer. What
-// a read of the pod showed is remembered for a minute (a pod's containers
-// cannot change; a failed read is not remembered), and callers that ask while its read is in
-// flight wait for that read: a burst of intercepted connections from a new agent (200 at once
-// in the chaos run) made one GET of the pod each, and with it a TLS connection each to the API
-// server that the manager then kept (README, Performance).
+// agent container; the mounts of that container (what its SFTP serves) come with the answer.
+// What a read of the pod showed is remembered for a minute (a pod's containers cannot change; a
+// failed read is not remembered), and callers that ask while its read is in flight wait for that
+// read: a burst of intercepted connections from a new agent (200 at once in the chaos run) made
+// one GET of the pod each, and with it a TLS connection each to the API server that the manager
+// then kept (README, Performance).
 import { AgentAuthenticator, type TokenPod, Unauthenticated } from './agent-auth.ts';
 import { volumeMountPaths } from './injection.ts';
 import type { KubeApi } from './kube-api.ts';
-import { carriesAgent, type Pod } from './rollout.ts';
-import { AGENT_CONTAINER } from '../protocol/intercept.ts';
+import { agentContainerOf, type Pod } from './rollout.ts';
 
 /** What is checked of an injection. */
 interface Checked {
@@ -42,8 +41,11 @@ const REMEMBERED_BYTES_MAX = 4 << 20;
  */
 const MOUNTS_BYTES_MAX = 64 << 10;
 
+/** About what a remembered entry takes in memory with no mount paths. */
+const NOTHING_BYTES = 64;
 /** About what mount paths take in memory (two bytes a character, and each string's own). */
-const sizeOf = (mounts: string[]) => mounts.reduce((bytes, path) => bytes + 2 * path.length + 32, 64);
+const sizeOf = (mounts: string[]) =>
+  mounts.reduce((bytes, path) => bytes + 2 * path.length + 32, NOTHING_BYTES);
 
 /** Checks agents' streams against their pods; one per manager. */
 export class AgentPods {
@@ -100,19 +102,16 @@ export class AgentPods {
       .catch((err: Error) => {
         throw new Unauthenticated(`pod ${pod.namespace}/${pod.name} cannot be checked now: ${err.message}`);
       });
-    const agent = object.spec.containers.find((c) => c.name === AGENT_CONTAINER);
-    const mounts =
-      agent && object.metadata?.uid === pod.uid && carriesAgent(object, injectionId)
-        ? volumeMountPaths(agent)
-        : undefined;
-    const bytes = mounts ? sizeOf(mounts) : 64;
-    const showed = bytes <= MOUNTS_BYTES_MAX ? mounts : undefined;
+    const agent = object.metadata?.uid === pod.uid ? agentContainerOf(object, injectionId) : undefined;
+    const mounts = agent ? volumeMountPaths(agent) : undefined;
+    const showed = mounts && sizeOf(mounts) <= MOUNTS_BYTES_MAX ? mounts : undefined;
+    const bytes = showed ? sizeOf(showed) : NOTHING_BYTES;
     if (this.checked.size >= REMEMBERED_MAX || this.rememberedBytes + bytes > REMEMBERED_BYTES_MAX) {
       this.checked.clear();
       this.rememberedBytes = 0;
     }
     this.checked.set(key, { showed, until: this.now() + BELIEVED_MS });
-    this.rememberedBytes += showed ? bytes : 64;
+    this.rememberedBytes += bytes;
     return showed;
   }
 }

@@ -43,6 +43,11 @@ export class Inbound {
     });
   }
 
+  /**
+   * Serves an agent's watch: learns its pod's context (env from the hello, mounts from the pod
+   * check), sends the injection's current state, and keeps the stream among the injection's
+   * agents until it closes.
+   */
   agentWatch(
     stream: http2.ServerHttp2Stream,
     { injection, mounts }: AgentOf<Injection>,

@@ -4,9 +4,8 @@
 import { TelepodError } from '../protocol/errors.ts';
 import { BRIDGE_MANAGER, SLICE_MANAGER_LABEL } from './bridge-slices.ts';
 import { FAILING_WAIT_REASONS } from '../protocol/pod-failures.ts';
-import { AGENT_CONFIG_ENV, type AgentConfig } from '../protocol/intercept.ts';
+import { AGENT_CONFIG_ENV, AGENT_CONTAINER, type AgentConfig } from '../protocol/intercept.ts';
 import type { InterceptRequest } from '../protocol/requests.ts';
-import { AGENT_CONTAINER } from '../protocol/intercept.ts';
 import type { KubeApi, KubeObject } from './kube-api.ts';
 import { podSelector, type Container, type Workload } from './workloads.ts';
 
@@ -139,18 +138,18 @@ async function injectionPods(api: KubeApi, injection: RolloutTarget, workload: W
   return pods.filter(
     (pod) =>
       !(pod.metadata as { deletionTimestamp?: string } | undefined)?.deletionTimestamp &&
-      carriesAgent(pod, injection.id),
+      agentContainerOf(pod, injection.id) !== undefined,
   );
 }
 
-/** Whether the pod's agent container is configured for injection `id`. */
-export function carriesAgent(pod: Pod, id: string): boolean {
+/** The pod's agent container if it is configured for injection `id`, else undefined. */
+export function agentContainerOf(pod: Pod, id: string): Container | undefined {
   const agent = pod.spec.containers.find((c) => c.name === AGENT_CONTAINER);
   const config = agent?.env?.find((e) => e.name === AGENT_CONFIG_ENV)?.value;
   try {
-    return config !== undefined && (JSON.parse(config) as AgentConfig).injection === id;
+    return config !== undefined && (JSON.parse(config) as AgentConfig).injection === id ? agent : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
