@@ -2,7 +2,7 @@
 // once, and what the read showed (an agent and its container's mounts, or not) is remembered for
 // a minute; a read that failed refuses the stream and is not remembered; a pod of the same name
 // but another UID is not the token's; a pod listing too many mount paths is refused and takes
-// no room from the agents remembered.
+// no room from the agents remembered; past its bounds the check forgets its oldest entries.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AGENT_CONFIG_ENV, AGENT_CONTAINER, AGENT_TOKEN_DIR } from '../protocol/intercept.ts';
@@ -120,18 +120,59 @@ test('a pod whose agent lists more mount paths than telepod keeps (64 KiB) is no
   await assert.rejects(pods.agentOf(injection, authorization), /is not an agent of a current intercept/);
 });
 
+/** `n` mount paths of 23 characters: 78 bytes each as the check counts them, and 64 more in all. */
+const paths = (n: number) => Array.from({ length: n }, (_, i) => `/m/${String(i).padStart(20, '0')}`);
+/** Mounts just under the 64 KiB a pod may list (64,024 bytes); 65 of them fit in the 4 MiB. */
+const NEARLY_FULL = paths(820);
+
+/**
+ * A cluster whose one pod carries the agent of whichever injection is asked for, with the
+ * mounts `mounts(id)`; `ask(id)` asks for injection `id` and settles either way.
+ */
+async function clusterOfAgents(mounts: (id: string) => string[]) {
+  let asked = '';
+  const found = await cluster(() => ({ uid: 'u-1', injection: asked, mounts: mounts(asked) }));
+  const ask = (id: string) => {
+    asked = id;
+    return found.pods.agentOf({ id, namespace: 'a' }, found.authorization).then(
+      () => true,
+      () => false,
+    );
+  };
+  return { ...found, ask };
+}
+
 test('a pod refused for too many mount paths does not make the check forget the agents it knows', async () => {
-  const paths = (n: number) => Array.from({ length: n }, (_, i) => `/m/${String(i).padStart(20, '0')}`);
-  let shown: { injection: string; mounts?: string[] } = { injection: injection.id };
-  const { pods, podGets, authorization } = await cluster(() => ({ uid: 'u-1', ...shown }));
-  const known = Array.from({ length: 60 }, (_, i) => ({ id: `inj-${i}`, namespace: 'a' }));
-  for (const one of known) {
-    shown = { injection: one.id, mounts: paths(820) }; // just under 64 KiB each, 3.7 MiB in all
-    await pods.agentOf(one, authorization);
-  }
-  shown = { injection: 'inj-big', mounts: paths(5_000) }; // 380 KiB
-  await assert.rejects(pods.agentOf({ id: 'inj-big', namespace: 'a' }, authorization), Unauthenticated);
+  const { podGets, ask } = await clusterOfAgents((id) => (id === 'big' ? paths(5_000) : NEARLY_FULL));
+  const known = Array.from({ length: 60 }, (_, i) => `inj-${i}`); // 3.7 MiB of mounts
+  for (const id of known) assert.ok(await ask(id));
+  assert.equal(await ask('big'), false); // 380 KiB: 3.7 + 0.4 MiB would not have fit
   assert.equal(podGets(), 61);
-  for (const one of known) await pods.agentOf(one, authorization);
+  for (const id of known) assert.ok(await ask(id));
   assert.equal(podGets(), 61, 'the known agents are still answered from memory');
+});
+
+test('an agent read again each minute for an hour does not make the check forget the others', async () => {
+  const { podGets, ask, clock } = await clusterOfAgents((id) => (id === 'small' ? ['/data'] : NEARLY_FULL));
+  for (let minute = 0; minute < 65; minute++) {
+    assert.ok(await ask('big')); // 65 reads of 64,024 bytes, one entry: 4,161,560 if each counted
+    clock.now += 61_000;
+  }
+  assert.ok(await ask('small'));
+  clock.now += 30_000;
+  assert.ok(await ask('big')); // a 66th: past 4 MiB if each read had counted
+  assert.equal(podGets(), 67);
+  assert.ok(await ask('small')); // read 30 s ago
+  assert.equal(podGets(), 67, 'the other agent is still answered from memory');
+});
+
+test('past 4 MiB of mounts, the agents remembered longest are forgotten first, one at a time', async () => {
+  const { podGets, ask } = await clusterOfAgents(() => NEARLY_FULL);
+  const agents = Array.from({ length: 66 }, (_, i) => `inj-${i}`); // the 66th does not fit
+  for (const id of agents) assert.ok(await ask(id));
+  assert.equal(podGets(), 66);
+  for (const id of agents.slice(1)) assert.ok(await ask(id));
+  assert.equal(podGets(), 66, 'all but the first are still answered from memory');
+  assert.ok(await ask('inj-0'));
+  assert.equal(podGets(), 67, 'the first was forgotten');
 });

@@ -31,7 +31,10 @@ const notAnAgent = (pod: TokenPod) =>
 
 /** How long what a read of a pod showed is believed without asking again. */
 const BELIEVED_MS = 60_000;
-/** Pods remembered at most, and the memory their mount paths may take; past either, it starts again. */
+/**
+ * Pods remembered at most, and the memory their mount paths may take; past either, the entries
+ * remembered longest are forgotten first (docs/security.md).
+ */
 const REMEMBERED_MAX = 10_000;
 const REMEMBERED_BYTES_MAX = 4 << 20;
 /**
@@ -50,11 +53,14 @@ const sizeOf = (mounts: string[]) =>
 /** Checks agents' streams against their pods; one per manager. */
 export class AgentPods {
   private readonly auth: AgentAuthenticator;
-  /** `podUid/injectionId` → what a read of the pod showed, believed until `until`. */
-  private readonly checked = new Map<string, { showed: Showed; until: number }>();
+  /**
+   * `podUid/injectionId` → what a read of the pod showed, believed until `until`, and what it
+   * takes (`bytes`); in the order remembered, the oldest first.
+   */
+  private readonly checked = new Map<string, { showed: Showed; until: number; bytes: number }>();
   /** `podUid/injectionId` → the read of that pod in flight. */
   private readonly checking = new Map<string, Promise<Showed>>();
-  /** What the remembered mount paths take (`sizeOf`). */
+  /** What the entries of `checked` take in all. */
   private rememberedBytes = 0;
 
   constructor(
@@ -104,14 +110,27 @@ export class AgentPods {
       });
     const agent = object.metadata?.uid === pod.uid ? agentContainerOf(object, injectionId) : undefined;
     const mounts = agent ? volumeMountPaths(agent) : undefined;
-    const showed = mounts && sizeOf(mounts) <= MOUNTS_BYTES_MAX ? mounts : undefined;
-    const bytes = showed ? sizeOf(showed) : NOTHING_BYTES;
-    if (this.checked.size >= REMEMBERED_MAX || this.rememberedBytes + bytes > REMEMBERED_BYTES_MAX) {
-      this.checked.clear();
-      this.rememberedBytes = 0;
-    }
-    this.checked.set(key, { showed, until: this.now() + BELIEVED_MS });
-    this.rememberedBytes += bytes;
+    const size = mounts ? sizeOf(mounts) : NOTHING_BYTES;
+    const showed = size <= MOUNTS_BYTES_MAX ? mounts : undefined;
+    this.remember(key, showed, showed ? size : NOTHING_BYTES);
     return showed;
+  }
+
+  /** Remembers what `key`'s read showed, forgetting the oldest entries while it would not fit. */
+  private remember(key: string, showed: Showed, bytes: number): void {
+    this.forget(key);
+    for (const oldest of this.checked.keys()) {
+      if (this.checked.size < REMEMBERED_MAX && this.rememberedBytes + bytes <= REMEMBERED_BYTES_MAX) break;
+      this.forget(oldest);
+    }
+    this.checked.set(key, { showed, until: this.now() + BELIEVED_MS, bytes });
+    this.rememberedBytes += bytes;
+  }
+
+  private forget(key: string): void {
+    const entry = this.checked.get(key);
+    if (!entry) return;
+    this.checked.delete(key);
+    this.rememberedBytes -= entry.bytes;
   }
 }
