@@ -87,12 +87,14 @@ function parseAnswer<T>(text: string): T {
 
 /**
  * A POST of `path` to the daemon on a connection of its own. Made by `createConnection` rather
- * than an HTTP agent: an agent's first request compiles Node's IPv6 regular expression to name
- * the host, 13 ms of a CLI command's start on the testbed (README, Performance).
+ * than an HTTP agent: an agent's first request names its host with `net.isIP`, whose first use
+ * compiles Node's IPv6 regular expression (17.5 ms of self time in a CPU profile of a
+ * re-intercept's CLI, 13 ms of one request's time on the testbed; README, Performance).
  */
 function daemonRequest(path: string, headers: http.OutgoingHttpHeaders = {}): http.RequestOptions {
   const socket = daemonSocket();
-  return { createConnection: () => net.connect(socket), path, method: 'POST', headers };
+  // defaultPort: the Host header stays `localhost`, as an agent's default port made it.
+  return { createConnection: () => net.connect(socket), defaultPort: 80, path, method: 'POST', headers };
 }
 
 /** Calls the daemon; it answers the value or a DaemonError, thrown here as a TelepodError. */
