@@ -1,6 +1,6 @@
 // Proves mirroring over real sockets on 127.0.0.1: the app answers, mirrors get copies of
-// HTTP/1 requests and HTTP/2 streams, and a refused, hanging or stalled mirror never holds the
-// client up.
+// HTTP/1 requests and HTTP/2 streams, a refused or hanging mirror never holds the client up, and
+// stalled uploads holding every mirror slot do not hold up others' requests.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';

@@ -164,12 +164,13 @@ export async function listen(server: net.Server): Promise<{ port: number; close:
 }
 
 /** A loopback port nothing listens on: connections to it are refused. */
-export async function refusedPort(): Promise<number> {
+async function refusedPort(): Promise<number> {
   const { port, close } = await listen(net.createServer());
   await close();
   return port;
 }
 
+/** A client connection to loopback `port`, half-open allowed (as the router's sockets are). */
 export function connectTo(port: number): net.Socket {
   return net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
 }
@@ -181,6 +182,7 @@ export async function targetsFor(backends: Backend[]): Promise<RouteTargets> {
   return { app: () => connectTo(portOf('app')), workstation: (id) => connectTo(portOf(id)) };
 }
 
+/** A running harness: the front listener's port, its router, what the router logged, and its end. */
 export interface Harness {
   port: number;
   router: RequestRouter;
@@ -217,14 +219,17 @@ export async function harness(
   return { port: front.port, router, log, close };
 }
 
+/** A route of the whole port (or of what `filter` matches) to workstation `id`, mirrored or taken. */
 export const intercept = (id: string, filter?: PortRoute['filter'], mirror = false): PortRoute => ({
   intercept: id,
   filter,
   mirror,
 });
+/** A route to workstation `id` of the requests whose `x-dev` header is `value`. */
 export const byHeader = (id: string, value = id, mirror = false) =>
   intercept(id, { headers: [{ name: 'x-dev', value }] }, mirror);
 
+/** What an HTTP/1 request got: status, headers, trailers, body, and the client's local port. */
 export interface Answer {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -275,6 +280,7 @@ export async function readUntil(socket: net.Socket, text: string): Promise<strin
   return received;
 }
 
+/** What an HTTP/2 stream got: headers, body and trailers. */
 export interface H2Answer {
   headers: http2.IncomingHttpHeaders;
   body: Buffer;
