@@ -21,8 +21,9 @@ import {
   type TestbedStatus,
 } from '../../testbed/lib/testbed.ts';
 
-/** What the local server answers with (`<marker>:<path>`), and envy's Secret value. */
+/** What the local server answers with (`<marker>:<path>`). */
 export const MARKER = `local-${process.pid}`;
+/** envy's Secret value, which must reach the command and never status or the daemon's log. */
 export const SECRET = `s3cr3t-${process.pid}`;
 
 /** "envy": env from a ConfigMap key, a Secret key, fieldRefs, envFrom with a prefix, a literal. */
@@ -139,6 +140,7 @@ export function interceptBed(NS: string) {
     );
   }
 
+  /** An object's spec and annotations, but for the revision a rollout counts up. */
   async function snapshot(kind: string, name: string): Promise<unknown> {
     const object = JSON.parse(await kubectl(tb(), ['-n', NS, 'get', kind, name, '-o', 'json'])) as {
       spec: unknown;
@@ -156,6 +158,7 @@ export function interceptBed(NS: string) {
     return (await kubectl(tb(), ['-n', NS, 'get', 'endpointslices', '-l', selector, '-o', 'name'])).trim();
   }
 
+  /** What the tests check is put back: service-b's and numeric's Deployments and Services, and no bridge slice. */
   async function workloadsState(): Promise<unknown[]> {
     return Promise.all([
       snapshot('deploy', 'service-b'),
@@ -196,6 +199,7 @@ export function interceptBed(NS: string) {
     await telepodOk('connect');
   }
 
+  /** Stops the local server and the daemon, and deletes the namespace. */
   async function tearDown(): Promise<void> {
     localServer?.kill();
     if (testbed) await telepod('quit');

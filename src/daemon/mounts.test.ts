@@ -51,7 +51,7 @@ test('sshfs is looked for until it is found, and then not again', async (t) => {
   });
   process.env.PATH = bin; // no sshfs at all
   assert.match((await sshfsMissing()) ?? '', /sshfs is not installed: install sshfs/);
-  writeFileSync(join(bin, 'sshfs'), `#!/bin/sh\necho called >> ${calls}\n`, { mode: 0o755 });
+  writeFileSync(join(bin, 'sshfs'), `#!/bin/sh\necho called >> '${calls}'\n`, { mode: 0o755 });
   assert.equal(await sshfsMissing(), undefined, 'installed since: found without a new daemon');
   assert.equal(await sshfsMissing(), undefined);
   assert.equal(readFileSync(calls, 'utf8'), 'called\n', 'asked once');

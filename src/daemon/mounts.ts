@@ -65,7 +65,7 @@ async function isMounted(dir: string): Promise<boolean> {
 }
 
 /**
- * Whether `sshfs --version` ran: once it did, it is not asked again while this daemon runs (41 ms
+ * Whether `sshfs --version` succeeded: once it did, it is not asked again while this daemon runs (41 ms
  * of every intercept's mount on the testbed, beside its first requests). One not found is asked
  * again next time, so installing sshfs needs no new daemon.
  */
@@ -168,7 +168,10 @@ export class Mounts {
       const exited = new Promise<never>((_, reject) => {
         sshfs.once('exit', (code) => reject(new Error(stderr.trim() || `sshfs exited with ${code}`)));
         // Not startable (removed since it was found): a message, not a daemon ended by the event.
-        sshfs.on('error', (err) => reject(new Error(`sshfs cannot run: ${err.message}: ${SSHFS_HINT}`)));
+        sshfs.on('error', (err) => {
+          sshfsFound = false; // looked for again before the next mount
+          reject(new Error(`sshfs cannot run: ${err.message}: ${SSHFS_HINT}`));
+        });
       });
       sshfs.once('exit', () => this.ended(id, mounted, sshfs));
       await Promise.race([exited, this.waitMounted(dir)]);

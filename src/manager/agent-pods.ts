@@ -127,6 +127,7 @@ export class AgentPods {
     this.rememberedBytes += bytes;
   }
 
+  /** Forgets what `key`'s read showed, and the bytes it took. */
   private forget(key: string): void {
     const entry = this.checked.get(key);
     if (!entry) return;
