@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { InterceptInfo, WorkloadInfo } from '../protocol/intercept.ts';
 import { daemonLog } from '../protocol/daemon-api.ts';
-import { kubectl, waitUntil } from '../../testbed/lib/testbed.ts';
+import { applyManifest, kubectl, waitForRollout, waitUntil } from '../../testbed/lib/testbed.ts';
 import { interceptBed, MARKER, SECRET } from './intercept-bed.fixture.ts';
 
 const bed = interceptBed('telepod-e2e-intercept');
@@ -147,6 +147,75 @@ test('intercept of a numeric targetPort moves only that port; the other stays wi
     async () => (await fromCluster('http://numeric/')) === 'numeric app 8000\n',
   );
   assert.deepEqual(await workloadsState(), bed.original);
+});
+
+test('a cold intercept is served through the manager while the new pods are not ready yet', async () => {
+  // "slow": one numeric targetPort; its pods are ready 8 s after they start, so the
+  // intercept's rollout lasts at least that long.
+  const labels = '{ app: slow }';
+  await applyManifest(
+    bed.tb,
+    `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: slow, namespace: ${NS} }
+spec:
+  selector: { matchLabels: ${labels} }
+  template:
+    metadata: { labels: ${labels} }
+    spec:
+      containers:
+        - name: app
+          image: ${bed.tb.images.node}
+          imagePullPolicy: IfNotPresent
+          command: [node, -e, "require('http').createServer((q, s) => s.end('slow app\\\\n')).listen(8000)"]
+          readinessProbe: { tcpSocket: { port: 8000 }, initialDelaySeconds: 8, periodSeconds: 1 }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: slow, namespace: ${NS} }
+spec:
+  selector: ${labels}
+  ports: [{ name: web, port: 80, targetPort: 8000 }]
+`,
+  );
+  try {
+    await waitForRollout(bed.tb, NS, 'slow');
+    const original = await Promise.all([snapshot('deploy', 'slow'), snapshot('svc', 'slow')]);
+    // A client in service-a's pod opens a new connection every 100 ms until one is answered from
+    // here, counting the ones that fail.
+    const poller = `const http = require('http'); const t0 = Date.now(); let failed = 0;
+      const ask = () => new Promise((done) => http.get({ host: 'slow', path: '/', agent: false, timeout: 5000 }, (r) => {
+        let body = ''; r.on('data', (d) => (body += d)); r.on('end', () => done(body)); }).on('error', () => done(null)));
+      (async () => { while (Date.now() - t0 < 60000) { const body = await ask();
+        if (body === null) failed++; else if (body.startsWith(${JSON.stringify(MARKER)})) break;
+        await new Promise((r) => setTimeout(r, 100)); }
+        process.stdout.write(JSON.stringify({ failed, ms: Date.now() - t0 })); })();`;
+    const polled = kubectl(bed.tb, ['-n', NS, 'exec', 'deploy/service-a', '--', 'node', '-e', poller]);
+    const intercepted = telepod('intercept', 'slow', '--port', '8000');
+    const first = await Promise.race([
+      polled.then(() => 'a cluster client reached the workstation'),
+      intercepted.then(() => 'the intercept returned'),
+    ]);
+    assert.equal(first, 'a cluster client reached the workstation');
+    // The manager's relay slice put it in the Service while the rollout runs.
+    assert.match(await bridges(), /endpointslice\.discovery\.k8s\.io\/telepod-relay-slow-ipv4/);
+    const { failed, ms } = JSON.parse(await polled) as { failed: number; ms: number };
+    assert.equal(failed, 0, `${failed} requests failed within ${ms} ms`);
+    const result = await intercepted;
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(await bridges(), '');
+    await untilFromCluster('http://slow/x', `${MARKER}:/x\n`);
+    await telepodOk('leave', 'slow', '--restore');
+    await waitUntil(
+      'slow to answer from the app',
+      60_000,
+      async () => (await fromCluster('http://slow/')) === 'slow app\n',
+    );
+    assert.deepEqual(await Promise.all([snapshot('deploy', 'slow'), snapshot('svc', 'slow')]), original);
+    assert.equal(await bridges(), '');
+  } finally {
+    await kubectl(bed.tb, ['-n', NS, 'delete', 'deploy/slow', 'svc/slow', '--wait=false']);
+  }
 });
 
 test('intercept -- cmd lasts as long as the command', async () => {

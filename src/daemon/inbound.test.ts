@@ -100,3 +100,39 @@ test('lines that are not JSON or not an event are skipped; the events after them
   await until('the connection after the garbage to be served', () => opened.length === 1);
   assert.deepEqual(opened, ['c6']);
 });
+
+test('while an intercept request is out, a connection to one of its ports is served before its answer', async () => {
+  const { handler, opened, refused, announce } = setup();
+  const done = handler.expect([port]);
+  announce({ conn: 'c7', intercept: 'not-answered-yet', local: port });
+  await until('the relayed connection to be served at once', () => opened.length === 1);
+  // Another port of this workstation is not asked for: it waits for an intercept as before.
+  announce({ conn: 'c8', intercept: 'not-answered-yet', local: port + 1 });
+  await until('the other port to be refused after the grace time', () => refused.length === 1);
+  done();
+  announce({ conn: 'c9', intercept: 'not-answered-yet', local: port });
+  await until('a connection after the answer, of no intercept, to be refused', () => refused.length === 2);
+  assert.deepEqual(opened, ['c7']);
+  assert.deepEqual(refused, ['c8', 'c9']);
+});
+
+test('two requests out for one port: it stays expected until both are answered', async () => {
+  const { handler, opened, announce } = setup();
+  const first = handler.expect([port]);
+  const second = handler.expect([port]);
+  first();
+  first(); // a second call changes nothing
+  announce({ conn: 'c10', intercept: 'x', local: port });
+  await until('the connection to be served', () => opened.length === 1);
+  second();
+});
+
+test('accepting: whether every local port takes a connection now', async () => {
+  const { handler } = setup();
+  const closed = net.createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const unused = (closed.address() as net.AddressInfo).port;
+  await new Promise((resolve) => closed.close(resolve));
+  assert.equal(await handler.accepting([port]), true);
+  assert.equal(await handler.accepting([port, unused]), false);
+});

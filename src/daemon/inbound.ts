@@ -5,7 +5,10 @@
 // before the manager's answer reaches the daemon; and it may have taken one just before a leave
 // took effect. So a connection for an intercept not known yet waits for it (up to
 // UNKNOWN_GRACE_MS), and one for an intercept just left is still served for as long: both were
-// reset before, a cluster client's request lost at an intercept's start or end.
+// reset before, a cluster client's request lost at an intercept's start or end. While an
+// intercept request is out, its local ports are expected: the manager may relay the cold
+// intercept's connections during its rollout (src/manager/relay.ts), long before its answer,
+// and those are served at once.
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
@@ -44,6 +47,8 @@ export class InboundHandler {
   /** Connections for intercepts not known yet, by intercept id. */
   private readonly waiting = new Map<string, Waiting[]>();
   private waitingCount = 0;
+  /** Local ports of intercept requests not answered yet, each with how many ask for it. */
+  private readonly expected = new Map<number, number>();
 
   constructor(
     private readonly log: Logger,
@@ -67,6 +72,40 @@ export class InboundHandler {
       clearTimeout(timer);
       this.accept(tunnel, event);
     }
+  }
+
+  /**
+   * Serves connections for `ports` before their intercept is known, until the returned function
+   * is called (when the manager's answer, or its refusal, has come).
+   */
+  expect(ports: number[]): () => void {
+    for (const port of ports) this.expected.set(port, (this.expected.get(port) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      for (const port of ports) {
+        const left = (this.expected.get(port) ?? 0) - 1;
+        if (left > 0) this.expected.set(port, left);
+        else this.expected.delete(port);
+      }
+    };
+  }
+
+  /**
+   * Whether every one of `ports` accepts a connection now: each is opened and ended at once
+   * (closed as a client would, not reset; anything the server sends is dropped).
+   */
+  async accepting(ports: number[]): Promise<boolean> {
+    const tries = await Promise.allSettled(ports.map((port) => this.connectLocal(port)));
+    for (const tried of tries) {
+      if (tried.status === 'fulfilled')
+        tried.value
+          .on('error', () => undefined)
+          .resume()
+          .end();
+    }
+    return tries.every((tried) => tried.status === 'fulfilled');
   }
 
   /** Forgets the intercept; connections the agent took before the leave are served a while. */
@@ -96,13 +135,13 @@ export class InboundHandler {
   private accept(tunnel: Tunnel, event: InboundEvent): void {
     this.log.debug(event, 'inbound connection');
     const info = this.intercepts.get(event.intercept) ?? this.left.get(event.intercept);
-    if (!info) return this.wait(tunnel, event);
-    if (!info.ports.some((p) => p.local === event.local)) {
+    if (!info && !this.expected.has(event.local)) return this.wait(tunnel, event);
+    if (info && !info.ports.some((p) => p.local === event.local)) {
       return this.refuse(tunnel, event, `port ${event.local} is not intercepted by this workstation`);
     }
     this.connectLocal(event.local).then(
       (local) => {
-        delete info.warning;
+        if (info) delete info.warning;
         local.on('error', () => local.destroy());
         // A tunnel closed meanwhile throws at once: that too only ends the local connection.
         Promise.resolve()
@@ -120,9 +159,10 @@ export class InboundHandler {
           );
       },
       (err: NodeJS.ErrnoException) => {
-        info.warning = `nothing accepts connections on localhost:${event.local} (${err.code ?? err.message}); cluster clients get their connections reset`;
-        this.log.warn({ intercept: info.workload, port: event.local }, info.warning);
-        this.refuse(tunnel, event, info.warning);
+        const warning = `nothing accepts connections on localhost:${event.local} (${err.code ?? err.message}); cluster clients get their connections reset`;
+        if (info) info.warning = warning;
+        this.log.warn({ intercept: info?.workload ?? event.intercept, port: event.local }, warning);
+        this.refuse(tunnel, event, warning);
       },
     );
   }

@@ -294,9 +294,16 @@ export class Session {
     const claims = claimed.value;
     step(`asking the traffic manager for ${request.workload || 'a proxy pod'}`);
     let info: InterceptInfo;
+    // Its connections may come before its answer (a cold intercept's relays), and are served at
+    // once, when the local ports accept connections already; otherwise (`intercept -- cmd`
+    // starting the server) the workload's old pods serve them until its new ones are ready.
+    const locals = request.ports.map((p) => p.local);
+    const earlyInbound = request.mode === 'intercept' && (await this.inbound.accepting(locals));
+    const expected = this.inbound.expect(earlyInbound ? locals : []);
     try {
-      info = await tunnel.call<InterceptInfo>(MANAGER_PATHS.intercepts, request);
+      info = await tunnel.call<InterceptInfo>(MANAGER_PATHS.intercepts, { ...request, earlyInbound });
     } catch (err) {
+      expected();
       await claims.release();
       throw err;
     } finally {
@@ -308,6 +315,7 @@ export class Session {
     // Connections come as soon as the manager has answered: known before the mount, which
     // takes a while (a connection for an intercept the daemon did not know yet was reset).
     this.inbound.add(info);
+    expected();
     if (mount) {
       step("mounting the pod's volumes");
       // The intercept stands either way: a mount that fails is a warning, as one refused is.

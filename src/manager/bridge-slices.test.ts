@@ -1,6 +1,7 @@
 // Proves the bridge slices: which endpoints they carry (the old pods', as the EndpointSlice
 // controller has them, per address family), and that they are written only when those change,
-// owned by their Service, taken over or removed when a stopped manager left them, and removed.
+// owned by their Service, taken over or removed when a stopped manager left them, and removed;
+// and the relay slices that put the manager in a Service in place of relayed ports' old pods.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
@@ -8,6 +9,7 @@ import {
   bridgePath,
   bridgePaths,
   Bridges,
+  relayPath,
   BRIDGE_MANAGER,
   type Slice,
 } from './bridge-slices.ts';
@@ -72,7 +74,9 @@ test("a bridge carries the controller's endpoints of pods not ours, once each, o
   ]);
   assert.deepEqual(bridgePaths('a', ['web']), [
     '/apis/discovery.k8s.io/v1/namespaces/a/endpointslices/telepod-bridge-web-ipv4',
+    '/apis/discovery.k8s.io/v1/namespaces/a/endpointslices/telepod-relay-web-ipv4',
     '/apis/discovery.k8s.io/v1/namespaces/a/endpointslices/telepod-bridge-web-ipv6',
+    '/apis/discovery.k8s.io/v1/namespaces/a/endpointslices/telepod-relay-web-ipv6',
   ]);
 });
 
@@ -156,4 +160,61 @@ test('a bridge a stopped manager left is taken over, or removed with nothing to 
   await assert.rejects(new Bridges(theirs.api, 'a', [web]).refresh(new Set()), /exists and is not telepod's/);
   await new Bridges(theirs.api, 'a', [web]).close();
   assert.deepEqual(theirs.writes, []);
+});
+
+test('a relayed port is in a relay slice naming the manager, not in the bridge; both go at close', async () => {
+  const bridge = bridgePath('a', 'web', 'IPv4');
+  const relay = relayPath('a', 'web', 'IPv4');
+  const { api, writes, objects } = fakeApi(slices.slice(0, 1));
+  const bridges = new Bridges(
+    api,
+    'a',
+    [
+      {
+        name: 'web',
+        uid: 'u1',
+        ports: [
+          { name: 'http', target: 8080, relay: 40001 },
+          { name: 'admin', target: 9000 },
+        ],
+      },
+    ],
+    '10.1.0.7',
+  );
+  await bridges.refresh(new Set());
+  await bridges.refresh(new Set()); // nothing changed: nothing written
+  assert.deepEqual(writes, [`create ${relay}`, `create ${bridge}`]);
+  const relaySlice = objects[relay] as Slice;
+  assert.equal(relaySlice.addressType, 'IPv4');
+  assert.deepEqual(relaySlice.ports, [{ name: 'http', port: 40001, protocol: 'TCP' }]);
+  assert.deepEqual(relaySlice.endpoints, [
+    { addresses: ['10.1.0.7'], conditions: { ready: true, serving: true, terminating: false } },
+  ]);
+  assert.deepEqual(relaySlice.metadata!.labels, { ...ours.labels, 'kubernetes.io/service-name': 'web' });
+  assert.deepEqual(relaySlice.metadata!.ownerReferences, [
+    { apiVersion: 'v1', kind: 'Service', name: 'web', uid: 'u1' },
+  ]);
+  // The old pods keep only the port nobody relays.
+  assert.deepEqual((objects[bridge] as Slice).ports, [{ name: 'admin', port: 9000, protocol: 'TCP' }]);
+  assert.equal((objects[bridge] as Slice).endpoints!.length, 4);
+  await bridges.close();
+  assert.deepEqual(writes.slice(2), [`remove ${bridge}`, `remove ${relay}`]);
+  assert.deepEqual(Object.keys(objects), []);
+});
+
+test('a Service whose every moved port is relayed gets no bridge; an IPv6 manager a relay slice of IPv6', async () => {
+  const relay = relayPath('a', 'web', 'IPv6');
+  const { api, writes, objects } = fakeApi(slices);
+  const bridges = new Bridges(
+    api,
+    'a',
+    [{ name: 'web', ports: [{ target: 8080, relay: 40002 }] }],
+    'fd00::7',
+  );
+  await bridges.refresh(new Set());
+  assert.deepEqual(writes, [`create ${relay}`]);
+  assert.equal((objects[relay] as Slice).addressType, 'IPv6');
+  assert.deepEqual((objects[relay] as Slice).ports, [{ name: '', port: 40002, protocol: 'TCP' }]);
+  await bridges.close();
+  assert.deepEqual(writes.slice(1), [`remove ${relay}`]);
 });

@@ -4,7 +4,10 @@
 // address family keeps those pods, at the port they serve, until the new pods are ready; then
 // it goes. So the Service moves before the new pods are ready, and kube-proxy takes the new pods
 // and the move in one sync: moving it afterwards cost kube-proxy a second sync (its minSyncPeriod
-// is 1 s) in cold intercepts whose app missed its first readiness probe.
+// is 1 s) in cold intercepts whose app missed its first readiness probe. A port the manager
+// relays meanwhile (relay.ts) is not in the bridge but in a relay slice of its own, which names
+// the manager's pod at the relay's port.
+import net from 'node:net';
 import { MANAGED_BY } from '../protocol/intercept.ts';
 import { isNotFound, KubeApiError, type KubeApi, type KubeObject } from './kube-api.ts';
 import type { ServicePort } from './workloads.ts';
@@ -35,7 +38,13 @@ export interface BridgedService {
   name: string;
   /** The Service owns its bridges: deleting it deletes them. */
   uid?: string;
-  ports: { name?: string; protocol?: string; target: number }[];
+  ports: {
+    name?: string;
+    protocol?: string;
+    target: number;
+    /** The manager's relay port that takes this port's new connections until the new pods are ready. */
+    relay?: number;
+  }[];
 }
 
 /** The API path of a bridge slice. */
@@ -43,9 +52,16 @@ export function bridgePath(namespace: string, service: string, addressType: stri
   return `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices/telepod-bridge-${service}-${addressType.toLowerCase()}`;
 }
 
-/** Every path the bridges of `services` may take (each is deleted on close and on restore). */
+/** The API path of a relay slice (its own prefix: no Service's bridge can take its name). */
+export function relayPath(namespace: string, service: string, addressType: string): string {
+  return `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices/telepod-relay-${service}-${addressType.toLowerCase()}`;
+}
+
+/** Every path the bridges and relay slices of `services` may take (each is deleted on close and on restore). */
 export function bridgePaths(namespace: string, services: string[]): string[] {
-  return services.flatMap((s) => ADDRESS_TYPES.map((type) => bridgePath(namespace, s, type)));
+  return services.flatMap((s) =>
+    ADDRESS_TYPES.flatMap((type) => [bridgePath(namespace, s, type), relayPath(namespace, s, type)]),
+  );
 }
 
 /** The number a Service port's traffic reaches in a pod, for a port that does not target a name. */
@@ -83,14 +99,37 @@ export function bridgeEndpoints(slices: Slice[], addressType: string, ours: Set<
   return [...kept.values()].sort((a, b) => a.addresses[0]!.localeCompare(b.addresses[0]!));
 }
 
-/** A bridge slice for `service` with `endpoints`, at the targets its moved ports had. */
+/** A bridge slice for `service` with `endpoints`, at the targets its moved ports had (relayed ports aside). */
 export function bridgeSlice(
   namespace: string,
   service: BridgedService,
   addressType: string,
   endpoints: Endpoint[],
 ): Slice {
-  const path = bridgePath(namespace, service.name, addressType);
+  const ports = service.ports.filter((p) => p.relay === undefined);
+  return ourSlice(bridgePath(namespace, service.name, addressType), service, addressType, endpoints, ports);
+}
+
+/** The relay slice of `service`: the manager's pod at the relay port of each relayed port. */
+export function relaySlice(namespace: string, service: BridgedService, address: string): Slice {
+  const type = addressTypeOf(address);
+  const ports = service.ports.flatMap((p) => (p.relay === undefined ? [] : [{ ...p, target: p.relay }]));
+  const endpoint = { addresses: [address], conditions: { ready: true, serving: true, terminating: false } };
+  return ourSlice(relayPath(namespace, service.name, type), service, type, [endpoint], ports);
+}
+
+function addressTypeOf(address: string): (typeof ADDRESS_TYPES)[number] {
+  return net.isIPv6(address) ? 'IPv6' : 'IPv4';
+}
+
+function ourSlice(
+  path: string,
+  service: BridgedService,
+  addressType: string,
+  endpoints: Endpoint[],
+  ports: BridgedService['ports'],
+): Slice {
+  const namespace = path.split('/')[5]!;
   return {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
@@ -108,7 +147,7 @@ export function bridgeSlice(
     },
     addressType,
     endpoints,
-    ports: service.ports.map((p) => ({ name: p.name ?? '', port: p.target, protocol: p.protocol ?? 'TCP' })),
+    ports: ports.map((p) => ({ name: p.name ?? '', port: p.target, protocol: p.protocol ?? 'TCP' })),
   };
 }
 
@@ -123,45 +162,56 @@ export class Bridges {
     private readonly api: KubeApi,
     private readonly namespace: string,
     private readonly services: BridgedService[],
+    /** The manager pod's address, named by the relay slices of relayed ports. */
+    private readonly relayAddress?: string,
   ) {}
 
-  /** Writes each bridge to hold the Services' endpoints of pods not in `ours`. */
+  /** Writes each relay slice, and each bridge to hold the Services' endpoints of pods not in `ours`. */
   async refresh(ours: Set<string>): Promise<void> {
     for (const service of this.services) {
+      if (this.relayAddress && service.ports.some((p) => p.relay !== undefined)) {
+        const slice = relaySlice(this.namespace, service, this.relayAddress);
+        await this.write(relayPath(this.namespace, service.name, slice.addressType), slice);
+      }
+      const bridged = service.ports.some((p) => p.relay === undefined);
       const selector = encodeURIComponent(`kubernetes.io/service-name=${service.name}`);
-      const slices = await this.api.list<Slice>(
-        `/apis/discovery.k8s.io/v1/namespaces/${this.namespace}/endpointslices?labelSelector=${selector}`,
-      );
+      const slices = bridged
+        ? await this.api.list<Slice>(
+            `/apis/discovery.k8s.io/v1/namespaces/${this.namespace}/endpointslices?labelSelector=${selector}`,
+          )
+        : [];
       for (const type of ADDRESS_TYPES) {
-        await this.write(service, type, bridgeEndpoints(slices, type, ours));
+        const endpoints = bridgeEndpoints(slices, type, ours);
+        const path = bridgePath(this.namespace, service.name, type);
+        await this.write(path, bridgeSlice(this.namespace, service, type, endpoints));
       }
     }
   }
 
-  /** Removes every bridge, also one a stopped manager left. */
+  /** Removes every bridge and relay slice, also one a stopped manager left. */
   async close(): Promise<void> {
     for (const path of bridgePaths(
       this.namespace,
       this.services.map((s) => s.name),
     )) {
-      await removeBridge(this.api, path);
+      if (this.written.has(path)) await this.api.remove(path).catch(ignoreNotFound);
+      else if (!this.absent.has(path)) await removeBridge(this.api, path);
     }
     this.written.clear();
     this.absent.clear();
   }
 
-  private async write(service: BridgedService, type: string, endpoints: Endpoint[]): Promise<void> {
-    const path = bridgePath(this.namespace, service.name, type);
-    const text = JSON.stringify(endpoints);
+  /** Writes `slice` at `path` if it changed; one with no endpoints is not made. */
+  private async write(path: string, slice: Slice): Promise<void> {
+    const text = JSON.stringify([slice.endpoints, slice.ports]);
     const before = this.written.get(path);
     if (before === text) return;
-    if (before === undefined && !endpoints.length) {
+    if (before === undefined && !slice.endpoints?.length) {
       // Nothing to hold: no bridge, and none a stopped manager left (looked for once).
       if (!this.absent.has(path)) await removeBridge(this.api, path);
       this.absent.add(path);
       return;
     }
-    const slice = bridgeSlice(this.namespace, service, type, endpoints);
     if (before !== undefined) {
       await this.api.replace(path, slice);
     } else {
@@ -197,6 +247,10 @@ export async function ourBridges(api: KubeApi, paths: string[]): Promise<string[
     }
   }
   return found;
+}
+
+function ignoreNotFound(err: unknown): void {
+  if (!isNotFound(err)) throw err;
 }
 
 /** Deletes the bridge at `path` if there is one and it is telepod's. */

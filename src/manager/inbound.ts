@@ -7,21 +7,72 @@
 //   manager asks one of the workload's agents, on its watch stream, to open a stream that
 //   serves the volumes over SFTP.
 // Either way the manager splices the two. Agents also watch which of their ports are
-// intercepted, so connections to other ports never leave the pod.
+// intercepted, so connections to other ports never leave the pod. While a cold intercept's
+// rollout runs, the manager's own relays (relay.ts) take the place of the agents: a relayed TCP
+// connection waits for the daemon's stream as an agent's stream does.
 import { randomUUID } from 'node:crypto';
-import type http2 from 'node:http2';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import { abort, endedCleanly } from '../protocol/liveness.ts';
 import type { AgentMessage, InboundEvent } from '../protocol/intercept.ts';
 import type { AgentHello } from '../protocol/requests.ts';
 import type { AgentOf } from './agent-pods.ts';
 import type { Injection } from './injection-registry.ts';
 import type { Intercepts } from './intercepts.ts';
+import type { RelayRoute } from './relay.ts';
 import { reply, splice } from './reply.ts';
 
 /** How long a stream waits for its other half. */
 const PICKUP_TIMEOUT_MS = 10_000;
 
+/** One half of a connection, waiting for the stream that picks it up. */
+interface Half {
+  readonly gone: boolean;
+  /** Answers `peer` (and this half, a stream) and splices the two. */
+  join(peer: http2.ServerHttp2Stream): void;
+  /** Nothing will pick it up: a stream is answered `status`, a socket reset. */
+  fail(status: number, message: string): void;
+  onClose(listener: () => void): void;
+}
+
+function streamHalf(stream: http2.ServerHttp2Stream): Half {
+  return {
+    get gone() {
+      return stream.destroyed;
+    },
+    join(peer) {
+      stream.respond({ ':status': 200 });
+      peer.respond({ ':status': 200 });
+      splice(stream, peer);
+    },
+    fail: (status, message) => reply(stream, status, `${message}\n`),
+    onClose: (listener) => void stream.once('close', listener),
+  };
+}
+
+/** A relayed connection: a reset on either side resets the other, as `splice` does for streams. */
+function socketHalf(socket: net.Socket): Half {
+  return {
+    get gone() {
+      return socket.destroyed;
+    },
+    join(peer) {
+      peer.respond({ ':status': 200 });
+      socket.pipe(peer);
+      peer.pipe(socket);
+      peer.once('close', () => endedCleanly(peer) || abort(socket));
+      socket.once(
+        'close',
+        (hadError) => hadError && !peer.destroyed && peer.close(http2.constants.NGHTTP2_CANCEL),
+      );
+    },
+    fail: () => abort(socket),
+    onClose: (listener) => void socket.once('close', listener),
+  };
+}
+
 interface Pending {
-  stream: http2.ServerHttp2Stream;
+  half: Half;
   /** Who may pick it up: a session id, or an injection's id. */
   owner: string;
   timer: NodeJS.Timeout;
@@ -62,15 +113,15 @@ export class Inbound {
   }
 
   /** Keeps `stream` until its other half arrives under `conn`, for at most the pickup timeout. */
-  private wait(conn: string, owner: string, stream: http2.ServerHttp2Stream, timeoutMessage: string): void {
+  private wait(conn: string, owner: string, half: Half, timeoutMessage: string): void {
     const timer = setTimeout(() => {
       this.pending.delete(conn);
-      reply(stream, 504, `${timeoutMessage}\n`);
+      half.fail(504, timeoutMessage);
     }, PICKUP_TIMEOUT_MS);
-    this.pending.set(conn, { stream, owner, timer });
-    stream.once('close', () => {
+    this.pending.set(conn, { half, owner, timer });
+    half.onClose(() => {
       clearTimeout(timer);
-      this.pending.delete(conn);
+      if (this.pending.get(conn)?.half === half) this.pending.delete(conn);
     });
   }
 
@@ -79,16 +130,14 @@ export class Inbound {
     if (!pending || pending.owner !== owner) return undefined;
     this.pending.delete(conn);
     clearTimeout(pending.timer);
-    return pending.stream.destroyed ? undefined : pending;
+    return pending.half.gone ? undefined : pending;
   }
 
   /** Answers both halves and splices them; a half that is gone gets the other a 404. */
   private pair(conn: string, owner: string, stream: http2.ServerHttp2Stream, what: string): void {
     const pending = this.take(conn, owner);
     if (!pending) return reply(stream, 404, `no such ${what}\n`);
-    pending.stream.respond({ ':status': 200 });
-    stream.respond({ ':status': 200 });
-    splice(pending.stream, stream);
+    pending.half.join(stream);
   }
 
   /** An agent's stream for a connection (or one routed request, naming `interceptId`) on `agentPort`. */
@@ -102,10 +151,28 @@ export class Inbound {
     if (!active) return reply(stream, 404, 'not intercepted\n');
     const events = this.eventStreams.get(active.sessionId);
     if (!events) return reply(stream, 503, 'the workstation is not connected\n');
-    const conn = randomUUID();
-    this.wait(conn, active.sessionId, stream, 'the workstation did not pick the connection up');
     const local = active.info.ports.find((p) => p.agentPort === agentPort)!.local;
-    events.write(`${JSON.stringify({ conn, intercept: active.info.id, local } satisfies InboundEvent)}\n`);
+    this.announce(events, streamHalf(stream), {
+      sessionId: active.sessionId,
+      interceptId: active.info.id,
+      local,
+    });
+  }
+
+  /** A connection a relay accepted for `route` (relay.ts): the daemon picks it up as an agent's. */
+  relayConnect(socket: net.Socket, route: RelayRoute): void {
+    socket.on('error', () => undefined); // a reset by the client: 'close' cleans up
+    const events = this.eventStreams.get(route.sessionId);
+    if (!events) return abort(socket);
+    this.announce(events, socketHalf(socket), route);
+  }
+
+  /** Tells the session's daemon of a connection for `route`, which waits for its stream. */
+  private announce(events: http2.ServerHttp2Stream, half: Half, route: RelayRoute): void {
+    const conn = randomUUID();
+    this.wait(conn, route.sessionId, half, 'the workstation did not pick the connection up');
+    const event: InboundEvent = { conn, intercept: route.interceptId, local: route.local };
+    events.write(`${JSON.stringify(event)}\n`);
   }
 
   /** The daemon's stream for one inbound connection: spliced to the waiting agent stream. */
@@ -115,7 +182,7 @@ export class Inbound {
 
   refused(sessionId: string, conn: string, reason: string): void {
     const pending = this.take(conn, sessionId);
-    if (pending) reply(pending.stream, 502, `${reason}\n`);
+    if (pending) pending.half.fail(502, reason);
   }
 
   /** The daemon's stream for an intercept's volumes: the first registered agent serves it. */
@@ -124,7 +191,7 @@ export class Inbound {
     const [agent] = injection.agents;
     if (!agent) return reply(stream, 503, 'no agent of this workload is connected\n');
     const conn = randomUUID();
-    this.wait(conn, injection.id, stream, 'the agent did not open the volume stream');
+    this.wait(conn, injection.id, streamHalf(stream), 'the agent did not open the volume stream');
     agent.send({ sftp: conn, mounts: injection.context?.mounts ?? [] });
   }
 

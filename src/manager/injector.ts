@@ -14,12 +14,13 @@ import {
   type InterceptedPort,
 } from '../protocol/intercept.ts';
 import type { InterceptRequest } from '../protocol/requests.ts';
-import { Bridges, numericTarget } from './bridge-slices.ts';
+import { Bridges, numericTarget, type BridgedService } from './bridge-slices.ts';
 import { requireServiceClaims } from './claims.ts';
 import { replacementTemplate, type SidecarPlan } from './injection.ts';
 import type { Injection } from './injection-registry.ts';
 import type { Requester } from './intercepts.ts';
 import type { KubeApi } from './kube-api.ts';
+import { RELAY_LINGER_MS, type RelayPlan } from './relay.ts';
 import { waitEndpointPorts, waitReady } from './rollout.ts';
 import { samePort, type UndoBook, type UndoRecord } from './undo.ts';
 import {
@@ -30,6 +31,7 @@ import {
   type FoundWorkload,
   type PodTemplate,
   type Service,
+  type ServicePort,
 } from './workloads.ts';
 
 /** What an injection is, before its intercepts: registered by the caller's `track`. */
@@ -122,6 +124,7 @@ export class Injector {
     build: (
       agent: AgentBase,
     ) => Pick<SidecarPlan, 'services'> & { template: PodTemplate; agentPorts: AgentPort[] },
+    relay?: RelayPlan,
   ): Promise<Injection> {
     const { namespace } = request;
     const { id, ...agent } = this.agentBase(request.workload);
@@ -142,19 +145,33 @@ export class Injector {
       ),
       agentTargets: s.agentTargets,
     }));
-    const bridges = new Bridges(
-      this.api,
-      namespace,
-      moved.map((s) => ({
-        name: s.name,
-        uid: services.find((o) => o.metadata?.name === s.name)?.metadata?.uid,
-        ports: s.ports.map((p) => ({
-          ...(p.name ? { name: p.name } : {}),
-          ...(p.protocol ? { protocol: p.protocol } : {}),
-          target: numericTarget(original(s.name).find((o) => samePort(o, p))!),
+    // Of the ports that move, those asked for get a relay for the rollout (none is asked for
+    // a port that does not move: a named targetPort's old pods serve until the new are ready).
+    const relaying = async (service: string, port: ServicePort) => {
+      const relayed = relay?.ports.find((r) => r.service === service && samePort(r.port, port));
+      return relayed ? { relay: await relay!.relays.open(relayed.route) } : {};
+    };
+    let bridged: BridgedService[];
+    try {
+      bridged = await Promise.all(
+        moved.map(async (s) => ({
+          name: s.name,
+          uid: services.find((o) => o.metadata?.name === s.name)?.metadata?.uid,
+          ports: await Promise.all(
+            s.ports.map(async (p) => ({
+              ...(p.name ? { name: p.name } : {}),
+              ...(p.protocol ? { protocol: p.protocol } : {}),
+              target: numericTarget(original(s.name).find((o) => samePort(o, p))!),
+              ...(await relaying(s.name, p)),
+            })),
+          ),
         })),
-      })),
-    );
+      );
+    } catch (err) {
+      relay?.relays.close(0);
+      throw err;
+    }
+    const bridges = new Bridges(this.api, namespace, bridged, relay?.relays.address);
     const undo: UndoRecord = {
       workload: path,
       template: found.object.spec.template,
@@ -200,6 +217,7 @@ export class Injector {
         (pods) => bridges.refresh(new Set(pods.map((p) => p.metadata!.name!))),
       );
       await bridges.close();
+      relay?.relays.close(RELAY_LINGER_MS);
       await waitEndpointPorts(
         this.api,
         namespace,
@@ -207,7 +225,9 @@ export class Injector {
         Date.now() + (request.timeoutSeconds ?? 120) * 1000,
       );
     } catch (err) {
+      // Restoring deletes the relay slices: the relays serve until kube-proxy has followed.
       await this.hooks.release(injection).catch(() => undefined);
+      relay?.relays.close(RELAY_LINGER_MS);
       throw err;
     }
     return injection;

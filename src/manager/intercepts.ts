@@ -25,6 +25,7 @@ import type { Signer } from './signer.ts';
 import type { SessionRecord } from './sessions.ts';
 import type { KubeApi } from './kube-api.ts';
 import { Injector } from './injector.ts';
+import { relayPlan, type RelayHandler } from './relay.ts';
 import { KeyedQueue } from './keyed-queue.ts';
 import { InjectionRegistry, type Injection } from './injection-registry.ts';
 import { asBefore, serviceBefore, UndoBook } from './undo.ts';
@@ -66,6 +67,8 @@ export interface InterceptsOptions {
   dormantIdleMs?: number | undefined;
   /** Whether the API server takes a `preStop` `sleep` action (Kubernetes ≥ 1.30). */
   preStopSleep?: boolean;
+  /** The manager pod's IP, where relays listen during cold intercepts (relay.ts); none without it. */
+  relayAddress?: string | undefined;
 }
 
 function describePort(r: ResolvedPort): string {
@@ -80,6 +83,8 @@ export class Intercepts extends InjectionRegistry {
 
   private readonly undo: UndoBook;
   private readonly injector: Injector;
+  /** Takes the connections relays accept (set by the server's Inbound). */
+  private relayHandler?: RelayHandler;
 
   constructor(private readonly options: InterceptsOptions) {
     super();
@@ -93,6 +98,11 @@ export class Intercepts extends InjectionRegistry {
 
   private get api(): KubeApi {
     return this.options.api;
+  }
+
+  /** Where relayed connections go (Inbound.relayConnect); until this is set, nothing is relayed. */
+  relayTo(handler: RelayHandler): void {
+    this.relayHandler = handler;
   }
 
   /**
@@ -197,14 +207,22 @@ export class Intercepts extends InjectionRegistry {
     }
     // Checked before an injection, and again against it (another request may have come first).
     if (existing) resolved.forEach((r) => this.sidecarPort(existing, found.object, r, request, session));
+    const id = randomUUID();
     const injection =
       existing ??
-      (await this.injector.inject(found, key, request, session, all, (a) =>
-        sidecarPlan(found.object, all, a, app, this.options.preStopSleep === true),
+      (await this.injector.inject(
+        found,
+        key,
+        request,
+        session,
+        all,
+        (a) => sidecarPlan(found.object, all, a, app, this.options.preStopSleep === true),
+        this.relayHandler &&
+          relayPlan(this.options.relayAddress, this.relayHandler, request, session.id, id, resolved),
       ));
     try {
       const ports = resolved.map((r) => this.sidecarPort(injection, found.object, r, request, session));
-      return this.register(injection, request, session, ports, started);
+      return this.register(injection, request, session, ports, started, id);
     } catch (err) {
       if (!injection.intercepts.size && !injection.dormant) await this.release(injection);
       throw err;
@@ -249,9 +267,10 @@ export class Intercepts extends InjectionRegistry {
     session: Requester,
     ports: InterceptedPort[],
     started: number,
+    id: string = randomUUID(),
   ): Promise<InterceptInfo> {
     const info: InterceptInfo = {
-      id: randomUUID(),
+      id,
       mode: request.mode,
       namespace: request.namespace,
       workload: request.workload,

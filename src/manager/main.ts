@@ -72,6 +72,7 @@ if (existsSync(SA_NAMESPACE)) {
   intercepts = new Intercepts({
     api,
     preStopSleep: minor >= 30,
+    relayAddress: process.env.TELEPOD_POD_IP,
     namespaces,
     agentBundle: readFileSync(new URL('./agent.mjs', import.meta.url), 'utf8'),
     // Fully qualified and absolute: a relative name would first be tried under the agent's own

@@ -148,7 +148,8 @@ export function createManagerServers(options: ManagerOptions): ManagerServers {
   const sessions = options.sessions ?? new Sessions();
   const { intercepts } = options;
   const inbound = intercepts && new Inbound(intercepts);
-  if (intercepts) {
+  if (intercepts && inbound) {
+    intercepts.relayTo((socket, route) => inbound.relayConnect(socket, route));
     sessions.onExpired = (session) =>
       void intercepts
         .endSession(session.id)

@@ -78,6 +78,12 @@ export const InterceptRequestSchema = z.object({
   filter: z.optional(RequestFilterSchema),
   /** Copies of the (matching) requests go to the workstation; the app answers (mode intercept only). */
   mirror: z.optional(z.boolean()),
+  /**
+   * The daemon serves inbound connections for this request's local ports before the manager's
+   * answer names the intercept: the manager may then relay a cold intercept's connections while
+   * its rollout runs (`src/manager/relay.ts`). An older daemon leaves it out and gets none early.
+   */
+  earlyInbound: z.optional(z.boolean()),
 });
 export type InterceptRequest = z.infer<typeof InterceptRequestSchema>;
 
