@@ -202,19 +202,19 @@ test('a relayed port is in a relay slice naming the manager, not in the bridge; 
   assert.deepEqual(Object.keys(objects), []);
 });
 
-test('a Service whose every moved port is relayed gets no bridge; an IPv6 manager a relay slice of IPv6', async () => {
+test("a relay slice has the manager's family; the other family's old pods keep the relayed port", async () => {
   const relay = relayPath('a', 'web', 'IPv6');
+  const v4 = bridgePath('a', 'web', 'IPv4');
   const { api, writes, objects } = fakeApi(slices);
-  const bridges = new Bridges(
-    api,
-    'a',
-    [{ name: 'web', ports: [{ target: 8080, relay: 40002 }] }],
-    'fd00::7',
-  );
+  const service = { name: 'web', ports: [{ target: 8080, relay: 40002 }] };
+  const bridges = new Bridges(api, 'a', [service], 'fd00::7');
   await bridges.refresh(new Set());
-  assert.deepEqual(writes, [`create ${relay}`]);
+  // The IPv6 old pods have no port left to serve: no IPv6 bridge.
+  assert.deepEqual(writes, [`create ${relay}`, `create ${v4}`]);
   assert.equal((objects[relay] as Slice).addressType, 'IPv6');
   assert.deepEqual((objects[relay] as Slice).ports, [{ name: '', port: 40002, protocol: 'TCP' }]);
+  assert.deepEqual((objects[v4] as Slice).ports, [{ name: '', port: 8080, protocol: 'TCP' }]);
+  assert.equal((objects[v4] as Slice).endpoints!.length, 4);
   await bridges.close();
-  assert.deepEqual(writes.slice(1), [`remove ${relay}`]);
+  assert.deepEqual(writes.slice(2), [`remove ${v4}`, `remove ${relay}`]);
 });

@@ -99,14 +99,18 @@ export function bridgeEndpoints(slices: Slice[], addressType: string, ours: Set<
   return [...kept.values()].sort((a, b) => a.addresses[0]!.localeCompare(b.addresses[0]!));
 }
 
-/** A bridge slice for `service` with `endpoints`, at the targets its moved ports had (relayed ports aside). */
+/**
+ * A bridge slice for `service` with `endpoints`, at the targets its moved ports had; in the
+ * family of the relay slices (`relayedType`), the relayed ports are theirs and not the bridge's.
+ */
 export function bridgeSlice(
   namespace: string,
   service: BridgedService,
   addressType: string,
   endpoints: Endpoint[],
+  relayedType?: string,
 ): Slice {
-  const ports = service.ports.filter((p) => p.relay === undefined);
+  const ports = service.ports.filter((p) => p.relay === undefined || addressType !== relayedType);
   return ourSlice(bridgePath(namespace, service.name, addressType), service, addressType, endpoints, ports);
 }
 
@@ -166,24 +170,25 @@ export class Bridges {
     private readonly relayAddress?: string,
   ) {}
 
-  /** Writes each relay slice, and each bridge to hold the Services' endpoints of pods not in `ours`. */
+  /**
+   * Writes each relay slice, and each bridge to hold the Services' endpoints of pods not in
+   * `ours` (in the relays' family, at the ports nobody relays; a bridge with no port is not made).
+   */
   async refresh(ours: Set<string>): Promise<void> {
+    const relayedType = this.relayAddress && addressTypeOf(this.relayAddress);
     for (const service of this.services) {
       if (this.relayAddress && service.ports.some((p) => p.relay !== undefined)) {
         const slice = relaySlice(this.namespace, service, this.relayAddress);
         await this.write(relayPath(this.namespace, service.name, slice.addressType), slice);
       }
-      const bridged = service.ports.some((p) => p.relay === undefined);
       const selector = encodeURIComponent(`kubernetes.io/service-name=${service.name}`);
-      const slices = bridged
-        ? await this.api.list<Slice>(
-            `/apis/discovery.k8s.io/v1/namespaces/${this.namespace}/endpointslices?labelSelector=${selector}`,
-          )
-        : [];
+      const slices = await this.api.list<Slice>(
+        `/apis/discovery.k8s.io/v1/namespaces/${this.namespace}/endpointslices?labelSelector=${selector}`,
+      );
       for (const type of ADDRESS_TYPES) {
-        const endpoints = bridgeEndpoints(slices, type, ours);
-        const path = bridgePath(this.namespace, service.name, type);
-        await this.write(path, bridgeSlice(this.namespace, service, type, endpoints));
+        const slice = bridgeSlice(this.namespace, service, type, [], relayedType);
+        if (slice.ports?.length) slice.endpoints = bridgeEndpoints(slices, type, ours);
+        await this.write(bridgePath(this.namespace, service.name, type), slice);
       }
     }
   }

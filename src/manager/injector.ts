@@ -149,28 +149,23 @@ export class Injector {
     // a port that does not move: a named targetPort's old pods serve until the new are ready).
     const relaying = async (service: string, port: ServicePort) => {
       const relayed = relay?.ports.find((r) => r.service === service && samePort(r.port, port));
-      return relayed ? { relay: await relay!.relays.open(relayed.route) } : {};
+      const listening = relayed && (await relay!.relays.open(relayed.route));
+      return listening ? { relay: listening } : {};
     };
-    let bridged: BridgedService[];
-    try {
-      bridged = await Promise.all(
-        moved.map(async (s) => ({
-          name: s.name,
-          uid: services.find((o) => o.metadata?.name === s.name)?.metadata?.uid,
-          ports: await Promise.all(
-            s.ports.map(async (p) => ({
-              ...(p.name ? { name: p.name } : {}),
-              ...(p.protocol ? { protocol: p.protocol } : {}),
-              target: numericTarget(original(s.name).find((o) => samePort(o, p))!),
-              ...(await relaying(s.name, p)),
-            })),
-          ),
-        })),
-      );
-    } catch (err) {
-      relay?.relays.close(0);
-      throw err;
-    }
+    const bridged: BridgedService[] = await Promise.all(
+      moved.map(async (s) => ({
+        name: s.name,
+        uid: services.find((o) => o.metadata?.name === s.name)?.metadata?.uid,
+        ports: await Promise.all(
+          s.ports.map(async (p) => ({
+            ...(p.name ? { name: p.name } : {}),
+            ...(p.protocol ? { protocol: p.protocol } : {}),
+            target: numericTarget(original(s.name).find((o) => samePort(o, p))!),
+            ...(await relaying(s.name, p)),
+          })),
+        ),
+      })),
+    );
     const bridges = new Bridges(this.api, namespace, bridged, relay?.relays.address);
     const undo: UndoRecord = {
       workload: path,

@@ -25,7 +25,7 @@ import type { Signer } from './signer.ts';
 import type { SessionRecord } from './sessions.ts';
 import type { KubeApi } from './kube-api.ts';
 import { Injector } from './injector.ts';
-import { relayPlan, type RelayHandler } from './relay.ts';
+import { relayPlan, type RelayHandler, type RelaySettings } from './relay.ts';
 import { KeyedQueue } from './keyed-queue.ts';
 import { InjectionRegistry, type Injection } from './injection-registry.ts';
 import { asBefore, serviceBefore, UndoBook } from './undo.ts';
@@ -84,7 +84,7 @@ export class Intercepts extends InjectionRegistry {
   private readonly undo: UndoBook;
   private readonly injector: Injector;
   /** Takes the connections relays accept (set by the server's Inbound). */
-  private relayHandler?: RelayHandler;
+  private relaySettings?: RelaySettings;
 
   constructor(private readonly options: InterceptsOptions) {
     super();
@@ -102,7 +102,7 @@ export class Intercepts extends InjectionRegistry {
 
   /** Where relayed connections go (Inbound.relayConnect); until this is set, nothing is relayed. */
   relayTo(handler: RelayHandler): void {
-    this.relayHandler = handler;
+    this.relaySettings = { address: this.options.relayAddress, handler, log: this.options.log };
   }
 
   /**
@@ -217,8 +217,7 @@ export class Intercepts extends InjectionRegistry {
         session,
         all,
         (a) => sidecarPlan(found.object, all, a, app, this.options.preStopSleep === true),
-        this.relayHandler &&
-          relayPlan(this.options.relayAddress, this.relayHandler, request, session.id, id, resolved),
+        this.relaySettings && relayPlan(this.relaySettings, request, session.id, id, resolved),
       ));
     try {
       const ports = resolved.map((r) => this.sidecarPort(injection, found.object, r, request, session));

@@ -1,7 +1,8 @@
 // Proves the relays of a cold intercept end to end on loopback: a TCP connection a relay accepts
 // is announced on the session's event stream, and the daemon's stream for it (a stand-in that
 // answers in capitals) is spliced to it both ways, ends included; a refused one and one for a
-// session without an event stream are reset; a closed relay accepts nothing more.
+// session without an event stream are reset; a closed relay accepts nothing more; one that
+// cannot listen is logged and not opened.
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -10,7 +11,7 @@ import { after, before, test } from 'node:test';
 import type { InboundEvent } from '../protocol/intercept.ts';
 import { Inbound } from './inbound.ts';
 import type { Intercepts } from './intercepts.ts';
-import { Relays } from './relay.ts';
+import { Relays, type RelayRoute } from './relay.ts';
 
 const SESSION = 'session-1';
 let server: http2.Http2Server;
@@ -45,6 +46,22 @@ after(() => {
   server.close();
 });
 
+/** Relays on loopback whose connections go to the test's Inbound; what they log goes to `logged`. */
+function loopbackRelays(address = '127.0.0.1'): Relays {
+  return new Relays(address, {
+    handler: (socket, route) => inbound.relayConnect(socket, route),
+    log: (message) => logged.push(message),
+  });
+}
+const logged: string[] = [];
+
+/** The port of a relay for `route`, which must open. */
+async function opened(relays: Relays, route: RelayRoute): Promise<number> {
+  const port = await relays.open(route);
+  assert.ok(port, 'the relay listens');
+  return port;
+}
+
 /** Connects to `port`, sends `text` and ends; resolves to what came back, or the error's code. */
 function exchange(port: number, text: string): Promise<string> {
   return new Promise((resolve) => {
@@ -57,8 +74,8 @@ function exchange(port: number, text: string): Promise<string> {
 }
 
 test('a relayed connection reaches the daemon and comes back, both ends included', async () => {
-  const relays = new Relays('127.0.0.1', (socket, route) => inbound.relayConnect(socket, route));
-  const port = await relays.open({ sessionId: SESSION, interceptId: 'i1', local: 8000 });
+  const relays = loopbackRelays();
+  const port = await opened(relays, { sessionId: SESSION, interceptId: 'i1', local: 8000 });
   assert.equal(await exchange(port, 'hello'), 'HELLO|8000');
   assert.equal(await exchange(port, 'again'), 'AGAIN|8000');
   relays.close(0);
@@ -66,19 +83,19 @@ test('a relayed connection reaches the daemon and comes back, both ends included
 });
 
 test('a connection the daemon refuses, or of a session without an event stream, is reset', async () => {
-  const relays = new Relays('127.0.0.1', (socket, route) => inbound.relayConnect(socket, route));
+  const relays = loopbackRelays();
   answer = 'refuse';
-  const port = await relays.open({ sessionId: SESSION, interceptId: 'i2', local: 8000 });
+  const port = await opened(relays, { sessionId: SESSION, interceptId: 'i2', local: 8000 });
   assert.equal(await exchange(port, 'hello'), 'error ECONNRESET');
   answer = 'capitals';
-  const other = await relays.open({ sessionId: 'no-such-session', interceptId: 'i3', local: 8000 });
+  const other = await opened(relays, { sessionId: 'no-such-session', interceptId: 'i3', local: 8000 });
   assert.equal(await exchange(other, 'hello'), 'error ECONNRESET');
   relays.close(0);
 });
 
 test('a relay closed with a linger still accepts until the linger ends', async () => {
-  const relays = new Relays('127.0.0.1', (socket, route) => inbound.relayConnect(socket, route));
-  const port = await relays.open({ sessionId: SESSION, interceptId: 'i4', local: 8001 });
+  const relays = loopbackRelays();
+  const port = await opened(relays, { sessionId: SESSION, interceptId: 'i4', local: 8001 });
   relays.close(300);
   assert.equal(await exchange(port, 'still'), 'STILL|8001');
   const deadline = Date.now() + 5000;
@@ -86,4 +103,11 @@ test('a relay closed with a linger still accepts until the linger ends', async (
     assert.ok(Date.now() < deadline, 'closed within 5 s');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+});
+
+test('a relay that cannot listen is logged and not opened', async () => {
+  const relays = loopbackRelays('192.0.2.1'); // TEST-NET-1: not an address of this machine
+  assert.equal(await relays.open({ sessionId: SESSION, interceptId: 'i5', local: 8000 }), undefined);
+  assert.match(logged.at(-1) ?? '', /^cannot relay on 192\.0\.2\.1: .*EADDRNOTAVAIL/);
+  relays.close(0);
 });

@@ -25,33 +25,48 @@ export type RelayHandler = (socket: net.Socket, route: RelayRoute) => void;
  * the EndpointSlice change a moment later (at most its 1 s minSyncPeriod after the sync before).
  */
 export const RELAY_LINGER_MS = 5000;
-/** Connections one relay holds at most at once; more wait in the kernel's backlog. */
+/** Connections one relay holds at most at once; more are closed as they come. */
 const MAX_RELAYED = 4096;
+
+/** What relays need of the manager: its pod's address, where connections go, its log. */
+export interface RelaySettings {
+  /** The manager pod's IP: the relays listen on it, and the relay slices name it. */
+  address: string | undefined;
+  handler: RelayHandler;
+  log: (message: string) => void;
+}
 
 /** One rollout's relay listeners, all on the manager pod's own address. */
 export class Relays {
   private readonly servers: net.Server[] = [];
 
   constructor(
-    /** The manager pod's IP: the relays listen on it, and the relay slices name it. */
     readonly address: string,
-    private readonly handler: RelayHandler,
+    private readonly settings: Pick<RelaySettings, 'handler' | 'log'>,
   ) {}
 
-  /** Opens a listener whose connections go to `route`; resolves to its port. */
-  async open(route: RelayRoute): Promise<number> {
+  /**
+   * Opens a listener whose connections go to `route`; resolves to its port, or to undefined
+   * (logged) when it cannot listen: that port is then bridged to the old pods as before.
+   */
+  async open(route: RelayRoute): Promise<number | undefined> {
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) =>
-      this.handler(socket, route),
+      this.settings.handler(socket, route),
     );
     server.maxConnections = MAX_RELAYED;
-    this.servers.push(server);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.address, port: 0 }, () => {
-        server.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: this.address, port: 0 }, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (err) {
+      this.settings.log(`cannot relay on ${this.address}: ${(err as Error).message}`);
+      return undefined;
+    }
+    this.servers.push(server);
     return (server.address() as net.AddressInfo).port;
   }
 
@@ -79,8 +94,7 @@ export interface RelayPlan {
  * choose per request).
  */
 export function relayPlan(
-  address: string | undefined,
-  handler: RelayHandler,
+  { address, ...settings }: RelaySettings,
   request: InterceptRequest,
   sessionId: string,
   interceptId: string,
@@ -88,7 +102,7 @@ export function relayPlan(
 ): RelayPlan | undefined {
   if (!address || !request.earlyInbound || isRouted(request)) return undefined;
   return {
-    relays: new Relays(address, handler),
+    relays: new Relays(address, settings),
     ports: resolved.map((r) => ({
       service: r.service.metadata!.name!,
       port: r.servicePort,
