@@ -113,9 +113,10 @@ export async function measureLoop(
     };
     // The cluster's own floor for a change that restarts the pods: a plain rollout (a new env
     // value in the pod template, kubectl on the host) until a cluster client's new
-    // connection is answered by a new pod. An intercept with a rollout cannot be faster.
-    // Either is one pod's start, which moves by a second on this VM (an app's readiness probe
-    // that misses its first tick waits for the next): medians (of three in a full run).
+    // connection is answered by a new pod. One pod's start moves by a second on this VM (an
+    // app's readiness probe that misses its first tick waits for the next). Since the manager
+    // relays a cold intercept's connections during its rollout (src/manager/relay.ts), the
+    // intercept's first request no longer waits for the new pod: medians (of three in a full run).
     log(`${coldRounds} plain rollouts of the same Deployment, to a cluster client reaching a new pod`);
     const plainRolloutRuns: number[] = [];
     for (let i = 1; i <= coldRounds; i++) {

@@ -117,7 +117,7 @@ test('while an intercept request is out, a connection to one of its ports is ser
 });
 
 test('two requests out for one port: it stays expected until both are answered', async () => {
-  const { handler, opened, announce } = setup();
+  const { handler, opened, refused, announce } = setup();
   const first = handler.expect([port]);
   const second = handler.expect([port]);
   first();
@@ -125,6 +125,9 @@ test('two requests out for one port: it stays expected until both are answered',
   announce({ conn: 'c10', intercept: 'x', local: port });
   await until('the connection to be served', () => opened.length === 1);
   second();
+  announce({ conn: 'c11', intercept: 'x', local: port });
+  await until('a connection after both answers to be refused', () => refused.length === 1);
+  assert.deepEqual(refused, ['c11']);
 });
 
 test('accepting: whether every local port takes a connection now', async () => {

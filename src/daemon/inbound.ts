@@ -94,16 +94,14 @@ export class InboundHandler {
 
   /**
    * Whether every one of `ports` accepts a connection now: each is opened and ended at once
-   * (closed as a client would, not reset; anything the server sends is dropped).
+   * (closed as a client would, not reset; anything the server sends is dropped), then let go.
    */
   async accepting(ports: number[]): Promise<boolean> {
     const tries = await Promise.allSettled(ports.map((port) => this.connectLocal(port)));
     for (const tried of tries) {
-      if (tried.status === 'fulfilled')
-        tried.value
-          .on('error', () => undefined)
-          .resume()
-          .end();
+      if (tried.status !== 'fulfilled') continue;
+      const socket = tried.value.on('error', () => undefined).resume();
+      socket.end(() => socket.destroy());
     }
     return tries.every((tried) => tried.status === 'fulfilled');
   }

@@ -294,11 +294,11 @@ export class Session {
     const claims = claimed.value;
     step(`asking the traffic manager for ${request.workload || 'a proxy pod'}`);
     let info: InterceptInfo;
-    // Its connections may come before its answer (a cold intercept's relays), and are served at
-    // once, when the local ports accept connections already; otherwise (`intercept -- cmd`
-    // starting the server) the workload's old pods serve them until its new ones are ready.
+    // A cold whole-port intercept's connections may come before its answer (relays), served at
+    // once if the local ports accept already; else (`-- cmd` starts the server) the old pods serve.
     const locals = request.ports.map((p) => p.local);
-    const earlyInbound = request.mode === 'intercept' && (await this.inbound.accepting(locals));
+    const whole = request.mode === 'intercept' && !request.filter && !request.mirror;
+    const earlyInbound = whole && (await this.inbound.accepting(locals));
     const expected = this.inbound.expect(earlyInbound ? locals : []);
     try {
       info = await tunnel.call<InterceptInfo>(MANAGER_PATHS.intercepts, { ...request, earlyInbound });

@@ -111,15 +111,16 @@ export function bridgeSlice(
   relayedType?: string,
 ): Slice {
   const ports = service.ports.filter((p) => p.relay === undefined || addressType !== relayedType);
-  return ourSlice(bridgePath(namespace, service.name, addressType), service, addressType, endpoints, ports);
+  const path = bridgePath(namespace, service.name, addressType);
+  return ourSlice(namespace, path, service, addressType, endpoints, ports);
 }
 
 /** The relay slice of `service`: the manager's pod at the relay port of each relayed port. */
-export function relaySlice(namespace: string, service: BridgedService, address: string): Slice {
+function relaySlice(namespace: string, service: BridgedService, address: string): Slice {
   const type = addressTypeOf(address);
   const ports = service.ports.flatMap((p) => (p.relay === undefined ? [] : [{ ...p, target: p.relay }]));
   const endpoint = { addresses: [address], conditions: { ready: true, serving: true, terminating: false } };
-  return ourSlice(relayPath(namespace, service.name, type), service, type, [endpoint], ports);
+  return ourSlice(namespace, relayPath(namespace, service.name, type), service, type, [endpoint], ports);
 }
 
 function addressTypeOf(address: string): (typeof ADDRESS_TYPES)[number] {
@@ -127,13 +128,13 @@ function addressTypeOf(address: string): (typeof ADDRESS_TYPES)[number] {
 }
 
 function ourSlice(
+  namespace: string,
   path: string,
   service: BridgedService,
   addressType: string,
   endpoints: Endpoint[],
   ports: BridgedService['ports'],
 ): Slice {
-  const namespace = path.split('/')[5]!;
   return {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',

@@ -145,28 +145,6 @@ export class Injector {
       ),
       agentTargets: s.agentTargets,
     }));
-    // Of the ports that move, those asked for get a relay for the rollout (none is asked for
-    // a port that does not move: a named targetPort's old pods serve until the new are ready).
-    const relaying = async (service: string, port: ServicePort) => {
-      const relayed = relay?.ports.find((r) => r.service === service && samePort(r.port, port));
-      const listening = relayed && (await relay!.relays.open(relayed.route));
-      return listening ? { relay: listening } : {};
-    };
-    const bridged: BridgedService[] = await Promise.all(
-      moved.map(async (s) => ({
-        name: s.name,
-        uid: services.find((o) => o.metadata?.name === s.name)?.metadata?.uid,
-        ports: await Promise.all(
-          s.ports.map(async (p) => ({
-            ...(p.name ? { name: p.name } : {}),
-            ...(p.protocol ? { protocol: p.protocol } : {}),
-            target: numericTarget(original(s.name).find((o) => samePort(o, p))!),
-            ...(await relaying(s.name, p)),
-          })),
-        ),
-      })),
-    );
-    const bridges = new Bridges(this.api, namespace, bridged, relay?.relays.address);
     const undo: UndoRecord = {
       workload: path,
       template: found.object.spec.template,
@@ -194,6 +172,8 @@ export class Injector {
       undo,
     });
     try {
+      relay?.start?.(injection);
+      const bridges = await this.bridges(namespace, moved, services, relay);
       await this.createAgentConfigMap(namespace, agent.configMap);
       await this.undo.apply(undo, { template: plan.template });
       // Numeric targetPorts move to the agent's named ports now, before any new pod is ready:
@@ -212,7 +192,7 @@ export class Injector {
         (pods) => bridges.refresh(new Set(pods.map((p) => p.metadata!.name!))),
       );
       await bridges.close();
-      relay?.relays.close(RELAY_LINGER_MS);
+      void relay?.relays.close(RELAY_LINGER_MS);
       await waitEndpointPorts(
         this.api,
         namespace,
@@ -222,10 +202,44 @@ export class Injector {
     } catch (err) {
       // Restoring deletes the relay slices: the relays serve until kube-proxy has followed.
       await this.hooks.release(injection).catch(() => undefined);
-      relay?.relays.close(RELAY_LINGER_MS);
+      void relay?.relays.close(RELAY_LINGER_MS);
       throw err;
     }
     return injection;
+  }
+
+  /**
+   * The bridges of the Services' moved ports, at the numbers the old pods serve; of those, the
+   * ports asked for get a relay for the rollout (none is asked for a port that does not move: a
+   * named targetPort's old pods serve until the new are ready).
+   */
+  private async bridges(
+    namespace: string,
+    moved: { name: string; ports: ServicePort[] }[],
+    services: Service[],
+    relay: RelayPlan | undefined,
+  ): Promise<Bridges> {
+    const original = (name: string) => services.find((s) => s.metadata?.name === name)!.spec.ports ?? [];
+    const relaying = async (service: string, port: ServicePort) => {
+      const relayed = relay?.ports.find((r) => r.service === service && samePort(r.port, port));
+      const listening = relayed && (await relay!.relays.open(relayed.route));
+      return listening ? { relay: listening } : {};
+    };
+    const bridged: BridgedService[] = await Promise.all(
+      moved.map(async (s) => ({
+        name: s.name,
+        uid: services.find((o) => o.metadata?.name === s.name)?.metadata?.uid,
+        ports: await Promise.all(
+          s.ports.map(async (p) => ({
+            ...(p.name ? { name: p.name } : {}),
+            ...(p.protocol ? { protocol: p.protocol } : {}),
+            target: numericTarget(original(s.name).find((o) => samePort(o, p))!),
+            ...(await relaying(s.name, p)),
+          })),
+        ),
+      })),
+    );
+    return new Bridges(this.api, namespace, bridged, relay?.relays.address);
   }
 
   /** `--swap-deployment`: a proxy Deployment with the original's labels; the original scaled to 0. */

@@ -4,7 +4,7 @@
 // held is recorded in InjectionRegistry (injection-registry.ts); what an earlier manager left
 // is taken back by leftovers.ts.
 import { randomUUID } from 'node:crypto';
-import { TelepodError, usageError } from '../protocol/errors.ts';
+import { usageError } from '../protocol/errors.ts';
 import type { InterceptInfo, InterceptedPort } from '../protocol/intercept.ts';
 import type { AgentHello, InterceptRequest, LeaveAnswer } from '../protocol/requests.ts';
 import { DORMANT_AGENT_MINUTES } from '../protocol/intercept.ts';
@@ -14,12 +14,13 @@ import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
 import { publishState } from './injection-state.ts';
 import { takeBackLeftovers } from './leftovers.ts';
 import {
+  claimPort,
+  ConflictError,
+  describePort,
   isRouted,
   matchesEverything,
   normalizedFilter,
   notHttpReason,
-  portConflict,
-  type Wanted,
 } from './port-sharing.ts';
 import type { Signer } from './signer.ts';
 import type { SessionRecord } from './sessions.ts';
@@ -35,15 +36,9 @@ import {
   resolveServicePorts,
   selectingServices,
   type FoundWorkload,
-  type ResolvedPort,
   type Service,
   type Workload,
 } from './workloads.ts';
-
-/** Refused because another intercept holds what was asked for (HTTP 409). */
-export class ConflictError extends TelepodError {
-  readonly status = 409;
-}
 
 /** The session a request comes from. */
 export type Requester = Pick<SessionRecord, 'id' | 'holder' | 'token'>;
@@ -69,11 +64,6 @@ export interface InterceptsOptions {
   preStopSleep?: boolean;
   /** The manager pod's IP, where relays listen during cold intercepts (relay.ts); none without it. */
   relayAddress?: string | undefined;
-}
-
-function describePort(r: ResolvedPort): string {
-  const name = r.servicePort.name ? `/${r.servicePort.name}` : '';
-  return `${r.service.metadata?.name}:${r.servicePort.port}${name}`;
 }
 
 export class Intercepts extends InjectionRegistry {
@@ -206,8 +196,20 @@ export class Intercepts extends InjectionRegistry {
       }
     }
     // Checked before an injection, and again against it (another request may have come first).
-    if (existing) resolved.forEach((r) => this.sidecarPort(existing, found.object, r, request, session));
+    if (existing) resolved.forEach((r) => claimPort(existing, found.object, r, request, session.id));
     const id = randomUUID();
+    const relay = existing
+      ? undefined
+      : this.relaySettings && relayPlan(this.relaySettings, request, session.id, id, resolved);
+    // A relayed intercept holds its ports from the rollout's start: the new pods' agents take
+    // its connections as soon as they are ready, while the relays still take some.
+    let early: InterceptedPort[] | undefined;
+    if (relay) {
+      relay.start = (injection) => {
+        early = resolved.map((r) => claimPort(injection, found.object, r, request, session.id));
+        this.hold(injection, request, session, early, started, id);
+      };
+    }
     const injection =
       existing ??
       (await this.injector.inject(
@@ -217,10 +219,10 @@ export class Intercepts extends InjectionRegistry {
         session,
         all,
         (a) => sidecarPlan(found.object, all, a, app, this.options.preStopSleep === true),
-        this.relaySettings && relayPlan(this.relaySettings, request, session.id, id, resolved),
+        relay,
       ));
     try {
-      const ports = resolved.map((r) => this.sidecarPort(injection, found.object, r, request, session));
+      const ports = early ?? resolved.map((r) => claimPort(injection, found.object, r, request, session.id));
       return this.register(injection, request, session, ports, started, id);
     } catch (err) {
       if (!injection.intercepts.size && !injection.dormant) await this.release(injection);
@@ -228,38 +230,12 @@ export class Intercepts extends InjectionRegistry {
     }
   }
 
-  private sidecarPort(
-    injection: Injection,
-    workload: Workload,
-    r: ResolvedPort,
-    wanted: Wanted,
-    session: Requester,
-  ): InterceptedPort {
-    const agentPort = injection.agentPorts.find((p) => p.forward === r.containerPort)?.listen;
-    if (agentPort === undefined) {
-      throw new TelepodError(
-        `the agent of ${injection.name} does not serve port ${r.containerPort} (the Services changed): ` +
-          'leave every intercept of it and intercept again',
-      );
-    }
-    const holders = [...injection.intercepts.values()].filter((a) =>
-      a.info.ports.some((p) => p.agentPort === agentPort),
-    );
-    const conflict = portConflict(
-      holders,
-      wanted,
-      session.id,
-      `${describePort(r)} of ${workload.kind} ${injection.name}`,
-    );
-    if (conflict) throw new ConflictError(conflict);
-    return { local: r.local, remote: describePort(r), agentPort };
-  }
-
   private containerServing(workload: Workload, port: number): string {
     const containers = workload.spec.template.spec.containers;
     return (containers.find((c) => c.ports?.some((p) => p.containerPort === port)) ?? containers[0]!).name;
   }
 
+  /** Holds the intercept, recorded on the workload: the answer to its request. */
   private async register(
     injection: Injection,
     request: InterceptRequest,
@@ -268,6 +244,20 @@ export class Intercepts extends InjectionRegistry {
     started: number,
     id: string = randomUUID(),
   ): Promise<InterceptInfo> {
+    const info = this.hold(injection, request, session, ports, started, id);
+    await this.publish(injection);
+    return info;
+  }
+
+  /** Puts the intercept among the injection's: its agents route its ports to it from now on. */
+  private hold(
+    injection: Injection,
+    request: InterceptRequest,
+    session: Requester,
+    ports: InterceptedPort[],
+    started: number,
+    id: string,
+  ): InterceptInfo {
     const info: InterceptInfo = {
       id,
       mode: request.mode,
@@ -283,7 +273,6 @@ export class Intercepts extends InjectionRegistry {
     injection.intercepts.set(info.id, { info, sessionId: session.id });
     this.wake(injection);
     this.notifyAgents(injection);
-    await this.publish(injection);
     return info;
   }
 

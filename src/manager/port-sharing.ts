@@ -11,7 +11,10 @@ import {
   type PortRoute,
   type RequestFilter,
 } from '../protocol/intercept.ts';
-import type { ServicePort } from './workloads.ts';
+import { TelepodError } from '../protocol/errors.ts';
+import type { InterceptedPort } from '../protocol/intercept.ts';
+import type { Injection } from './injection-registry.ts';
+import type { ResolvedPort, ServicePort, Workload } from './workloads.ts';
 
 /** An intercept as the manager holds it: what it is, and the session it belongs to. */
 export interface PortHolder {
@@ -154,4 +157,46 @@ export function notHttpReason(port: ServicePort): string | undefined {
     return `its name ${port.name} says it carries ${prefix}, and only plain HTTP/1.1, h2c and gRPC requests can be told apart`;
   }
   return undefined;
+}
+
+/** Refused because another intercept holds what was asked for (HTTP 409). */
+export class ConflictError extends TelepodError {
+  readonly status = 409;
+}
+
+/** A Service port as messages name it: `service:port/name`. */
+export function describePort(r: ResolvedPort): string {
+  const name = r.servicePort.name ? `/${r.servicePort.name}` : '';
+  return `${r.service.metadata?.name}:${r.servicePort.port}${name}`;
+}
+
+/**
+ * The port an intercept of `r` gets of the injection's agent, checked against the intercepts
+ * that hold it already; throws ConflictError when they may not share it.
+ */
+export function claimPort(
+  injection: Injection,
+  workload: Workload,
+  r: ResolvedPort,
+  wanted: Wanted,
+  sessionId: string,
+): InterceptedPort {
+  const agentPort = injection.agentPorts.find((p) => p.forward === r.containerPort)?.listen;
+  if (agentPort === undefined) {
+    throw new TelepodError(
+      `the agent of ${injection.name} does not serve port ${r.containerPort} (the Services changed): ` +
+        'leave every intercept of it and intercept again',
+    );
+  }
+  const holders = [...injection.intercepts.values()].filter((a) =>
+    a.info.ports.some((p) => p.agentPort === agentPort),
+  );
+  const conflict = portConflict(
+    holders,
+    wanted,
+    sessionId,
+    `${describePort(r)} of ${workload.kind} ${injection.name}`,
+  );
+  if (conflict) throw new ConflictError(conflict);
+  return { local: r.local, remote: describePort(r), agentPort };
 }

@@ -18,7 +18,7 @@ let server: http2.Http2Server;
 let daemon: http2.ClientHttp2Session;
 let inbound: Inbound;
 /** What the stand-in daemon does with the next announced connection. */
-let answer: 'capitals' | 'refuse' = 'capitals';
+let answer: 'capitals' | 'refuse' | 'reset' = 'capitals';
 
 before(async () => {
   inbound = new Inbound({} as Intercepts);
@@ -35,6 +35,8 @@ before(async () => {
     const event = JSON.parse(line) as InboundEvent;
     if (answer === 'refuse') return inbound.refused(SESSION, event.conn, 'nothing listens');
     const stream = daemon.request({ ':path': '/conn', ':method': 'POST', 'x-conn': event.conn });
+    stream.on('error', () => undefined);
+    if (answer === 'reset') return void stream.on('data', () => stream.close(http2.constants.NGHTTP2_CANCEL));
     stream.on('data', (chunk: Buffer) => stream.write(chunk.toString().toUpperCase()));
     stream.on('end', () => stream.end(`|${event.local}`));
   });
@@ -73,12 +75,31 @@ function exchange(port: number, text: string): Promise<string> {
   });
 }
 
+// First, while no other test's connection may still be closing: it counts the TCP sockets.
+test("a stream the daemon resets mid-connection ends the client's connection and frees the relay's socket", async () => {
+  const socketsBefore = tcpSockets();
+  const relays = loopbackRelays();
+  answer = 'reset';
+  const port = await opened(relays, { sessionId: SESSION, interceptId: 'i6', local: 8000 });
+  const client = net.connect({ host: '127.0.0.1', port }, () => client.write('hello'));
+  client.on('error', () => undefined);
+  await new Promise((resolve) => client.once('close', resolve));
+  answer = 'capitals';
+  await relays.close(0);
+  // Its handle is gone too: a reset of a socket already ended once failed and kept it forever.
+  const deadline = Date.now() + 5000;
+  while (tcpSockets() > socketsBefore) {
+    assert.ok(Date.now() < deadline, 'no TCP socket left over after 5 s');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+});
+
 test('a relayed connection reaches the daemon and comes back, both ends included', async () => {
   const relays = loopbackRelays();
   const port = await opened(relays, { sessionId: SESSION, interceptId: 'i1', local: 8000 });
   assert.equal(await exchange(port, 'hello'), 'HELLO|8000');
   assert.equal(await exchange(port, 'again'), 'AGAIN|8000');
-  relays.close(0);
+  await relays.close(0);
   assert.equal(await exchange(port, 'closed'), 'error ECONNREFUSED');
 });
 
@@ -90,24 +111,29 @@ test('a connection the daemon refuses, or of a session without an event stream, 
   answer = 'capitals';
   const other = await opened(relays, { sessionId: 'no-such-session', interceptId: 'i3', local: 8000 });
   assert.equal(await exchange(other, 'hello'), 'error ECONNRESET');
-  relays.close(0);
+  await relays.close(0);
 });
 
 test('a relay closed with a linger still accepts until the linger ends', async () => {
   const relays = loopbackRelays();
   const port = await opened(relays, { sessionId: SESSION, interceptId: 'i4', local: 8001 });
-  relays.close(300);
+  const closing = relays.close(300);
   assert.equal(await exchange(port, 'still'), 'STILL|8001');
   const deadline = Date.now() + 5000;
   while ((await exchange(port, 'x')) !== 'error ECONNREFUSED') {
     assert.ok(Date.now() < deadline, 'closed within 5 s');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  await closing;
 });
 
 test('a relay that cannot listen is logged and not opened', async () => {
   const relays = loopbackRelays('192.0.2.1'); // TEST-NET-1: not an address of this machine
   assert.equal(await relays.open({ sessionId: SESSION, interceptId: 'i5', local: 8000 }), undefined);
   assert.match(logged.at(-1) ?? '', /^cannot relay on 192\.0\.2\.1: .*EADDRNOTAVAIL/);
-  relays.close(0);
+  await relays.close(0);
 });
+
+function tcpSockets(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+}

@@ -7,8 +7,9 @@
 // only when the daemon said it serves connections before the manager's answer.
 import net from 'node:net';
 import type { InterceptRequest } from '../protocol/requests.ts';
+import type { Injection } from './injection-registry.ts';
 import { isRouted } from './port-sharing.ts';
-import type { ResolvedPort, ServicePort } from './workloads.ts';
+import type { ResolvedPort, Service, ServicePort } from './workloads.ts';
 
 /** Where a relayed connection goes: one local port of a session's intercept. */
 export interface RelayRoute {
@@ -66,18 +67,22 @@ export class Relays {
       this.settings.log(`cannot relay on ${this.address}: ${(err as Error).message}`);
       return undefined;
     }
+    server.on('error', (err) => this.settings.log(`relay on ${this.address}: ${err.message}`));
     this.servers.push(server);
     return (server.address() as net.AddressInfo).port;
   }
 
   /**
    * Stops accepting after `lingerMs` (connections already relayed go on); 0 stops at once.
+   * Resolves once every connection the relays took has closed.
    */
-  close(lingerMs: number): void {
+  close(lingerMs: number): Promise<void> {
     const servers = this.servers.splice(0);
+    const closed = servers.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())));
     const stop = () => servers.forEach((s) => s.close());
     if (lingerMs > 0) setTimeout(stop, lingerMs).unref();
     else stop();
+    return Promise.all(closed).then(() => undefined);
   }
 }
 
@@ -85,6 +90,18 @@ export class Relays {
 export interface RelayPlan {
   relays: Relays;
   ports: { service: string; port: ServicePort; route: RelayRoute }[];
+  /** Called with the injection as its rollout starts: the intercept holds its ports from then on. */
+  start?: (injection: Injection) => void;
+}
+
+/**
+ * Whether a Service's connections may go to the manager's pod: not a headless one (its clients
+ * dial pod addresses from DNS at the Service's own port) nor one whose traffic policy is Local
+ * (kube-proxy would use only endpoints on the client's node, and the relay slice names none).
+ */
+function relayable(service: Service): boolean {
+  const { clusterIP, internalTrafficPolicy, externalTrafficPolicy } = service.spec;
+  return clusterIP !== 'None' && internalTrafficPolicy !== 'Local' && externalTrafficPolicy !== 'Local';
 }
 
 /**
@@ -103,10 +120,12 @@ export function relayPlan(
   if (!address || !request.earlyInbound || isRouted(request)) return undefined;
   return {
     relays: new Relays(address, settings),
-    ports: resolved.map((r) => ({
-      service: r.service.metadata!.name!,
-      port: r.servicePort,
-      route: { sessionId, interceptId, local: r.local },
-    })),
+    ports: resolved
+      .filter((r) => relayable(r.service))
+      .map((r) => ({
+        service: r.service.metadata!.name!,
+        port: r.servicePort,
+        route: { sessionId, interceptId, local: r.local },
+      })),
   };
 }

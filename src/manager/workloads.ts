@@ -36,7 +36,15 @@ export interface ServicePort {
   protocol?: string;
   appProtocol?: string;
 }
-export type Service = KubeObject & { spec: { selector?: Record<string, string>; ports?: ServicePort[] } };
+export type Service = KubeObject & {
+  spec: {
+    selector?: Record<string, string>;
+    ports?: ServicePort[];
+    clusterIP?: string;
+    internalTrafficPolicy?: string;
+    externalTrafficPolicy?: string;
+  };
+};
 
 export const SUPPORTED_KINDS = [
   { kind: 'Deployment', resource: 'deployments' },

@@ -43,9 +43,11 @@ export function endedCleanly(stream: http2.Http2Stream): boolean {
 
 /**
  * Ends a socket as failed: a connected one is reset (RST), so its peer sees an error rather
- * than an end; one still connecting is simply destroyed (a reset would wait for the connection).
+ * than an end; one still connecting is simply destroyed (a reset would wait for the connection),
+ * and so is one already ended: its FIN is out, and a reset then fails (EINVAL) without ever
+ * closing the socket.
  */
 export function abort(socket: Socket): void {
-  if (socket.connecting || socket.destroyed) socket.destroy();
+  if (socket.connecting || socket.destroyed || socket.writableEnded) socket.destroy();
   else socket.resetAndDestroy();
 }
