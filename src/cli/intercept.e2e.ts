@@ -208,18 +208,24 @@ spec:
       app: number[];
     };
     assert.ok(first, 'an answer came from the workstation');
+    // No new pod is ready before 8 s: an answer from here before that came through the relay.
+    assert.ok(
+      first - started < 8000,
+      `the first answer came ${first - started} ms after the intercept started`,
+    );
     assert.ok(
       first < returned,
       `the first answer from here came ${first - started} ms after the intercept started, before it returned (${returned - started} ms)`,
     );
     assert.equal(failed, 0, 'no request failed');
     // The relay slice and the Service's move reach kube-proxy as separate updates: until the
-    // sync after both (at most about a second), an old pod may still take a new connection.
-    // After that, none reaches the app: the new pods' agents hold the intercept as they start.
+    // sync after both (about a second; 3 s allowed on a loaded machine), an old pod may still
+    // take a new connection. After that none reaches the app: the new pods' agents hold the
+    // intercept as they start.
     assert.deepEqual(
-      app.filter((ms) => ms > 2000),
+      app.filter((ms) => ms > 3000),
       [],
-      `no request reached the app later than 2 s after the first reached the workstation (ms after it: ${app.join(', ')})`,
+      `no request reached the app later than 3 s after the first reached the workstation (ms after it: ${app.join(', ')})`,
     );
     await untilFromCluster('http://slow/x', `${MARKER}:/x\n`);
     await telepodOk('leave', 'slow', '--restore');
@@ -231,6 +237,7 @@ spec:
     assert.deepEqual(await Promise.all([snapshot('deploy', 'slow'), snapshot('svc', 'slow')]), original);
     assert.equal(await bridges(), '');
   } finally {
+    await telepod('leave', 'slow', '--restore');
     await kubectl(bed.tb, ['-n', NS, 'delete', 'deploy/slow', 'svc/slow', '--wait=false']);
   }
 });

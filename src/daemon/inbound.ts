@@ -100,8 +100,12 @@ export class InboundHandler {
     const tries = await Promise.allSettled(ports.map((port) => this.connectLocal(port)));
     for (const tried of tries) {
       if (tried.status !== 'fulfilled') continue;
-      const socket = tried.value.on('error', () => undefined).resume();
-      socket.end(() => socket.destroy());
+      // Let go a second later: closing at once would reset a server that greets (SMTP, SSH).
+      const socket = tried.value
+        .on('error', () => undefined)
+        .resume()
+        .end();
+      setTimeout(() => socket.destroy(), 1000).unref();
     }
     return tries.every((tried) => tried.status === 'fulfilled');
   }

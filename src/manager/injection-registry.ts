@@ -82,7 +82,7 @@ export class InjectionRegistry {
 
   /** Drops an injection that is being restored. */
   protected forget(injection: Injection): void {
-    this.injections.delete(injection.key);
+    if (this.injections.get(injection.key) === injection) this.injections.delete(injection.key);
     this.byId.delete(injection.id);
   }
 

@@ -4,7 +4,7 @@
 // held is recorded in InjectionRegistry (injection-registry.ts); what an earlier manager left
 // is taken back by leftovers.ts.
 import { randomUUID } from 'node:crypto';
-import { usageError } from '../protocol/errors.ts';
+import { TelepodError, usageError } from '../protocol/errors.ts';
 import type { InterceptInfo, InterceptedPort } from '../protocol/intercept.ts';
 import type { AgentHello, InterceptRequest, LeaveAnswer } from '../protocol/requests.ts';
 import { DORMANT_AGENT_MINUTES } from '../protocol/intercept.ts';
@@ -73,6 +73,8 @@ export class Intercepts extends InjectionRegistry {
 
   private readonly undo: UndoBook;
   private readonly injector: Injector;
+  /** Intercepts held from their rollout's start (relayed), by id, until the rollout is over. */
+  private readonly rolling = new Map<string, { sessionId: string; ended: boolean }>();
   /** Takes the connections relays accept (set by the server's Inbound). */
   private relaySettings?: RelaySettings;
 
@@ -205,6 +207,7 @@ export class Intercepts extends InjectionRegistry {
     // its connections as soon as they are ready, while the relays still take some.
     let early: InterceptedPort[] | undefined;
     if (relay) {
+      this.rolling.set(id, { sessionId: session.id, ended: false });
       relay.start = (injection) => {
         early = resolved.map((r) => claimPort(injection, found.object, r, request, session.id));
         this.hold(injection, request, session, early, started, id);
@@ -212,15 +215,26 @@ export class Intercepts extends InjectionRegistry {
     }
     const injection =
       existing ??
-      (await this.injector.inject(
-        found,
-        key,
-        request,
-        session,
-        all,
-        (a) => sidecarPlan(found.object, all, a, app, this.options.preStopSleep === true),
-        relay,
-      ));
+      (await this.injector
+        .inject(
+          found,
+          key,
+          request,
+          session,
+          all,
+          (a) => sidecarPlan(found.object, all, a, app, this.options.preStopSleep === true),
+          relay,
+        )
+        .catch((err: unknown) => {
+          this.rolling.delete(id);
+          throw err;
+        }));
+    const ended = this.rolling.get(id)?.ended;
+    this.rolling.delete(id);
+    if (ended) {
+      await this.release(injection);
+      throw new TelepodError(`the session ended while ${request.workload} rolled out; it is restored`);
+    }
     try {
       const ports = early ?? resolved.map((r) => claimPort(injection, found.object, r, request, session.id));
       return this.register(injection, request, session, ports, started, id);
@@ -304,7 +318,10 @@ export class Intercepts extends InjectionRegistry {
     if (!injection) return { left: false };
     const idleMs = this.options.dormantIdleMs ?? DORMANT_AGENT_MINUTES * 60_000;
     return this.queue.run(injection.key, async () => {
-      injection.intercepts.delete(id);
+      // Released meanwhile (a rollout that failed, another leave): nothing is left to do.
+      if (this.injections.get(injection.key) !== injection || !injection.intercepts.delete(id)) {
+        return { left: true, agent: 'restored' };
+      }
       this.notifyAgents(injection);
       const last = injection.intercepts.size === 0;
       const restoring = last && (restore || injection.mode !== 'intercept' || idleMs === 0);
@@ -319,8 +336,13 @@ export class Intercepts extends InjectionRegistry {
 
   /** Ends a session's intercepts, deletes its leftover claim objects (not awaited), restores its dormant agents. */
   async endSession(sessionId: string): Promise<void> {
+    // An intercept held while its rollout runs is not waited for: its request restores the
+    // workload once the rollout is over (see createFor).
+    for (const rolling of this.rolling.values()) if (rolling.sessionId === sessionId) rolling.ended = true;
     const ids = [...this.injections.values()].flatMap((i) =>
-      [...i.intercepts].filter(([, a]) => a.sessionId === sessionId).map(([id]) => id),
+      [...i.intercepts]
+        .filter(([id, a]) => a.sessionId === sessionId && !this.rolling.has(id))
+        .map(([id]) => id),
     );
     for (const id of ids) await this.leave(id, sessionId, true);
     void sweepClaimObjects(this.api, this.options.namespaces, sessionId).catch((err: Error) =>
