@@ -58,12 +58,23 @@ ${nodeServerManifest(
 )}`;
 }
 
-/** "numeric" (the app serves 8000 and 9000), "lonely" and the bare Pod. */
-function othersManifest(tb: TestbedStatus, NS: string): string {
-  const labels = '{ app: numeric }';
+/**
+ * A Deployment `name` whose container runs `script` in Node and is ready once port 8000 accepts
+ * (not before `readyAfterSeconds`), and a Service `name` with `ports` (a YAML flow list).
+ */
+export function nodeAppManifest(
+  tb: TestbedStatus,
+  NS: string,
+  name: string,
+  script: string,
+  ports: string,
+  readyAfterSeconds = 0,
+): string {
+  const labels = `{ app: ${name} }`;
+  const delay = readyAfterSeconds ? `initialDelaySeconds: ${readyAfterSeconds}, ` : '';
   return `apiVersion: apps/v1
 kind: Deployment
-metadata: { name: numeric, namespace: ${NS} }
+metadata: { name: ${name}, namespace: ${NS} }
 spec:
   selector: { matchLabels: ${labels} }
   template:
@@ -73,16 +84,28 @@ spec:
         - name: app
           image: ${tb.images.node}
           imagePullPolicy: IfNotPresent
-          command: [node, -e, "for (const p of [8000, 9000]) require('http').createServer((q, s) => s.end('numeric app ' + p + '\\\\n')).listen(p)"]
-          readinessProbe: { tcpSocket: { port: 8000 }, periodSeconds: 1 }
+          command: [node, -e, ${JSON.stringify(script)}]
+          readinessProbe: { tcpSocket: { port: 8000 }, ${delay}periodSeconds: 1 }
 ---
 apiVersion: v1
 kind: Service
-metadata: { name: numeric, namespace: ${NS} }
+metadata: { name: ${name}, namespace: ${NS} }
 spec:
   selector: ${labels}
-  ports: [{ name: web, port: 80, targetPort: 8000 }, { name: admin, port: 9000, targetPort: 9000 }]
----
+  ports: ${ports}
+`;
+}
+
+/** "numeric" (the app serves 8000 and 9000), "lonely" and the bare Pod. */
+function othersManifest(tb: TestbedStatus, NS: string): string {
+  const numeric = nodeAppManifest(
+    tb,
+    NS,
+    'numeric',
+    "for (const p of [8000, 9000]) require('http').createServer((q, s) => s.end('numeric app ' + p + '\\n')).listen(p)",
+    '[{ name: web, port: 80, targetPort: 8000 }, { name: admin, port: 9000, targetPort: 9000 }]',
+  );
+  return `${numeric}---
 apiVersion: apps/v1
 kind: Deployment
 metadata: { name: lonely, namespace: ${NS} }

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import type { InterceptInfo, WorkloadInfo } from '../protocol/intercept.ts';
 import { daemonLog } from '../protocol/daemon-api.ts';
 import { applyManifest, kubectl, waitForRollout, waitUntil } from '../../testbed/lib/testbed.ts';
-import { interceptBed, MARKER, SECRET } from './intercept-bed.fixture.ts';
+import { interceptBed, MARKER, nodeAppManifest, SECRET } from './intercept-bed.fixture.ts';
 
 const bed = interceptBed('telepod-e2e-intercept');
 const {
@@ -152,31 +152,16 @@ test('intercept of a numeric targetPort moves only that port; the other stays wi
 test('a cold intercept is served through the manager while the new pods are not ready yet', async () => {
   // "slow": one numeric targetPort; its pods are ready 8 s after they start, so the
   // intercept's rollout lasts at least that long.
-  const labels = '{ app: slow }';
   await applyManifest(
     bed.tb,
-    `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: slow, namespace: ${NS} }
-spec:
-  selector: { matchLabels: ${labels} }
-  template:
-    metadata: { labels: ${labels} }
-    spec:
-      containers:
-        - name: app
-          image: ${bed.tb.images.node}
-          imagePullPolicy: IfNotPresent
-          command: [node, -e, "require('http').createServer((q, s) => s.end('slow app\\\\n')).listen(8000)"]
-          readinessProbe: { tcpSocket: { port: 8000 }, initialDelaySeconds: 8, periodSeconds: 1 }
----
-apiVersion: v1
-kind: Service
-metadata: { name: slow, namespace: ${NS} }
-spec:
-  selector: ${labels}
-  ports: [{ name: web, port: 80, targetPort: 8000 }]
-`,
+    nodeAppManifest(
+      bed.tb,
+      NS,
+      'slow',
+      "require('http').createServer((q, s) => s.end('slow app\\n')).listen(8000)",
+      '[{ name: web, port: 80, targetPort: 8000 }]',
+      8,
+    ),
   );
   try {
     await waitForRollout(bed.tb, NS, 'slow');
