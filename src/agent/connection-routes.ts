@@ -6,7 +6,7 @@
 import http2 from 'node:http2';
 import net from 'node:net';
 import { AGENT_PORT_HEADER, type AgentPort } from '../protocol/intercept.ts';
-import { abort, endedCleanly } from '../protocol/liveness.ts';
+import { abort, endedCleanly, reset } from '../protocol/liveness.ts';
 import { HandedConnections } from './handed-connections.ts';
 
 /** Sends connections to the app or the workstation, and follows them for their handover. */
@@ -62,7 +62,7 @@ export class ConnectionRoutes {
     };
     stream.once('close', resetIfCut);
     stream.once('error', () => abort(socket));
-    socket.once('error', () => stream.close(http2.constants.NGHTTP2_CANCEL));
+    socket.once('error', () => reset(stream));
     stream.once('response', (headers) => {
       const status = headers[':status'];
       if (status === 200) {

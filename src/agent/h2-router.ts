@@ -6,11 +6,12 @@
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { PortRoute } from '../protocol/intercept.ts';
+import { reset } from '../protocol/liveness.ts';
 import { HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
 import { failureText, MIRROR_TIMEOUT_MS, takeSlots, type RouterContext } from './route-context.ts';
 import type { RequestView } from './route-match.ts';
 
-const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_CANCEL } = http2.constants;
 /** Connection-specific headers, which HTTP/2 forbids. */
 const CONNECTION_SPECIFIC = new Set([
   'connection',
@@ -123,16 +124,16 @@ export class H2Router {
         }
         stream.respond(endToEnd(answer), { ...NO_DATE, waitForTrailers: true });
       } catch {
-        return upstream.close(NGHTTP2_CANCEL);
+        return reset(upstream);
       }
       relay(upstream, stream, () => (complete = true));
     });
     upstream.once('close', () => {
       if (!stream.headersSent) fail(stream, failureText(intercept, reason));
-      else if (!complete && !stream.closed) stream.close(upstream.rstCode || NGHTTP2_INTERNAL_ERROR);
+      else if (!complete) reset(stream);
     });
     stream.once('close', () => {
-      if (!upstream.closed) upstream.close(NGHTTP2_CANCEL);
+      if (!upstream.closed) reset(upstream);
     });
     if (bodyless) stream.resume();
     else relay(stream, upstream);
@@ -200,7 +201,7 @@ function relay(from: http2.Http2Stream, to: http2.Http2Stream, ended?: () => voi
 /** Answers a stream with a 502 and `text`, or resets it when its answer has begun. */
 function fail(stream: http2.ServerHttp2Stream, text: string): void {
   if (stream.closed || stream.destroyed) return;
-  if (stream.headersSent) return stream.close(NGHTTP2_INTERNAL_ERROR);
+  if (stream.headersSent) return reset(stream);
   try {
     stream.respond(
       { ':status': 502, 'content-type': 'text/plain; charset=utf-8' },
@@ -209,7 +210,7 @@ function fail(stream: http2.ServerHttp2Stream, text: string): void {
     stream.end(text);
     stream.resume(); // the rest of the request is not wanted
   } catch {
-    stream.close(NGHTTP2_INTERNAL_ERROR);
+    reset(stream);
   }
 }
 

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import { Duplex, type Readable } from 'node:stream';
 import type { PortRoute } from '../protocol/intercept.ts';
-import { abort } from '../protocol/liveness.ts';
+import { abort, failConnection } from '../protocol/liveness.ts';
 import { chooseRoutes, type RequestView, type RouteChoice } from './route-match.ts';
 
 /** The most of a request body a mirror copy holds: a longer request is not mirrored. */
@@ -167,7 +167,7 @@ export function splice(client: Duplex, upstream: Duplex, failure?: (reason: stri
     );
     client.resume(); // whatever else it sends is not wanted
   });
-  client.on('error', () => upstream.destroy());
+  client.on('error', () => failConnection(upstream));
   client.once('close', () => upstream.destroy());
   client.pipe(upstream);
   upstream.pipe(client);

@@ -1,8 +1,12 @@
 // e2e on the testbed: what goes wrong around an intercept changes nothing for good. Bad input
 // gets a clear message and a non-zero exit; a rollout that fails is undone with the cluster's
-// reason; nothing listening locally resets the cluster's client at once; a second session is
+// reason; nothing listening locally resets the cluster's client at once; a reset crosses an
+// intercept as a reset, both ways; a second session is
 // refused a held port; after a kill -9 of the daemon the manager restores the workload.
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writeClaims } from '../kube/claims.ts';
 import { loadKubeConfig } from '../kube/config.ts';
@@ -16,6 +20,7 @@ import {
   kubectl,
   nodeServerManifest,
   ON_SIGTERM_EXIT,
+  startInWorkstation,
   waitForRollout,
   waitUntil,
 } from '../../testbed/lib/testbed.ts';
@@ -108,6 +113,78 @@ test('nothing listening locally: the cluster client is reset at once, and status
   });
   const status = await telepod('status');
   assert.match(status.stdout, /warning: nothing accepts connections on localhost:8999/);
+  await telepodOk('leave', 'service-b', '--restore');
+  await assertRestored();
+});
+
+/** A raw TCP server on `port` in the workstation that resets, or records how its client went. */
+function resettingServerScript(port: number, outcomeFile: string): string {
+  return `const fs = require('fs');
+require('net').createServer((c) => {
+  let said = '';
+  const record = (outcome) => said.startsWith('hold') && fs.writeFileSync(${JSON.stringify(outcomeFile)}, outcome);
+  c.on('error', (e) => record('error ' + e.code));
+  c.on('end', () => record('end'));
+  c.on('data', (d) => {
+    said += d;
+    if (said === 'reset-me\\n' || said === 'hold\\n') c.write('LOCAL\\n');
+    if (said === 'reset-me\\ngot\\n') c.resetAndDestroy();
+  });
+}).listen(${port});`;
+}
+
+/** What a cluster client of service-b:8000 saw: `mode` is what it says first (see the server). */
+function resettingClientScript(mode: 'reset-me' | 'hold'): string {
+  return `const s = require('net').connect(8000, 'service-b');
+let got = '';
+const say = (what) => { process.stdout.write((got.startsWith('LOCAL\\n') ? 'local ' : 'app ') + what); process.exit(0); };
+s.on('data', (d) => {
+  got += d;
+  if (got !== 'LOCAL\\n') return;
+  if (${JSON.stringify(mode)} === 'hold') { s.resetAndDestroy(); say('reset sent'); } else s.write('got\\n');
+});
+s.on('end', () => say('end'));
+s.on('error', (e) => say('error ' + e.code));
+setTimeout(() => say('timed out'), 10000);
+s.write(${JSON.stringify(mode)} + '\\n');`;
+}
+
+test('a reset crosses an intercept as a reset, both ways: neither end takes a cut connection as complete', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'telepod-e2e-reset-'));
+  const outcomeFile = join(dir, 'outcome');
+  const server = startInWorkstation(bed.tb, resettingServerScript(8997, outcomeFile));
+  try {
+    await telepodOk('intercept', 'service-b', '--port', '8997:8000');
+    const fromClient = (mode: 'reset-me' | 'hold') =>
+      kubectl(bed.tb, [
+        '-n',
+        NS,
+        'exec',
+        'deploy/service-a',
+        '--',
+        'node',
+        '-e',
+        resettingClientScript(mode),
+      ]);
+    // The workstation's server resets: the cluster client gets the reset, not an end.
+    let seen = '';
+    await waitUntil('a cluster client to reach the workstation', 15_000, async () =>
+      (seen = await fromClient('reset-me')).startsWith('local '),
+    );
+    assert.equal(seen, 'local error ECONNRESET');
+    // The cluster client resets: the workstation's server gets the reset, not an end.
+    assert.equal(await fromClient('hold'), 'local reset sent');
+    await waitUntil('the workstation server to see the client go', 10_000, async () =>
+      readFile(outcomeFile, 'utf8').then(
+        () => true,
+        () => false,
+      ),
+    );
+    assert.equal(await readFile(outcomeFile, 'utf8'), 'error ECONNRESET');
+  } finally {
+    server.kill();
+    await rm(dir, { recursive: true, force: true });
+  }
   await telepodOk('leave', 'service-b', '--restore');
   await assertRestored();
 });

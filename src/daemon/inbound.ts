@@ -13,7 +13,7 @@ import net from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { parseInboundEvent, type InboundEvent, type InterceptInfo } from '../protocol/intercept.ts';
-import { abort, endedCleanly } from '../protocol/liveness.ts';
+import { abort, endedCleanly, reset } from '../protocol/liveness.ts';
 import { MANAGER_PATHS } from '../protocol/paths.ts';
 import type { Tunnel } from './tunnel.ts';
 
@@ -155,7 +155,7 @@ export class InboundHandler {
               stream.once('close', () => {
                 if (!endedCleanly(stream)) abort(local);
               });
-              local.once('error', () => stream.destroy());
+              local.once('error', () => reset(stream));
             },
             () => local.destroy(),
           );

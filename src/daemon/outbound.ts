@@ -7,7 +7,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { LISTEN_BACKLOG } from '../protocol/listen-backlog.ts';
-import { abort, endedCleanly } from '../protocol/liveness.ts';
+import { abort, endedCleanly, reset } from '../protocol/liveness.ts';
 import { pipeCoalesced } from './coalesced-pipe.ts';
 import { relayThroughPod, type Unsent } from './pod-relay.ts';
 import type { PodTarget } from './service-routes.ts';
@@ -61,6 +61,8 @@ function throughTunnel(
   stream.once('close', () => {
     if (!endedCleanly(stream)) abort(socket);
   });
+  // A client that resets its connection resets the stream: the server must not take it as ended.
+  socket.once('error', () => reset(stream));
   // What a failed port-forward had taken from the client goes first.
   for (const chunk of unsent?.chunks ?? []) stream.write(chunk);
   if (unsent?.ended) stream.end();

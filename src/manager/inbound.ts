@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import http2 from 'node:http2';
 import type net from 'node:net';
-import { abort, endedCleanly } from '../protocol/liveness.ts';
+import { abort, endedCleanly, reset } from '../protocol/liveness.ts';
 import type { AgentMessage, InboundEvent } from '../protocol/intercept.ts';
 import type { AgentHello } from '../protocol/requests.ts';
 import type { AgentOf } from './agent-pods.ts';
@@ -61,10 +61,7 @@ function socketHalf(socket: net.Socket): Half {
       socket.pipe(peer);
       peer.pipe(socket);
       peer.once('close', () => endedCleanly(peer) || abort(socket));
-      socket.once(
-        'close',
-        (hadError) => hadError && !peer.destroyed && peer.close(http2.constants.NGHTTP2_CANCEL),
-      );
+      socket.once('close', (hadError) => hadError && reset(peer));
     },
     fail: () => abort(socket),
     onClose: (listener) => void socket.once('close', listener),

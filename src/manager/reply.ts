@@ -4,7 +4,7 @@ import http2 from 'node:http2';
 import type * as z from 'zod/mini';
 import { ExitCode, TelepodError, usageError } from '../protocol/errors.ts';
 import type { ManagerError } from '../protocol/paths.ts';
-import { endedCleanly } from '../protocol/liveness.ts';
+import { endedCleanly, reset } from '../protocol/liveness.ts';
 import { parseRequest } from '../protocol/requests.ts';
 
 export function reply(
@@ -91,7 +91,7 @@ export function splice(a: http2.Http2Stream, b: http2.Http2Stream): void {
     [b, a],
   ] as const) {
     from.once('close', () => {
-      if (!endedCleanly(from) && !to.destroyed) to.close(http2.constants.NGHTTP2_CANCEL);
+      if (!endedCleanly(from)) reset(to);
     });
   }
 }

@@ -37,7 +37,7 @@ import {
   parseRequest,
   uuid,
 } from '../protocol/requests.ts';
-import { abort, endedCleanly, keepAlive } from '../protocol/liveness.ts';
+import { abort, endedCleanly, keepAlive, reset } from '../protocol/liveness.ts';
 import { PROTOCOL_VERSION, TELEPOD_VERSION, versionSkew } from '../protocol/version.ts';
 import type { ClusterInfoSource } from './cluster-info.ts';
 import { parseDestination } from './destinations.ts';
@@ -83,7 +83,7 @@ function connectStream(stream: http2.ServerHttp2Stream, authority: string | unde
     stream.pipe(socket);
   });
   socket.once('error', (err) => {
-    if (stream.headersSent) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+    if (stream.headersSent) reset(stream);
     else reply(stream, 502, `${(err as NodeJS.ErrnoException).code ?? err.message}\n`);
   });
   // A stream cut short (its tunnel died) resets the connection: the server must not take it as complete.

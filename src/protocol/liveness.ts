@@ -4,7 +4,11 @@
 // HTTP/2 session of telepod pings its peer and destroys the session when pings go unanswered;
 // and a stream that dies with its session resets the socket it feeds.
 import type http2 from 'node:http2';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+/** What a stream reset by `reset` fails with, at both ends. */
+const RESET_REASON = 'the other end of the connection failed';
 
 /**
  * Pings `session` every `intervalMs` until it closes; destroys it when `misses` pings in a row
@@ -50,4 +54,25 @@ export function endedCleanly(stream: http2.Http2Stream): boolean {
 export function abort(socket: Socket): void {
   if (socket.connecting || socket.destroyed || socket.writableEnded) socket.destroy();
   else socket.resetAndDestroy();
+}
+
+/**
+ * Resets `stream` (RST_STREAM) so that its peer sees a failed transfer. Node's own
+ * `stream.close(code)` is not that: it ends the writable side first, so a peer whose own side had
+ * already ended gets END_STREAM, and the reset that follows finds the stream closed: a clean end.
+ * Destroying with an error sends the reset alone (INTERNAL_ERROR); this end's 'error' listeners
+ * run, and one is added so that a stream without any does not throw.
+ */
+export function reset(stream: http2.Http2Stream): void {
+  if (stream.destroyed) return;
+  stream.once('error', () => undefined);
+  stream.destroy(new Error(RESET_REASON));
+}
+
+/** Ends a connection of either kind as failed: a socket is reset (`abort`), a stream too (`reset`). */
+export function failConnection(connection: Duplex): void {
+  if (connection instanceof Socket) abort(connection);
+  else if ('rstCode' in connection)
+    reset(connection as http2.Http2Stream); // node:http2 exports no class
+  else connection.destroy();
 }

@@ -1,0 +1,70 @@
+// How a failure crosses an HTTP/2 stream: `reset` makes the peer see a failed transfer, either
+// way (Node 20's `close(code)` let a server's peer see a clean end: cut transfers looked complete).
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { endedCleanly, reset } from './liveness.ts';
+
+type Ending = (stream: http2.ServerHttp2Stream) => void;
+
+/**
+ * A server answers a request (its body ended) with `bytes`, then ends its stream with `ending`:
+ * whether the client's stream ended cleanly, and how many bytes it got.
+ */
+async function clientSees(bytes: number, ending: Ending): Promise<{ clean: boolean; received: number }> {
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    stream.respond({ ':status': 200 });
+    stream.write(Buffer.alloc(bytes), () => ending(stream));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  try {
+    const stream = session.request({ ':path': '/' }, { endStream: true });
+    let received = 0;
+    stream.on('data', (chunk: Buffer) => (received += chunk.length));
+    stream.on('error', () => undefined);
+    await new Promise((resolve) => stream.once('close', resolve));
+    return { clean: endedCleanly(stream), received };
+  } finally {
+    session.destroy();
+    server.close();
+  }
+}
+
+test('a stream reset after its data is seen failed by the peer', async () => {
+  assert.deepEqual(await clientSees(100_000, reset), { clean: false, received: 100_000 });
+  assert.equal((await clientSees(0, reset)).clean, false);
+});
+
+test('a request stream reset after its data is seen failed by the server', async () => {
+  const server = http2.createServer();
+  const seen = new Promise<{ clean: boolean; received: number }>((resolve) =>
+    server.on('stream', (stream) => {
+      let received = 0;
+      stream.on('data', (chunk: Buffer) => (received += chunk.length));
+      stream.on('error', () => undefined);
+      stream.once('close', () => resolve({ clean: endedCleanly(stream), received }));
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  try {
+    const stream = session.request({ ':path': '/', ':method': 'POST' });
+    stream.write(Buffer.alloc(50_000), () => reset(stream));
+    assert.deepEqual(await seen, { clean: false, received: 50_000 });
+  } finally {
+    session.destroy();
+    server.close();
+  }
+});
+
+test('a stream that ends is seen ended cleanly, and reset does nothing to a destroyed one', async () => {
+  assert.equal((await clientSees(10, (stream) => stream.end())).clean, true);
+  assert.equal(
+    (await clientSees(10, (stream) => (stream.end(), stream.destroy(), reset(stream)))).clean,
+    true,
+  );
+});
