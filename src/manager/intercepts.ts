@@ -34,6 +34,7 @@ import {
   findContainer,
   findWorkload,
   resolveServicePorts,
+  onlyService,
   selectingServices,
   type FoundWorkload,
   type Service,
@@ -170,10 +171,11 @@ export class Intercepts extends InjectionRegistry {
     const workload = existing ? asBefore(found.object, existing.undo) : found.object;
     if (request.container) findContainer(workload, request.container);
     const before = (list: Service[]) => (existing ? list.map((s) => serviceBefore(s, existing.undo)) : list);
-    const all = before(await selectingServices(this.api, request.namespace, workload));
-    const services = request.service
-      ? before(await selectingServices(this.api, request.namespace, workload, request.service))
-      : all;
+    // With an agent in place (its ports resolved when it was injected), from the API server's cache.
+    const all = before(
+      await selectingServices(this.api, request.namespace, workload, { cached: !!existing }),
+    );
+    const services = request.service ? onlyService(all, workload, request.service) : all;
     const resolved = resolveServicePorts(workload, services, request.ports);
     if (request.mode === 'replace') {
       const container = request.container ?? this.containerServing(found.object, resolved[0]!.containerPort);

@@ -1,9 +1,16 @@
-// Proves how requested ports resolve to Service ports and container ports, and that ambiguous
-// or unknown ports are refused with a message listing what exists.
+// Proves how requested ports resolve to Service ports and container ports, that ambiguous
+// or unknown ports are refused with a message listing what exists, and how Services are listed.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TelepodError } from '../protocol/errors.ts';
-import { findWorkload, resolveServicePorts, type Service, type Workload } from './workloads.ts';
+import {
+  findWorkload,
+  onlyService,
+  resolveServicePorts,
+  selectingServices,
+  type Service,
+  type Workload,
+} from './workloads.ts';
 import { KubeApiError, type KubeApi } from './kube-api.ts';
 
 const workload: Workload = {
@@ -76,5 +83,29 @@ test('findWorkload names what exists instead: a DaemonSet is refused as such', a
   await assert.rejects(
     findWorkload(none, 'ns', 'x'),
     /no Deployment, StatefulSet or ReplicaSet named x in namespace ns/,
+  );
+});
+
+test("selectingServices lists consistently, or from the API server's cache when asked; onlyService picks one", async () => {
+  const listed: string[] = [];
+  const other: Service = { metadata: { name: 'other' }, spec: { selector: { app: 'other' }, ports: [] } };
+  const api = {
+    list: (path: string) => (listed.push(path), Promise.resolve([web, other])),
+  } as unknown as KubeApi;
+  assert.deepEqual(await selectingServices(api, 'ns', workload), [web]);
+  assert.deepEqual(await selectingServices(api, 'ns', workload, { cached: true }), [web]);
+  assert.deepEqual(listed, [
+    '/api/v1/namespaces/ns/services',
+    '/api/v1/namespaces/ns/services?resourceVersion=0',
+  ]);
+  assert.deepEqual(onlyService([web], workload, 'web'), [web]);
+  assert.throws(
+    () => onlyService([web], workload, 'other'),
+    /Service other does not select Deployment web \(Services that do: web\)/,
+  );
+  const none = { list: () => Promise.resolve([other]) } as unknown as KubeApi;
+  await assert.rejects(
+    selectingServices(none, 'ns', workload),
+    /no Service selects the pods of Deployment web/,
   );
 });
