@@ -2,10 +2,7 @@
 // listener, DNS server and capture rules in place, and the intercepts' volume mounts. `close`
 // undoes all of it.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { BlockList, isIPv4, type Server } from 'node:net';
-import { promisify } from 'node:util';
+import { isIPv4, type Server } from 'node:net';
 import type { Logger } from 'pino';
 import { kubeConfigFromText, type LoadedKubeConfig } from '../kube/config.ts';
 import { runPluginsAs, sudoUser } from '../kube/credential-plugins.ts';
@@ -33,6 +30,7 @@ import { MANAGER_PATHS } from '../protocol/paths.ts';
 import type { LeaveAnswer } from '../protocol/requests.ts';
 import { startDnsServer, type DnsServer } from './dns.ts';
 import { InboundHandler } from './inbound.ts';
+import { inSubnets, machineNameservers, routed } from './machine-network.ts';
 import { installCapture, removeCapture } from './nft.ts';
 import { startOutboundListener } from './outbound.ts';
 import { createPodPath, type PodPathSession } from './pod-path.ts';
@@ -41,28 +39,10 @@ import { openNamespace, type Namespace } from './rootless/namespace.ts';
 import type { TunnelKeeper, TunnelState } from './tunnel-keeper.ts';
 import { openManagerTunnel } from './manager-tunnel.ts';
 
-const run = promisify(execFile);
 const CLUSTER_DOMAIN = 'cluster.local';
-
-async function routed(address: string): Promise<boolean> {
-  return run('ip', ['route', 'get', address]).then(
-    () => true,
-    () => false,
-  );
-}
 
 /** How long `status` waits for the manager's view of the intercepts. */
 const HEALTH_TIMEOUT_MS = 2_000;
-
-/** Whether an address is in one of the subnets (CIDRs). */
-function inSubnets(subnets: string[]): (address: string) => boolean {
-  const list = new BlockList();
-  for (const cidr of subnets) {
-    const [net, bits] = cidr.split('/');
-    list.addSubnet(net!, Number(bits), 'ipv4');
-  }
-  return (address) => isIPv4(address) && list.check(address, 'ipv4');
-}
 
 export class Session {
   /** Intercepts this session left with their agent kept (by namespace/workload), for `leave --restore`. */
@@ -150,9 +130,7 @@ export class Session {
     step('routing the cluster subnets and DNS names here');
     const subnets = applyProxyFlags(cluster.subnets, req.alsoProxy, req.neverProxy);
     const namespaces = new Set(cluster.namespaces);
-    const nameservers = [...readFileSync('/etc/resolv.conf', 'utf8').matchAll(/^nameserver\s+(\S+)/gm)]
-      .map((m) => m[1]!)
-      .filter((ip) => isIPv4(ip));
+    const nameservers = machineNameservers();
     // A rootless daemon asks the resolver from the machine's namespace, which nothing captures.
     const upstream = nameservers[0] && (ns || (await routed(nameservers[0]))) ? nameservers[0] : undefined;
     const pods = createPodPath(kc, CLUSTER_DOMAIN, log);

@@ -1,6 +1,7 @@
 // The manager's record of injections (workloads that carry an agent) and of the intercepts on
-// each, with the lookups that streams and `status` need. The changes behind them (inject,
-// restore, take back) are made by Intercepts (intercepts.ts), which extends this registry.
+// each, with the lookups that streams and `status` need; it tells agents what they route. The
+// changes behind them (inject, restore, take back) are made by Intercepts (intercepts.ts),
+// which extends this registry.
 import { usageError } from '../protocol/errors.ts';
 import type {
   AgentMessage,
@@ -9,6 +10,7 @@ import type {
   InterceptInfo,
   PodContext,
 } from '../protocol/intercept.ts';
+import type { AgentHello } from '../protocol/requests.ts';
 import type { TrackedInjection } from './injector.ts';
 import { agentMessage, isRouted } from './port-sharing.ts';
 import type { UndoRecord } from './undo.ts';
@@ -72,6 +74,20 @@ export class InjectionRegistry {
   }
 
   /** Registers an injection before its rollout, so that its agents can authenticate meanwhile. */
+  /** Tells each of the injection's agents where its ports' connections go now. */
+  protected notifyAgents(injection: Injection): void {
+    const message = this.agentMessage(injection);
+    for (const agent of injection.agents) agent.send(message);
+  }
+
+  /**
+   * What the first registering agent's pod gives the workstation: the env it reported, and the
+   * mounts of its agent container as the manager read them (`agentFor`).
+   */
+  learnContext(injection: Injection, env: AgentHello['env'], mounts: string[]): void {
+    injection.context ??= { env, mounts };
+  }
+
   protected track(spec: TrackedInjection): Injection {
     const injection: Injection = { ...spec, intercepts: new Map(), agents: new Set() };
     const { key, id } = spec;

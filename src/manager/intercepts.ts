@@ -1,25 +1,25 @@
 // The manager's intercepts: the cluster changes behind them (agent injection, port moves,
-// proxies), the rules for who may share a workload, and dormant agents. Requests for one
-// workload run one at a time; the last intercept of a workload to end restores it. What is
-// held is recorded in InjectionRegistry (injection-registry.ts); what an earlier manager left
-// is taken back by leftovers.ts.
+// proxies), who may share a workload, and dormant agents. Requests for one workload run one at
+// a time; the last intercept of a workload to end restores it. A request is checked and ports
+// shared by port-sharing.ts's rules; what is held is recorded in InjectionRegistry
+// (injection-registry.ts), a relayed rollout's intercepts in rolling-intercepts.ts; what an
+// earlier manager left is taken back by leftovers.ts.
 import { randomUUID } from 'node:crypto';
 import { TelepodError, usageError } from '../protocol/errors.ts';
 import type { InterceptInfo, InterceptedPort } from '../protocol/intercept.ts';
-import type { AgentHello, InterceptRequest, LeaveAnswer } from '../protocol/requests.ts';
+import type { InterceptRequest, LeaveAnswer } from '../protocol/requests.ts';
 import { DORMANT_AGENT_MINUTES } from '../protocol/intercept.ts';
 import { replacementTemplate, sidecarPlan } from './injection.ts';
 import { AgentPods, type AgentOf } from './agent-pods.ts';
-import { Forbidden, requireClaims, sweepClaimObjects } from './claims.ts';
+import { requireClaims, sweepClaimObjects } from './claims.ts';
 import { publishState } from './injection-state.ts';
 import { takeBackLeftovers } from './leftovers.ts';
 import {
+  checkedRequest,
   claimPort,
   ConflictError,
   describePort,
   isRouted,
-  matchesEverything,
-  normalizedFilter,
   notHttpReason,
 } from './port-sharing.ts';
 import type { Signer } from './signer.ts';
@@ -28,6 +28,7 @@ import type { KubeApi } from './kube-api.ts';
 import { Injector } from './injector.ts';
 import { relayPlan, type RelayHandler, type RelaySettings } from './relay.ts';
 import { KeyedQueue } from './keyed-queue.ts';
+import { RollingIntercepts } from './rolling-intercepts.ts';
 import { InjectionRegistry, type Injection } from './injection-registry.ts';
 import { asBefore, serviceBefore, UndoBook } from './undo.ts';
 import {
@@ -74,8 +75,7 @@ export class Intercepts extends InjectionRegistry {
 
   private readonly undo: UndoBook;
   private readonly injector: Injector;
-  /** Intercepts held from their rollout's start (relayed), by id, until the rollout is over. */
-  private readonly rolling = new Map<string, { sessionId: string; ended: boolean }>();
+  private readonly rolling = new RollingIntercepts();
   /** Takes the connections relays accept (set by the server's Inbound). */
   private relaySettings?: RelaySettings;
 
@@ -108,22 +108,7 @@ export class Intercepts extends InjectionRegistry {
   }
 
   async create(request: InterceptRequest, session: Requester): Promise<InterceptInfo> {
-    if (!request.ports.length && (request.mode === 'intercept' || request.mode === 'replace'))
-      throw usageError('give at least one port with --port');
-    if (isRouted(request) && request.mode !== 'intercept')
-      throw usageError('only an intercept can filter requests (--http-*) or mirror them');
-    if (request.filter) request = { ...request, filter: normalizedFilter(request.filter) };
-    if (request.filter && !request.mirror && matchesEverything(request.filter))
-      throw usageError(
-        'this filter matches every request: intercept without --http-* to take the whole port',
-      );
-    const { namespaces } = this.options;
-    if (namespaces && !namespaces.includes(request.namespace)) {
-      throw new Forbidden(
-        `the traffic manager is installed for namespaces ${namespaces.join(', ')} only, not ${request.namespace} ` +
-          `(a cluster admin can add it: telepod install --namespaces ${[...namespaces, request.namespace].join(',')})`,
-      );
-    }
+    request = checkedRequest(request, this.options.namespaces);
     if (request.mode === 'expose') {
       await requireClaims(this.api, session, request);
       const name = `telepod-expose-${session.id.slice(0, 8)}`;
@@ -209,7 +194,7 @@ export class Intercepts extends InjectionRegistry {
     // its connections as soon as they are ready, while the relays still take some.
     let early: InterceptedPort[] | undefined;
     if (relay) {
-      this.rolling.set(id, { sessionId: session.id, ended: false });
+      this.rolling.start(id, session.id);
       relay.start = (injection) => {
         early = resolved.map((r) => claimPort(injection, found.object, r, request, session.id));
         this.hold(injection, request, session, early, started, id);
@@ -228,12 +213,10 @@ export class Intercepts extends InjectionRegistry {
           relay,
         )
         .catch((err: unknown) => {
-          this.rolling.delete(id);
+          this.rolling.finish(id);
           throw err;
         }));
-    const ended = this.rolling.get(id)?.ended;
-    this.rolling.delete(id);
-    if (ended) {
+    if (this.rolling.finish(id)) {
       await this.release(injection);
       throw new TelepodError(`the session ended while ${request.workload} rolled out; it is restored`);
     }
@@ -297,19 +280,6 @@ export class Intercepts extends InjectionRegistry {
     return publishState(this.api, this.options.signer, injection, this.options.log);
   }
 
-  private notifyAgents(injection: Injection): void {
-    const message = this.agentMessage(injection);
-    for (const agent of injection.agents) agent.send(message);
-  }
-
-  /**
-   * What the first registering agent's pod gives the workstation: the env it reported, and the
-   * mounts of its agent container as the manager read them (`agentFor`).
-   */
-  learnContext(injection: Injection, env: AgentHello['env'], mounts: string[]): void {
-    injection.context ??= { env, mounts };
-  }
-
   /**
    * Ends one intercept of a session. The last one of a workload restores it when `restore` is
    * asked or the workload was replaced, swapped or exposed; an intercepted workload keeps its
@@ -340,7 +310,7 @@ export class Intercepts extends InjectionRegistry {
   async endSession(sessionId: string): Promise<void> {
     // An intercept held while its rollout runs is not waited for: its request restores the
     // workload once the rollout is over (see createFor).
-    for (const rolling of this.rolling.values()) if (rolling.sessionId === sessionId) rolling.ended = true;
+    this.rolling.endSession(sessionId);
     const ids = [...this.injections.values()].flatMap((i) =>
       [...i.intercepts]
         .filter(([id, a]) => a.sessionId === sessionId && !this.rolling.has(id))

@@ -1,10 +1,12 @@
 // Unit tests of the port-sharing rules: who may join a port, in which order requests are
-// matched, what agents are told, and which Service ports cannot be routed per request.
+// matched, what agents are told, which Service ports cannot be routed per request, and which
+// requests are refused before the cluster is read.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { InterceptInfo, RequestFilter } from '../protocol/intercept.ts';
 import {
   agentMessage,
+  checkedRequest,
   matchesEverything,
   normalizedFilter,
   notHttpReason,
@@ -97,5 +99,31 @@ test('ports declared as TLS or another protocol cannot be routed per request', (
   assert.match(
     notHttpReason({ port: 80, name: 'http', appProtocol: 'kubernetes.io/wss' }) ?? '',
     /appProtocol/,
+  );
+});
+
+test('a request is checked before the cluster is read: its filter normalized, what cannot be asked refused', () => {
+  const request = {
+    mode: 'intercept' as const,
+    namespace: 'ns',
+    workload: 'w',
+    ports: [{ local: 8080 }],
+  };
+  assert.deepEqual(checkedRequest(request, undefined), request);
+  const filter = { headers: [{ name: 'X-Me', value: 'yes' }] };
+  assert.deepEqual(checkedRequest({ ...request, filter }, ['ns']).filter, normalizedFilter(filter));
+  assert.throws(() => checkedRequest({ ...request, ports: [] }, undefined), /give at least one port/);
+  assert.throws(
+    () =>
+      checkedRequest({ ...request, mode: 'replace', filter: { headers: [], pathPrefix: '/a' } }, undefined),
+    /only an intercept can filter requests/,
+  );
+  assert.throws(
+    () => checkedRequest({ ...request, filter: { headers: [] } }, undefined),
+    /this filter matches every request/,
+  );
+  assert.throws(
+    () => checkedRequest(request, ['other']),
+    /installed for namespaces other only, not ns .*--namespaces other,ns/,
   );
 });

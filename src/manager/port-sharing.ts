@@ -11,7 +11,9 @@ import {
   type PortRoute,
   type RequestFilter,
 } from '../protocol/intercept.ts';
-import { TelepodError } from '../protocol/errors.ts';
+import { TelepodError, usageError } from '../protocol/errors.ts';
+import type { InterceptRequest } from '../protocol/requests.ts';
+import { Forbidden } from './claims.ts';
 import type { InterceptedPort } from '../protocol/intercept.ts';
 import type { Injection } from './injection-registry.ts';
 import type { ResolvedPort, ServicePort, Workload } from './workloads.ts';
@@ -199,4 +201,28 @@ export function claimPort(
   );
   if (conflict) throw new ConflictError(conflict);
   return { local: r.local, remote: describePort(r), agentPort };
+}
+
+/**
+ * `request` as the manager acts on it (its filter normalized), before anything is read from the
+ * cluster: a usage error for what cannot be asked, Forbidden outside the install's `namespaces`.
+ */
+export function checkedRequest(
+  request: InterceptRequest,
+  namespaces: string[] | undefined,
+): InterceptRequest {
+  if (!request.ports.length && (request.mode === 'intercept' || request.mode === 'replace'))
+    throw usageError('give at least one port with --port');
+  if (isRouted(request) && request.mode !== 'intercept')
+    throw usageError('only an intercept can filter requests (--http-*) or mirror them');
+  if (request.filter) request = { ...request, filter: normalizedFilter(request.filter) };
+  if (request.filter && !request.mirror && matchesEverything(request.filter))
+    throw usageError('this filter matches every request: intercept without --http-* to take the whole port');
+  if (namespaces && !namespaces.includes(request.namespace)) {
+    throw new Forbidden(
+      `the traffic manager is installed for namespaces ${namespaces.join(', ')} only, not ${request.namespace} ` +
+        `(a cluster admin can add it: telepod install --namespaces ${[...namespaces, request.namespace].join(',')})`,
+    );
+  }
+  return request;
 }
