@@ -33,7 +33,7 @@ export class ConnectionRoutes {
       this.app.add(port.listen, socket, app);
     });
     app.once('error', () => abort(socket));
-    socket.once('error', () => app.destroy());
+    socket.once('error', () => abort(app));
     socket.once('close', () => app.destroy());
   }
 

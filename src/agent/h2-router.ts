@@ -124,16 +124,16 @@ export class H2Router {
         }
         stream.respond(endToEnd(answer), { ...NO_DATE, waitForTrailers: true });
       } catch {
-        return reset(upstream);
+        return reset(upstream, 'cancel');
       }
       relay(upstream, stream, () => (complete = true));
     });
     upstream.once('close', () => {
       if (!stream.headersSent) fail(stream, failureText(intercept, reason));
-      else if (!complete) reset(stream);
+      else if (!complete) reset(stream, upstream.rstCode === NGHTTP2_CANCEL ? 'cancel' : 'error');
     });
     stream.once('close', () => {
-      if (!upstream.closed) reset(upstream);
+      if (!upstream.closed) reset(upstream, 'cancel');
     });
     if (bodyless) stream.resume();
     else relay(stream, upstream);
@@ -192,7 +192,7 @@ function relay(from: http2.Http2Stream, to: http2.Http2Stream, ended?: () => voi
     try {
       to.sendTrailers(trailers); // none: an empty DATA frame ends the stream
     } catch {
-      to.destroy();
+      reset(to);
     }
   });
   from.pipe(to);

@@ -10,7 +10,14 @@ import type { PortRoute } from '../protocol/intercept.ts';
 import { answerWith, endToEnd, headOf, pairs, reply502, view } from './http1-messages.ts';
 import { Pool, prepare } from './http1-pool.ts';
 import { ParseGate } from './parse-gate.ts';
-import { failureText, MIRROR_TIMEOUT_MS, splice, takeSlots, type RouterContext } from './route-context.ts';
+import {
+  failClient,
+  failureText,
+  MIRROR_TIMEOUT_MS,
+  splice,
+  takeSlots,
+  type RouterContext,
+} from './route-context.ts';
 
 /** Methods whose request Node's client sends without a body when no length is given. */
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
@@ -320,7 +327,7 @@ export class Http1Router {
       // Its body, if any, is whatever the far end sends until it closes (or the client does).
       client.write(headOf(answer, ['content-length', 'transfer-encoding']), 'latin1');
       if (upstreamHead.length) client.write(upstreamHead);
-      socket.on('error', () => client.destroy());
+      socket.on('error', () => failClient(client));
       socket.pipe(client);
       client.once('close', () => socket.destroy());
       client.resume(); // whatever else it sends is not wanted
@@ -332,7 +339,7 @@ export class Http1Router {
       answered = true;
       // Unframed (no length), its body ends with the connection.
       client.write(headOf(answer, ['transfer-encoding']), 'latin1');
-      answer.on('error', () => client.destroy());
+      answer.on('error', () => failClient(client));
       answer.pipe(client);
       client.once('close', () => answer.destroy());
       client.resume(); // whatever else it sends is not wanted

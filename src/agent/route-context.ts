@@ -1,10 +1,10 @@
 // What the HTTP/1 and HTTP/2 request routers share: the port's routes and the connections to
 // the app and to workstations, the limits on mirror copies, a log that does not repeat itself,
 // and the raw two-way pipe for connections (or upgraded ones) that are not routed per request.
-import net from 'node:net';
 import { Duplex, type Readable } from 'node:stream';
 import type { PortRoute } from '../protocol/intercept.ts';
-import { abort, failConnection } from '../protocol/liveness.ts';
+import { failConnection } from '../protocol/liveness.ts';
+import { ParseGate } from './parse-gate.ts';
 import { chooseRoutes, type RequestView, type RouteChoice } from './route-match.ts';
 
 /** The most of a request body a mirror copy holds: a longer request is not mirrored. */
@@ -147,6 +147,15 @@ export function failureText(intercept: string | undefined, reason: string): stri
 }
 
 /**
+ * Ends a client's connection as failed, so that a cut answer never looks complete: its socket is
+ * reset, also beneath the ParseGate that an HTTP/1 router reads it through.
+ */
+export function failClient(client: Duplex): void {
+  failConnection(client instanceof ParseGate ? client.inner : client);
+  client.destroy();
+}
+
+/**
  * Pipes `client` and `upstream` both ways until either closes. When `upstream` fails before
  * sending anything and `failure` is given, the client gets a 502 answer with its text; any other
  * failure resets the client.
@@ -158,8 +167,7 @@ export function splice(client: Duplex, upstream: Duplex, failure?: (reason: stri
   upstream.on('error', (err: Error) => (reason = err.message));
   upstream.once('close', () => {
     if (upstream.readableEnded) return; // its end went to the client through the pipe
-    if (answered || !failure || !client.writable)
-      return void (client instanceof net.Socket ? abort(client) : client.destroy());
+    if (answered || !failure || !client.writable) return failClient(client);
     const text = failure(reason);
     client.end(
       `HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\n` +

@@ -150,6 +150,9 @@ export class InboundHandler {
           .then(() => tunnel.inbound(event.conn))
           .then(
             (stream) => {
+              // Reset, or closed, while the manager paired the stream: the cluster client is reset.
+              if (local.destroyed) return reset(stream);
+              stream.on('error', () => undefined); // its close resets the local connection
               local.pipe(stream);
               stream.pipe(local);
               stream.once('close', () => {

@@ -73,7 +73,6 @@ export class InjectionRegistry {
     return agentMessage([...injection.intercepts.values()]);
   }
 
-  /** Registers an injection before its rollout, so that its agents can authenticate meanwhile. */
   /** Tells each of the injection's agents where its ports' connections go now. */
   protected notifyAgents(injection: Injection): void {
     const message = this.agentMessage(injection);
@@ -88,6 +87,7 @@ export class InjectionRegistry {
     injection.context ??= { env, mounts };
   }
 
+  /** Registers an injection before its rollout, so that its agents can authenticate meanwhile. */
   protected track(spec: TrackedInjection): Injection {
     const injection: Injection = { ...spec, intercepts: new Map(), agents: new Set() };
     const { key, id } = spec;

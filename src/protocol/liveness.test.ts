@@ -12,7 +12,10 @@ type Ending = (stream: http2.ServerHttp2Stream) => void;
  * A server answers a request (its body ended) with `bytes`, then ends its stream with `ending`:
  * whether the client's stream ended cleanly, and how many bytes it got.
  */
-async function clientSees(bytes: number, ending: Ending): Promise<{ clean: boolean; received: number }> {
+async function clientSees(
+  bytes: number,
+  ending: Ending,
+): Promise<{ clean: boolean; received: number; endEvent: boolean; rstCode: number }> {
   const server = http2.createServer();
   server.on('stream', (stream) => {
     stream.on('error', () => undefined);
@@ -24,19 +27,34 @@ async function clientSees(bytes: number, ending: Ending): Promise<{ clean: boole
   try {
     const stream = session.request({ ':path': '/' }, { endStream: true });
     let received = 0;
+    let endEvent = false;
     stream.on('data', (chunk: Buffer) => (received += chunk.length));
+    stream.on('end', () => (endEvent = true));
     stream.on('error', () => undefined);
     await new Promise((resolve) => stream.once('close', resolve));
-    return { clean: endedCleanly(stream), received };
+    return { clean: endedCleanly(stream), received, endEvent, rstCode: stream.rstCode };
   } finally {
     session.destroy();
     server.close();
   }
 }
 
-test('a stream reset after its data is seen failed by the peer', async () => {
-  assert.deepEqual(await clientSees(100_000, reset), { clean: false, received: 100_000 });
-  assert.equal((await clientSees(0, reset)).clean, false);
+test('a stream reset after its data is seen failed by the peer, with no end to pipe on', async () => {
+  const seen = await clientSees(100_000, (stream) => reset(stream));
+  assert.deepEqual(seen, {
+    clean: false,
+    received: 100_000,
+    endEvent: false,
+    rstCode: http2.constants.NGHTTP2_INTERNAL_ERROR,
+  });
+  assert.equal((await clientSees(0, (stream) => reset(stream))).clean, false);
+});
+
+test('a stream cancelled after its data is seen cancelled (CANCEL) by the peer', async () => {
+  const seen = await clientSees(100_000, (stream) => reset(stream, 'cancel'));
+  assert.equal(seen.clean, false);
+  assert.equal(seen.received, 100_000);
+  assert.equal(seen.rstCode, http2.constants.NGHTTP2_CANCEL);
 });
 
 test('a request stream reset after its data is seen failed by the server', async () => {

@@ -5,7 +5,7 @@
 // and a stream that dies with its session resets the socket it feeds.
 import type http2 from 'node:http2';
 import { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { addAbortSignal, type Duplex } from 'node:stream';
 
 /** What a stream reset by `reset` fails with, at both ends. */
 const RESET_REASON = 'the other end of the connection failed';
@@ -57,16 +57,23 @@ export function abort(socket: Socket): void {
 }
 
 /**
- * Resets `stream` (RST_STREAM) so that its peer sees a failed transfer. Node's own
+ * Resets `stream` (RST_STREAM, no END_STREAM) so that its peer sees a failed transfer. Node's own
  * `stream.close(code)` is not that: it ends the writable side first, so a peer whose own side had
  * already ended gets END_STREAM, and the reset that follows finds the stream closed: a clean end.
- * Destroying with an error sends the reset alone (INTERNAL_ERROR); this end's 'error' listeners
- * run, and one is added so that a stream without any does not throw.
+ * By default the code is INTERNAL_ERROR (destroying with an error): a Node peer then emits
+ * 'error' and no 'end', so nothing it pipes into is ended as if complete (on CANCEL it emits
+ * 'end' first). `cancel` sends CANCEL instead, through an AbortSignal (Node's only way to send it
+ * without END_STREAM): what HTTP/2 apps and gRPC take as a cancelled request, and what a Node
+ * server without an 'error' listener on its streams survives. This end's 'error' listeners run;
+ * one is added so that a stream without any does not throw.
  */
-export function reset(stream: http2.Http2Stream): void {
+export function reset(stream: http2.Http2Stream, code: 'error' | 'cancel' = 'error'): void {
   if (stream.destroyed) return;
   stream.once('error', () => undefined);
-  stream.destroy(new Error(RESET_REASON));
+  if (code === 'error') return void stream.destroy(new Error(RESET_REASON));
+  const abort = new AbortController();
+  addAbortSignal(abort.signal, stream);
+  abort.abort();
 }
 
 /** Ends a connection of either kind as failed: a socket is reset (`abort`), a stream too (`reset`). */
