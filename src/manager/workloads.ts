@@ -114,9 +114,10 @@ function selects(service: Service, labels: Record<string, string>): boolean {
 
 /**
  * The Services whose selector matches the workload's pods. `cached` lists from the API server's
- * watch cache (resourceVersion=0) instead of a consistent list, which right after any write in
- * the cluster waits for that cache to catch up (50-60 ms on the testbed, every re-intercept:
- * the daemon has just written its claims); it may miss a change made in the last moment.
+ * watch cache (resourceVersion=0) instead of a consistent list, which on Kubernetes ≥ 1.31 is
+ * served from that cache too but, right after any write in the cluster, waits for it to catch
+ * up (62-64 ms on the testbed at every re-intercept: the daemon has just written its claims);
+ * it may miss a change made in the last moment.
  */
 export async function selectingServices(
   api: KubeApi,
