@@ -144,10 +144,16 @@ export function interceptBed(NS: string) {
     return result;
   }
 
+  /** What a Node `script` run in service-a's pod writes to its stdout. */
+  function inServiceA(script: string): Promise<string> {
+    return kubectl(tb(), ['-n', NS, 'exec', 'deploy/service-a', '--', 'node', '-e', script]);
+  }
+
   /** What service-a's pod gets from `url` (service-a itself calls service-b). */
   async function fromCluster(url: string): Promise<string> {
-    const script = `fetch(${JSON.stringify(url)}).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => process.stdout.write('error: ' + e.cause?.code))`;
-    return kubectl(tb(), ['-n', NS, 'exec', 'deploy/service-a', '--', 'node', '-e', script]);
+    return inServiceA(
+      `fetch(${JSON.stringify(url)}).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => process.stdout.write('error: ' + e.cause?.code))`,
+    );
   }
 
   /**
@@ -241,6 +247,7 @@ export function interceptBed(NS: string) {
     },
     telepod,
     telepodOk,
+    inServiceA,
     fromCluster,
     untilFromCluster,
     snapshot,

@@ -155,17 +155,7 @@ test('a reset crosses an intercept as a reset, both ways: neither end takes a cu
   const server = startInWorkstation(bed.tb, resettingServerScript(8997, outcomeFile));
   try {
     await telepodOk('intercept', 'service-b', '--port', '8997:8000');
-    const fromClient = (mode: 'reset-me' | 'hold') =>
-      kubectl(bed.tb, [
-        '-n',
-        NS,
-        'exec',
-        'deploy/service-a',
-        '--',
-        'node',
-        '-e',
-        resettingClientScript(mode),
-      ]);
+    const fromClient = (mode: 'reset-me' | 'hold') => bed.inServiceA(resettingClientScript(mode));
     // The workstation's server resets: the cluster client gets the reset, not an end.
     let seen = '';
     await waitUntil('a cluster client to reach the workstation', 15_000, async () =>
