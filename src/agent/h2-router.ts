@@ -6,7 +6,7 @@
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { PortRoute } from '../protocol/intercept.ts';
-import { reset } from '../protocol/liveness.ts';
+import { endedCleanly, reset } from '../protocol/liveness.ts';
 import { HTTP2_CONNECTION_WINDOW, HTTP2_SETTINGS } from '../protocol/paths.ts';
 import { failureText, MIRROR_TIMEOUT_MS, takeSlots, type RouterContext } from './route-context.ts';
 import type { RequestView } from './route-match.ts';
@@ -132,8 +132,9 @@ export class H2Router {
       if (!stream.headersSent) fail(stream, failureText(intercept, reason));
       else if (!complete) reset(stream, upstream.rstCode === NGHTTP2_CANCEL ? 'cancel' : 'error');
     });
+    // A client gone before the app's answer ended cancels it (one that ended cleanly has it all).
     stream.once('close', () => {
-      if (!upstream.closed) reset(upstream, 'cancel');
+      if (!upstream.closed && !endedCleanly(stream)) reset(upstream, 'cancel');
     });
     if (bodyless) stream.resume();
     else relay(stream, upstream);
@@ -182,12 +183,17 @@ type Sessions = Map<string | undefined, http2.ClientHttp2Session>;
 
 /**
  * Pipes the body of `from` into `to`, created with `waitForTrailers`, then the trailers of
- * `from` if any (else the end of the stream); `ended` is called when `from` has ended.
+ * `from` if any (else the end of the stream); `ended` is called when `from` has ended. A `from`
+ * reset (Node emits 'end' on a CANCEL, its rstCode already set) resets `to` alike, never ends it.
  */
 function relay(from: http2.Http2Stream, to: http2.Http2Stream, ended?: () => void): void {
   let trailers: http2.OutgoingHttpHeaders = {};
   from.once('trailers', (received: http2.IncomingHttpHeaders) => (trailers = endToEnd(received)));
-  from.once('end', () => ended?.());
+  from.once('end', () => {
+    if (from.rstCode) return reset(to, from.rstCode === NGHTTP2_CANCEL ? 'cancel' : 'error');
+    ended?.();
+    to.end();
+  });
   to.once('wantTrailers', () => {
     try {
       to.sendTrailers(trailers); // none: an empty DATA frame ends the stream
@@ -195,7 +201,7 @@ function relay(from: http2.Http2Stream, to: http2.Http2Stream, ended?: () => voi
       reset(to);
     }
   });
-  from.pipe(to);
+  from.pipe(to, { end: false });
 }
 
 /** Answers a stream with a 502 and `text`, or resets it when its answer has begun. */

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { test } from 'node:test';
+import { endedCleanly } from '../protocol/liveness.ts';
 import {
   Backend,
   h1Backend,
@@ -22,7 +23,7 @@ import {
 } from './request-router.fixture.ts';
 
 test(
-  'HTTP/2: streams of one session go to the servers their headers name; cancels pass on',
+  'HTTP/2: streams of one session go to the servers their headers name; cancels pass on, both ways',
   LIMIT,
   async () => {
     const [app, a, b] = [h2Backend('app'), h2Backend('a'), h2Backend('b')];
@@ -46,6 +47,16 @@ test(
       const failed = await h2Request(session, { ':path': '/gone', 'x-dev': 'gone' });
       assert.equal(failed.headers[':status'], 502);
       assert.match(failed.body.toString(), /^telepod: the workstation of this intercept did not answer/);
+
+      // An answer the app cancels halfway reaches the client cancelled, never complete.
+      const cut = session.request({ ':path': '/cut', 'x-dev': 'a' }, { endStream: true });
+      cut.on('error', () => undefined);
+      let partial = '';
+      cut.on('data', (chunk: Buffer) => (partial += chunk.toString()));
+      await once(cut, 'close');
+      assert.equal(partial, 'partial');
+      assert.equal(cut.rstCode, http2.constants.NGHTTP2_CANCEL);
+      assert.equal(endedCleanly(cut), false);
 
       // A stream the client cancels is cancelled upstream.
       const hanging = session.request({ ':path': '/hang', 'x-dev': 'b' });

@@ -7,6 +7,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import type { PortRoute } from '../protocol/intercept.ts';
+import { reset } from '../protocol/liveness.ts';
 import { RequestRouter, type RouterOptions, type RouteTargets } from './request-router.ts';
 
 /** A request as a test server received it. */
@@ -106,6 +107,11 @@ export function h2Backend(name: string): Backend {
       const [method, path] = [String(headers[':method']), String(headers[':path'])];
       backend.record({ method, url: path, rawHeaders: [], body });
       if (path === '/hang') return;
+      // An answer the app cancels halfway.
+      if (path === '/cut') {
+        stream.respond({ ':status': 200 });
+        return void stream.write('partial', () => reset(stream, 'cancel'));
+      }
       if (headers['content-type'] !== 'application/grpc') {
         stream.respond({ ':status': 200, 'x-served-by': name });
         return void stream.end(`${name} ${method} ${path} ${body.toString()}`);

@@ -86,3 +86,26 @@ test('a stream that ends is seen ended cleanly, and reset does nothing to a dest
     true,
   );
 });
+
+test('reset leaves a stream that closed cleanly as it is: its error listeners do not run', async () => {
+  const server = http2.createServer();
+  server.on('stream', (stream) => stream.respond({ ':status': 200 }, { endStream: true }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  try {
+    const stream = session.request({ ':path': '/' }, { endStream: true });
+    stream.resume();
+    let errors = 0;
+    stream.on('error', () => errors++);
+    await new Promise((resolve) => stream.once('end', resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(stream.closed, true);
+    reset(stream);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(errors, 0);
+    assert.equal(endedCleanly(stream), true);
+  } finally {
+    session.destroy();
+    server.close();
+  }
+});

@@ -65,10 +65,11 @@ export function abort(socket: Socket): void {
  * 'end' first). `cancel` sends CANCEL instead, through an AbortSignal (Node's only way to send it
  * without END_STREAM): what HTTP/2 apps and gRPC take as a cancelled request, and what a Node
  * server without an 'error' listener on its streams survives. This end's 'error' listeners run;
- * one is added so that a stream without any does not throw.
+ * one is added so that a stream without any does not throw. A stream already closed is left as
+ * it is (its 'error' listeners would take a clean end for a failure).
  */
 export function reset(stream: http2.Http2Stream, code: 'error' | 'cancel' = 'error'): void {
-  if (stream.destroyed) return;
+  if (stream.closed || stream.destroyed) return; // its end or reset is out: nothing to send
   stream.once('error', () => undefined);
   if (code === 'error') return void stream.destroy(new Error(RESET_REASON));
   const abort = new AbortController();
